@@ -1,0 +1,1 @@
+"""The dispatcher's side: the live fleet, the HTTP API, incidents, and the composition root (`service`)."""
