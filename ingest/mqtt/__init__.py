@@ -1,0 +1,5 @@
+"""The only package that imports the MQTT client library (paho-mqtt 2.x).
+
+`subscriber`: the ingest side, QoS 1, persistent session, acknowledgement only once a fix is durable.
+`publisher`: the device side (simulator, load test) and notifications to devices (offers).
+"""
