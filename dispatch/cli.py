@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -21,6 +22,64 @@ def _migrate(args: argparse.Namespace, settings: service.Settings) -> int:
     return 0
 
 
+def _token_create(args: argparse.Namespace, settings: service.Settings) -> int:
+    from datetime import UTC, datetime
+
+    from schemas.storage import access
+    from schemas.storage.engine import open_engine
+
+    service.run_migrate(settings)  # the first admin may be made before anything else ran
+    engine = open_engine(settings.store.database_url, pool_size=1)
+    try:
+        record, token = access.create_token(engine, role=args.role, name=args.name, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(f"created {record.role} token #{record.id} {record.name!r}; it is shown once, on the next line:")
+    print(token)  # the last line of output, so scripts can take it with `tail -n 1`
+    return 0
+
+
+def _serve(role: service.Role) -> Handler:
+    def handler(args: argparse.Namespace, settings: service.Settings) -> int:
+        asyncio.run(service.serve(settings, role, on_ready=_print_ready))
+        return 0
+
+    return handler
+
+
+def _print_ready(running: service.Running) -> None:
+    broker = "embedded broker" if running.embedded_broker else "broker"
+    print(f"Outpost is up: API {running.http_url}  ({broker} {running.mqtt_url}, storage {running.storage})")
+    print(f"  health:  {running.http_url}/healthz   OpenAPI: {running.http_url}/openapi.json")
+    print("  a token: outpost token create --role dispatcher   (then -H 'Authorization: Bearer <token>')")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def _demo(args: argparse.Namespace, settings: service.Settings) -> int:
+    options = service.DemoOptions(units=args.units, speedup=args.speedup, traces=args.traces,
+                                  duration_s=args.duration)
+    asyncio.run(service.run_demo(settings, options))
+    return 0
+
+
+def _config(args: argparse.Namespace, settings: service.Settings) -> int:
+    from schemas.config import describe
+
+    for part in (settings.store, settings.ingest, settings.api, settings.dispatch):
+        for name, default, _type in describe(type(part)):
+            value = getattr(part, name[len("OUTPOST_"):].lower())
+            marker = "" if str(value) == default else "   (set; default " + default + ")"
+            print(f"{name}={value}{marker}")
+    return 0
+
+
+def _tool(name: str) -> Handler:
+    def handler(args: argparse.Namespace, settings: service.Settings) -> int:
+        return asyncio.run(service.run_tool(name, args))
+
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -34,6 +93,46 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Create or upgrade Outpost's schema in OUTPOST_DATABASE_URL. "
                        "Uses TimescaleDB when the extension is available, native partitions otherwise.")
     p.set_defaults(handler=_migrate)
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    p = token.add_parser("create", help="create an API token in OUTPOST_DATABASE_URL; prints it last",
+                         description="Create an API token (no running server needed). The token is printed "
+                         "as the last line of output, once; only its hash is stored.")
+    p.add_argument("--role", required=True, choices=("admin", "dispatcher", "viewer"))
+    p.add_argument("--name", default="cli", help="a label for the token (who or what uses it)")
+    p.set_defaults(handler=_token_create)
+    p = sub.add_parser("run", help="run everything in one process: ingest, live index, API (embedded broker "
+                       "and SQLite unless configured)",
+                       description="Run ingest, the live index and the HTTP API in one process against "
+                       "OUTPOST_DATABASE_URL and OUTPOST_MQTT_URL. With neither set, Outpost stores into "
+                       "./outpost-data/outpost.db and starts its own MQTT broker on OUTPOST_MQTT_LISTEN.")
+    p.set_defaults(handler=_serve("all"))
+    p = sub.add_parser("ingest", help="production role: MQTT ingest alone (serves /healthz and /metrics)",
+                       description="Subscribe to OUTPOST_MQTT_URL and store every valid fix exactly once. "
+                       "Several workers share the stream with OUTPOST_MQTT_SHARED_GROUP (MQTT 5).")
+    p.set_defaults(handler=_serve("ingest"))
+    p = sub.add_parser("api", help="production role: the HTTP API and live picture, following the database",
+                       description="Serve the dispatcher API. Its live index is rebuilt from the database and "
+                       "follows it every second; the `ingest` role stores the fixes.")
+    p.set_defaults(handler=_serve("api"))
+    p = sub.add_parser("demo", help="the embedded default plus a simulated San Francisco: patrol units on the "
+                       "road network, real SFPD calls for service, dispatched automatically",
+                       description="Run Outpost on the embedded default (SQLite in ./outpost-data, in-process "
+                       "MQTT broker) with simulated patrol units driving San Francisco's roads and the calls "
+                       "for service of 30 May 2008 replayed at their real places, accelerated. Prints the URLs "
+                       "to open and a live summary.")
+    p.add_argument("--units", type=int, default=30, help="patrol units to simulate (default 30)")
+    p.add_argument("--speedup", type=float, default=5.0, help="simulated time runs this many times faster "
+                   "(default 5)")
+    p.add_argument("--traces", metavar="FILE", help="replay Cabspotting-style traces "
+                   "(object_id,ts_iso8601_utc,lat,lon; .csv or .csv.gz) instead of simulating units")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
+    p.set_defaults(handler=_demo)
+    p = sub.add_parser("config", help="print the effective configuration (OUTPOST_* and OUTPOST_CONFIG)")
+    p.set_defaults(handler=_config)
+    for name, help_text in service.TOOLS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        service.add_tool_arguments(name, p)
+        p.set_defaults(handler=_tool(name))
     return parser
 
 
@@ -42,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("transitions", "amqtt"):  # the embedded broker's state machine logs every connection
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         settings = service.load_settings()
         handler: Handler = args.handler
