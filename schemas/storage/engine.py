@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-class UnsupportedDatabase(ValueError):
+class UnsupportedDatabase(ValueError):  # noqa: N818 (reads as a verdict)
     """OUTPOST_DATABASE_URL names a database Outpost cannot use."""
 
 
-def open_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """A pooled engine for `postgresql://…` or `sqlite:///path` (the file's folder is created)."""
+def open_engine(url: str, *, pool_size: int = 8, sqlite_busy_timeout_ms: int = 10000) -> Engine:
+    """A pooled engine for `postgresql://…` or `sqlite:///path` (the file's folder is created).
+
+    `sqlite_busy_timeout_ms`: how long a SQLite writer waits for another writer's lock before giving up.
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
@@ -24,14 +28,24 @@ def open_engine(url: str, *, pool_size: int = 8) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
-            # A dead server must fail fast, so ingest can spool instead of hanging.
-            connect_args={"connect_timeout": 5, "application_name": "outpost"},
+            # A dead server must fail fast, so ingest can spool instead of hanging: connect_timeout covers a
+            # refused or silent connect; keepalives and tcp_user_timeout cover a server (or its host) that
+            # vanishes mid-transaction without closing the socket, which would otherwise block ~15 minutes.
+            connect_args={
+                "connect_timeout": 5,
+                "application_name": "outpost",
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 30000,  # ms: unacknowledged data for this long drops the connection
+            },
         )
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms=sqlite_busy_timeout_ms))
         return engine
     raise UnsupportedDatabase(
         f"OUTPOST_DATABASE_URL uses {backend!r}: use postgresql://user:password@host:port/db "
@@ -39,12 +53,12 @@ def open_engine(url: str, *, pool_size: int = 8) -> Engine:
     )
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_timeout_ms: int) -> None:
     cursor = dbapi_conn.cursor()
     # WAL lets the API read while ingest writes; synchronous=FULL makes every commit survive power loss,
     # which is what "acknowledged once durable" means. Batching keeps the fsync cost per fix small.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.close()

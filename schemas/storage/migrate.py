@@ -74,12 +74,28 @@ def migrate(engine: Engine, settings: StoreSettings) -> MigrationReport:
                 {"v": version, "n": name, "t": datetime.now(UTC).isoformat()},
             )
             applied.append(version)
+        if flavour.partitioned:
+            # Every run (idempotent): a server down for days needs its partitions ahead before ingest starts.
+            partitions.maintain(conn, settings, now=datetime.now(UTC))
     log.info(
-        "schema ready",
-        extra={"dialect": flavour.dialect, "timescaledb": has_timescale, "partitioned": flavour.partitioned,
-               "applied": applied},
+        "schema ready: %s, fixes storage: %s",
+        flavour.dialect,
+        storage_path(flavour),
+        extra={
+            "dialect": flavour.dialect,
+            "timescaledb": has_timescale,
+            "partitioned": flavour.partitioned,
+            "applied": applied,
+        },
     )
     return MigrationReport(flavour=flavour, timescaledb=has_timescale, applied=tuple(applied))
+
+
+def storage_path(flavour: Flavour) -> str:
+    """Which path stores `fixes`: "timescaledb", "partitions" or "plain" (SQLite)."""
+    if flavour.hypertable:
+        return "timescaledb"
+    return "partitions" if flavour.partitioned else "plain"
 
 
 def detect_flavour(conn: Connection) -> tuple[Flavour, bool]:
@@ -94,6 +110,9 @@ def detect_flavour(conn: Connection) -> tuple[Flavour, bool]:
     if existing is not None:
         # An existing table decides: never switch paths under live data.
         partitioned = existing == "p"
+        if not partitioned and not has_timescale:
+            log.warning("fixes is not partitioned but TimescaleDB is not available: no retention applies")
     else:
         partitioned = not has_timescale
-    return Flavour("postgresql", partitioned=partitioned), has_timescale and not partitioned
+    hypertable = has_timescale and not partitioned
+    return Flavour("postgresql", partitioned=partitioned, hypertable=hypertable), hypertable

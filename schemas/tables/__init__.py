@@ -21,6 +21,8 @@ class Flavour:
     dialect: str  # "postgresql" | "sqlite"
     # Native declarative partitioning of `fixes` by day (PostgreSQL without TimescaleDB).
     partitioned: bool = False
+    # `fixes` is a TimescaleDB hypertable (see schemas.storage.timescale for what that changes).
+    hypertable: bool = False
 
     @property
     def spatial(self) -> bool:

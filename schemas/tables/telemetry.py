@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -61,16 +61,8 @@ def define(md: MetaData, flavour: Flavour) -> None:
         Column("flags", Integer, nullable=False, server_default="0"),
     ]
     if flavour.spatial:
-        # Generated, so COPY writes plain numbers. No GiST index: it would tax every insert, and the
-        # queries on history (tracks, heat maps) are bounded by time and unit first.
-        columns.append(
-            Column(
-                "geom",
-                Geometry("POINT", srid=4326, spatial_index=False),
-                Computed("ST_SetSRID(ST_MakePoint(lon, lat), 4326)", persisted=True),
-            )
-        )
-    kwargs: dict[str, str] = {}
+        columns.append(_geom_column(flavour))
+    kwargs: dict[str, Any] = {}
     if flavour.partitioned:
         kwargs["postgresql_partition_by"] = "RANGE (ts)"
     Table(
@@ -94,3 +86,21 @@ def define(md: MetaData, flavour: Flavour) -> None:
         Column("raw", LargeBinary, nullable=False),
         Index("ix_rejected_received_at", "received_at"),
     )
+
+
+# The one expression that turns a fix's numbers into its point; the hypertable path writes it explicitly.
+GEOM_EXPRESSION = "ST_SetSRID(ST_MakePoint(lon, lat), 4326)"
+
+
+def _geom_column(flavour: Flavour) -> Column[object]:
+    # No GiST index: it would tax every insert, and the queries on history (tracks, heat maps) are bounded
+    # by time and unit first.
+    geometry = Geometry("POINT", srid=4326, spatial_index=False)
+    if flavour.hypertable:
+        # A plain column that the writer fills from lon/lat (schemas.storage.fixes): TimescaleDB 2.22-2.25
+        # stored NULL in generated columns of rows inserted into compressed chunks (timescaledb #8926, #9314),
+        # which is exactly where late fixes from offline buffers land. NOT NULL makes any writer that forgets
+        # it fail loudly instead of storing a fix without a point.
+        return Column("geom", geometry, nullable=False)
+    # Generated, so COPY writes plain numbers and no writer can get it wrong.
+    return Column("geom", geometry, Computed(GEOM_EXPRESSION, persisted=True))

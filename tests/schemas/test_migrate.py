@@ -36,6 +36,11 @@ def test_live_database_matches_definitions(store_url: str) -> None:
             assert set(live_cols) == {c.name for c in table.columns}, table.name
             for col in table.columns:
                 assert live_cols[col.name]["nullable"] == col.nullable, (table.name, col.name)
+                # Generated in code ⇔ generated in the database (fixes.geom differs by storage path).
+                assert ("computed" in live_cols[col.name]) == (col.computed is not None), (
+                    table.name,
+                    col.name,
+                )
             live_pk = live.get_pk_constraint(table.name)["constrained_columns"]
             assert live_pk == [c.name for c in table.primary_key.columns], table.name
             live_indexes = {ix["name"] for ix in live.get_indexes(table.name)}
@@ -47,7 +52,10 @@ def test_postgres_without_timescaledb_partitions_fixes(pg_engine: Engine) -> Non
     with pg_engine.connect() as conn:
         kind = conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'fixes'")).scalar()
         geom_type = conn.execute(
-            text("SELECT type FROM geometry_columns WHERE f_table_name = 'fixes' AND f_geometry_column = 'geom'")
+            text(
+                "SELECT type FROM geometry_columns"
+                " WHERE f_table_name = 'fixes' AND f_geometry_column = 'geom'"
+            )
         ).scalar()
     assert kind == "p"
     assert geom_type == "POINT"
