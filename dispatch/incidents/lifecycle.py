@@ -1,0 +1,240 @@
+"""The incident after dispatch: units' steps (en route, on scene), resolution, ending (cancel, transfer),
+escalation and its SLA deadlines, feedback, evaluation and closing.
+
+Each function runs under the incident's lock (the service takes it) and records one step via `core.step`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dispatch.blocking import run_db
+from dispatch.incidents.arrival import Watched
+from dispatch.incidents.candidates import Situation, read_situation
+from dispatch.incidents.core import Deps, Stepped, arm_sla, conflict, iso, progress_of, publish, step
+from dispatch.incidents.escalation import breach_event, breach_reason
+from dispatch.incidents.offers import release_offered, withdraw_effect
+from dispatch.incidents.states import Event, IllegalTransitionError, Progress, apply
+from dispatch.problems import Conflict, InvalidParameter, NotFound
+from schemas.storage import incidents as db
+
+log = logging.getLogger(__name__)
+
+# The unit step each event makes, and the engagement states it may start from.
+_UNIT_STEPS: dict[Event, tuple[str, tuple[str, ...]]] = {
+    Event.EN_ROUTE: ("en_route", ("assigned",)),
+    Event.ARRIVE: ("on_scene", ("assigned", "en_route")),
+}
+_ENDINGS = {Event.RESOLVE: "resolved", Event.CANCEL: "cancelled", Event.TRANSFER: "transferred"}
+
+
+def _pick_unit(sit: Situation, event: Event, unit_id: str | None) -> db.EngagementRow:
+    new_state, starts = _UNIT_STEPS[event]
+    engaged = [e for e in sit.engaged if e.released_at is None]
+    if unit_id is not None:
+        found = next((e for e in engaged if e.unit_id == unit_id), None)
+        if found is None:
+            raise NotFound(f"unit {unit_id} is not engaged in incident {sit.row.id}")
+        if found.state not in starts:
+            raise Conflict(
+                f"unit {unit_id} is {found.state}: it cannot go {new_state}", current_state=found.state
+            )
+        return found
+    able = [e for e in engaged if e.state in starts]
+    if len(able) == 1:
+        return able[0]
+    if not able:
+        raise Conflict(
+            f"no unit of incident {sit.row.id} can go {new_state} (incident is {sit.row.state})",
+            current_state=sit.row.state,
+        )
+    raise InvalidParameter("unit_id", f"{len(able)} units could go {new_state}: name one")
+
+
+async def unit_step_locked(
+    deps: Deps, incident_id: str, event: Event, *, unit_id: str | None, actor: str, reason: str | None
+) -> Stepped:
+    """A unit reports (or telemetry shows) en route or on scene; the incident follows its first unit."""
+    sit = await run_db(read_situation, deps.store, incident_id)
+    try:
+        apply(progress_of(sit.row), event)  # the state machine words the 409, naming the current state
+    except IllegalTransitionError as exc:
+        raise conflict(exc) from exc
+    unit = _pick_unit(sit, event, unit_id)
+    new_state, _ = _UNIT_STEPS[event]
+    at = deps.clock.now()
+
+    def record(conn: Connection, row: db.IncidentRow, after: Progress) -> None:
+        db.update_engagement(conn, incident_id, unit.unit_id, {"state": new_state, f"{new_state}_at": at})
+
+    stepped = await step(
+        deps, incident_id, event, actor=actor, reason=reason, unit_id=unit.unit_id, effects=record
+    )
+    if not await deps.fleet.compare_and_set_status(unit.unit_id, (unit.state,), new_state, actor=actor):
+        log.warning("unit %s went %s but its status was no longer %s", unit.unit_id, new_state, unit.state)
+    if event == Event.ARRIVE:
+        deps.watch.forget(unit.unit_id)
+    else:
+        deps.watch.advance(unit.unit_id, new_state)
+    kind = "arrived" if event == Event.ARRIVE else "en_route"
+    publish(deps, kind, stepped.before, stepped.after, stepped.at, unit_id=unit.unit_id, reason=reason)
+    return stepped
+
+
+async def end_locked(
+    deps: Deps,
+    incident_id: str,
+    event: Event,
+    *,
+    actor: str,
+    reason: str | None,
+    transferred_to: str | None = None,
+) -> Stepped:
+    """Resolve, cancel or transfer: every engaged unit is released and every pending offer withdrawn."""
+    sit = await run_db(read_situation, deps.store, incident_id)
+    engaged = [e for e in sit.engaged if e.released_at is None]
+    pending = [o for o in sit.offers if o.state == "pending"]
+    at = deps.clock.now()
+    withdraw = withdraw_effect(pending, actor, at)
+
+    def record(conn: Connection, row: db.IncidentRow, after: Progress) -> dict[str, Any]:
+        db.release_engagements(conn, incident_id, at=at, reason=_ENDINGS[event])
+        withdraw(conn)
+        return {"transferred_to": transferred_to} if transferred_to else {}
+
+    stepped = await step(deps, incident_id, event, actor=actor, reason=reason, effects=record)
+    for unit in engaged:
+        deps.watch.forget(unit.unit_id)
+        if not await deps.fleet.compare_and_set_status(unit.unit_id, (unit.state,), "available", actor=actor):
+            log.warning(
+                "unit %s released from %s but its status was no longer %s",
+                unit.unit_id,
+                incident_id,
+                unit.state,
+            )
+    await release_offered(deps, pending, stepped.before, stepped.after, actor, at)
+    extra = {"transferred_to": transferred_to} if transferred_to else {}
+    publish(
+        deps,
+        _ENDINGS[event],
+        stepped.before,
+        stepped.after,
+        at,
+        reason=reason,
+        units=[u.unit_id for u in engaged],
+        **extra,
+    )
+    return stepped
+
+
+async def escalate_locked(deps: Deps, incident_id: str, *, actor: str, reason: str | None) -> Stepped:
+    """Hand the incident to the next tier (a dispatcher's decision); the new tier's SLA starts."""
+    stepped = await step(deps, incident_id, Event.ESCALATE, actor=actor, reason=reason)
+    _publish_escalated(deps, stepped, reason, breached=False)
+    return stepped
+
+
+def _publish_escalated(deps: Deps, stepped: Stepped, reason: str | None, *, breached: bool) -> None:
+    from_tier = progress_of(stepped.before).tier_name
+    due = stepped.changes.get("sla_due_at")
+    publish(
+        deps,
+        "escalated" if stepped.transition.event == Event.ESCALATE else "sla_breached",
+        stepped.before,
+        stepped.after,
+        stepped.at,
+        from_tier=from_tier,
+        reason=reason,
+        sla_breached=breached,
+        sla_due_at=iso(None if due is None else float(due)),
+    )
+
+
+async def sla_due(deps: Deps, incident_id: str) -> None:
+    """The SLA timer's handler: a breached deadline escalates (or, at the top tier, is recorded)."""
+    async with deps.lock(incident_id):
+        try:
+            sit = await run_db(read_situation, deps.store, incident_id)
+        except NotFound:
+            return
+        row = sit.row
+        if row.sla_due_at is None:
+            return
+        if deps.clock.now() < row.sla_due_at:  # moved meanwhile: wait for the new deadline
+            arm_sla(deps, incident_id, row.sla_due_at)
+            return
+        progress = progress_of(row)
+        event = breach_event(progress)
+        target_s = deps.policy.sla.target_s(row.priority, row.tier)
+        reason = breach_reason(row.priority, progress, target_s)
+        stop = None if event == Event.ESCALATE else (lambda c, r, a: {"sla_due_at": None})
+        stepped = await step(deps, incident_id, event, actor="system:sla", reason=reason, effects=stop)
+        log.warning("incident %s: %s", incident_id, reason)
+        _publish_escalated(deps, stepped, reason, breached=True)
+
+
+async def feedback_locked(
+    deps: Deps, incident_id: str, *, outcome: str, officer: str, notes: str, actor: str
+) -> Stepped:
+    """Record the handling officer's feedback (after resolution)."""
+    at = deps.clock.now()
+
+    def record(conn: Connection, row: db.IncidentRow, after: Progress) -> None:
+        db.insert_feedback(
+            conn,
+            {
+                "incident_id": incident_id,
+                "outcome": outcome,
+                "notes": notes,
+                "officer": officer,
+                "recorded_by": actor,
+                "at": at,
+            },
+        )
+
+    stepped = await step(deps, incident_id, Event.FEEDBACK, actor=actor, reason=outcome, effects=record)
+    publish(deps, "feedback_recorded", stepped.before, stepped.after, at, outcome=outcome, officer=officer)
+    return stepped
+
+
+async def evaluate_locked(
+    deps: Deps, incident_id: str, *, score: int, evaluator: str, comments: str, actor: str
+) -> Stepped:
+    """Record the evaluation of the handling (after feedback)."""
+    at = deps.clock.now()
+
+    def record(conn: Connection, row: db.IncidentRow, after: Progress) -> None:
+        db.insert_evaluation(
+            conn,
+            {
+                "incident_id": incident_id,
+                "score": score,
+                "evaluator": evaluator,
+                "comments": comments,
+                "recorded_by": actor,
+                "at": at,
+            },
+        )
+
+    stepped = await step(
+        deps, incident_id, Event.EVALUATE, actor=actor, reason=f"score {score}", effects=record
+    )
+    publish(deps, "evaluated", stepped.before, stepped.after, at, score=score, evaluator=evaluator)
+    return stepped
+
+
+async def close_locked(deps: Deps, incident_id: str, *, actor: str, reason: str | None) -> Stepped:
+    """Close an evaluated incident."""
+    stepped = await step(deps, incident_id, Event.CLOSE, actor=actor, reason=reason)
+    publish(deps, "closed", stepped.before, stepped.after, stepped.at, reason=reason)
+    return stepped
+
+
+def watched_from(engagement: db.EngagementRow, lon: float, lat: float) -> Watched:
+    """The arrival watch's record of an engaged unit."""
+    return Watched(
+        engagement.incident_id, lon, lat, engagement.state, engagement.accepted_lon, engagement.accepted_lat
+    )

@@ -1,0 +1,264 @@
+"""Request and response bodies of the incident API (msgspec: validated on decode, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Priority = Literal["P1", "P2", "P3", "P4"]
+Source = Literal["dispatcher", "call", "grid_report", "device_alarm"]
+Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+Text = Annotated[str, msgspec.Meta(max_length=4000)]
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
+
+
+class IncidentIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A reported incident. Coordinates are lon, lat (WGS84 degrees)."""
+
+    lon: Lon
+    lat: Lat
+    category: Short
+    priority: Priority
+    source: Source
+    description: Text = ""
+    reporter: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    address: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class Created(msgspec.Struct):
+    """The new incident's id and state (offers made by policy are listed in GET /v1/incidents/{id})."""
+
+    id: str
+    state: str
+
+
+class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Offer the incident to `unit_id`, or, when absent, to the recommended unit for the first open slot."""
+
+    unit_id: UnitId | None = None
+
+
+class UnitStepIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A unit's step; `unit_id` may be left out when exactly one engaged unit can take the step."""
+
+    unit_id: UnitId | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Why (kept in the audit trail)."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Hand the incident to another agency or jurisdiction."""
+
+    to: Short
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The handling officer's report."""
+
+    outcome: Short
+    officer: Short
+    notes: Text = ""
+
+
+class EvaluationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A reviewer's evaluation of the handling: score 1 (poor) to 5 (exemplary)."""
+
+    score: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    evaluator: Short
+    comments: Text = ""
+
+
+class OfferOut(msgspec.Struct):
+    """An offer of the incident to one unit."""
+
+    id: str
+    unit_id: str
+    state: str  # pending, accepted, declined, timed_out, withdrawn
+    slot: str  # the unit kind it fills (police, auxiliary, vehicle, any, extra)
+    automatic: bool
+    offered_by: str
+    offered_at: datetime
+    expires_at: datetime
+    answered_by: str | None
+    answered_at: datetime | None
+    snapshot_id: str | None
+
+
+class EngagedUnitOut(msgspec.Struct):
+    """A unit that accepted the incident, and when it made each step."""
+
+    unit_id: str
+    slot: str
+    state: str  # assigned, en_route, on_scene, released
+    offer_id: str
+    assigned_at: datetime
+    en_route_at: datetime | None
+    on_scene_at: datetime | None
+    released_at: datetime | None
+    release_reason: str | None
+
+
+class TransitionOut(msgspec.Struct):
+    """One step of the audit trail: what, from which state to which, when, by whom, why."""
+
+    seq: int
+    event: str
+    from_state: str | None
+    to_state: str
+    from_tier: str
+    to_tier: str
+    at: datetime
+    actor: str
+    reason: str | None
+    unit_id: str | None
+    offer_id: str | None
+
+
+class IntervalsOut(msgspec.Struct):
+    """NFPA 1710 / NFORS response intervals (s): None where a milestone is missing."""
+
+    processing_s: float | None  # reported → dispatched
+    turnout_s: float | None  # dispatched → en_route
+    travel_s: float | None  # en_route → on_scene
+    total_s: float | None  # reported → on_scene
+
+
+class SnapshotOut(msgspec.Struct):
+    """What a dispatch decision was based on: every candidate with position, fix age, status, distance."""
+
+    id: str
+    at: datetime
+    actor: str
+    decision: str
+    slot: str
+    chosen_unit_id: str | None
+    query: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    excluded: dict[str, Any]
+
+
+class FeedbackOut(msgspec.Struct):
+    """The recorded feedback."""
+
+    outcome: str
+    officer: str
+    notes: str
+    recorded_by: str
+    at: datetime
+
+
+class EvaluationOut(msgspec.Struct):
+    """The recorded evaluation."""
+
+    score: int
+    evaluator: str
+    comments: str
+    recorded_by: str
+    at: datetime
+
+
+class IncidentSummary(msgspec.Struct):
+    """An incident in a listing."""
+
+    id: str
+    state: str
+    priority: str
+    category: str
+    source: str
+    lon: float
+    lat: float
+    address: str | None
+    tier: str
+    reported_at: datetime
+
+
+class IncidentList(msgspec.Struct):
+    """Incidents, newest first."""
+
+    incidents: list[IncidentSummary]
+
+
+class IncidentOut(msgspec.Struct):
+    """`GET /v1/incidents/{id}`: the incident, its offers, units, history, intervals and snapshots."""
+
+    id: str
+    state: str
+    priority: str
+    category: str
+    source: str
+    description: str
+    reporter: str
+    address: str | None
+    lon: float
+    lat: float
+    tier: str
+    tier_entered_at: datetime
+    sla_due_at: datetime | None
+    created_by: str
+    transferred_to: str | None
+    reported_at: datetime
+    dispatched_at: datetime | None
+    en_route_at: datetime | None
+    on_scene_at: datetime | None
+    resolved_at: datetime | None
+    ended_at: datetime | None
+    allowed: list[str]  # the events the state machine accepts now
+    offers: list[OfferOut]
+    units: list[EngagedUnitOut]
+    history: list[TransitionOut]
+    intervals: IntervalsOut
+    snapshots: list[SnapshotOut]
+    feedback: FeedbackOut | None
+    evaluation: EvaluationOut | None
+
+
+class Candidate(msgspec.Struct):
+    """A recommended unit and why."""
+
+    unit_id: str
+    kind: str
+    status: str
+    lon: float
+    lat: float
+    distance_m: float
+    fix_age_s: float
+    accuracy_m: float | None
+    eta_s: float  # straight-line distance at a typical speed for the kind: an estimate, not a route
+    reason: str
+
+
+class SlotRecommendation(msgspec.Struct):
+    """The best units for one open slot of the incident."""
+
+    slot: str
+    candidates: list[Candidate]
+    excluded: dict[str, int]
+
+
+class Recommendations(msgspec.Struct):
+    """Nearest suitable available units per open slot (units already offered this incident are left out)."""
+
+    incident_id: str
+    slots: list[SlotRecommendation]
+
+
+class StepOut(msgspec.Struct):
+    """The incident after a step: its state and tier, and the step just recorded."""
+
+    id: str
+    state: str
+    tier: str
+    event: str
+    from_state: str
+    at: datetime
+    unit_id: str | None = None

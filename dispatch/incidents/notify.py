@@ -1,0 +1,74 @@
+"""Incident events for devices: which MQTT topics they go to and what the device receives.
+
+Topics are per device, so a broker ACL can let each device read only its own (`pattern read
+outpost/v1/devices/%u/#` in Mosquitto):
+
+- `outpost/v1/devices/{device_id}/offers` (QoS 1, not retained): what Outpost sends to every device bound
+  to the unit. `{"type": "offer", "offer_id", "incident_id", "priority", "category", "description",
+  "lon", "lat", "address", "expires_at"}` when the unit is offered an incident, and `{"type":
+  "offer_closed", "offer_id", "incident_id", "reason": "timed_out" | "withdrawn" | "declined"}` when the
+  offer ends without the device's answer.
+- `outpost/v1/devices/{device_id}/reply` (what the device publishes, QoS 1): `{"offer_id": …, "answer":
+  "accept" | "decline"}`. Ingest subscribes to `outpost/v1/devices/+/reply` and hands the message to the
+  composition root, which calls `IncidentService.handle_device_reply(device_id, payload)` with the device
+  id from the topic (the broker's ACL makes sure a device can publish only under its own id).
+
+On the event bus, incident events are dicts with `"type": "incident.<what>"` (created, offered, accepted,
+declined, timed_out, offer_withdrawn, no_unit_available, en_route, arrived, resolved, cancelled,
+transferred, escalated, sla_breached, feedback_recorded, evaluated, closed) and `incident_id`, `state`,
+`tier`, `priority`, `category`, `lon`, `lat`, `address`, `at` (ISO 8601 UTC); unit events add `unit_id`,
+offer events `offer_id` and `devices` (the unit's devices at that moment).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+OFFER_TOPIC = "outpost/v1/devices/{device_id}/offers"
+REPLY_TOPIC = "outpost/v1/devices/{device_id}/reply"
+REPLY_SUBSCRIPTION = "outpost/v1/devices/+/reply"
+_CLOSED = {
+    "incident.timed_out": "timed_out",
+    "incident.offer_withdrawn": "withdrawn",
+    "incident.declined": "declined",
+}
+
+
+def device_of_reply_topic(topic: str) -> str | None:
+    """The device id in a reply topic, or None when the topic is not one."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[:3] == ["outpost", "v1", "devices"] and parts[4] == "reply":
+        return parts[3] or None
+    return None
+
+
+def device_messages(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """(topic, payload) for every device that must hear of this bus event; empty for most events."""
+    kind = event.get("type")
+    if kind == "incident.offered":
+        body: dict[str, Any] = {"type": "offer"}
+        for key in (
+            "offer_id",
+            "incident_id",
+            "priority",
+            "category",
+            "description",
+            "lon",
+            "lat",
+            "address",
+            "expires_at",
+        ):
+            body[key] = event.get(key)
+    elif kind in _CLOSED:
+        body = {
+            "type": "offer_closed",
+            "offer_id": event.get("offer_id"),
+            "incident_id": event.get("incident_id"),
+            "reason": _CLOSED[str(kind)],
+        }
+    else:
+        return []
+    payload = msgspec.json.encode(body)
+    return [(OFFER_TOPIC.format(device_id=d), payload) for d in event.get("devices", ())]

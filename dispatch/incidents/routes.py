@@ -1,0 +1,348 @@
+"""HTTP handlers of the incident API: parse, call `IncidentService`, encode. Documented in OpenAPI.
+
+Reads need the viewer role; every change needs dispatcher (a unit's answer to an offer comes from its
+device over MQTT, or from a dispatcher on its behalf here). Mutating calls accept `Idempotency-Key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from dispatch.auth import principal
+from dispatch.incidents import models as m
+from dispatch.incidents.core import Stepped
+from dispatch.incidents.idempotency import IdempotencyHeader, idempotent
+from dispatch.incidents.service import IncidentService
+from dispatch.incidents.states import Event
+from dispatch.openapi import DocumentedRoutes
+from dispatch.problems import InvalidParameter
+from dispatch.routes.params import Integer, PathId, Words, encode, read_body
+from schemas.storage.incidents import IncidentStore
+from schemas.tables.incidents import INCIDENT_STATES
+
+T = TypeVar("T")
+INCIDENTS_KEY = web.AppKey("outpost.incidents", IncidentService)
+
+api = DocumentedRoutes("incidents")
+
+INCIDENT_ID = PathId("id", "the incident's id")
+OFFER_ID = PathId("offer_id", "the offer's id")
+STATE = Words("state", "only incidents in these states", INCIDENT_STATES)
+LIMIT = Integer("limit", "most incidents to return, newest first", default=100, minimum=1, maximum=1000)
+IDEMPOTENCY = IdempotencyHeader()
+# Bodies these routes take but do not require (an empty POST is fine).
+_OPTIONAL_BODIES: list[tuple[str, str]] = []
+
+
+class Since:
+    """`since`: only incidents reported at or after this instant (ISO 8601 or epoch seconds)."""
+
+    name = "since"
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "description": self.__doc__,
+            "schema": {"type": "string", "examples": ["2024-05-01T08:00:00Z", "1714550400"]},
+        }
+
+    def get(self, request: web.Request) -> float | None:
+        """Epoch seconds, or None when absent."""
+        raw = request.query.get(self.name)
+        if not raw:
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise InvalidParameter(self.name, f"must be ISO 8601 or epoch seconds, got {raw!r}") from None
+        if parsed.tzinfo is None:
+            raise InvalidParameter(self.name, "needs a time zone (e.g. a trailing Z)")
+        return parsed.timestamp()
+
+
+SINCE = Since()
+
+
+def _service(request: web.Request) -> IncidentService:
+    return request.app[INCIDENTS_KEY]
+
+
+def _store_and_now(request: web.Request) -> tuple[IncidentStore, float]:
+    deps = _service(request).deps
+    return deps.store, deps.clock.now()
+
+
+once = idempotent(_store_and_now)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _actor(request: web.Request) -> str:
+    return principal(request).actor
+
+
+async def _optional(request: web.Request, tp: type[T]) -> T:
+    if not request.can_read_body or not await request.read():
+        return tp()
+    return await read_body(request, tp)
+
+
+def _stepped(s: Stepped) -> web.Response:
+    return encode(
+        m.StepOut(
+            id=s.before.id,
+            state=s.after.state.value,
+            tier=s.after.tier_name,
+            event=s.transition.event.value,
+            from_state=s.transition.from_state.value,
+            at=datetime.fromtimestamp(s.at, UTC),
+            unit_id=s.unit_id,
+        )
+    )
+
+
+def _mutation(
+    path: str,
+    summary: str,
+    *,
+    body: Any = None,
+    response: Any = m.StepOut,
+    status: int = 200,
+    params: tuple[Any, ...] = (INCIDENT_ID,),
+    optional_body: bool = False,
+    errors: tuple[int, ...] = (404, 409),
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        if optional_body:
+            _OPTIONAL_BODIES.append((path, "post"))
+        return api.route(
+            "POST",
+            path,
+            summary=summary,
+            role="dispatcher",
+            params=[*params, IDEMPOTENCY],
+            body=body,
+            response=response,
+            status=status,
+            errors=errors,
+        )(once(handler))
+
+    return register
+
+
+@_mutation(
+    "/v1/incidents",
+    "Report an incident",
+    body=m.IncidentIn,
+    response=m.Created,
+    status=201,
+    params=(),
+    errors=(),
+)
+async def create_incident(request: web.Request) -> web.Response:
+    """Record an incident (lon, lat, category, priority P1–P4, source). Priorities in
+    `OUTPOST_AUTO_DISPATCH_PRIORITIES` are offered at once to the nearest suitable available units."""
+    report = await read_body(request, m.IncidentIn)
+    return encode(await _service(request).create(report, actor=_actor(request)), status=201)
+
+
+@api.route(
+    "GET",
+    "/v1/incidents",
+    summary="List incidents",
+    role="viewer",
+    params=[STATE, SINCE, LIMIT],
+    response=m.IncidentList,
+)
+async def list_incidents(request: web.Request) -> web.Response:
+    """Incidents newest first, by state and report time."""
+    found = await _service(request).list_incidents(
+        states=STATE.get(request) or (), since=SINCE.get(request), limit=LIMIT.get(request)
+    )
+    return encode(found)
+
+
+@api.route(
+    "GET",
+    "/v1/incidents/{id}",
+    summary="One incident and its whole record",
+    role="viewer",
+    params=[INCIDENT_ID],
+    response=m.IncidentOut,
+    errors=[404],
+)
+async def get_incident(request: web.Request) -> web.Response:
+    """State, offers, units, the audit trail (who, when, why), response intervals and decision snapshots."""
+    return encode(await _service(request).get(INCIDENT_ID.get(request)))
+
+
+@api.route(
+    "GET",
+    "/v1/incidents/{id}/recommendations",
+    summary="Nearest suitable available units",
+    role="viewer",
+    params=[INCIDENT_ID],
+    response=m.Recommendations,
+    errors=[404],
+)
+async def recommendations(request: web.Request) -> web.Response:
+    """For each unit slot still open (P1: a police officer and an auxiliary), the nearest available units of
+    that kind with distance, fix age, an ETA estimate and why; units already offered it are left out."""
+    return encode(await _service(request).recommendations(INCIDENT_ID.get(request)))
+
+
+@_mutation(
+    "/v1/incidents/{id}/offers",
+    "Offer the incident to a unit",
+    body=m.OfferIn,
+    response=m.OfferOut,
+    status=201,
+    optional_body=True,
+)
+async def make_offer(request: web.Request) -> web.Response:
+    """Offer to `unit_id`, or without it to the recommended unit. 409 when the unit is not available (another
+    dispatcher won it) or the incident cannot take offers in its state. Unanswered within
+    `OUTPOST_OFFER_TIMEOUT_S`, the offer goes to the next nearest available unit."""
+    body = await _optional(request, m.OfferIn)
+    found = await _service(request).offer(
+        INCIDENT_ID.get(request), unit_id=body.unit_id, actor=_actor(request)
+    )
+    return encode(found, status=201)
+
+
+@_mutation(
+    "/v1/incidents/{id}/offers/{offer_id}/accept",
+    "The unit accepts the offer",
+    params=(INCIDENT_ID, OFFER_ID),
+)
+async def accept_offer(request: web.Request) -> web.Response:
+    """The unit takes the incident (a dispatcher on its behalf; devices answer over MQTT)."""
+    svc = _service(request)
+    return _stepped(await svc.accept(INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request)))
+
+
+@_mutation(
+    "/v1/incidents/{id}/offers/{offer_id}/decline",
+    "The unit declines the offer",
+    body=m.ReasonIn,
+    params=(INCIDENT_ID, OFFER_ID),
+    optional_body=True,
+)
+async def decline_offer(request: web.Request) -> web.Response:
+    """The unit declines; it is available again and the next nearest eligible unit is offered."""
+    body = await _optional(request, m.ReasonIn)
+    stepped = await _service(request).decline(
+        INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request), reason=body.reason
+    )
+    return _stepped(stepped)
+
+
+@_mutation(
+    "/v1/incidents/{id}/offers/{offer_id}/withdraw",
+    "Take a pending offer back",
+    body=m.ReasonIn,
+    params=(INCIDENT_ID, OFFER_ID),
+    optional_body=True,
+)
+async def withdraw_offer(request: web.Request) -> web.Response:
+    """The unit is available again; nothing is offered automatically in its place."""
+    body = await _optional(request, m.ReasonIn)
+    stepped = await _service(request).withdraw(
+        INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request), reason=body.reason
+    )
+    return _stepped(stepped)
+
+
+async def _unit_step(request: web.Request, event: Event) -> web.Response:
+    body = await _optional(request, m.UnitStepIn)
+    stepped = await _service(request).unit_step(
+        INCIDENT_ID.get(request), event, unit_id=body.unit_id, actor=_actor(request), reason=body.reason
+    )
+    return _stepped(stepped)
+
+
+@_mutation("/v1/incidents/{id}/en_route", "A unit is on its way", body=m.UnitStepIn, optional_body=True)
+async def en_route(request: web.Request) -> web.Response:
+    """The unit (named, or the only one that can) left for the incident. Telemetry also detects it."""
+    return await _unit_step(request, Event.EN_ROUTE)
+
+
+@_mutation("/v1/incidents/{id}/on_scene", "A unit is on scene", body=m.UnitStepIn, optional_body=True)
+async def on_scene(request: web.Request) -> web.Response:
+    """The unit arrived (telemetry detects it within `OUTPOST_ARRIVAL_RADIUS_M`; this is the manual way)."""
+    return await _unit_step(request, Event.ARRIVE)
+
+
+@_mutation("/v1/incidents/{id}/resolve", "Resolved on scene", body=m.ReasonIn, optional_body=True)
+async def resolve(request: web.Request) -> web.Response:
+    """Handled: every engaged unit is available again."""
+    body = await _optional(request, m.ReasonIn)
+    return _stepped(
+        await _service(request).resolve(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    )
+
+
+@_mutation("/v1/incidents/{id}/cancel", "Call the incident off", body=m.ReasonIn, optional_body=True)
+async def cancel(request: web.Request) -> web.Response:
+    """Pending offers are withdrawn and engaged units released."""
+    body = await _optional(request, m.ReasonIn)
+    return _stepped(
+        await _service(request).cancel(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    )
+
+
+@_mutation("/v1/incidents/{id}/escalate", "Escalate one tier", body=m.ReasonIn, optional_body=True)
+async def escalate(request: web.Request) -> web.Response:
+    """community_grid → police_grid → station → command_centre; the new tier's SLA timer starts."""
+    body = await _optional(request, m.ReasonIn)
+    return _stepped(
+        await _service(request).escalate(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    )
+
+
+@_mutation("/v1/incidents/{id}/transfer", "Transfer to another agency", body=m.TransferIn)
+async def transfer(request: web.Request) -> web.Response:
+    """Handed over (to another agency or jurisdiction): offers withdrawn, units released."""
+    body = await read_body(request, m.TransferIn)
+    return _stepped(
+        await _service(request).transfer(
+            INCIDENT_ID.get(request), to=body.to, actor=_actor(request), reason=body.reason
+        )
+    )
+
+
+@_mutation("/v1/incidents/{id}/feedback", "Record the handling officer's feedback", body=m.FeedbackIn)
+async def feedback(request: web.Request) -> web.Response:
+    """Outcome, notes and the handling officer, after resolution."""
+    body = await read_body(request, m.FeedbackIn)
+    return _stepped(await _service(request).feedback(INCIDENT_ID.get(request), body, actor=_actor(request)))
+
+
+@_mutation("/v1/incidents/{id}/evaluation", "Record the evaluation of the handling", body=m.EvaluationIn)
+async def evaluation(request: web.Request) -> web.Response:
+    """Score 1–5, evaluator and comments, after feedback."""
+    body = await read_body(request, m.EvaluationIn)
+    return _stepped(await _service(request).evaluate(INCIDENT_ID.get(request), body, actor=_actor(request)))
+
+
+@_mutation("/v1/incidents/{id}/close", "Close an evaluated incident", body=m.ReasonIn, optional_body=True)
+async def close(request: web.Request) -> web.Response:
+    """The loop is closed: nothing more can happen to the incident."""
+    body = await _optional(request, m.ReasonIn)
+    return _stepped(
+        await _service(request).close(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    )
+
+
+for _path, _method in _OPTIONAL_BODIES:
+    api.openapi_paths[_path][_method]["requestBody"]["required"] = False

@@ -1,0 +1,87 @@
+"""Named one-shot timers on an injected `Clock`: offer timeouts and SLA deadlines.
+
+One task per armed timer (there are only as many as pending offers plus open incidents). Re-arming a key
+replaces its timer; cancelling a key stops it unless it is already firing. A firing handler re-checks the
+database under the incident's lock, so a timer that loses a race with an answer does nothing. Deadlines are
+stored in the database, so `IncidentService.start` re-arms them after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from dispatch.clock import Clock
+
+log = logging.getLogger(__name__)
+
+Fire = Callable[[], Awaitable[None]]
+
+
+class Timers:
+    """Timers keyed by name (e.g. "offer:<id>", "sla:<incident id>")."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._armed: dict[str, asyncio.Task[None]] = {}
+        self._due_s: dict[str, float] = {}
+        self._firing: set[asyncio.Task[None]] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._armed
+
+    @property
+    def armed(self) -> list[str]:
+        """Keys of the timers waiting to fire."""
+        return sorted(self._armed)
+
+    @property
+    def next_due_s(self) -> float | None:
+        """When the earliest armed timer fires (epoch s), or None (tests step a ManualClock with it)."""
+        return min(self._due_s.values(), default=None)
+
+    def arm(self, key: str, due_at_s: float, fire: Fire) -> None:
+        """Run `fire` once the clock reaches `due_at_s` (at once if it already has); replaces `key`."""
+        self.cancel(key)
+        self._armed[key] = asyncio.get_running_loop().create_task(self._run(key, due_at_s, fire), name=key)
+        self._due_s[key] = due_at_s
+
+    def cancel(self, key: str) -> None:
+        """Stop the timer `key` if it has not started firing."""
+        self._due_s.pop(key, None)
+        task = self._armed.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _run(self, key: str, due_at_s: float, fire: Fire) -> None:
+        delay_s = due_at_s - self._clock.now()
+        if delay_s > 0:
+            await self._clock.sleep(delay_s)
+        me = asyncio.current_task()
+        assert me is not None
+        if self._armed.get(key) is me:
+            del self._armed[key]
+            del self._due_s[key]
+        self._firing.add(me)  # type: ignore[arg-type]
+        try:
+            await fire()
+        except Exception:
+            log.exception("timer %s failed", key)
+        finally:
+            self._firing.discard(me)  # type: ignore[arg-type]
+
+    async def settle(self) -> None:
+        """Wait until no timer is firing (tests call it after moving a ManualClock)."""
+        while True:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            if not self._firing:
+                return
+            await asyncio.gather(*self._firing, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel every timer and wait for firing ones to finish."""
+        for key in list(self._armed):
+            self.cancel(key)
+        await self.settle()
