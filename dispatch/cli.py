@@ -63,8 +63,11 @@ def _demo(args: argparse.Namespace, settings: service.Settings) -> int:
 
 
 def _config(args: argparse.Namespace, settings: service.Settings) -> int:
-    from schemas.config import describe
+    from schemas.config import describe, reference_markdown
 
+    if args.reference:
+        print(reference_markdown(service.SETTINGS_CLASSES))
+        return 0
     for part in (settings.store, settings.ingest, settings.api, settings.dispatch):
         for name, default, _type in describe(type(part)):
             value = getattr(part, name[len("OUTPOST_"):].lower())
@@ -128,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
     p.set_defaults(handler=_demo)
     p = sub.add_parser("config", help="print the effective configuration (OUTPOST_* and OUTPOST_CONFIG)")
+    p.add_argument("--reference", action="store_true", help="print every setting with its default and meaning "
+                   "as a Markdown table (the README's configuration reference)")
     p.set_defaults(handler=_config)
     for name, help_text in service.TOOLS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

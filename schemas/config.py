@@ -66,6 +66,41 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def reference_markdown(classes: tuple[type[Any], ...]) -> str:
+    """The configuration reference as a Markdown table, from the settings classes and their field comments.
+
+    The README embeds this table; a test checks the two agree, so the documentation cannot drift.
+    """
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for cls in classes:
+        comments = _field_comments(cls)
+        for name, default, _type in describe(cls):
+            field_name = name[len(PREFIX):].lower()
+            shown = f"`{default}`" if default != "" else "(empty)"
+            lines.append(f"| `{name}` | {shown} | {comments.get(field_name, '')} |")
+    return "\n".join(lines)
+
+
+def _field_comments(cls: type[Any]) -> dict[str, str]:
+    """The `#` comment block right above each field in the class body."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    for raw in inspect.getsource(cls).splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            pending.append(line.lstrip("# ").strip())
+        elif ":" in line and not line.startswith(("class ", '"""', "def ", "@")):
+            name = line.split(":", 1)[0].strip()
+            if name.isidentifier():
+                comments[name] = " ".join(pending).replace("|", "\\|")
+            pending = []
+        else:
+            pending = []
+    return comments
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 

@@ -50,6 +50,8 @@ def _storage_policy(conn: Connection, flavour: Flavour, settings: StoreSettings)
 STEPS: tuple[tuple[int, str, Step], ...] = (
     (1, "core tables", _create_tables),
     (2, "fixes storage policy", _storage_policy),
+    # The incident tables arrived after step 1 had been released; create_all only adds what is missing.
+    (3, "incident tables", _create_tables),
 )
 
 

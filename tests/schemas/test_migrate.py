@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, inspect, text
 
 from schemas.storage.engine import open_engine
-from schemas.storage.migrate import migrate
+from schemas.storage.migrate import STEPS, migrate
 from schemas.storage.settings import StoreSettings
 from schemas.tables import build_metadata
 
@@ -20,7 +20,7 @@ def test_second_run_changes_nothing(store_url: str) -> None:
     assert report.applied == ()
     with engine.connect() as conn:
         versions = [r[0] for r in conn.execute(text("SELECT version FROM schema_version ORDER BY version"))]
-    assert versions == [1, 2]
+    assert versions == [version for version, _, _ in STEPS]
     engine.dispose()
 
 
