@@ -1,0 +1,283 @@
+"""Run the whole benchmark suite, one subprocess per benchmark, and write the results.
+
+    .venv/bin/python benchmarks/run_all.py [--only NAME ...] [--skip NAME ...] [--timeout-s 600] [--quick]
+
+Runs, in this order, whichever of these exist: bench_index.py, bench_decode.py, bench_copy.py,
+bench_ingest.py, bench_http_nearest.py, bench_freshness.py; then any other benchmarks/bench_*.py. Each prints
+its figures and its ratio to a baseline measured in the same run; its output is streamed here and kept.
+
+Writes benchmarks/results/latest.json (machine, per benchmark: status, exit code, seconds, output, and the
+figures it reported) and benchmarks/results/latest.md (a table for the README, then each output).
+
+A benchmark reports machine-readable figures, optionally, by writing a JSON object to the file named by the
+environment variable OUTPOST_BENCH_RESULT, or by printing it as its last JSON line on stdout. Exit status 3
+means "skipped: a prerequisite is missing" (its output says which). OUTPOST_BENCH_QUICK=1 (--quick) asks for a
+smaller, faster run. This script exits 1 if any benchmark failed or timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+ORDER = ("bench_index", "bench_decode", "bench_copy", "bench_ingest", "bench_http_nearest", "bench_freshness")
+EXIT_SKIPPED = 3
+_KEEP_OUTPUT_CHARS = 20_000
+
+
+def discover(only: list[str], skip: list[str]) -> tuple[list[Path], list[str]]:
+    """The benchmark scripts to run, in suite order, and the expected ones that do not exist yet."""
+    found = {p.stem: p for p in HERE.glob("bench_*.py")}
+    names = [n for n in ORDER if n in found] + sorted(n for n in found if n not in ORDER)
+    missing = [n for n in ORDER if n not in found]
+    wanted = [_stem(n) for n in only]
+    names = [n for n in names if (not wanted or n in wanted) and n not in {_stem(s) for s in skip}]
+    return [found[n] for n in names], [n for n in missing if not wanted or n in wanted]
+
+
+def _stem(name: str) -> str:
+    name = Path(name).stem
+    return name if name.startswith("bench_") else f"bench_{name}"
+
+
+def run_one(script: Path, timeout_s: float, quick: bool) -> dict[str, Any]:
+    """Run one benchmark in its own process group, streaming its output; collect what it reports."""
+    with tempfile.TemporaryDirectory(prefix="outpost-bench-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        env = {**os.environ, "OUTPOST_BENCH_RESULT": str(result_file), "PYTHONUNBUFFERED": "1"}
+        if quick:
+            env["OUTPOST_BENCH_QUICK"] = "1"
+        print(f"\n=== {script.name} " + "=" * max(0, 70 - len(script.name)), flush=True)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines, timed_out = _stream(proc, started + timeout_s)
+        seconds = time.monotonic() - started
+        figures = _figures(result_file, lines)
+    status = "timeout" if timed_out else _status(proc.returncode)
+    print(f"--- {script.name}: {status} in {seconds:.0f} s", flush=True)
+    output = "".join(lines)
+    return {
+        "name": script.stem,
+        "status": status,
+        "exit_code": proc.returncode,
+        "seconds": round(seconds, 1),
+        "figures": figures,
+        "headline": _headline(lines),
+        "output": output[-_KEEP_OUTPUT_CHARS:],
+    }
+
+
+def _stream(proc: subprocess.Popen[str], deadline: float) -> tuple[list[str], bool]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    os.set_blocking(proc.stdout.fileno(), False)
+    while True:
+        line = proc.stdout.readline()
+        if line:
+            lines.append(line)
+            print("  " + line, end="", flush=True)
+            continue
+        if proc.poll() is not None:
+            lines.extend(proc.stdout.readlines())
+            return lines, False
+        if time.monotonic() > deadline:
+            _stop(proc)
+            lines.extend(_drain_output(proc))
+            return lines, True
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop a benchmark that ran out of time, letting it clean up first.
+
+    SIGINT becomes KeyboardInterrupt in Python, so the benchmark's `finally` blocks stop the servers it
+    started (PostgreSQL daemonises out of reach of a signal to the group). Then SIGTERM, then SIGKILL, to
+    the whole process group.
+    """
+    for sig, grace_s in ((signal.SIGINT, 45.0), (signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
+        with contextlib.suppress(ProcessLookupError):
+            if sig == signal.SIGINT:
+                proc.send_signal(sig)
+            else:
+                os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # Whatever the benchmark left in its own process group (the group is its alone: start_new_session).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _drain_output(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    with contextlib.suppress(OSError, ValueError):
+        return proc.stdout.readlines()
+    return []
+
+
+def _status(code: int | None) -> str:
+    if code == 0:
+        return "ok"
+    if code == EXIT_SKIPPED:
+        return "skipped"
+    return "failed"
+
+
+def _figures(result_file: Path, lines: list[str]) -> dict[str, Any] | None:
+    if result_file.exists():
+        try:
+            data = json.loads(result_file.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {"value": data}
+        except ValueError:
+            pass
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("{") and text.endswith("}"):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return data
+    return None
+
+
+def _headline(lines: list[str]) -> str:
+    """The line a reader wants first: the last one mentioning a ratio, else the last non-empty line."""
+    text = [" ".join(ln.split()) for ln in lines if ln.strip() and not ln.strip().startswith("{")]
+    for line in reversed(text):
+        if "ratio" in line.lower():
+            return line[:200]
+    return text[-1][:200] if text else ""
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    info: dict[str, Any] = {
+        "hostname": platform.node(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": _mem_gb(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": _version(["pg_config", "--version"]),
+        "mosquitto": _version(["mosquitto", "-h"]),
+        "commit": _version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+    }
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(cmd: list[str]) -> str | None:
+    exe = shutil.which(cmd[0]) or (f"/usr/sbin/{cmd[0]}" if Path(f"/usr/sbin/{cmd[0]}").exists() else None)
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The results as a markdown table (for the README) followed by each benchmark's output."""
+    m = report["machine"]
+    lines = [
+        f"# Benchmark results ({report['finished_at'][:19]}Z, {report['total_seconds']:.0f} s in total)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}, {m['postgresql'] or 'no PostgreSQL'}, {m['mosquitto'] or 'no Mosquitto'}, "
+        f"commit {m['commit']}. Broker, database, Outpost and the load generator share this machine.",
+        "",
+        "| benchmark | status | time (s) | headline |",
+        "|---|---|---:|---|",
+    ]
+    for b in report["benchmarks"]:
+        headline = b["headline"].replace("|", "\\|")
+        lines.append(f"| {b['name']} | {b['status']} | {b['seconds']:.0f} | {headline} |")
+    for name in report["missing"]:
+        lines.append(f"| {name} | not written yet | | |")
+    for b in report["benchmarks"]:
+        lines += ["", f"## {b['name']} ({b['status']})", "", "```", b["output"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=[], help="run only these (e.g. decode freshness)")
+    parser.add_argument("--skip", nargs="*", default=[], help="do not run these")
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="per benchmark (default 600)")
+    parser.add_argument("--quick", action="store_true", help="ask each benchmark for a smaller run")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
+    args = parser.parse_args()
+    scripts, missing = discover(args.only, args.skip)
+    started = time.monotonic()
+    started_at = datetime.now(UTC).isoformat()
+    results = [run_one(s, args.timeout_s, args.quick) for s in scripts]
+    report = {
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "total_seconds": round(time.monotonic() - started, 1),
+        "quick": args.quick,
+        "machine": machine(),
+        "benchmarks": results,
+        "missing": missing,
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (args.results / "latest.md").write_text(markdown(report), encoding="utf-8")
+    absent = ", ".join(missing) or "none"
+    print(f"\n{len(results)} benchmarks in {report['total_seconds']:.0f} s; not written yet: {absent}")
+    for b in results:
+        print(f"  {b['name']:<22} {b['status']:<8} {b['seconds']:6.0f} s  {b['headline']}")
+    print(f"results: {args.results / 'latest.json'}, {args.results / 'latest.md'}")
+    return 1 if any(b["status"] in ("failed", "timeout") for b in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
