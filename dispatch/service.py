@@ -33,9 +33,10 @@ from dispatch.incidents.service import IncidentService
 from dispatch.settings import ApiSettings, DispatchSettings
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
+from ingest.embedded import EmbeddedSource
 from ingest.mqtt.publisher import Publisher
 from ingest.pipeline import Pipeline
-from ingest.runner import build_pipeline, mqtt_url_of, run_ingest
+from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
 from schemas.config import load, read_sources
 from schemas.storage import partitions
@@ -107,15 +108,20 @@ async def serve(settings: Settings, role: Role = "all", *, clock: Clock | None =
     try:
         report = await asyncio.to_thread(migrate, engine, settings.store)
         async with contextlib.AsyncExitStack() as stack:
-            broker_url, embedded = await _broker(stack, settings.ingest, role)
-            ingest_settings = replace(settings.ingest, mqtt_url=broker_url)
+            broker_url, embedded, source = await _broker(stack, settings.ingest, role)
+            # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5 (shared subscriptions) by default.
+            protocol = "3.1.1" if embedded else settings.ingest.mqtt_protocol
+            ingest_settings = replace(settings.ingest, mqtt_url=broker_url, mqtt_protocol=protocol)
             tasks = _Tasks()
             stack.push_async_callback(tasks.cancel_all)
             if role == "ingest":
-                tasks.start(run_ingest(ingest_settings, engine, on_accepted=_ignore, stop=stop), "ingest")
-                http_url = await _serve_metrics_only(stack, settings.api)
+                pipeline = build_pipeline(ingest_settings, engine, on_accepted=_ignore)
+                tasks.start(run_ingest(ingest_settings, engine, on_accepted=_ignore, stop=stop, source=source,
+                                       pipeline=pipeline), "ingest")
+                http_url = await _serve_ingest_http(stack, settings.api, pipeline)
             else:
-                http_url = await _serve_api(stack, tasks, settings, ingest_settings, engine, clock, role, stop)
+                http_url = await _serve_api(stack, tasks, settings, ingest_settings, engine, clock, role, stop,
+                                            source)
             if report.flavour.partitioned:
                 tasks.start(_maintain_partitions(engine, settings.store), "partitions")
             running = Running(http_url, broker_url, embedded, _storage_label(report))
@@ -128,17 +134,20 @@ async def serve(settings: Settings, role: Role = "all", *, clock: Clock | None =
         engine.dispose()
 
 
-async def _broker(stack: contextlib.AsyncExitStack, ingest: IngestSettings, role: Role) -> tuple[str, bool]:
-    """The broker URL to use, starting the embedded one when no external broker is configured."""
+async def _broker(stack: contextlib.AsyncExitStack, ingest: IngestSettings,
+                  role: Role) -> tuple[str, bool, EmbeddedSource | None]:
+    """The broker URL to use, starting the embedded one when no external broker is configured; with it, the
+    in-process source ingest reads device messages from (acknowledged only once durable)."""
     if ingest.mqtt_url or role == "api":
-        return mqtt_url_of(ingest), False
-    broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen))
-    return broker.url, True
+        return mqtt_url_of(ingest), False, None
+    source = embedded_source(ingest)
+    broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen, ingest=source))
+    return broker.url, True, source
 
 
 async def _serve_api(stack: contextlib.AsyncExitStack, tasks: _Tasks, settings: Settings,
                      ingest_settings: IngestSettings, engine: Engine, clock: Clock, role: Role,
-                     stop: asyncio.Event) -> str:
+                     stop: asyncio.Event, source: EmbeddedSource | None = None) -> str:
     notifier = Publisher(ingest_settings.mqtt_url, client_id=f"{ingest_settings.mqtt_client_id}-notify")
     bus = EventBus(clock, coalesce_s=settings.api.stream_coalesce_s,
                    max_queued=settings.api.stream_max_queued, device_sink=_device_sink(notifier))
@@ -151,7 +160,7 @@ async def _serve_api(stack: contextlib.AsyncExitStack, tasks: _Tasks, settings: 
                                   on_device_message=_device_messages(incidents, fleet, tasks))
         plugins.append(_IngestHttp(pipeline))
         tasks.start(run_ingest(ingest_settings, engine, on_accepted=fleet.apply, pipeline=pipeline,
-                               stop=stop), "ingest")
+                               stop=stop, source=source), "ingest")
     else:
         tasks.start(_follow_database(engine, fleet), "follow-database")
     app = init_app(ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings.api), plugins)
@@ -166,8 +175,8 @@ async def _serve_api(stack: contextlib.AsyncExitStack, tasks: _Tasks, settings: 
     return _site_url(runner, settings.api.http_host)
 
 
-async def _serve_metrics_only(stack: contextlib.AsyncExitStack, api: ApiSettings) -> str:
-    """The ingest role serves /healthz and /metrics only."""
+async def _serve_ingest_http(stack: contextlib.AsyncExitStack, api: ApiSettings, pipeline: Pipeline) -> str:
+    """The ingest role's HTTP side: phones' endpoints (/ingest/…), /healthz and /metrics."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     async def healthz(_: web.Request) -> web.Response:
@@ -176,9 +185,10 @@ async def _serve_metrics_only(stack: contextlib.AsyncExitStack, api: ApiSettings
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
+    app = web.Application(client_max_size=pipeline.settings.max_payload_bytes + 1024)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.add_routes(ingest_http.routes(pipeline))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
