@@ -56,8 +56,9 @@ def _print_ready(running: service.Running) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: service.Settings) -> int:
-    options = service.DemoOptions(units=args.units, speedup=args.speedup, traces=args.traces,
-                                  duration_s=args.duration)
+    options = service.DemoOptions(
+        units=args.units, speedup=args.speedup, traces=args.traces, duration_s=args.duration
+    )
     asyncio.run(service.run_demo(settings, options))
     return 0
 
@@ -70,7 +71,7 @@ def _config(args: argparse.Namespace, settings: service.Settings) -> int:
         return 0
     for part in (settings.store, settings.ingest, settings.api, settings.dispatch):
         for name, default, _type in describe(type(part)):
-            value = getattr(part, name[len("OUTPOST_"):].lower())
+            value = getattr(part, name[len("OUTPOST_") :].lower())
             marker = "" if str(value) == default else "   (set; default " + default + ")"
             print(f"{name}={value}{marker}")
     return 0
@@ -92,47 +93,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("migrate", help="apply the schema to OUTPOST_DATABASE_URL (safe to run twice)",
-                       description="Create or upgrade Outpost's schema in OUTPOST_DATABASE_URL. "
-                       "Uses TimescaleDB when the extension is available, native partitions otherwise.")
+    p = sub.add_parser(
+        "migrate",
+        help="apply the schema to OUTPOST_DATABASE_URL (safe to run twice)",
+        description="Create or upgrade Outpost's schema in OUTPOST_DATABASE_URL. "
+        "Uses TimescaleDB when the extension is available, native partitions otherwise.",
+    )
     p.set_defaults(handler=_migrate)
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
-    p = token.add_parser("create", help="create an API token in OUTPOST_DATABASE_URL; prints it last",
-                         description="Create an API token (no running server needed). The token is printed "
-                         "as the last line of output, once; only its hash is stored.")
+    p = token.add_parser(
+        "create",
+        help="create an API token in OUTPOST_DATABASE_URL; prints it last",
+        description="Create an API token (no running server needed). The token is printed "
+        "as the last line of output, once; only its hash is stored.",
+    )
     p.add_argument("--role", required=True, choices=("admin", "dispatcher", "viewer"))
     p.add_argument("--name", default="cli", help="a label for the token (who or what uses it)")
     p.set_defaults(handler=_token_create)
-    p = sub.add_parser("run", help="run everything in one process: ingest, live index, API (embedded broker "
-                       "and SQLite unless configured)",
-                       description="Run ingest, the live index and the HTTP API in one process against "
-                       "OUTPOST_DATABASE_URL and OUTPOST_MQTT_URL. With neither set, Outpost stores into "
-                       "./outpost-data/outpost.db and starts its own MQTT broker on OUTPOST_MQTT_LISTEN.")
+    p = sub.add_parser(
+        "run",
+        help="run everything in one process: ingest, live index, API (embedded broker "
+        "and SQLite unless configured)",
+        description="Run ingest, the live index and the HTTP API in one process against "
+        "OUTPOST_DATABASE_URL and OUTPOST_MQTT_URL. With neither set, Outpost stores into "
+        "./outpost-data/outpost.db and starts its own MQTT broker on OUTPOST_MQTT_LISTEN.",
+    )
     p.set_defaults(handler=_serve("all"))
-    p = sub.add_parser("ingest", help="production role: MQTT ingest alone (serves /healthz and /metrics)",
-                       description="Subscribe to OUTPOST_MQTT_URL and store every valid fix exactly once. "
-                       "Several workers share the stream with OUTPOST_MQTT_SHARED_GROUP (MQTT 5).")
+    p = sub.add_parser(
+        "ingest",
+        help="production role: MQTT ingest alone (serves /healthz and /metrics)",
+        description="Subscribe to OUTPOST_MQTT_URL and store every valid fix exactly once. "
+        "Several workers share the stream with OUTPOST_MQTT_SHARED_GROUP (MQTT 5).",
+    )
     p.set_defaults(handler=_serve("ingest"))
-    p = sub.add_parser("api", help="production role: the HTTP API and live picture, following the database",
-                       description="Serve the dispatcher API. Its live index is rebuilt from the database and "
-                       "follows it every second; the `ingest` role stores the fixes.")
+    p = sub.add_parser(
+        "api",
+        help="production role: the HTTP API and live picture, following the database",
+        description="Serve the dispatcher API. Its live index is rebuilt from the database and "
+        "follows it every second; the `ingest` role stores the fixes.",
+    )
     p.set_defaults(handler=_serve("api"))
-    p = sub.add_parser("demo", help="the embedded default plus a simulated San Francisco: patrol units on the "
-                       "road network, real SFPD calls for service, dispatched automatically",
-                       description="Run Outpost on the embedded default (SQLite in ./outpost-data, in-process "
-                       "MQTT broker) with simulated patrol units driving San Francisco's roads and the calls "
-                       "for service of 30 May 2008 replayed at their real places, accelerated. Prints the URLs "
-                       "to open and a live summary.")
+    p = sub.add_parser(
+        "demo",
+        help="the embedded default plus a simulated San Francisco: patrol units on the "
+        "road network, real SFPD calls for service, dispatched automatically",
+        description="Run Outpost on the embedded default (SQLite in ./outpost-data, in-process "
+        "MQTT broker) with simulated patrol units driving San Francisco's roads and the calls "
+        "for service of 30 May 2008 replayed at their real places, accelerated. Prints the URLs "
+        "to open and a live summary.",
+    )
     p.add_argument("--units", type=int, default=30, help="patrol units to simulate (default 30)")
-    p.add_argument("--speedup", type=float, default=5.0, help="simulated time runs this many times faster "
-                   "(default 5)")
-    p.add_argument("--traces", metavar="FILE", help="replay Cabspotting-style traces "
-                   "(object_id,ts_iso8601_utc,lat,lon; .csv or .csv.gz) instead of simulating units")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument(
+        "--speedup", type=float, default=5.0, help="simulated time runs this many times faster (default 5)"
+    )
+    p.add_argument(
+        "--traces",
+        metavar="FILE",
+        help="replay Cabspotting-style traces "
+        "(object_id,ts_iso8601_utc,lat,lon; .csv or .csv.gz) instead of simulating units",
+    )
+    p.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)"
+    )
     p.set_defaults(handler=_demo)
     p = sub.add_parser("config", help="print the effective configuration (OUTPOST_* and OUTPOST_CONFIG)")
-    p.add_argument("--reference", action="store_true", help="print every setting with its default and meaning "
-                   "as a Markdown table (the README's configuration reference)")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="print every setting with its default and meaning "
+        "as a Markdown table (the README's configuration reference)",
+    )
     p.set_defaults(handler=_config)
     for name, help_text in service.TOOLS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

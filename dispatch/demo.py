@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 
 # SFPD categories of 2008 by urgency: violence against people first, then property in progress, then reports.
 _P1 = {"ASSAULT", "ROBBERY", "KIDNAPPING", "WEAPON LAWS", "SEX OFFENSES, FORCIBLE", "ARSON"}
-_P2 = {"BURGLARY", "VEHICLE THEFT", "VANDALISM", "DRUG/NARCOTIC", "DRUNKENNESS", "DISORDERLY CONDUCT",
-       "TRESPASS", "STOLEN PROPERTY"}
+_P2 = {
+    "BURGLARY",
+    "VEHICLE THEFT",
+    "VANDALISM",
+    "DRUG/NARCOTIC",
+    "DRUNKENNESS",
+    "DISORDERLY CONDUCT",
+    "TRESPASS",
+    "STOLEN PROPERTY",
+}
 _P3 = {"LARCENY/THEFT", "SUSPICIOUS OCC", "MISSING PERSON", "FRAUD", "PROSTITUTION"}
 
 
@@ -72,10 +80,19 @@ class RoomStats:
 class CommandRoom:
     """Reports calls, offers the unurgent ones, answers offers for the units and closes handled incidents."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str, *,
-                 drive_to: Callable[[str, float, float], bool], release: Callable[[str], None],
-                 handling_s: float = 20.0, answer_s: float = 2.0, silent_share: float = 0.15,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        *,
+        drive_to: Callable[[str, float, float], bool],
+        release: Callable[[str], None],
+        handling_s: float = 20.0,
+        answer_s: float = 2.0,
+        silent_share: float = 0.15,
+        rng: random.Random | None = None,
+    ) -> None:
         self._http = session
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
@@ -93,9 +110,16 @@ class CommandRoom:
     async def report(self, call: DemoCall) -> None:
         """POST the call as an incident; offer P3/P4 to the recommended unit (P1/P2 go by policy)."""
         priority = priority_of(call.category)
-        body = {"lon": call.lon, "lat": call.lat, "category": call.category.lower(), "priority": priority,
-                "source": "call", "description": call.description[:900], "reporter": "demo caller",
-                "address": call.address[:400] or None}
+        body = {
+            "lon": call.lon,
+            "lat": call.lat,
+            "category": call.category.lower(),
+            "priority": priority,
+            "source": "call",
+            "description": call.description[:900],
+            "reporter": "demo caller",
+            "address": call.address[:400] or None,
+        }
         created = await self._post("/v1/incidents", body)
         if created is None:
             return
@@ -134,11 +158,14 @@ class CommandRoom:
         if await self._post(f"/v1/incidents/{incident}/resolve", {"reason": "handled on scene"}) is None:
             return
         self.stats.resolved += 1
-        await self._post(f"/v1/incidents/{incident}/feedback",
-                         {"outcome": "resolved", "notes": "demo: handled on scene", "officer": unit or "demo"})
-        await self._post(f"/v1/incidents/{incident}/evaluation",
-                         {"score": self._rng.randint(3, 5), "evaluator": "demo supervisor",
-                          "comments": "timely"})
+        await self._post(
+            f"/v1/incidents/{incident}/feedback",
+            {"outcome": "resolved", "notes": "demo: handled on scene", "officer": unit or "demo"},
+        )
+        await self._post(
+            f"/v1/incidents/{incident}/evaluation",
+            {"score": self._rng.randint(3, 5), "evaluator": "demo supervisor", "comments": "timely"},
+        )
         if unit is not None:
             self._release(str(unit))
 
@@ -146,8 +173,11 @@ class CommandRoom:
         """The SSE stream as dicts; reconnects when the server closes it."""
         while True:
             try:
-                async with self._http.get(f"{self._base}/v1/stream", headers=self._headers,
-                                          timeout=aiohttp.ClientTimeout(total=None)) as resp:
+                async with self._http.get(
+                    f"{self._base}/v1/stream",
+                    headers=self._headers,
+                    timeout=aiohttp.ClientTimeout(total=None),
+                ) as resp:
                     async for raw in resp.content:
                         line = raw.decode("utf-8", "replace").strip()
                         if line.startswith("data:"):
@@ -211,12 +241,15 @@ def _metric(text: str, name: str) -> float:
     return 0.0
 
 
-def summary_line(snap: Snapshot, stats: RoomStats, fixes_per_s: float, started: datetime,
-                 now: datetime) -> str:
+def summary_line(
+    snap: Snapshot, stats: RoomStats, fixes_per_s: float, started: datetime, now: datetime
+) -> str:
     """The demo's one-line live summary."""
     median = stats.median_response_s
     response = f"{median:5.1f} s" if median is not None else "    –"
     elapsed = int((now - started).total_seconds())
-    return (f"[{elapsed // 60:02d}:{elapsed % 60:02d}] units online {snap.units_online:4d} | "
-            f"fixes/s {fixes_per_s:7.1f} | incidents open {snap.incidents_open:3d} "
-            f"(reported {stats.reported}, resolved {stats.resolved}) | median response {response}")
+    return (
+        f"[{elapsed // 60:02d}:{elapsed % 60:02d}] units online {snap.units_online:4d} | "
+        f"fixes/s {fixes_per_s:7.1f} | incidents open {snap.incidents_open:3d} "
+        f"(reported {stats.reported}, resolved {stats.resolved}) | median response {response}"
+    )

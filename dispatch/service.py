@@ -98,9 +98,14 @@ class Running:
     storage: str
 
 
-async def serve(settings: Settings, role: Role = "all", *, clock: Clock | None = None,
-                stop: asyncio.Event | None = None,
-                on_ready: Callable[[Running], None] | None = None) -> None:
+async def serve(
+    settings: Settings,
+    role: Role = "all",
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Running], None] | None = None,
+) -> None:
     """Run Outpost in `role` until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
     clock = clock or SystemClock()
     stop = stop or _stop_on_signals()
@@ -116,17 +121,29 @@ async def serve(settings: Settings, role: Role = "all", *, clock: Clock | None =
             stack.push_async_callback(tasks.cancel_all)
             if role == "ingest":
                 pipeline = build_pipeline(ingest_settings, engine, on_accepted=_ignore)
-                tasks.start(run_ingest(ingest_settings, engine, on_accepted=_ignore, stop=stop, source=source,
-                                       pipeline=pipeline), "ingest")
+                tasks.start(
+                    run_ingest(
+                        ingest_settings,
+                        engine,
+                        on_accepted=_ignore,
+                        stop=stop,
+                        source=source,
+                        pipeline=pipeline,
+                    ),
+                    "ingest",
+                )
                 http_url = await _serve_ingest_http(stack, settings.api, pipeline)
             else:
-                http_url = await _serve_api(stack, tasks, settings, ingest_settings, engine, clock, role, stop,
-                                            source)
+                http_url = await _serve_api(
+                    stack, tasks, settings, ingest_settings, engine, clock, role, stop, source
+                )
             if report.flavour.partitioned:
                 tasks.start(_maintain_partitions(engine, settings.store), "partitions")
             running = Running(http_url, broker_url, embedded, _storage_label(report))
-            log.info("outpost ready", extra={"role": role, "http": http_url, "mqtt": broker_url,
-                                             "storage": running.storage})
+            log.info(
+                "outpost ready",
+                extra={"role": role, "http": http_url, "mqtt": broker_url, "storage": running.storage},
+            )
             if on_ready is not None:
                 on_ready(running)
             await tasks.wait_until(stop)
@@ -134,8 +151,9 @@ async def serve(settings: Settings, role: Role = "all", *, clock: Clock | None =
         engine.dispose()
 
 
-async def _broker(stack: contextlib.AsyncExitStack, ingest: IngestSettings,
-                  role: Role) -> tuple[str, bool, EmbeddedSource | None]:
+async def _broker(
+    stack: contextlib.AsyncExitStack, ingest: IngestSettings, role: Role
+) -> tuple[str, bool, EmbeddedSource | None]:
     """The broker URL to use, starting the embedded one when no external broker is configured; with it, the
     in-process source ingest reads device messages from (acknowledged only once durable)."""
     if ingest.mqtt_url or role == "api":
@@ -145,25 +163,47 @@ async def _broker(stack: contextlib.AsyncExitStack, ingest: IngestSettings,
     return broker.url, True, source
 
 
-async def _serve_api(stack: contextlib.AsyncExitStack, tasks: _Tasks, settings: Settings,
-                     ingest_settings: IngestSettings, engine: Engine, clock: Clock, role: Role,
-                     stop: asyncio.Event, source: EmbeddedSource | None = None) -> str:
+async def _serve_api(
+    stack: contextlib.AsyncExitStack,
+    tasks: _Tasks,
+    settings: Settings,
+    ingest_settings: IngestSettings,
+    engine: Engine,
+    clock: Clock,
+    role: Role,
+    stop: asyncio.Event,
+    source: EmbeddedSource | None = None,
+) -> str:
     notifier = Publisher(ingest_settings.mqtt_url, client_id=f"{ingest_settings.mqtt_client_id}-notify")
-    bus = EventBus(clock, coalesce_s=settings.api.stream_coalesce_s,
-                   max_queued=settings.api.stream_max_queued, device_sink=_device_sink(notifier))
+    bus = EventBus(
+        clock,
+        coalesce_s=settings.api.stream_coalesce_s,
+        max_queued=settings.api.stream_max_queued,
+        device_sink=_device_sink(notifier),
+    )
     fleet = Fleet(engine, clock, settings.api)
     await fleet.rebuild(engine, settings.api.index_lookback_s)
     incidents = IncidentService(engine, fleet, bus, clock, settings.dispatch, settings.api)
     plugins: list[ApiPlugin] = [IncidentsPlugin(incidents)]
     if role == "all":
-        pipeline = build_pipeline(ingest_settings, engine, on_accepted=fleet.apply,
-                                  on_device_message=_device_messages(incidents, fleet, tasks))
+        pipeline = build_pipeline(
+            ingest_settings,
+            engine,
+            on_accepted=fleet.apply,
+            on_device_message=_device_messages(incidents, fleet, tasks),
+        )
         plugins.append(_IngestHttp(pipeline))
-        tasks.start(run_ingest(ingest_settings, engine, on_accepted=fleet.apply, pipeline=pipeline,
-                               stop=stop, source=source), "ingest")
+        tasks.start(
+            run_ingest(
+                ingest_settings, engine, on_accepted=fleet.apply, pipeline=pipeline, stop=stop, source=source
+            ),
+            "ingest",
+        )
     else:
         tasks.start(_follow_database(engine, fleet), "follow-database")
-    app = init_app(ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings.api), plugins)
+    app = init_app(
+        ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings.api), plugins
+    )
     with contextlib.suppress(OSError):  # notifications wait for the broker; the API must not
         await notifier.connect(timeout_s=5.0)
     stack.push_async_callback(notifier.close)
@@ -227,8 +267,9 @@ class _Alarm(msgspec.Struct):
     description: str = ""
 
 
-def _device_messages(incidents: IncidentService, fleet: Fleet,
-                     tasks: _Tasks) -> Callable[[str, str, bytes], None]:
+def _device_messages(
+    incidents: IncidentService, fleet: Fleet, tasks: _Tasks
+) -> Callable[[str, str, bytes], None]:
     """Replies to offers and SOS alarms arriving from devices over MQTT."""
 
     def handle(device_id: str, kind: str, payload: bytes) -> None:
@@ -255,9 +296,15 @@ async def _raise_alarm(incidents: IncidentService, fleet: Fleet, device_id: str,
     if lon is None or lat is None:
         log.error("alarm without a position from device %s: nobody can be sent", device_id)
         return
-    report = incident_models.IncidentIn(lon=lon, lat=lat, category="officer_alarm", priority="P1",
-                                        source="device_alarm", description=alarm.description or "SOS",
-                                        reporter=f"device:{device_id}")
+    report = incident_models.IncidentIn(
+        lon=lon,
+        lat=lat,
+        category="officer_alarm",
+        priority="P1",
+        source="device_alarm",
+        description=alarm.description or "SOS",
+        reporter=f"device:{device_id}",
+    )
     await incidents.create(report, actor=f"device:{device_id}")
 
 
@@ -367,7 +414,6 @@ class _Tasks:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-
 # ---------------------------------------------------------------------------------------------------- demo
 @dataclass(frozen=True)
 class DemoOptions:
@@ -380,9 +426,14 @@ class DemoOptions:
     auxiliary_share: float = 0.3  # share of units that are auxiliaries (P1 needs police + auxiliary)
 
 
-async def run_demo(settings: Settings, options: DemoOptions, *, stop: asyncio.Event | None = None,
-                   out: Callable[[str], None] = print) -> None:
-    """The embedded default plus a simulated San Francisco: patrol units on the road network and real calls."""
+async def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    *,
+    stop: asyncio.Event | None = None,
+    out: Callable[[str], None] = print,
+) -> None:
+    """The embedded default plus a simulated San Francisco: units on the road network and real calls."""
     from pathlib import Path
 
     import aiohttp
@@ -395,31 +446,46 @@ async def run_demo(settings: Settings, options: DemoOptions, *, stop: asyncio.Ev
     stop = stop or _stop_on_signals()
     # Simulated units register on first contact. Their fixes carry wall-clock times while they drive
     # `speedup` times faster, so the impossible-speed rule is scaled by the same factor.
-    demo_ingest = replace(settings.ingest, register_unknown_devices=True,
-                          max_speed_mps=settings.ingest.max_speed_mps * max(1.0, options.speedup))
+    demo_ingest = replace(
+        settings.ingest,
+        register_unknown_devices=True,
+        max_speed_mps=settings.ingest.max_speed_mps * max(1.0, options.speedup),
+    )
     demo_settings = replace(settings, ingest=demo_ingest)
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(serve(demo_settings, "all", stop=stop, on_ready=ready.set_result))
     running = await _first(ready, server)
     token = await asyncio.to_thread(_demo_token, settings.store.database_url, access)
-    sim_options = SimulateOptions(mqtt_url=running.mqtt_url, source="traces" if options.traces else "roads", devices=options.units,
-                                  speedup=options.speedup, traces=Path(options.traces) if options.traces else None,
-                                  client_id="outpost-demo-fleet")
+    sim_options = SimulateOptions(
+        mqtt_url=running.mqtt_url,
+        source="traces" if options.traces else "roads",
+        devices=options.units,
+        speedup=options.speedup,
+        traces=Path(options.traces) if options.traces else None,
+        client_id="outpost-demo-fleet",
+    )
     source = make_source(sim_options)
     drive_to = getattr(source, "send_to", None)
     release = getattr(source, "release", None)
     _print_demo_banner(out, running, token, options)
     async with aiohttp.ClientSession() as http:
-        room = CommandRoom(http, running.http_url, token,
-                           drive_to=drive_to or (lambda unit, lon, lat: False),
-                           release=release or (lambda unit: None),
-                           handling_s=120.0 / options.speedup, answer_s=4.0 / options.speedup)
+        room = CommandRoom(
+            http,
+            running.http_url,
+            token,
+            drive_to=drive_to or (lambda unit, lon, lat: False),
+            release=release or (lambda unit: None),
+            handling_s=120.0 / options.speedup,
+            answer_s=4.0 / options.speedup,
+        )
         feed = feed_from_now(options.speedup)
 
         async def calls() -> None:
             async for call in feed.follow():
                 rec = call.incident
-                await room.report(DemoCall(call.ref, rec.lon, rec.lat, rec.category, rec.descript, rec.address))
+                await room.report(
+                    DemoCall(call.ref, rec.lon, rec.lat, rec.category, rec.descript, rec.address)
+                )
 
         background = [
             asyncio.create_task(simulate(sim_options, source=source), name="demo-fleet"),
@@ -455,15 +521,19 @@ def _demo_token(database_url: str, access: Any) -> str:
         engine.dispose()
 
 
-def _print_demo_banner(out: Callable[[str], None], running: Running, token: str, options: DemoOptions) -> None:
+def _print_demo_banner(
+    out: Callable[[str], None], running: Running, token: str, options: DemoOptions
+) -> None:
     fleet = f"replaying {options.traces}" if options.traces else f"{options.units} patrol units on SF roads"
     out(f"Outpost demo: {fleet}, real SFPD calls of 30 May 2008, {options.speedup:g}x faster than real time")
     out(f"  API            {running.http_url}   (storage: {running.storage})")
     out(f"  MQTT           {running.mqtt_url}   (point mosquitto_pub or OwnTracks here)")
     out(f"  OpenAPI        {running.http_url}/openapi.json")
     out(f"  live stream    curl -N -H 'Authorization: Bearer {token}' {running.http_url}/v1/stream")
-    out("  nearest unit   curl -H 'Authorization: Bearer " + token + "' "
-        f"'{running.http_url}/v1/units/nearest?lon=-122.4194&lat=37.7793&k=3'")
+    out(
+        "  nearest unit   curl -H 'Authorization: Bearer " + token + "' "
+        f"'{running.http_url}/v1/units/nearest?lon=-122.4194&lat=37.7793&k=3'"
+    )
     out("Ctrl-C stops the demo; the data stays in ./outpost-data/.")
 
 
@@ -482,8 +552,15 @@ async def _assign_kinds(http: Any, base: str, token: str, options: DemoOptions) 
         await asyncio.sleep(5.0)
 
 
-async def _summarise(http: Any, base: str, token: str, room: Any, options: DemoOptions, stop: asyncio.Event,
-                     out: Callable[[str], None]) -> None:
+async def _summarise(
+    http: Any,
+    base: str,
+    token: str,
+    room: Any,
+    options: DemoOptions,
+    stop: asyncio.Event,
+    out: Callable[[str], None],
+) -> None:
     from dispatch.demo import snapshot, summary_line
 
     started = datetime.now(UTC)

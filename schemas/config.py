@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 
 def read_sources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Merge the TOML file (if `OUTPOST_CONFIG` names one) under the environment; keys are lower-case names."""
+    """Merge the TOML file (if `OUTPOST_CONFIG` names one) under the environment; keys are lower-case."""
     env = os.environ if environ is None else environ
     merged: dict[str, Any] = {}
     config_path = env.get(PREFIX + "CONFIG")
@@ -57,7 +57,7 @@ def load(cls: type[T], sources: Mapping[str, Any]) -> T:
 
 
 def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
-    """(variable, default, type) for every field: the README's configuration reference is checked against it."""
+    """(variable, default, type) for every field: the README's configuration reference comes from it."""
     hints = typing.get_type_hints(cls)
     rows = []
     for field in dataclasses.fields(cls):
@@ -75,7 +75,7 @@ def reference_markdown(classes: tuple[type[Any], ...]) -> str:
     for cls in classes:
         comments = _field_comments(cls)
         for name, default, _type in describe(cls):
-            field_name = name[len(PREFIX):].lower()
+            field_name = name[len(PREFIX) :].lower()
             shown = f"`{default}`" if default != "" else "(empty)"
             lines.append(f"| `{name}` | {shown} | {comments.get(field_name, '')} |")
     return "\n".join(lines)

@@ -51,12 +51,26 @@ def _wait_until(predicate: object, timeout_s: float = 30.0) -> None:
 
 @pytest.fixture
 def embedded_run(tmp_path: Path) -> Iterator[tuple[str, int, str, Path]]:
-    """`outpost run` with no database or broker configured: SQLite in ./outpost-data and the embedded broker."""
+    """`outpost run` with no database or broker configured: SQLite in ./outpost-data, embedded broker."""
     http_port, mqtt_port = free_port(), free_port()
-    env = _env(tmp_path, OUTPOST_HTTP_PORT=str(http_port), OUTPOST_MQTT_LISTEN=f"127.0.0.1:{mqtt_port}",
-               OUTPOST_REGISTER_UNKNOWN_DEVICES="true")
-    token = subprocess.run([*CLI, "token", "create", "--role", "dispatcher", "--name", "e2e"], cwd=tmp_path,
-                           env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    env = _env(
+        tmp_path,
+        OUTPOST_HTTP_PORT=str(http_port),
+        OUTPOST_MQTT_LISTEN=f"127.0.0.1:{mqtt_port}",
+        OUTPOST_REGISTER_UNKNOWN_DEVICES="true",
+    )
+    token = (
+        subprocess.run(
+            [*CLI, "token", "create", "--role", "dispatcher", "--name", "e2e"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen([*CLI, "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -78,14 +92,30 @@ def test_run_on_the_embedded_default_answers_nearest_from_real_devices(
     http, mqtt_port, token, workdir = embedded_run
     now_ms = int(time.time() * 1000)
     own = json.dumps({"ts": now_ms, "lat": 37.77930, "lon": -122.41940, "acc_m": 5, "seq": 1})
-    subprocess.run(["mosquitto_pub", "-p", str(mqtt_port), "-q", "1", "-t", "outpost/v1/devices/cam-1/fix",
-                    "-m", own], check=True, timeout=10)
-    owntracks = json.dumps({"_type": "location", "lat": 37.78100, "lon": -122.41700, "tst": now_ms // 1000,
-                            "acc": 8, "tid": "ph"})
-    subprocess.run(["mosquitto_pub", "-p", str(mqtt_port), "-q", "1", "-t", "owntracks/alice/phone",
-                    "-m", owntracks], check=True, timeout=10)
-    with urllib.request.urlopen(f"{http}/ingest/osmand?id=radio-9&lat=37.7700&lon=-122.4300"
-                                f"&timestamp={now_ms // 1000}&accuracy=10", timeout=10) as resp:
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mqtt_port), "-q", "1", "-t", "outpost/v1/devices/cam-1/fix", "-m", own],
+        check=True,
+        timeout=10,
+    )
+    owntracks = json.dumps(
+        {
+            "_type": "location",
+            "lat": 37.78100,
+            "lon": -122.41700,
+            "tst": now_ms // 1000,
+            "acc": 8,
+            "tid": "ph",
+        }
+    )
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mqtt_port), "-q", "1", "-t", "owntracks/alice/phone", "-m", owntracks],
+        check=True,
+        timeout=10,
+    )
+    with urllib.request.urlopen(
+        f"{http}/ingest/osmand?id=radio-9&lat=37.7700&lon=-122.4300&timestamp={now_ms // 1000}&accuracy=10",
+        timeout=10,
+    ) as resp:
         assert resp.status == 200
 
     def three_units() -> bool:
@@ -108,8 +138,13 @@ def test_demo_brings_up_moving_units_and_prints_how_to_query(tmp_path: Path) -> 
     env = _env(tmp_path, OUTPOST_HTTP_PORT=str(http_port), OUTPOST_MQTT_LISTEN=f"127.0.0.1:{mqtt_port}")
     log_path = tmp_path / "demo.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*CLI, "demo", "--duration", "40", "--units", "12", "--speedup", "10"],
-                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*CLI, "demo", "--duration", "40", "--units", "12", "--speedup", "10"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             _wait_until(lambda: "nearest unit" in log_path.read_text(), timeout_s=60)
             curl = next(line for line in log_path.read_text().splitlines() if "nearest unit" in line)
