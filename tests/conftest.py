@@ -84,5 +84,5 @@ def mosquitto() -> Iterator[Mosquitto]:
 def shared_data() -> Path:
     """../shared/data (San Francisco data); tests that need it skip with the reason where it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} not present: the San Francisco data ships beside CI's clone, not inside it")
+        pytest.skip(f"{SHARED_DATA} not present: the San Francisco data lies beside CI's clone, not in it")
     return SHARED_DATA
