@@ -11,7 +11,7 @@ class ApiSettings:
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    # On start, the live index is rebuilt from fixes newer than this (s). Longer: slower start, older units kept.
+    # On start, the live index is rebuilt from fixes newer than this (s). Longer: slower start, staler units.
     index_lookback_s: float = 86400.0
     # Units whose fused fix is older than this are excluded from nearest as stale (s).
     max_fix_age_s: float = 300.0

@@ -1,0 +1,156 @@
+"""The aiohttp application factory: middlewares, typed app keys, routes, background tasks, OpenAPI.
+
+`init_app(ctx, plugins)` is the only way to build the API. The composition root makes the `ApiContext`
+(engine, fleet, event bus, clock, settings) and passes plugins for routes owned elsewhere (incidents,
+ingest's device endpoints under /ingest/). Background work (audit flushing, stream coalescing, the fleet
+rebuild) is tied to the app's life through `cleanup_ctx`. Handlers stay thin: parse, call, encode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import Histogram
+from sqlalchemy import Engine
+
+from dispatch.audit import AuditLog
+from dispatch.auth import TokenAuthority, auth_middleware
+from dispatch.clock import Clock
+from dispatch.events import EventBus
+from dispatch.fleet import Fleet, FleetEvent
+from dispatch.openapi import build_document
+from dispatch.problems import problems_middleware
+from dispatch.settings import ApiSettings
+
+API_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API needs from the composition root."""
+
+    engine: Engine
+    fleet: Fleet
+    bus: EventBus
+    clock: Clock
+    settings: ApiSettings
+
+
+class ApiPlugin(Protocol):
+    """Routes owned by another package, documented in the same OpenAPI document."""
+
+    @property
+    def routes(self) -> web.RouteTableDef: ...
+
+    @property
+    def openapi_paths(self) -> Mapping[str, Any]: ...
+
+    def setup(self, app: web.Application) -> None:
+        """Attach what the routes need (app keys, cleanup_ctx background tasks)."""
+        ...
+
+
+CONTEXT_KEY = web.AppKey("outpost.context", ApiContext)
+ENGINE_KEY = web.AppKey("outpost.engine", Engine)
+FLEET_KEY = web.AppKey("outpost.fleet", Fleet)
+BUS_KEY = web.AppKey("outpost.bus", EventBus)
+CLOCK_KEY = web.AppKey("outpost.clock", Clock)  # type: ignore[type-abstract]
+SETTINGS_KEY = web.AppKey("outpost.api_settings", ApiSettings)
+AUDIT_KEY = web.AppKey("outpost.audit", AuditLog)
+TOKENS_KEY = web.AppKey("outpost.tokens", TokenAuthority)
+OPENAPI_KEY = web.AppKey("outpost.openapi", dict[str, Any])
+
+REQUEST_SECONDS = Histogram(
+    "outpost_http_request_seconds",
+    "HTTP request handling time by route",
+    ["method", "route", "status"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Time every request by route template (not by raw path: ids would explode the label set)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        REQUEST_SECONDS.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
+
+
+def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Application:
+    """Build the API application around `ctx`, with `plugins` mounted and documented."""
+    from dispatch.routes import CORE_ROUTES  # the route modules import this module's keys
+
+    authority = TokenAuthority(ctx.engine, ctx.clock, ctx.settings.token_cache_s)
+    app = web.Application(middlewares=[problems_middleware, auth_middleware(authority), metrics_middleware])
+    app[CONTEXT_KEY] = ctx
+    app[ENGINE_KEY] = ctx.engine
+    app[FLEET_KEY] = ctx.fleet
+    app[BUS_KEY] = ctx.bus
+    app[CLOCK_KEY] = ctx.clock
+    app[SETTINGS_KEY] = ctx.settings
+    app[TOKENS_KEY] = authority
+    app[AUDIT_KEY] = AuditLog(
+        ctx.engine, ctx.clock, flush_s=ctx.settings.audit_flush_s, max_pending=ctx.settings.audit_max_pending
+    )
+    sources = [*CORE_ROUTES, *plugins]
+    for source in sources:
+        app.add_routes(source.routes)
+    app[OPENAPI_KEY] = build_document(sources, title="Outpost API", version=API_VERSION)
+    app.cleanup_ctx.append(_fleet_ready)
+    app.cleanup_ctx.append(_audit)
+    app.cleanup_ctx.append(_live_stream)
+    for plugin in plugins:
+        plugin.setup(app)
+    return app
+
+
+async def _fleet_ready(app: web.Application) -> AsyncIterator[None]:
+    # The composition root may have rebuilt the fleet already (before ingest started feeding it).
+    ctx = app[CONTEXT_KEY]
+    if not ctx.fleet.ready:
+        await ctx.fleet.rebuild(ctx.engine, ctx.settings.index_lookback_s)
+    yield
+
+
+async def _audit(app: web.Application) -> AsyncIterator[None]:
+    async for _ in app[AUDIT_KEY].lifecycle():
+        yield
+
+
+async def _live_stream(app: web.Application) -> AsyncIterator[None]:
+    """Forward fleet events to the bus and run its coalescing flusher while the app runs."""
+    from dispatch.routes.stream import stream_event
+
+    fleet, bus = app[FLEET_KEY], app[BUS_KEY]
+
+    def forward(event: FleetEvent) -> None:
+        if event.type == "unit.moved" and not bus.subscribers:
+            return  # nobody watching: skip building the dict on the hot path
+        payload, key = stream_event(event, fleet)
+        bus.publish(payload, coalesce_key=key)
+
+    unsubscribe = fleet.subscribe(forward)
+    flusher = asyncio.create_task(bus.run(), name="stream-coalesce")
+    try:
+        yield
+    finally:
+        unsubscribe()
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)

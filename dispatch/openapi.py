@@ -1,0 +1,189 @@
+"""The OpenAPI 3.1 document, generated from the same declarations that register the routes.
+
+`DocumentedRoutes` is how a route is added: one decorator registers the aiohttp route, declares the role
+it needs, and writes its OpenAPI operation (parameters from the same objects the handler parses with,
+bodies and responses from the msgspec types the handler decodes and encodes). A `DocumentedRoutes` is
+itself an `ApiPlugin`, so the core routes and plugged-in packages are documented the same way, and
+`build_document` assembles them. A test checks that routes and document agree both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from dispatch.auth import Role, requires
+
+REF = "#/components/schemas/{name}"
+H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem details document (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    invalid_params: list[dict[str, str]] | msgspec.UnsetType = msgspec.UNSET
+    current_state: Any | msgspec.UnsetType = msgspec.UNSET
+
+
+class Documented(Protocol):
+    """A parameter declaration that can describe itself as an OpenAPI parameter object."""
+
+    def openapi(self) -> dict[str, Any]: ...
+
+
+_ERRORS: Mapping[int, str] = {
+    400: "a parameter or body field is wrong (the problem names it and says why)",
+    401: "no valid bearer token",
+    403: "the token's role may not do this",
+    404: "not found",
+    409: "conflicts with the current state",
+    503: "the database cannot be reached; retry",
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": REF.format(name="Problem")}}},
+    }
+
+
+class DocumentedRoutes:
+    """Routes plus their OpenAPI paths and schema components (an `ApiPlugin`)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.routes = web.RouteTableDef()
+        self.openapi_paths: dict[str, dict[str, Any]] = {}
+        self.openapi_components: dict[str, Any] = {}
+
+    def setup(self, app: web.Application) -> None:
+        """Nothing to start: plain routes."""
+
+    def _schema(self, tp: Any) -> dict[str, Any]:
+        (schema,), components = msgspec.json.schema_components([tp], ref_template=REF)
+        self.openapi_components.update(components)
+        return dict(schema)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        role: Role | None,
+        params: Sequence[Documented] = (),
+        body: Any = None,
+        response: Any = None,
+        status: int = 200,
+        errors: Iterable[int] = (),
+        media_type: str = "application/json",
+        description: str = "",
+    ) -> Callable[[H], H]:
+        """Register `handler` for `method path`, requiring `role` (None: public), and document it."""
+
+        def register(handler: H) -> H:
+            if role is not None:
+                requires(role)(handler)
+            self.routes.route(method, path)(handler)
+            self.openapi_paths.setdefault(path, {})[method.lower()] = self._operation(
+                handler,
+                summary=summary,
+                role=role,
+                params=params,
+                body=body,
+                response=response,
+                status=status,
+                errors=errors,
+                media_type=media_type,
+                description=description,
+            )
+            return handler
+
+        return register
+
+    def _operation(
+        self,
+        handler: H,
+        *,
+        summary: str,
+        role: Role | None,
+        params: Sequence[Documented],
+        body: Any,
+        response: Any,
+        status: int,
+        errors: Iterable[int],
+        media_type: str,
+        description: str,
+    ) -> dict[str, Any]:
+        doc = (description or (handler.__doc__ or "")).strip()
+        op: dict[str, Any] = {"operationId": handler.__name__, "tags": [self.tag], "summary": summary}
+        if doc:
+            op["description"] = doc + (f"\n\nRole: {role} or higher." if role else "")
+        if role is None:
+            op["security"] = []
+        parameters = [p.openapi() for p in params]
+        if parameters:
+            op["parameters"] = parameters
+        if body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self._schema(body)}},
+            }
+        ok: dict[str, Any] = {"description": "success"}
+        if response is not None:
+            schema = self._schema(response) if not isinstance(response, dict) else response
+            ok["content"] = {media_type: {"schema": schema}}
+        codes = set(errors) | {400, 503}
+        if role is not None:
+            codes |= {401, 403}
+        op["responses"] = {str(status): ok, **{str(c): _problem(_ERRORS[c]) for c in sorted(codes)}}
+        return op
+
+
+class HasOpenApi(Protocol):
+    """Anything that contributes paths (and optionally schema components) to the document."""
+
+    @property
+    def openapi_paths(self) -> Mapping[str, Any]: ...
+
+
+def build_document(sources: Iterable[HasOpenApi], *, title: str, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every source's paths, with shared components and bearer security."""
+    paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {}
+    (_,), problem = msgspec.json.schema_components([Problem], ref_template=REF)
+    components.update(problem)
+    for source in sources:
+        for path, ops in source.openapi_paths.items():
+            paths.setdefault(path, {}).update(ops)
+        components.update(getattr(source, "openapi_components", {}) or {})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Outpost: GPS telemetry and geospatial dispatch. Errors are RFC 9457 problem "
+            "details. Every read of a location is written to the audit log.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API token (`outpost token create`)",
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+    }

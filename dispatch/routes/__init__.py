@@ -1,0 +1,10 @@
+"""The core API routes, one module per resource; each exposes a `DocumentedRoutes` named `api`."""
+
+from __future__ import annotations
+
+from dispatch.openapi import DocumentedRoutes
+from dispatch.routes import admin, devices, health, stream, units
+
+# Order matters: aiohttp matches in registration order, and /v1/units/nearest precedes /v1/units/{id}
+# inside `units`.
+CORE_ROUTES: tuple[DocumentedRoutes, ...] = (health.api, units.api, devices.api, stream.api, admin.api)

@@ -1,0 +1,136 @@
+"""Administration: API tokens and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from dispatch.app import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
+from dispatch.blocking import run_db
+from dispatch.openapi import DocumentedRoutes
+from dispatch.problems import InvalidParameter, NotFound
+from dispatch.routes import models
+from dispatch.routes.params import Integer, PathId, encode, read_body
+from schemas.storage import access
+
+api = DocumentedRoutes("administration")
+
+TOKEN_ID = PathId("id", "the token's numeric id")
+LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maximum=10000)
+
+
+class _Query:
+    def __init__(self, name: str, description: str, fmt: str | None = None) -> None:
+        self.name, self.description, self.fmt = name, description, fmt
+
+    def openapi(self) -> dict[str, object]:
+        schema: dict[str, object] = {"type": "string"}
+        if self.fmt:
+            schema["format"] = self.fmt
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "schema": schema,
+            "description": self.description,
+        }
+
+
+SINCE = _Query("since", "entries at or after this instant (RFC 3339)", "date-time")
+ACTOR = _Query("actor", "only this actor (e.g. token:3:console-1)")
+ACTION = _Query("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
+
+
+def _token_out(t: access.ApiToken, secret: str | None = None) -> models.TokenOut:
+    return models.TokenOut(
+        id=t.id, name=t.name, role=t.role, created_at=t.created_at, revoked_at=t.revoked_at, token=secret
+    )
+
+
+@api.route(
+    "POST",
+    "/v1/tokens",
+    summary="Create an API token (shown once)",
+    role="admin",
+    body=models.TokenIn,
+    response=models.TokenOut,
+    status=201,
+)
+async def create_token(request: web.Request) -> web.Response:
+    """A new bearer token with a role. The token is in this answer only; its sha256 is stored."""
+    body = await read_body(request, models.TokenIn)
+    now = datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
+    record, secret = await run_db(
+        access.create_token, request.app[ENGINE_KEY], role=body.role, name=body.name, now=now
+    )
+    response = encode(_token_out(record, secret), status=201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api.route("GET", "/v1/tokens", summary="List API tokens", role="admin", response=models.TokenList)
+async def list_tokens(request: web.Request) -> web.Response:
+    """Every token's id, name, role and dates (never the token itself)."""
+    tokens = await run_db(access.list_tokens, request.app[ENGINE_KEY])
+    return encode(models.TokenList(tokens=[_token_out(t) for t in tokens]))
+
+
+@api.route(
+    "DELETE",
+    "/v1/tokens/{id}",
+    summary="Revoke an API token",
+    role="admin",
+    params=[TOKEN_ID],
+    errors=[404],
+    status=204,
+)
+async def revoke_token(request: web.Request) -> web.Response:
+    """The token stops working at once."""
+    raw = TOKEN_ID.get(request)
+    if not raw.isdigit():
+        raise InvalidParameter("id", f"must be a token's numeric id, got {raw!r}")
+    now = datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
+    if not await run_db(access.revoke_token, request.app[ENGINE_KEY], int(raw), now=now):
+        raise NotFound(f"no live token {raw}")
+    request.app[TOKENS_KEY].forget(int(raw))
+    return web.Response(status=204)
+
+
+@api.route(
+    "GET",
+    "/v1/audit",
+    summary="The audit log of location reads",
+    role="admin",
+    params=[SINCE, ACTOR, ACTION, LIMIT],
+    response=models.AuditList,
+)
+async def read_audit(request: web.Request) -> web.Response:
+    """Who read which unit or area, when; oldest first. Entries queued in memory are written first."""
+    since = None
+    if raw := request.query.get("since"):
+        try:
+            since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidParameter("since", f"must be an RFC 3339 date-time, got {raw!r}") from None
+        if since.tzinfo is None:
+            raise InvalidParameter("since", "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
+    await request.app[AUDIT_KEY].flush()
+    entries = await run_db(
+        access.read_audit,
+        request.app[ENGINE_KEY],
+        since=since,
+        actor=request.query.get("actor"),
+        action=request.query.get("action"),
+        limit=LIMIT.get(request),
+    )
+    return encode(
+        models.AuditList(
+            entries=[
+                models.AuditEntryOut(
+                    id=e.id, at=e.at, actor=e.actor, action=e.action, subject=e.subject, detail=e.detail
+                )
+                for e in entries
+            ]
+        )
+    )

@@ -1,0 +1,288 @@
+"""Request and response bodies of the core API (msgspec types: validated on decode, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+UnitKind = Literal["police", "auxiliary", "vehicle"]
+UnitStatus = Literal[
+    "off_duty", "available", "offered", "assigned", "en_route", "on_scene", "busy", "out_of_service"
+]
+DeviceKind = Literal["body_cam", "phone", "radio", "vehicle_tracker", "other"]
+RoleName = Literal["admin", "dispatcher", "viewer"]
+
+# Ids travel in URL paths and MQTT topics: keep them to a safe alphabet.
+UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
+DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+UNSET: Any = msgspec.UNSET
+
+
+class UnitIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new unit. It starts off duty unless `status` says otherwise."""
+
+    id: UnitId
+    name: Name
+    kind: UnitKind
+    skills: list[Skill] = []
+    status: UnitStatus = "off_duty"
+    enabled: bool = True
+
+
+class UnitPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change on a unit (absent fields keep their value); enabled=false disables it."""
+
+    name: Name | msgspec.UnsetType = UNSET
+    kind: UnitKind | msgspec.UnsetType = UNSET
+    skills: list[Skill] | msgspec.UnsetType = UNSET
+    enabled: bool | msgspec.UnsetType = UNSET
+
+
+class UnitOut(msgspec.Struct):
+    """A unit's registry record."""
+
+    id: str
+    name: str
+    kind: str
+    skills: list[str]
+    status: str
+    status_changed_at: datetime
+    enabled: bool
+    created_at: datetime
+
+
+class Position(msgspec.Struct):
+    """A unit's live (fused) position."""
+
+    lon: float
+    lat: float
+    ts: datetime
+    fix_age_s: float
+    accuracy_m: float | None
+    device_id: str | None
+    in_index: bool  # false when off duty or disabled: kept, but not offered to dispatch
+
+
+class UnitListItem(msgspec.Struct):
+    """A unit with its live position, if it has one."""
+
+    id: str
+    name: str
+    kind: str
+    skills: list[str]
+    status: str
+    enabled: bool
+    position: Position | None
+
+
+class UnitList(msgspec.Struct):
+    """Units, by id (registry listing) or in a box (live view); `next_after` pages the registry listing."""
+
+    units: list[UnitListItem]
+    next_after: str | None = None
+
+
+class FixOut(msgspec.Struct):
+    """One device fix as the fleet holds it."""
+
+    ts: datetime
+    received_at: datetime
+    lon: float
+    lat: float
+    accuracy_m: float | None
+    speed_mps: float | None
+    heading_deg: float | None
+    battery_pct: float | None
+    flags: list[str]
+
+
+class UnitDevice(msgspec.Struct):
+    """A device bound to the unit now, with its last fix."""
+
+    id: str
+    kind: str
+    priority: int
+    last_fix: FixOut | None
+    last_usable_fix: FixOut | None  # the newest fix allowed to move the unit (not flagged)
+
+
+class UnitDetail(msgspec.Struct):
+    """`GET /v1/units/{id}`: the registry record, live position and every current device."""
+
+    unit: UnitOut
+    position: Position | None
+    devices: list[UnitDevice]
+    separated: bool
+
+
+class StatusIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new status; with `expected`, only if the current status is one of them (else 409)."""
+
+    status: UnitStatus
+    expected: list[UnitStatus] | None = None
+
+
+class StatusOut(msgspec.Struct):
+    """The unit's status after the change."""
+
+    id: str
+    status: str
+
+
+class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new device. Higher priority wins when fusing a unit's position from devices of equal quality."""
+
+    id: DeviceId
+    kind: DeviceKind
+    priority: int = 0
+    enabled: bool = True
+
+
+class DevicePatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change on a device; enabled=false disables it (its credentials stop working)."""
+
+    kind: DeviceKind | msgspec.UnsetType = UNSET
+    priority: int | msgspec.UnsetType = UNSET
+    enabled: bool | msgspec.UnsetType = UNSET
+
+
+class DeviceOut(msgspec.Struct):
+    """A device's registry record (the secret is never shown again; `has_credentials` says one exists)."""
+
+    id: str
+    kind: str
+    enabled: bool
+    priority: int
+    has_credentials: bool
+    registered_by: str
+    created_at: datetime
+
+
+class DeviceList(msgspec.Struct):
+    """Devices by id; `next_after` pages."""
+
+    devices: list[DeviceOut]
+    next_after: str | None = None
+
+
+class CredentialsOut(msgspec.Struct):
+    """A device secret, shown this once; only its hash is stored. Use it as MQTT password or HTTP secret."""
+
+    device_id: str
+    username: str
+    secret: str
+
+
+class BindingIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Bind a device to the unit for a shift: [valid_from, valid_to); valid_from defaults to now."""
+
+    device_id: DeviceId
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+
+class BindingOut(msgspec.Struct):
+    """A device binding."""
+
+    id: int
+    device_id: str
+    unit_id: str
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+class BindingList(msgspec.Struct):
+    """Every binding of a unit, oldest first."""
+
+    bindings: list[BindingOut]
+
+
+class NearestUnit(msgspec.Struct):
+    """One recommended unit, with why it was picked."""
+
+    id: str
+    distance_m: float
+    eta_s: float
+    eta_basis: str
+    fix_age_s: float
+    accuracy_m: float | None
+    status: str
+    kind: str
+    skills: list[str]
+    lon: float
+    lat: float
+    reason: str
+
+
+class NearestQuery(msgspec.Struct):
+    """The query as understood, defaults filled in."""
+
+    lon: float
+    lat: float
+    k: int
+    status: list[str] | None
+    kind: list[str] | None
+    skill: list[str]
+    max_age_s: float | None
+    radius_m: float | None
+    max_accuracy_m: float | None
+
+
+class NearestOut(msgspec.Struct):
+    """The k nearest matching units, nearest first, and how many nearer ones were left out and why."""
+
+    units: list[NearestUnit]
+    excluded: dict[str, int]
+    query: NearestQuery
+
+
+class TokenIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new API token."""
+
+    role: RoleName
+    name: Name
+
+
+class TokenOut(msgspec.Struct):
+    """An API token's record; `token` is present only in the answer that creates it."""
+
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    token: str | None = None
+
+
+class TokenList(msgspec.Struct):
+    """Every token, revoked ones included."""
+
+    tokens: list[TokenOut]
+
+
+class AuditEntryOut(msgspec.Struct):
+    """Who read which location, when."""
+
+    id: int | None
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any] | None
+
+
+class AuditList(msgspec.Struct):
+    """Audit entries, oldest first."""
+
+    entries: list[AuditEntryOut]
+
+
+class Health(msgspec.Struct):
+    """Readiness."""
+
+    status: str
+    units_indexed: int

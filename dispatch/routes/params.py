@@ -1,0 +1,257 @@
+"""Query and path parameters that parse themselves and document themselves (one declaration each).
+
+A bad value raises `InvalidParameter(name, why)`, which the problems middleware turns into a 400 naming
+the parameter. Bodies are msgspec types: `read_body` decodes and validates, `encode` answers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from dispatch.problems import InvalidParameter
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PathId:
+    """A `{name}` path segment (an id)."""
+
+    name: str = "id"
+    description: str = "the id"
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": self.name,
+            "in": "path",
+            "required": True,
+            "description": self.description,
+            "schema": {"type": "string"},
+        }
+
+    def get(self, request: web.Request) -> str:
+        """The segment's value."""
+        return request.match_info[self.name]
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite float query parameter within [minimum, maximum]."""
+
+    name: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False  # strictly greater than zero
+    required: bool = False
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        schema: dict[str, Any] = {"type": "number"}
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.positive:
+            schema["exclusiveMinimum"] = 0
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": self.required,
+            "description": self.description,
+            "schema": schema,
+        }
+
+    def get(self, request: web.Request, default: float | None = None) -> float | None:
+        """The value, or `default` when absent (missing and required: InvalidParameter)."""
+        raw = request.query.get(self.name)
+        if raw is None or raw == "":
+            if self.required:
+                raise InvalidParameter(self.name, "is required")
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidParameter(self.name, f"must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise InvalidParameter(self.name, f"must be finite, got {raw!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidParameter(self.name, f"must be ≥ {self.minimum:g}, got {raw}")
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidParameter(self.name, f"must be ≤ {self.maximum:g}, got {raw}")
+        if self.positive and value <= 0:
+            raise InvalidParameter(self.name, f"must be > 0, got {raw}")
+        return value
+
+    def need(self, request: web.Request) -> float:
+        """The value of a required parameter."""
+        value = self.get(request)
+        if value is None:
+            raise InvalidParameter(self.name, "is required")
+        return value
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer query parameter within [minimum, maximum], with a default."""
+
+    name: str
+    description: str
+    default: int
+    minimum: int
+    maximum: int
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "description": self.description,
+            "schema": {
+                "type": "integer",
+                "minimum": self.minimum,
+                "maximum": self.maximum,
+                "default": self.default,
+            },
+        }
+
+    def get(self, request: web.Request) -> int:
+        """The value, or the default when absent."""
+        raw = request.query.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidParameter(self.name, f"must be an integer, got {raw!r}") from None
+        if not self.minimum <= value <= self.maximum:
+            raise InvalidParameter(
+                self.name, f"must be between {self.minimum} and {self.maximum}, got {value}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Words:
+    """A list of words: repeated (`?skill=a&skill=b`) and/or comma-separated (`?skill=a,b`)."""
+
+    name: str
+    description: str
+    choices: Sequence[str] | None = None  # None: any non-empty word
+    extra_choices: Sequence[str] = ()  # accepted besides `choices` (e.g. "any")
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        items: dict[str, Any] = {"type": "string"}
+        if self.choices is not None:
+            items["enum"] = [*self.choices, *self.extra_choices]
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "description": self.description,
+            "schema": {"type": "array", "items": items},
+            "style": "form",
+            "explode": True,
+        }
+
+    def get(self, request: web.Request) -> tuple[str, ...] | None:
+        """The words in the order given (duplicates dropped), or None when the parameter is absent."""
+        raw = request.query.getall(self.name, [])
+        if not raw:
+            return None
+        words: list[str] = []
+        for part in (w.strip() for chunk in raw for w in chunk.split(",")):
+            if not part:
+                raise InvalidParameter(self.name, "contains an empty value")
+            allowed = self.choices is None or part in self.choices or part in self.extra_choices
+            if not allowed:
+                options = ", ".join([*(self.choices or ()), *self.extra_choices])
+                raise InvalidParameter(self.name, f"{part!r} is not one of {options}")
+            if part not in words:
+                words.append(part)
+        return tuple(words)
+
+
+@dataclass(frozen=True)
+class Bbox:
+    """`minlon,minlat,maxlon,maxlat` in degrees; minlon > maxlon means the box crosses the antimeridian."""
+
+    name: str = "bbox"
+    description: str = "minlon,minlat,maxlon,maxlat (degrees; minlon > maxlon crosses the antimeridian)"
+    required: bool = False
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": self.required,
+            "description": self.description,
+            "schema": {"type": "string", "pattern": r"^[-+0-9.eE]+(,[-+0-9.eE]+){3}$"},
+            "example": "-122.42,37.77,-122.40,37.79",
+        }
+
+    def get(self, request: web.Request) -> tuple[float, float, float, float] | None:
+        """The four numbers, checked; None when absent and not required."""
+        raw = request.query.get(self.name)
+        if raw is None or raw == "":
+            if self.required:
+                raise InvalidParameter(self.name, "is required")
+            return None
+        parts = raw.split(",")
+        if len(parts) != 4:
+            raise InvalidParameter(self.name, f"needs 4 comma-separated numbers, got {len(parts)}")
+        try:
+            min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
+        except ValueError:
+            raise InvalidParameter(self.name, f"has a value that is not a number: {raw!r}") from None
+        for label, v, limit in (
+            ("minlon", min_lon, 180),
+            ("minlat", min_lat, 90),
+            ("maxlon", max_lon, 180),
+            ("maxlat", max_lat, 90),
+        ):
+            if not (math.isfinite(v) and -limit <= v <= limit):
+                raise InvalidParameter(self.name, f"{label} must be within ±{limit}, got {v}")
+        if min_lat > max_lat:
+            raise InvalidParameter(self.name, f"minlat {min_lat} is above maxlat {max_lat}")
+        return min_lon, min_lat, max_lon, max_lat
+
+
+def _where(message: str) -> tuple[str, str]:
+    # msgspec says "Expected `str`, got `int` - at `$.name`" or "Object missing required field `kind`".
+    why, sep, at = message.partition(" - at `")
+    if sep:
+        return "body" + at.rstrip("`").removeprefix("$"), why
+    if "field `" in message:
+        field = message.split("field `", 1)[1].split("`", 1)[0]
+        return f"body.{field}", message
+    return "body", message
+
+
+async def read_body(request: web.Request, tp: type[T]) -> T:
+    """Decode and validate a JSON body as `tp`; a bad body is an InvalidParameter naming the field."""
+    raw = await request.read()
+    if not raw:
+        raise InvalidParameter("body", "a JSON body is required")
+    try:
+        return msgspec.json.decode(raw, type=tp)
+    except msgspec.ValidationError as exc:
+        name, why = _where(str(exc))
+        raise InvalidParameter(name, why) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidParameter("body", f"is not valid JSON: {exc}") from None
+
+
+def encode(value: Any, *, status: int = 200) -> web.Response:
+    """A JSON response from a msgspec Struct, a dataclass or plain data."""
+    return web.Response(body=msgspec.json.encode(value), status=status, content_type="application/json")

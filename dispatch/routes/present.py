@@ -1,0 +1,131 @@
+"""Turning fleet and registry records into API bodies, including the words of a recommendation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import geo
+from dispatch.routes import models
+from dispatch.settings import ApiSettings
+from schemas.fix import Fix, FixFlag
+from schemas.storage import registry
+
+
+def utc_of(ts_s: float) -> datetime:
+    """An epoch time as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts_s, UTC)
+
+
+def unit_out(u: registry.Unit) -> models.UnitOut:
+    """A unit's registry record."""
+    return models.UnitOut(
+        id=u.id,
+        name=u.name,
+        kind=u.kind,
+        skills=list(u.skills),
+        status=u.status,
+        status_changed_at=u.status_changed_at,
+        enabled=u.enabled,
+        created_at=u.created_at,
+    )
+
+
+def device_out(d: registry.Device) -> models.DeviceOut:
+    """A device's registry record."""
+    return models.DeviceOut(
+        id=d.id,
+        kind=d.kind,
+        enabled=d.enabled,
+        priority=d.priority,
+        has_credentials=d.has_credentials,
+        registered_by=d.registered_by,
+        created_at=d.created_at,
+    )
+
+
+def binding_out(b: registry.Binding) -> models.BindingOut:
+    """A binding."""
+    return models.BindingOut(
+        id=b.id, device_id=b.device_id, unit_id=b.unit_id, valid_from=b.valid_from, valid_to=b.valid_to
+    )
+
+
+def position_out(p: geo.UnitPosition, now_s: float, *, in_index: bool) -> models.Position:
+    """A live position with its age."""
+    return models.Position(
+        lon=p.lon,
+        lat=p.lat,
+        ts=utc_of(p.ts_s),
+        fix_age_s=round(max(0.0, now_s - p.ts_s), 3),
+        accuracy_m=p.accuracy_m,
+        device_id=p.device_id,
+        in_index=in_index,
+    )
+
+
+def fix_out(f: Fix | None) -> models.FixOut | None:
+    """A device fix, flags spelled out."""
+    if f is None:
+        return None
+    flags = [flag.name.lower() for flag in FixFlag if flag and flag.name and f.flags & flag]
+    return models.FixOut(
+        ts=f.ts,
+        received_at=f.received_at,
+        lon=f.lon,
+        lat=f.lat,
+        accuracy_m=f.accuracy_m,
+        speed_mps=f.speed_mps,
+        heading_deg=f.heading_deg,
+        battery_pct=f.battery_pct,
+        flags=flags,
+    )
+
+
+def eta_speed_mps(kind: str, settings: ApiSettings) -> float:
+    """The typical straight-line speed assumed for a kind of unit."""
+    return {
+        "police": settings.eta_police_mps,
+        "auxiliary": settings.eta_auxiliary_mps,
+        "vehicle": settings.eta_vehicle_mps,
+    }.get(kind, settings.eta_auxiliary_mps)
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def distance_words(distance_m: float) -> str:
+    """412 m, 3.4 km."""
+    return f"{distance_m:.0f} m" if distance_m < 1000 else f"{distance_m / 1000:.1f} km"
+
+
+def nearest_unit(
+    n: geo.Neighbor, rank: int, now_s: float, settings: ApiSettings, skills_asked: tuple[str, ...]
+) -> models.NearestUnit:
+    """One recommended unit and why: 'nearest available police unit, 412 m, fix 8 s old'."""
+    e = n.entry
+    speed = eta_speed_mps(e.kind, settings)
+    age_s = max(0.0, now_s - e.ts_s)
+    which = "nearest" if rank == 1 else f"{ordinal(rank)} nearest"
+    with_skills = f" with {', '.join(skills_asked)}" if skills_asked else ""
+    accuracy = f", ±{e.accuracy_m:.0f} m" if e.accuracy_m is not None else ""
+    reason = (
+        f"{which} {e.status.replace('_', ' ')} {e.kind} unit{with_skills}, {distance_words(n.distance_m)}, "
+        f"fix {age_s:.0f} s old{accuracy}"
+    )
+    return models.NearestUnit(
+        id=e.unit_id,
+        distance_m=n.distance_m,
+        eta_s=round(n.distance_m / speed, 1),
+        eta_basis=f"straight line at {speed:g} m/s for {e.kind} (estimate)",
+        fix_age_s=round(age_s, 3),
+        accuracy_m=e.accuracy_m,
+        status=e.status,
+        kind=e.kind,
+        skills=sorted(e.skills),
+        lon=e.lon,
+        lat=e.lat,
+        reason=reason,
+    )

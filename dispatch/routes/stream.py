@@ -1,0 +1,167 @@
+"""The live stream of unit positions and status changes for consoles and the live map (Server-Sent Events).
+
+Each connection is one `EventBus` subscription: moves coalesced per unit (at most one per
+ApiSettings.stream_coalesce_s), status changes and other events at once. With `bbox`, moves outside the box
+are not sent and the stream opens with a snapshot of the units inside it. A console that falls too far behind
+gets a final `stream.closed` event and should reconnect. Subscribing is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import msgspec
+from aiohttp import web
+
+from dispatch.app import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
+from dispatch.auth import principal
+from dispatch.events import KEEPALIVE, Event, Subscription
+from dispatch.fleet import DevicesSeparated, Fleet, FleetEvent, StatusChanged, UnitMoved
+from dispatch.openapi import DocumentedRoutes
+from dispatch.routes.params import Bbox
+from dispatch.routes.present import utc_of
+
+api = DocumentedRoutes("live")
+BBOX = Bbox(description="only moves inside minlon,minlat,maxlon,maxlat (and a snapshot of them first)")
+
+
+def stream_event(event: FleetEvent, fleet: Fleet) -> tuple[Event, str | None]:
+    """The stream payload of a fleet event, and its coalescing key (moves coalesce per unit)."""
+    if isinstance(event, UnitMoved):
+        return (
+            {
+                "type": event.type,
+                "unit_id": event.unit_id,
+                "lon": event.lon,
+                "lat": event.lat,
+                "ts": utc_of(event.ts_s).isoformat(),
+                "accuracy_m": event.accuracy_m,
+                "device_id": event.device_id,
+            },
+            event.unit_id,
+        )
+    if isinstance(event, StatusChanged):
+        payload: Event = {
+            "type": event.type,
+            "unit_id": event.unit_id,
+            "old": event.old,
+            "new": event.new,
+            "actor": event.actor,
+            "at": utc_of(event.at_s).isoformat(),
+        }
+        position = fleet.position(event.unit_id)
+        if position is not None:
+            payload.update(lon=position.lon, lat=position.lat)
+        return payload, None
+    assert isinstance(event, DevicesSeparated)
+    return (
+        {
+            "type": event.type,
+            "unit_id": event.unit_id,
+            "device_a": event.device_a,
+            "device_b": event.device_b,
+            "distance_m": event.distance_m,
+            "separated": event.separated,
+            "ts": utc_of(event.ts_s).isoformat(),
+        },
+        None,
+    )
+
+
+def in_box(box: tuple[float, float, float, float]) -> Callable[[Event], bool]:
+    """An event filter: moves pass when inside the box; every other event passes (a status change matters
+    to a console wherever the unit is)."""
+    min_lon, min_lat, max_lon, max_lat = box
+
+    def accept(event: Event) -> bool:
+        if event["type"] != "unit.moved":
+            return True
+        lon, lat = event["lon"], event["lat"]
+        inside_lon = min_lon <= lon <= max_lon if min_lon <= max_lon else (lon >= min_lon or lon <= max_lon)
+        return bool(inside_lon and min_lat <= lat <= max_lat)
+
+    return accept
+
+
+def sse(event: Event, seq: int) -> bytes:
+    """One Server-Sent Events message."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event["type"].encode(), msgspec.json.encode(event))
+
+
+@api.route(
+    "GET",
+    "/v1/stream",
+    summary="Live unit positions and status changes (Server-Sent Events)",
+    role="viewer",
+    params=[BBOX],
+    response={"type": "string"},
+    media_type="text/event-stream",
+)
+async def stream(request: web.Request) -> web.StreamResponse:
+    """A `text/event-stream` of `unit.moved` (coalesced per unit), `unit.status`, `unit.devices_separated`
+    and other live events (incidents), each `data:` a JSON object with a `type`."""
+    app = request.app
+    box = BBOX.get(request)
+    sub = app[BUS_KEY].subscribe(in_box(box) if box else None)
+    app[AUDIT_KEY].record(
+        principal(request).actor,
+        "stream",
+        "bbox:" + ",".join(f"{v:.6f}" for v in box) if box else "all",
+        None,
+    )
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    keepalive = asyncio.create_task(_keepalive(request, sub), name="stream-keepalive")
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n\n")
+        seq = 0
+        if box is not None:
+            for p in app[FLEET_KEY].in_bbox(*box):
+                seq += 1
+                await response.write(
+                    sse(
+                        {
+                            "type": "unit.snapshot",
+                            "unit_id": p.unit_id,
+                            "lon": p.lon,
+                            "lat": p.lat,
+                            "ts": utc_of(p.ts_s).isoformat(),
+                            "accuracy_m": p.accuracy_m,
+                            "status": p.status,
+                            "kind": p.kind,
+                        },
+                        seq,
+                    )
+                )
+        await _pump(response, sub, seq)
+    except ConnectionResetError:
+        pass  # the console went away (noticed at the latest by the next keep-alive)
+    finally:
+        keepalive.cancel()
+        sub.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keepalive
+    return response
+
+
+async def _pump(response: web.StreamResponse, sub: Subscription, seq: int) -> None:
+    while True:
+        event = await sub.get()
+        if event is KEEPALIVE:
+            await response.write(b": keep-alive\n\n")
+            continue
+        seq += 1
+        await response.write(sse(event, seq))
+        if event["type"] == "stream.closed":
+            return
+
+
+async def _keepalive(request: web.Request, sub: Subscription) -> None:
+    clock, every_s = request.app[CLOCK_KEY], request.app[SETTINGS_KEY].stream_keepalive_s
+    while True:
+        await clock.sleep(every_s)
+        sub.keepalive()

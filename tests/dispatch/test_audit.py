@@ -1,0 +1,66 @@
+"""Every read of a location is written to the audit log: who, which unit or area, when."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from schemas.storage import access
+from tests.dispatch.conftest import START_S, LiveApi, fix
+
+
+async def test_location_reads_are_audited(live_api: LiveApi) -> None:
+    api = live_api
+    await api.json(
+        "POST",
+        "/v1/units",
+        json={"id": "u1", "name": "A", "kind": "police", "status": "available"},
+        status=201,
+    )
+    api.fleet.apply([fix("d1", "u1", 4.35, 50.85, START_S)])
+    api.clock.advance(2)
+
+    await api.json("GET", "/v1/units/u1", role="viewer")
+    await api.json("GET", "/v1/units/nearest?lon=4.351&lat=50.851&k=3", role="dispatcher")
+    await api.json("GET", "/v1/units?bbox=4.3,50.8,4.4,50.9", role="viewer")
+    await api.json("GET", "/v1/units", role="viewer")  # the registry listing shows positions too
+    stream = await api.call("GET", "/v1/stream?bbox=4.3,50.8,4.4,50.9", role="viewer")
+    assert stream.status == 200
+    await stream.content.readuntil(b"\n\n")
+    stream.close()
+    await api.json("GET", "/v1/devices", role="viewer")  # no location: not audited
+    await api.flush_audit()
+
+    entries = access.read_audit(api.engine)
+    viewer = f"token:{_token_id(api, 'viewer')}:test-viewer"
+    dispatcher = f"token:{_token_id(api, 'dispatcher')}:test-dispatcher"
+    got = [(e.actor, e.action, e.subject) for e in entries]
+    assert got == [
+        (viewer, "read_unit", "u1"),
+        (dispatcher, "nearest", "point:4.351000,50.851000"),
+        (viewer, "units_in_bbox", "bbox:4.300000,50.800000,4.400000,50.900000"),
+        (viewer, "list_units", "units:u1"),
+        (viewer, "stream", "bbox:4.300000,50.800000,4.400000,50.900000"),
+    ]
+    assert all(e.at == datetime.fromtimestamp(START_S + 2, UTC) for e in entries)
+    assert entries[1].detail == {"k": 3, "units": ["u1"]}
+    served = await api.json("GET", "/v1/audit?action=nearest")
+    assert [e["subject"] for e in served["entries"]] == ["point:4.351000,50.851000"]
+
+
+async def test_the_flusher_writes_in_the_background(pg_api: LiveApi) -> None:
+    await pg_api.json("POST", "/v1/units", json={"id": "u1", "name": "A", "kind": "police"}, status=201)
+    await pg_api.json("GET", "/v1/units/u1", role="viewer")
+    assert access.read_audit(pg_api.engine) == []  # queued, not yet written
+    await pg_api.clock.tick(pg_api.settings.audit_flush_s)
+    for _ in range(200):  # the write runs in a worker thread: wait for it, without a timed assertion
+        if access.read_audit(pg_api.engine):
+            break
+        await asyncio.sleep(0.01)
+    assert [e.action for e in access.read_audit(pg_api.engine)] == ["read_unit"]
+
+
+def _token_id(api: LiveApi, role: str) -> int:
+    found = access.find_token(api.engine, api.tokens[role])
+    assert found is not None
+    return found.id
