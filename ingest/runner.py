@@ -1,0 +1,237 @@
+"""Running the ingest role: `run_ingest(...)` for the composition root, `python -m ingest.runner` standalone.
+
+    pipeline = build_pipeline(settings, engine, on_accepted=fleet.apply)   # optional: to mount HTTP first
+    app.add_routes(ingest.http.routes(pipeline))
+    await run_ingest(settings, engine, on_accepted=fleet.apply, pipeline=pipeline, stop=stop)
+
+Two sources of MQTT messages: an external broker (Mosquitto), to which ingest subscribes as a QoS 1 client
+(`MqttSubscriber`), or the embedded broker of this process, whose device PUBLISHes ingest takes in process
+(`source=embedded_source(settings)`, also given to `EmbeddedBroker(ingest=...)`; see ingest/embedded.py).
+
+Start: the device directory is loaded (or its cached copy, if the database is down), the validator is
+seeded with each device's latest stored fix, the spool left by a previous run starts draining, and the
+MQTT session resumes. Stop: reading stops, the open batch is made durable and acknowledged, then the
+session is closed cleanly (the broker keeps it for the next start).
+
+`python -m ingest.runner` reads OUTPOST_* variables (schemas.config) and runs ingest alone until SIGTERM
+or SIGINT; the chaos tests and the benchmark run it as a subprocess they can kill -9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
+
+from ingest.devices import DeviceDirectory
+from ingest.embedded import EmbeddedSource
+from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
+from ingest.pipeline import (
+    UNSAFE_BROKER_ACK_ON_RECEIPT,
+    UNSAFE_CLEAN_SESSION,
+    UNSAFE_DROP_ON_STORE_FAILURE,
+    OnAccepted,
+    OnDeviceMessage,
+    Pipeline,
+)
+from ingest.settings import IngestSettings
+from ingest.spool import Spool
+from ingest.validate import Validator
+from schemas.config import load, read_sources
+from schemas.fix import Fix
+from schemas.storage.engine import open_engine
+from schemas.storage.fixes import FixWriter, StoreUnavailable, latest_fixes
+from schemas.storage.settings import StoreSettings
+
+log = logging.getLogger(__name__)
+
+# Validation state is seeded from fixes at most this old (a device silent for longer starts afresh).
+_SEED_LOOKBACK_S = 86400.0
+
+
+def build_pipeline(
+    settings: IngestSettings,
+    engine: Engine,
+    *,
+    on_accepted: OnAccepted,
+    on_device_message: OnDeviceMessage | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Pipeline:
+    """The pipeline with its collaborators (writer, directory, validator, spool), not yet running."""
+    spool_dir = Path(settings.spool_dir)
+    no_spool = settings.unsafe_disable_safeguard == UNSAFE_DROP_ON_STORE_FAILURE
+    directory = DeviceDirectory(
+        engine,
+        refresh_s=settings.device_refresh_s,
+        miss_refresh_s=settings.device_miss_refresh_s,
+        register_unknown=settings.register_unknown_devices,
+        cache_path=spool_dir / "devices.json",
+        clock=clock,
+    )
+    return Pipeline(
+        settings,
+        writer=FixWriter(engine),
+        directory=directory,
+        validator=Validator(settings, clock),
+        spool=None if no_spool else Spool(spool_dir, settings.spool_max_bytes),
+        on_accepted=on_accepted,
+        on_device_message=on_device_message,
+        clock=clock,
+    )
+
+
+def mqtt_url_of(settings: IngestSettings) -> str:
+    """The broker to subscribe to: OUTPOST_MQTT_URL, or the embedded broker at OUTPOST_MQTT_LISTEN."""
+    return settings.mqtt_url or f"mqtt://{settings.mqtt_listen}"
+
+
+def embedded_source(settings: IngestSettings) -> EmbeddedSource | None:
+    """The in-process source for the embedded broker; None only in the test-only negative control
+    `broker_ack_on_receipt` (ingest then subscribes to the embedded broker, which PUBACKs on receipt)."""
+    if settings.unsafe_disable_safeguard == UNSAFE_BROKER_ACK_ON_RECEIPT:
+        return None
+    return EmbeddedSource()
+
+
+async def run_ingest(
+    settings: IngestSettings,
+    engine: Engine,
+    *,
+    on_accepted: OnAccepted,
+    on_device_message: OnDeviceMessage | None = None,
+    clock: Callable[[], float] = time.time,
+    stop: asyncio.Event | None = None,
+    pipeline: Pipeline | None = None,
+    source: EmbeddedSource | None = None,
+) -> None:
+    """Run ingest (MQTT subscriber, or the embedded broker's in-process `source`; batching, storage, spool)
+    until `stop` is set."""
+    stop = stop or asyncio.Event()
+    if pipeline is None:
+        pipeline = build_pipeline(
+            settings, engine, on_accepted=on_accepted, on_device_message=on_device_message, clock=clock
+        )
+    await pipeline.directory.load_at_start()
+    pipeline.seed(await _latest(engine, clock))
+    disconnect = asyncio.Event()
+    receiver: EmbeddedSource | MqttSubscriber
+    if source is not None:
+        receiver = source
+        receiving = asyncio.create_task(source.serve(pipeline.on_messages, disconnect))
+    else:
+        receiver = subscriber = _subscriber(settings, pipeline, clock)
+        receiving = asyncio.create_task(subscriber.run(disconnect))
+    pipeline.attach(receiver.ack, receiver.pause, receiver.resume)
+    flushing = asyncio.create_task(pipeline.run(stop))
+    log.info(
+        "ingest running",
+        extra={
+            "broker": "in-process" if source is not None else mqtt_url_of(settings),
+            "devices": len(pipeline.directory),
+            "spool_dir": settings.spool_dir,
+        },
+    )
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        # A crashed flusher or receiver must not leave a process that looks alive and stores nothing.
+        await asyncio.wait({stopping, flushing, receiving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        receiver.pause()
+        # The last batch is acknowledged before the session closes, so the broker does not resend it.
+        with contextlib.suppress(Exception):
+            await flushing
+        disconnect.set()
+        with contextlib.suppress(Exception):
+            await receiving
+        stopping.cancel()
+        pipeline.close()
+    for task in (flushing, receiving):
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ingest failed", exc_info=task.exception())
+            raise task.exception()  # type: ignore[misc]
+    log.info("ingest stopped")
+
+
+def _subscriber(settings: IngestSettings, pipeline: Pipeline, clock: Callable[[], float]) -> MqttSubscriber:
+    return MqttSubscriber(
+        mqtt_url_of(settings),
+        settings.mqtt_client_id,
+        pipeline.on_messages,
+        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
+        shared_group=settings.mqtt_shared_group,
+        receive_maximum=settings.mqtt_receive_maximum,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        keepalive_s=settings.mqtt_keepalive_s,
+        reconnect_min_s=settings.mqtt_reconnect_min_s,
+        reconnect_max_s=settings.mqtt_reconnect_max_s,
+        clean_session=settings.unsafe_disable_safeguard == UNSAFE_CLEAN_SESSION,
+        clock=clock,
+    )
+
+
+async def _latest(engine: Engine, clock: Callable[[], float]) -> list[Fix]:
+    since = datetime.fromtimestamp(clock(), UTC) - timedelta(seconds=_SEED_LOOKBACK_S)
+    try:
+        return await asyncio.to_thread(latest_fixes, engine, since)
+    except (StoreUnavailable, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        log.warning("validation state not seeded: database unavailable", extra={"error": str(exc)[:300]})
+        return []
+
+
+# ---------------------------------------------------------------------------------------------- standalone
+class _KeyValueFormatter(logging.Formatter):
+    """`time level logger message key=value …`: the `extra` fields of a record, readable and greppable."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = " ".join(f"{k}={v!r}" for k, v in vars(record).items() if k not in self._STANDARD)
+        return f"{line} {extras}" if extras else line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m ingest.runner`: ingest alone, configured by OUTPOST_* variables, until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m ingest.runner", description=main.__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on 127.0.0.1:PORT")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    sources = read_sources(os.environ)
+    settings, store = load(IngestSettings, sources), load(StoreSettings, sources)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    engine = open_engine(store.database_url, pool_size=store.database_pool_size)
+    try:
+        asyncio.run(_standalone(settings, engine))
+    finally:
+        engine.dispose()
+    return 0
+
+
+async def _standalone(settings: IngestSettings, engine: Engine) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_ingest(settings, engine, on_accepted=lambda fixes: None, stop=stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

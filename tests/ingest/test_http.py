@@ -1,0 +1,218 @@
+"""HTTP ingestion (OsmAnd / Traccar Client, OwnTracks HTTP mode) against a real PostgreSQL: the status code
+tells the device whether its fix is stored; device secrets are enforced; a database outage is answered
+from the spool, or with 503 when nothing can take the fix."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import Engine
+
+from ingest.devices import DeviceDirectory
+from ingest.http import OPENAPI_PATHS, routes
+from ingest.pipeline import Pipeline
+from ingest.settings import IngestSettings
+from ingest.spool import Spool
+from ingest.validate import Validator
+from schemas.fix import Fix, FixFlag
+from schemas.storage.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
+from tests.ingest.ingest_harness import register, wait_for
+
+
+class FlakyWriter(FixWriter):
+    """The real writer, with a switch that makes the database 'unavailable' (fault injection only)."""
+
+    down = False
+
+    def write(self, fixes: Sequence[Fix]) -> int:
+        if self.down:
+            raise StoreUnavailable("injected outage")
+        return super().write(fixes)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    engine: Engine, tmp_path: Path, *, spool_max_bytes: int = 1 << 20, **overrides: object
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], FlakyWriter]]:
+    settings = replace(
+        IngestSettings(
+            batch_max_age_ms=20,
+            device_miss_refresh_s=0.0,
+            http_durable_timeout_s=1.0,
+            spool_dir=str(tmp_path),
+        ),
+        **overrides,
+    )
+    writer = FlakyWriter(engine)
+    pipeline = Pipeline(
+        settings,
+        writer=writer,
+        directory=DeviceDirectory(engine),
+        validator=Validator(settings),
+        spool=Spool(tmp_path / "spool", spool_max_bytes),
+        on_accepted=lambda f: None,
+    )
+    await pipeline.directory.load_at_start()
+    app = web.Application()
+    app.add_routes(routes(pipeline))
+    stop = asyncio.Event()
+    running = asyncio.create_task(pipeline.run(stop))
+    async with TestClient(TestServer(app)) as client:
+        yield client, writer
+    stop.set()
+    await running
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def test_osmand_query_and_traccar_json_are_stored(pg_engine: Engine, tmp_path: Path) -> None:
+    register(pg_engine, "phone-1")
+    now = int(time.time())
+    async with serving(pg_engine, tmp_path) as (client, _):
+        resp = await client.get(
+            "/ingest/osmand",
+            params={
+                "id": "phone-1",
+                "lat": "37.7749",
+                "lon": "-122.4194",
+                "timestamp": str(now - 5),
+                "speed": "10",
+                "batt": "55",
+            },
+        )
+        assert resp.status == 200, await resp.text()
+        body = {
+            "device_id": "phone-1",
+            "location": {
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 2)),
+                "mock": True,
+                "coords": {
+                    "latitude": 37.775,
+                    "longitude": -122.42,
+                    "accuracy": 8,
+                    "speed": 3.5,
+                    "heading": 90,
+                },
+                "battery": {"level": 0.5, "is_charging": False},
+            },
+        }
+        resp = await client.post("/ingest/osmand", json=body)
+        assert resp.status == 200, await resp.text()
+    first, second = fetch_fixes(pg_engine, device_id="phone-1")
+    assert first.speed_mps is not None and abs(first.speed_mps - 10 * 0.514444) < 1e-3  # knots
+    assert second.flags & FixFlag.MOCK
+
+
+async def test_owntracks_http_is_stored_and_answered_with_an_empty_array(
+    pg_engine: Engine, tmp_path: Path
+) -> None:
+    register(pg_engine, "alice/phone")
+    payload = {"_type": "location", "lat": 37.78, "lon": -122.41, "tst": int(time.time()) - 3, "acc": 10}
+    async with serving(pg_engine, tmp_path) as (client, _):
+        resp = await client.post(
+            "/ingest/owntracks", json=payload, headers={"X-Limit-U": "alice", "X-Limit-D": "phone"}
+        )
+        assert resp.status == 200
+        assert await resp.json() == []
+        resp = await client.post(
+            "/ingest/owntracks",
+            json={"_type": "transition", "event": "leave"},
+            headers={"X-Limit-U": "alice", "X-Limit-D": "phone"},
+        )
+        assert resp.status == 200
+    assert count_fixes(pg_engine) == 1
+
+
+async def test_rejections_carry_their_reasons_and_are_dead_lettered(
+    pg_engine: Engine, tmp_path: Path
+) -> None:
+    register(pg_engine, "phone-1")
+    async with serving(pg_engine, tmp_path) as (client, _):
+        resp = await client.get("/ingest/osmand", params={"id": "phone-1", "lat": "97.5", "lon": "-122.4"})
+        assert resp.status == 400
+        assert (await resp.json())["reasons"] == ["lat_out_of_range"]
+        resp = await client.get("/ingest/osmand", params={"id": "stranger", "lat": "37.5", "lon": "-122.4"})
+        assert resp.status == 403
+        assert (await resp.json())["reasons"] == ["unknown_device"]
+        resp = await client.post(
+            "/ingest/osmand",
+            data=b'{"device_id": "phone-1", "location": ',
+            headers={"Content-Type": "application/json"},
+        )
+        assert resp.status == 400
+        await wait_for(lambda: count_rejected(pg_engine) == 3)
+    assert count_fixes(pg_engine) == 0
+    assert count_rejected(pg_engine, "unknown_device") == 1
+
+
+async def test_a_device_with_credentials_must_present_its_secret(pg_engine: Engine, tmp_path: Path) -> None:
+    register(pg_engine, "locked", secret="s3cret")
+    fix = {"id": "locked", "lat": "37.7", "lon": "-122.4"}
+    async with serving(pg_engine, tmp_path) as (client, _):
+        assert (await client.get("/ingest/osmand", params=fix)).status == 401
+        assert (
+            await client.get("/ingest/osmand", params=fix, headers=basic("locked", "wrong"))
+        ).status == 401
+        ok = [
+            await client.get(
+                "/ingest/osmand",
+                params={**fix, "timestamp": str(int(time.time()) - 30)},
+                headers=basic("locked", "s3cret"),
+            ),
+            await client.get(
+                "/ingest/osmand", params={**fix, "timestamp": str(int(time.time()) - 20), "key": "s3cret"}
+            ),
+            await client.get(
+                "/ingest/osmand",
+                params={**fix, "timestamp": str(int(time.time()) - 10)},
+                headers={"Authorization": "Bearer s3cret"},
+            ),
+        ]
+        assert [r.status for r in ok] == [200, 200, 200]
+    assert count_fixes(pg_engine) == 3
+
+
+async def test_database_down_answers_from_the_spool_then_drains(pg_engine: Engine, tmp_path: Path) -> None:
+    register(pg_engine, "phone-1")
+    async with serving(pg_engine, tmp_path) as (client, writer):
+        writer.down = True
+        resp = await client.get("/ingest/osmand", params={"id": "phone-1", "lat": "37.7", "lon": "-122.4"})
+        assert resp.status == 200  # durable: in the spool
+        assert count_fixes(pg_engine) == 0
+        writer.down = False
+        await wait_for(lambda: count_fixes(pg_engine) == 1, what="the spool drained")
+
+
+async def test_database_down_and_spool_full_answers_503(pg_engine: Engine, tmp_path: Path) -> None:
+    register(pg_engine, "phone-1")
+    async with serving(pg_engine, tmp_path, spool_max_bytes=10) as (client, writer):
+        writer.down = True
+        resp = await client.get(
+            "/ingest/osmand",
+            params={"id": "phone-1", "lat": "37.7", "lon": "-122.4", "timestamp": str(int(time.time()) - 1)},
+        )
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        writer.down = False
+        # The held batch is stored once the database is back; the device's retry is a duplicate.
+        await wait_for(lambda: count_fixes(pg_engine) == 1)
+
+
+def test_openapi_describes_every_route() -> None:
+    assert set(OPENAPI_PATHS) == {"/ingest/osmand", "/ingest/owntracks"}
+    assert set(OPENAPI_PATHS["/ingest/osmand"]) == {"get", "post"}
+    for item in OPENAPI_PATHS.values():
+        for op in item.values():
+            assert {"200", "400", "401", "503"} <= set(op["responses"])
+    json.dumps(OPENAPI_PATHS)
