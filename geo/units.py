@@ -1,0 +1,76 @@
+"""The values the live index stores and returns: a unit's position and attributes, write records, results."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+# Fixed order: the index also keeps each unit's status as its position in this tuple (one byte a unit), so
+# the search's status test never touches the entry.
+STATUS_ORDER = (
+    "off_duty", "available", "offered", "assigned", "en_route", "on_scene", "busy", "out_of_service"
+)  # fmt: skip
+STATUSES = frozenset(STATUS_ORDER)
+KINDS = frozenset({"police", "auxiliary", "vehicle"})
+
+
+class UnitPosition(NamedTuple):
+    """A unit's latest accepted fix and the attributes dispatch filters on."""
+
+    unit_id: str
+    lon: float
+    lat: float
+    ts_s: float
+    accuracy_m: float | None = None
+    status: str = "off_duty"
+    kind: str = "police"
+    skills: frozenset[str] = frozenset()
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    device_id: str | None = None
+
+
+VACANT = UnitPosition("", 0.0, 0.0, -math.inf)
+"""Fills freed slots; also carries a new unit's defaults (off_duty, police, no skills)."""
+
+
+class Change(NamedTuple):
+    """What a write did (Tile38 style): the entry before and after. old is None on insert, new on remove."""
+
+    old: UnitPosition | None
+    new: UnitPosition | None
+
+    @property
+    def ignored(self) -> bool:
+        """True when the write carried an older fix and changed nothing (then new is old)."""
+        return self.old is not None and self.new is self.old
+
+
+class Neighbor(NamedTuple):
+    """One nearest-search result."""
+
+    entry: UnitPosition
+    distance_m: float
+
+
+class NearestResult(NamedTuple):
+    """Nearest matching units, nearest first (ties by unit_id), and why nearer units were left out.
+
+    excluded counts each left-out unit once, under the first filter it fails in the order
+    "status:<status>", "kind", "skills", "stale", "accuracy": among units ranked before the last result,
+    or, when fewer than k matched within radius_m, among all units within radius_m (without radius_m and
+    without any match, nothing is counted). "out_of_radius" is a flag (1, never a count, to spare a scan
+    of the whole index): present when fewer than k matched within radius_m and at least one matching unit
+    lies beyond it.
+    """
+
+    neighbors: list[Neighbor]
+    excluded: dict[str, int]
+
+
+def check_attrs(entry: UnitPosition) -> None:
+    """ValueError unless the entry's status and kind are known values."""
+    if entry.status not in STATUSES:
+        raise ValueError(f"unknown status {entry.status!r}; expected one of {STATUS_ORDER}")
+    if entry.kind not in KINDS:
+        raise ValueError(f"unknown kind {entry.kind!r}; expected one of {sorted(KINDS)}")
