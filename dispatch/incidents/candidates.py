@@ -17,7 +17,7 @@ from dispatch.blocking import run_db
 from dispatch.incidents.core import Deps, progress_of, publish
 from dispatch.incidents.policy import ANY_KIND
 from dispatch.problems import NotFound
-from geo.index import Neighbor
+from geo import Neighbor
 from schemas.storage import incidents as db
 from schemas.storage import registry
 

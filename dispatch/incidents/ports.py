@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
-from geo.index import NearestResult, UnitPosition
+from geo import NearestResult, UnitPosition
 
 
 class FleetPort(Protocol):
