@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -29,13 +29,13 @@ from dispatch.fleet import Fleet
 from dispatch.incidents import models as incident_models
 from dispatch.incidents.notify import device_messages
 from dispatch.incidents.plugin import IncidentsPlugin
-from dispatch.incidents.service import IncidentService
+from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.settings import ApiSettings, DispatchSettings
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.embedded import EmbeddedSource
 from ingest.mqtt.publisher import Publisher
-from ingest.pipeline import Pipeline
+from ingest.pipeline import OnDeviceMessage, Pipeline
 from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
 from schemas.config import load, read_sources
@@ -48,6 +48,7 @@ from schemas.storage.settings import StoreSettings
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "ingest", "api"]
+T = TypeVar("T")
 
 # Partition maintenance runs this often (s): partitions are made days ahead, so hourly is plenty.
 _MAINTENANCE_EVERY_S = 3600.0
@@ -267,21 +268,23 @@ class _Alarm(msgspec.Struct):
     description: str = ""
 
 
-def _device_messages(
-    incidents: IncidentService, fleet: Fleet, tasks: _Tasks
-) -> Callable[[str, str, bytes], None]:
-    """Replies to offers and SOS alarms arriving from devices over MQTT."""
+def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) -> OnDeviceMessage:
+    """Replies to offers and SOS alarms arriving from devices over MQTT or HTTP; the running task of each
+    is returned so HTTP can tell the device its outcome (MQTT drops it)."""
 
-    def handle(device_id: str, kind: str, payload: bytes) -> None:
+    def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Task[DeviceReply] | None:
         if kind == "reply":
-            tasks.start(incidents.handle_device_reply(device_id, payload), f"reply-{device_id}")
-        elif kind == "alarm":
-            tasks.start(_raise_alarm(incidents, fleet, device_id, payload), f"alarm-{device_id}")
+            return tasks.start(incidents.handle_device_reply(device_id, payload), f"reply-{device_id}")
+        if kind == "alarm":
+            return tasks.start(_raise_alarm(incidents, fleet, device_id, payload), f"alarm-{device_id}")
+        return None
 
     return handle
 
 
-async def _raise_alarm(incidents: IncidentService, fleet: Fleet, device_id: str, payload: bytes) -> None:
+async def _raise_alarm(
+    incidents: IncidentService, fleet: Fleet, device_id: str, payload: bytes
+) -> DeviceReply:
     """A body camera's SOS button: a P1 incident at the alarm's position, or its unit's last position."""
     try:
         alarm = msgspec.json.decode(payload, type=_Alarm)
@@ -295,7 +298,7 @@ async def _raise_alarm(incidents: IncidentService, fleet: Fleet, device_id: str,
             lon, lat = position.lon, position.lat
     if lon is None or lat is None:
         log.error("alarm without a position from device %s: nobody can be sent", device_id)
-        return
+        return DeviceReply(False, "alarm without a position (none sent, none known for the unit)")
     report = incident_models.IncidentIn(
         lon=lon,
         lat=lat,
@@ -305,7 +308,8 @@ async def _raise_alarm(incidents: IncidentService, fleet: Fleet, device_id: str,
         description=alarm.description or "SOS",
         reporter=f"device:{device_id}",
     )
-    await incidents.create(report, actor=f"device:{device_id}")
+    created = await incidents.create(report, actor=f"device:{device_id}")
+    return DeviceReply(True, f"incident {created.id} raised ({created.state})")
 
 
 async def _follow_database(engine: Engine, fleet: Fleet) -> None:
@@ -382,10 +386,11 @@ class _Tasks:
         self._tasks: set[asyncio.Task[object]] = set()
         self.failed: asyncio.Future[BaseException | None] | None = None
 
-    def start(self, coro: Coroutine[Any, Any, object], name: str) -> None:
-        task: asyncio.Task[object] = asyncio.create_task(coro, name=name)
+    def start(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)

@@ -1,4 +1,5 @@
-"""HTTP ingestion for phones that cannot speak MQTT: OsmAnd / Traccar Client and OwnTracks HTTP mode.
+"""HTTP ingestion for phones that cannot speak MQTT: OsmAnd / Traccar Client and OwnTracks HTTP mode, and
+the devices' answers to offers and SOS alarms.
 
 Same decoding, validation, storage and guarantees as MQTT; the status code tells the device what became
 of its fix, so its own buffer does the rest:
@@ -8,6 +9,12 @@ of its fix, so its own buffer does the rest:
 - 401: the device has credentials and did not present its secret (HTTP basic password, `?key=`, or
   `Authorization: Bearer`); the basic-auth user name is not checked (OwnTracks sends its user there).
 - 503: not durable in time (database down and spool full, or overloaded): retry later.
+
+Replies and alarms (`POST /ingest/v1/devices/{device_id}/reply` and `/alarm`, the HTTP twins of the MQTT
+topics) are authenticated the same way (401, 403), limited to `max_payload_bytes` (413), checked for shape
+(400), and handed to dispatch through `Pipeline.forward_device_message`. 202 answers with what dispatch made
+of them: `{"outcome": "taken" | "refused" | "forwarded", "detail"}` ("forwarded": no outcome within
+`http_durable_timeout_s`, or none reported); 503 when no dispatcher is attached (the `ingest` role).
 
 The composition root mounts `routes(pipeline)`; the API's bearer-token middleware skips `/ingest/`.
 """
@@ -19,20 +26,23 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from ingest import metrics
 from ingest.decode import Decoded, decode_owntracks_http, decode_traccar_http
 from ingest.devices import DeviceDirectory
-from ingest.pipeline import Pipeline, Submission
+from ingest.pipeline import DeviceOutcome, Pipeline, Submission
 from ingest.rules import DISABLED_DEVICE, UNKNOWN_DEVICE
 from schemas.credentials import verify_secret
 
 OSMAND_PATH = "/ingest/osmand"
 OWNTRACKS_PATH = "/ingest/owntracks"
+REPLY_PATH = "/ingest/v1/devices/{device_id}/reply"
+ALARM_PATH = "/ingest/v1/devices/{device_id}/alarm"
 _DEVICE_REASONS = {UNKNOWN_DEVICE, DISABLED_DEVICE}
 _AUTH_CACHE_MAX = 10000
 
@@ -49,7 +59,8 @@ class DeviceAuth:
         self._verified: dict[tuple[str, str, str], float] = {}  # (device, secret digest, hash) → expiry
 
     async def allows(self, device_id: str, secret: str | None) -> bool:
-        """Whether `secret` opens `device_id` (devices without credentials need none)."""
+        """Whether `secret` opens `device_id`. Until credentials are issued for a device its id alone
+        identifies it, as with Traccar Client; production issues credentials for every device."""
         stored = self._directory.secret_hash(device_id)
         if stored is None:
             return True
@@ -96,6 +107,14 @@ def routes(pipeline: Pipeline, *, clock: Callable[[], float] = time.time) -> web
         decoded = decode_owntracks_http(user, device, body, max_payload_bytes=limit)
         return await _ingest(pipeline, auth, request, decoded, body, received_s, owntracks=True)
 
+    @table.post(REPLY_PATH)
+    async def reply(request: web.Request) -> web.Response:
+        return await _device_message(pipeline, auth, request, "reply")
+
+    @table.post(ALARM_PATH)
+    async def alarm(request: web.Request) -> web.Response:
+        return await _device_message(pipeline, auth, request, "alarm")
+
     return table
 
 
@@ -114,15 +133,11 @@ async def _ingest(
     *,
     owntracks: bool,
 ) -> web.StreamResponse:
-    for device_id in dict.fromkeys(c.device_id for c in decoded.candidates):
+    device_ids = list(dict.fromkeys(c.device_id for c in decoded.candidates))
+    await _refresh_if_unknown(pipeline.directory, device_ids)
+    for device_id in device_ids:
         if not await auth.allows(device_id, _secret(request)):
-            metrics.UNAUTHORIZED.inc()
-            return _problem(
-                401,
-                "device secret missing or wrong",
-                [],
-                headers={"WWW-Authenticate": 'Basic realm="outpost"'},
-            )
+            return _unauthorized()
     outcome = await pipeline.submit(f"http:{request.path}", raw, decoded, received_s)
     return _respond(outcome, owntracks=owntracks)
 
@@ -139,6 +154,74 @@ def _respond(outcome: Submission, *, owntracks: bool) -> web.StreamResponse:
     return web.json_response([]) if owntracks else web.Response(text="OK")
 
 
+async def _device_message(
+    pipeline: Pipeline, auth: DeviceAuth, request: web.Request, kind: str
+) -> web.Response:
+    """A reply or an alarm: authenticated like a fix, bounded, checked for shape, handed to dispatch."""
+    device_id = request.match_info["device_id"]
+    directory = pipeline.directory
+    await _refresh_if_unknown(directory, [device_id])
+    if not await auth.allows(device_id, _secret(request)):
+        return _unauthorized()
+    device = directory.get(device_id)
+    if device is None and not directory.register_unknown:
+        return _problem(403, "device refused", [UNKNOWN_DEVICE])
+    if device is not None and not device.enabled:
+        return _problem(403, "device refused", [DISABLED_DEVICE])
+    limit = pipeline.settings.max_payload_bytes
+    body = await _read_bounded(request, limit)
+    if body is None:
+        return _problem(413, f"{kind} larger than {limit} bytes", [])
+    body = body.strip() or b"{}"  # an SOS button may send nothing at all
+    try:
+        msgspec.json.decode(body, type=_SHAPES[kind])
+    except msgspec.DecodeError as exc:  # ValidationError included
+        return _problem(400, f"malformed {kind}", [], detail=str(exc))
+    if not pipeline.forwards_device_messages:
+        return _problem(503, "no dispatcher attached: device messages are not handled here", [])
+    task = pipeline.forward_device_message(device_id, kind, body)
+    return await _outcome(task, pipeline.settings.http_durable_timeout_s)
+
+
+async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is over `limit` (a declared length over it is refused unread)."""
+    if (request.content_length or 0) > limit:
+        return None
+    body = await _read_body(request, limit)
+    return None if len(body) > limit else body
+
+
+async def _outcome(task: asyncio.Task[DeviceOutcome] | None, timeout_s: float) -> web.Response:
+    if task is None:
+        return _accepted("forwarded", "handed to dispatch, which reports no outcome")
+    try:
+        # Shielded: a slow dispatcher still finishes the work after the device has had its answer.
+        outcome = await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except TimeoutError:
+        return _accepted("forwarded", f"handed to dispatch, no outcome within {timeout_s:g} s")
+    except Exception:  # logged by whoever started the task
+        return _problem(500, "dispatch failed on this message", [])
+    return _accepted("taken" if outcome.ok else "refused", outcome.detail)
+
+
+def _accepted(outcome: str, detail: str) -> web.Response:
+    return web.json_response({"outcome": outcome, "detail": detail}, status=202)
+
+
+async def _refresh_if_unknown(directory: DeviceDirectory, device_ids: Iterable[str]) -> None:
+    """Reload the directory (rate-limited) when a device is unknown: it may have been registered a moment
+    ago, with credentials that must be checked before anything it sent is taken."""
+    if any(directory.get(d) is None for d in device_ids) and directory.miss_refresh_due():
+        await directory.load()
+
+
+def _unauthorized() -> web.Response:
+    metrics.UNAUTHORIZED.inc()
+    return _problem(
+        401, "device secret missing or wrong", [], headers={"WWW-Authenticate": 'Basic realm="outpost"'}
+    )
+
+
 def _secret(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -153,13 +236,37 @@ def _secret(request: web.Request) -> str | None:
 
 
 def _problem(
-    status: int, title: str, reasons: list[str], headers: dict[str, str] | None = None
+    status: int,
+    title: str,
+    reasons: list[str],
+    headers: dict[str, str] | None = None,
+    *,
+    detail: str | None = None,
 ) -> web.Response:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if reasons:
         body["reasons"] = reasons
+    if detail is not None:
+        body["detail"] = detail
     return web.json_response(body, status=status, content_type="application/problem+json", headers=headers)
 
+
+class _ReplyIn(msgspec.Struct):
+    """A device's answer to an offer (the MQTT reply topic's payload)."""
+
+    offer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    answer: Literal["accept", "decline"]
+
+
+class _AlarmIn(msgspec.Struct):
+    """An SOS: where (else the unit's last position), and what."""
+
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)] | None = None
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+_SHAPES: dict[str, type[msgspec.Struct]] = {"reply": _ReplyIn, "alarm": _AlarmIn}
 
 _PROBLEM = {
     "application/problem+json": {
@@ -169,6 +276,7 @@ _PROBLEM = {
                 "title": {"type": "string"},
                 "status": {"type": "integer"},
                 "reasons": {"type": "array", "items": {"type": "string"}},
+                "detail": {"type": "string"},
             },
         }
     }
@@ -206,6 +314,80 @@ _OSMAND_PARAMS = [
     )
 ]
 _OK_TEXT = {"200": {"description": "Stored.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+_DEVICE_BODIES: dict[str, dict[str, Any]] = {
+    "reply": {
+        "type": "object",
+        "required": ["offer_id", "answer"],
+        "properties": {
+            "offer_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "answer": {"type": "string", "enum": ["accept", "decline"]},
+        },
+    },
+    "alarm": {
+        "type": "object",
+        "properties": {
+            "lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "Degrees."},
+            "lat": {"type": "number", "minimum": -90, "maximum": 90, "description": "Degrees."},
+            "description": {"type": "string", "maxLength": 4000},
+        },
+        "description": "Optional (an empty body is an SOS): without lon/lat, the unit's last position.",
+    },
+}
+_DEVICE_SUMMARIES = {
+    "reply": "A device accepts or declines an offer (the HTTP twin of MQTT `outpost/v1/devices/{id}/reply`)",
+    "alarm": "A device raises an SOS: a P1 incident (the HTTP twin of MQTT `outpost/v1/devices/{id}/alarm`)",
+}
+
+
+def _device_operation(kind: str) -> dict[str, Any]:
+    return {
+        "summary": _DEVICE_SUMMARIES[kind],
+        "tags": ["ingest"],
+        "security": [],
+        "parameters": [
+            {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "key",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The device secret, if not sent as basic auth or bearer token.",
+            },
+        ],
+        "requestBody": {
+            "required": kind == "reply",
+            "content": {"application/json": {"schema": _DEVICE_BODIES[kind]}},
+        },
+        "responses": {
+            "202": {
+                "description": "Handed to dispatch. `taken`: done (offer answered, incident raised); "
+                "`refused`: dispatch would not (the offer is closed, the device is not the unit's, no "
+                "position), see `detail`; `forwarded`: no outcome in time, it is still being handled.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["outcome", "detail"],
+                            "properties": {
+                                "outcome": {"type": "string", "enum": ["taken", "refused", "forwarded"]},
+                                "detail": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "400": {"description": "Malformed body (`detail` says why).", "content": _PROBLEM},
+            "401": _RESPONSES["401"],
+            "403": _RESPONSES["403"],
+            "413": {"description": "Body larger than `max_payload_bytes`.", "content": _PROBLEM},
+            "503": {
+                "description": "No dispatcher behind this ingest (the `ingest` role).",
+                "content": _PROBLEM,
+            },
+        },
+    }
+
 
 OPENAPI_PATHS: dict[str, Any] = {
     OSMAND_PATH: {
@@ -266,4 +448,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         },
     },
+    REPLY_PATH: {"post": _device_operation("reply")},
+    ALARM_PATH: {"post": _device_operation("alarm")},
 }

@@ -15,6 +15,9 @@ spool, and the database is tried again after a growing pause (1 s to 30 s) or as
 a write through; live batches and the drain then proceed side by side. Writes are idempotent on
 (device_id, ts), so a replayed record or a redelivered message is a counted duplicate, never a second row.
 
+Device replies to offers and alarms (MQTT topics, or HTTP through `forward_device_message`) are not fixes:
+they skip decoding, validation and storage and go straight to the `on_device_message` handler (dispatch's).
+
 Data problems are values: every rejected fix becomes a dead letter with its reasons, stored and acked like
 a fix. Exceptions are for infrastructure (StoreUnavailable) and, caught per message as a last resort, bugs.
 """
@@ -28,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import msgspec
 
@@ -46,7 +49,22 @@ log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int]  # topic, payload, ack token (negative: nothing to ack)
 OnAccepted = Callable[[Sequence[Fix]], None]
-OnDeviceMessage = Callable[[str, str, bytes], None]  # device id, kind ("reply" | "alarm"), payload
+
+
+class DeviceOutcome(Protocol):
+    """What dispatch made of a device's reply or alarm: taken or not, and why (told to HTTP devices)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+# (device id, kind "reply" | "alarm", payload). The handler must not block the loop: it starts its own work
+# and may return it as a running task, whose outcome HTTP devices are told. MQTT publishes get no answer,
+# so the MQTT path drops the task (a task, not a bare coroutine, so dropping it never drops the work).
+OnDeviceMessage = Callable[[str, str, bytes], asyncio.Task[DeviceOutcome] | None]
 
 # A bug caught by the per-message safety net: the message is dead-lettered (raw payload kept), never lost.
 PROCESSING_FAILED = "processing_failed"
@@ -55,7 +73,7 @@ STORE_REFUSED = "store_refused"
 ALL_REASONS = (*REASONS, PROCESSING_FAILED, STORE_REFUSED)
 
 _DEVICE_PREFIX = "outpost/v1/devices/"
-_DEVICE_KINDS = ("reply", "alarm")
+DEVICE_MESSAGE_KINDS = ("reply", "alarm")  # what a device may send besides fixes
 _HOLD_RETRY_S = 1.0
 _DRAIN_RETRY_S = (0.5, 5.0)
 _DB_RETRY_S = (1.0, 30.0)
@@ -197,13 +215,29 @@ class Pipeline:
 
     def _device_message(self, topic: str, payload: bytes) -> None:
         device_id, _, kind = topic[len(_DEVICE_PREFIX) :].rpartition("/")
-        if kind not in _DEVICE_KINDS or not device_id or self._on_device_message is None:
+        if kind not in DEVICE_MESSAGE_KINDS or not device_id or self._on_device_message is None:
             return
-        metrics.DEVICE_MESSAGES.labels(kind).inc()
         try:
-            self._on_device_message(device_id, kind, payload)
+            self.forward_device_message(device_id, kind, payload)
         except Exception:
             log.exception("device message handler failed", extra={"device_id": device_id, "kind": kind})
+
+    @property
+    def forwards_device_messages(self) -> bool:
+        """Whether replies and alarms reach a dispatcher (the `ingest` role has none attached)."""
+        return self._on_device_message is not None
+
+    def forward_device_message(
+        self, device_id: str, kind: str, payload: bytes
+    ) -> asyncio.Task[DeviceOutcome] | None:
+        """Hand a device's reply or alarm (`kind` in DEVICE_MESSAGE_KINDS) to dispatch, as MQTT does; the
+        running task of its outcome, when the handler gives one. Raises what the handler raises."""
+        if kind not in DEVICE_MESSAGE_KINDS:
+            raise ValueError(f"device message kind {kind!r}: not one of {DEVICE_MESSAGE_KINDS}")
+        if self._on_device_message is None:
+            return None
+        metrics.DEVICE_MESSAGES.labels(kind).inc()
+        return self._on_device_message(device_id, kind, payload)
 
     # ------------------------------------------------------------------------------------------ both
     def _examine(

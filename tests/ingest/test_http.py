@@ -210,9 +210,15 @@ async def test_database_down_and_spool_full_answers_503(pg_engine: Engine, tmp_p
 
 
 def test_openapi_describes_every_route() -> None:
-    assert set(OPENAPI_PATHS) == {"/ingest/osmand", "/ingest/owntracks"}
+    assert set(OPENAPI_PATHS) == {
+        "/ingest/osmand",
+        "/ingest/owntracks",
+        "/ingest/v1/devices/{device_id}/reply",
+        "/ingest/v1/devices/{device_id}/alarm",
+    }
     assert set(OPENAPI_PATHS["/ingest/osmand"]) == {"get", "post"}
     for item in OPENAPI_PATHS.values():
         for op in item.values():
-            assert {"200", "400", "401", "503"} <= set(op["responses"])
+            assert {"400", "401", "503"} <= set(op["responses"])
+            assert {"200", "202"} & set(op["responses"])
     json.dumps(OPENAPI_PATHS)

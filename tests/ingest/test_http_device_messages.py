@@ -1,0 +1,323 @@
+"""Devices answer offers and raise alarms over HTTP (`/ingest/v1/devices/{id}/reply` and `/alarm`): the same
+device authentication as their fixes, a size limit, a shape check, and the same `on_device_message` handler
+as MQTT, whose outcome the device is told. Against a real embedded store; the last test goes through the
+real composition root (`dispatch.service.serve`) and a real incident."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import Engine
+
+from ingest.devices import DeviceDirectory
+from ingest.http import routes
+from ingest.pipeline import OnDeviceMessage, Pipeline
+from ingest.settings import IngestSettings
+from ingest.validate import Validator
+from schemas.storage import access
+from schemas.storage.engine import open_engine
+from schemas.storage.fixes import FixWriter
+from tests.ingest.ingest_harness import register, wait_for
+from tests.support.services import free_port
+
+REPLY = "/ingest/v1/devices/{}/reply"
+ALARM = "/ingest/v1/devices/{}/alarm"
+Client = TestClient[web.Request, web.Application]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Dispatcher:
+    """Stands in for dispatch behind the handler seam: records what arrives; only offer "o-1" is open.
+    While `hold` is clear, answers wait (a slow dispatcher)."""
+
+    got: list[tuple[str, str, Any]] = field(default_factory=list)
+    hold: asyncio.Event = field(default_factory=asyncio.Event)
+    done: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.hold.set()
+
+    def __call__(self, device_id: str, kind: str, payload: bytes) -> asyncio.Task[Outcome]:
+        self.got.append((device_id, kind, json.loads(payload)))
+        return asyncio.create_task(self._answer(kind, json.loads(payload)))
+
+    async def _answer(self, kind: str, body: dict[str, Any]) -> Outcome:
+        await self.hold.wait()
+        if kind == "reply":
+            outcome = Outcome(body["offer_id"] == "o-1", f"{body['answer']}: {body['offer_id']}")
+        else:
+            outcome = Outcome(True, "incident raised")
+        self.done.append(outcome)
+        return outcome
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    engine: Engine, tmp_path: Path, handler: OnDeviceMessage | None, **overrides: Any
+) -> AsyncIterator[Client]:
+    settings = replace(
+        IngestSettings(
+            batch_max_age_ms=20,
+            device_miss_refresh_s=0.0,
+            http_durable_timeout_s=10.0,
+            max_payload_bytes=1024,
+            spool_dir=str(tmp_path),
+        ),
+        **overrides,
+    )
+    directory = DeviceDirectory(
+        engine, miss_refresh_s=0.0, register_unknown=settings.register_unknown_devices
+    )
+    pipeline = Pipeline(
+        settings,
+        writer=FixWriter(engine),
+        directory=directory,
+        validator=Validator(settings),
+        spool=None,
+        on_accepted=lambda f: None,
+        on_device_message=handler,
+    )
+    await directory.load_at_start()
+    app = web.Application()
+    app.add_routes(routes(pipeline))
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = open_engine(sqlite_url, pool_size=1)
+    yield engine
+    engine.dispose()
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def answer(resp: aiohttp.ClientResponse) -> tuple[int, dict[str, Any]]:
+    return resp.status, await resp.json(content_type=None)
+
+
+async def test_replies_and_alarms_reach_the_handler_and_the_device_hears_the_outcome(
+    engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, "phone-1", secret="s3cret")
+    dispatcher = Dispatcher()
+    async with serving(engine, tmp_path, dispatcher) as client:
+        taken = await client.post(
+            REPLY.format("phone-1"),
+            json={"offer_id": "o-1", "answer": "accept"},
+            headers=basic("x", "s3cret"),
+        )
+        closed = await client.post(
+            REPLY.format("phone-1"), json={"offer_id": "o-2", "answer": "decline"}, params={"key": "s3cret"}
+        )
+        sos = await client.post(
+            ALARM.format("phone-1"),
+            json={"lon": -122.42, "lat": 37.77, "description": "shots fired"},
+            headers={"Authorization": "Bearer s3cret"},
+        )
+        bare = await client.post(ALARM.format("phone-1"), params={"key": "s3cret"})  # the button, no body
+        assert await answer(taken) == (202, {"outcome": "taken", "detail": "accept: o-1"})
+        assert await answer(closed) == (202, {"outcome": "refused", "detail": "decline: o-2"})
+        assert await answer(sos) == (202, {"outcome": "taken", "detail": "incident raised"})
+        assert (await answer(bare))[0] == 202
+    assert dispatcher.got == [
+        ("phone-1", "reply", {"offer_id": "o-1", "answer": "accept"}),
+        ("phone-1", "reply", {"offer_id": "o-2", "answer": "decline"}),
+        ("phone-1", "alarm", {"lon": -122.42, "lat": 37.77, "description": "shots fired"}),
+        ("phone-1", "alarm", {}),
+    ]
+
+
+async def test_wrong_secret_another_devices_id_unknown_and_disabled_devices_are_refused(
+    engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, "phone-1", secret="one")
+    register(engine, "phone-2", secret="two")
+    register(engine, "retired", enabled=False)
+    dispatcher = Dispatcher()
+    reply = {"offer_id": "o-1", "answer": "accept"}
+    async with serving(engine, tmp_path, dispatcher) as client:
+        missing = await client.post(REPLY.format("phone-1"), json=reply)
+        wrong = await client.post(REPLY.format("phone-1"), json=reply, headers=basic("phone-1", "two"))
+        borrowed = await client.post(REPLY.format("phone-2"), json=reply, headers=basic("phone-1", "one"))
+        alarm = await client.post(ALARM.format("phone-2"), json={}, params={"key": "one"})
+        stranger = await client.post(REPLY.format("stranger"), json=reply)
+        retired = await client.post(ALARM.format("retired"), json={})
+        assert [r.status for r in (missing, wrong, borrowed, alarm)] == [401, 401, 401, 401]
+        assert missing.headers["WWW-Authenticate"].startswith("Basic")
+        assert await answer(stranger) == (
+            403,
+            {**problem(403, "device refused"), "reasons": ["unknown_device"]},
+        )
+        assert (await answer(retired))[1]["reasons"] == ["disabled_device"]
+    assert dispatcher.got == []
+
+
+async def test_a_device_registered_after_start_is_held_to_its_secret(engine: Engine, tmp_path: Path) -> None:
+    dispatcher = Dispatcher()
+    async with serving(engine, tmp_path, dispatcher) as client:
+        register(engine, "late", secret="s3cret")  # not in the directory yet: a miss reloads it first
+        resp = await client.post(ALARM.format("late"), json={})
+        assert resp.status == 401
+        resp = await client.post(ALARM.format("late"), json={}, params={"key": "s3cret"})
+        assert resp.status == 202
+    assert dispatcher.got == [("late", "alarm", {})]
+
+
+async def test_unknown_devices_may_send_when_unknown_devices_are_registered(
+    engine: Engine, tmp_path: Path
+) -> None:
+    dispatcher = Dispatcher()
+    async with serving(engine, tmp_path, dispatcher, register_unknown_devices=True) as client:
+        resp = await client.post(ALARM.format("new-phone"), json={"lon": 2.35, "lat": 48.85})
+        assert resp.status == 202
+    assert dispatcher.got == [("new-phone", "alarm", {"lon": 2.35, "lat": 48.85})]
+
+
+async def test_oversize_and_malformed_bodies_are_refused_and_not_forwarded(
+    engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, "phone-1")
+    dispatcher = Dispatcher()
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: the limit is enforced while reading
+        yield b'{"description": "'
+        yield b"x" * 2000
+        yield b'"}'
+
+    async with serving(engine, tmp_path, dispatcher) as client:
+        declared = await client.post(ALARM.format("phone-1"), json={"description": "x" * 2000})
+        streamed = await client.post(ALARM.format("phone-1"), data=chunked())
+        assert [declared.status, streamed.status] == [413, 413]
+        for path, body in (
+            (REPLY, b'{"offer_id": "o-1", "answer": "maybe"}'),
+            (REPLY, b'{"answer": "accept"}'),
+            (REPLY, b""),
+            (REPLY, b"not json"),
+            (ALARM, b'{"lon": 200, "lat": 37.7}'),
+            (ALARM, b'{"lon": "west"}'),
+        ):
+            resp = await client.post(path.format("phone-1"), data=body)
+            status, problem_body = await answer(resp)
+            assert status == 400, body
+            assert problem_body["detail"], body
+    assert dispatcher.got == []
+
+
+async def test_fire_and_forget_handlers_slow_dispatchers_and_no_dispatcher(
+    engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, "phone-1")
+    reply = {"offer_id": "o-1", "answer": "accept"}
+    got: list[str] = []
+    async with serving(engine, tmp_path, lambda d, k, p: got.append(k)) as client:
+        status, body = await answer(await client.post(REPLY.format("phone-1"), json=reply))
+        assert (status, body["outcome"]) == (202, "forwarded")
+    assert got == ["reply"]
+
+    slow = Dispatcher()
+    slow.hold.clear()
+    async with serving(engine, tmp_path, slow, http_durable_timeout_s=0.05) as client:
+        status, body = await answer(await client.post(REPLY.format("phone-1"), json=reply))
+        assert (status, body["outcome"]) == (202, "forwarded")
+        slow.hold.set()  # the work goes on after the device had its answer
+        await wait_for(lambda: bool(slow.done), what="the slow answer")
+    assert slow.done == [Outcome(True, "accept: o-1")]
+
+    async with serving(engine, tmp_path, None) as client:
+        assert (await client.post(REPLY.format("phone-1"), json=reply)).status == 503
+
+
+def problem(status: int, title: str) -> dict[str, Any]:
+    return {"type": "about:blank", "title": title, "status": status}
+
+
+# ------------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
+async def test_a_unit_accepts_its_offer_over_http_through_the_composition_root(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from dispatch.service import Running, load_settings, serve
+
+    engine = open_engine(sqlite_url, pool_size=1)
+    try:
+        register(engine, "cam-1", unit_id="unit-1", secret="s3cret")
+        _, token = access.create_token(engine, role="dispatcher", name="e2e", now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    settings = load_settings(
+        {
+            "OUTPOST_DATABASE_URL": sqlite_url,
+            "OUTPOST_HTTP_PORT": str(free_port()),
+            "OUTPOST_MQTT_LISTEN": f"127.0.0.1:{free_port()}",
+            "OUTPOST_SPOOL_DIR": str(tmp_path / "spool"),
+        }
+    )
+    stop = asyncio.Event()
+    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(serve(settings, "all", stop=stop, on_ready=ready.set_result))
+    try:
+        started: set[asyncio.Future[Any]] = {ready, server}
+        await asyncio.wait(started, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            server.result()  # raises why Outpost could not start
+        base = ready.result()
+        async with aiohttp.ClientSession(base_url=base.http_url) as http:
+            await play_offer_accepted_over_http(http, str(token))
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
+
+
+async def play_offer_accepted_over_http(http: aiohttp.ClientSession, token: str) -> None:
+    dispatcher = {"Authorization": f"Bearer {token}"}
+    incident = {"lon": -122.4194, "lat": 37.7793, "category": "theft", "priority": "P3", "source": "call"}
+    async with http.post("/v1/incidents", json=incident, headers=dispatcher) as resp:
+        assert resp.status == 201, await resp.text()
+        incident_id = (await resp.json())["id"]
+    async with http.post(
+        f"/v1/incidents/{incident_id}/offers", json={"unit_id": "unit-1"}, headers=dispatcher
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        offer_id = (await resp.json())["id"]
+    reply = {"offer_id": offer_id, "answer": "accept"}
+    async with http.post(REPLY.format("cam-1"), json=reply) as resp:
+        assert resp.status == 401  # the device's secret is required, as for its fixes
+    async with http.post(REPLY.format("cam-1"), json=reply, headers=basic("cam-1", "s3cret")) as resp:
+        assert (resp.status, (await resp.json())["outcome"]) == (202, "taken"), await resp.text()
+    async with http.post(REPLY.format("cam-1"), json=reply, headers=basic("cam-1", "s3cret")) as resp:
+        assert (await resp.json())["outcome"] == "refused"  # answered already: not pending any more
+    async with http.get(f"/v1/incidents/{incident_id}", headers=dispatcher) as resp:
+        seen = await resp.json()
+    assert seen["state"] == "dispatched"
+    assert [(o["id"], o["unit_id"], o["state"]) for o in seen["offers"]] == [(offer_id, "unit-1", "accepted")]
+    async with http.post(ALARM.format("cam-1"), json={}, params={"key": "s3cret"}) as resp:
+        assert (await resp.json())["outcome"] == "refused"  # no position sent, none known for the unit
+    sos = {"lon": -122.41, "lat": 37.78, "description": "officer down"}
+    async with http.post(ALARM.format("cam-1"), json=sos, params={"key": "s3cret"}) as resp:
+        body = await resp.json()
+    assert body["outcome"] == "taken", body
+    async with http.get("/v1/incidents", headers=dispatcher) as resp:
+        listed = (await resp.json())["incidents"]
+    assert {(i["priority"], i["source"]) for i in listed} == {("P3", "call"), ("P1", "device_alarm")}
