@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from dispatch import service
-from schemas.config import ConfigError
+from schemas.config import ConfigError, redact_url
 
 Handler = Callable[[argparse.Namespace, service.Settings], int]
 
@@ -49,7 +49,8 @@ def _serve(role: service.Role) -> Handler:
 
 def _print_ready(running: service.Running) -> None:
     broker = "embedded broker" if running.embedded_broker else "broker"
-    print(f"Outpost is up: API {running.http_url}  ({broker} {running.mqtt_url}, storage {running.storage})")
+    mqtt = redact_url(running.mqtt_url)
+    print(f"Outpost is up: API {running.http_url}  ({broker} {mqtt}, storage {running.storage})")
     print(f"  health:  {running.http_url}/healthz   OpenAPI: {running.http_url}/openapi.json")
     print("  a token: outpost token create --role dispatcher   (then -H 'Authorization: Bearer <token>')")
     print("Press Ctrl-C to stop.", flush=True)
@@ -72,6 +73,7 @@ def _config(args: argparse.Namespace, settings: service.Settings) -> int:
     for part in (settings.store, settings.ingest, settings.api, settings.dispatch):
         for name, default, _type in describe(type(part)):
             value = getattr(part, name[len("OUTPOST_") :].lower())
+            value = redact_url(value) if name.endswith("_URL") and isinstance(value, str) else value
             marker = "" if str(value) == default else "   (set; default " + default + ")"
             print(f"{name}={value}{marker}")
     return 0

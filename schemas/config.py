@@ -66,6 +66,22 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by `***`, for logs and terminals."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def reference_markdown(classes: tuple[type[Any], ...]) -> str:
     """The configuration reference as a Markdown table, from the settings classes and their field comments.
 
