@@ -23,6 +23,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from dispatch.app import ApiContext, ApiPlugin, init_app
+from dispatch.auth import TokenAuthority, auth_middleware
 from dispatch.clock import Clock, SystemClock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
@@ -30,6 +31,7 @@ from dispatch.incidents import models as incident_models
 from dispatch.incidents.notify import device_messages
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.problems import problems_middleware
 from dispatch.settings import ApiSettings, DispatchSettings
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
@@ -38,7 +40,7 @@ from ingest.mqtt.publisher import Publisher
 from ingest.pipeline import OnDeviceMessage, Pipeline
 from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
-from schemas.config import load, read_sources
+from schemas.config import load, read_sources, redact_url
 from schemas.storage import partitions
 from schemas.storage.engine import open_engine
 from schemas.storage.fixes import latest_fixes
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "ingest", "api"]
 T = TypeVar("T")
 
-# Partition maintenance runs this often (s): partitions are made days ahead, so hourly is plenty.
+# Storage maintenance runs this often (s): partitions are made days ahead, so hourly is plenty.
 _MAINTENANCE_EVERY_S = 3600.0
 # In the `api` role the live picture follows the database at this period (s); `run` feeds it directly.
 _API_POLL_S = 1.0
@@ -133,17 +135,23 @@ async def serve(
                     ),
                     "ingest",
                 )
-                http_url = await _serve_ingest_http(stack, settings.api, pipeline)
+                http_url = await _serve_ingest_http(stack, settings.api, pipeline, engine, clock)
             else:
                 http_url = await _serve_api(
                     stack, tasks, settings, ingest_settings, engine, clock, role, stop, source
                 )
-            if report.flavour.partitioned:
-                tasks.start(_maintain_partitions(engine, settings.store), "partitions")
+            # One role keeps the store: partitions ahead, retention of fixes and dead letters.
+            if role != "api":
+                tasks.start(_maintain_storage(engine, settings.store), "storage-maintenance")
             running = Running(http_url, broker_url, embedded, _storage_label(report))
             log.info(
                 "outpost ready",
-                extra={"role": role, "http": http_url, "mqtt": broker_url, "storage": running.storage},
+                extra={
+                    "role": role,
+                    "http": http_url,
+                    "mqtt": redact_url(broker_url),
+                    "storage": running.storage,
+                },
             )
             if on_ready is not None:
                 on_ready(running)
@@ -216,8 +224,10 @@ async def _serve_api(
     return _site_url(runner, settings.api.http_host)
 
 
-async def _serve_ingest_http(stack: contextlib.AsyncExitStack, api: ApiSettings, pipeline: Pipeline) -> str:
-    """The ingest role's HTTP side: phones' endpoints (/ingest/…), /healthz and /metrics."""
+async def _serve_ingest_http(
+    stack: contextlib.AsyncExitStack, api: ApiSettings, pipeline: Pipeline, engine: Engine, clock: Clock
+) -> str:
+    """The ingest role's HTTP side: phones' endpoints (/ingest/…), /healthz, and /metrics behind a token."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     async def healthz(_: web.Request) -> web.Response:
@@ -226,7 +236,11 @@ async def _serve_ingest_http(stack: contextlib.AsyncExitStack, api: ApiSettings,
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application(client_max_size=pipeline.settings.max_payload_bytes + 1024)
+    authority = TokenAuthority(engine, clock, api.token_cache_s)
+    app = web.Application(
+        client_max_size=pipeline.settings.max_payload_bytes + 1024,
+        middlewares=[problems_middleware, auth_middleware(authority)],
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.add_routes(ingest_http.routes(pipeline))
@@ -321,13 +335,15 @@ async def _follow_database(engine: Engine, fleet: Fleet) -> None:
         await asyncio.sleep(_API_POLL_S)
 
 
-async def _maintain_partitions(engine: Engine, store: StoreSettings) -> None:
+async def _maintain_storage(engine: Engine, store: StoreSettings) -> None:
+    """Now and hourly: partitions ahead and expired ones dropped (PostgreSQL), expired rows deleted (SQLite),
+    old dead letters deleted (every store; TimescaleDB's own jobs expire its chunks)."""
     while True:
-        await asyncio.sleep(_MAINTENANCE_EVERY_S)
         try:
             await asyncio.to_thread(partitions.run_maintenance, engine, store, datetime.now(UTC))
         except Exception:
-            log.exception("partition maintenance failed; retrying in an hour")
+            log.exception("storage maintenance failed; retrying in an hour")
+        await asyncio.sleep(_MAINTENANCE_EVERY_S)
 
 
 TOOLS = {
@@ -532,7 +548,7 @@ def _print_demo_banner(
     fleet = f"replaying {options.traces}" if options.traces else f"{options.units} patrol units on SF roads"
     out(f"Outpost demo: {fleet}, real SFPD calls of 30 May 2008, {options.speedup:g}x faster than real time")
     out(f"  API            {running.http_url}   (storage: {running.storage})")
-    out(f"  MQTT           {running.mqtt_url}   (point mosquitto_pub or OwnTracks here)")
+    out(f"  MQTT           {redact_url(running.mqtt_url)}   (point mosquitto_pub or OwnTracks here)")
     out(f"  OpenAPI        {running.http_url}/openapi.json")
     out(f"  live stream    curl -N -H 'Authorization: Bearer {token}' {running.http_url}/v1/stream")
     out(

@@ -48,7 +48,7 @@ from ingest.pipeline import (
 from ingest.settings import IngestSettings
 from ingest.spool import Spool
 from ingest.validate import Validator
-from schemas.config import load, read_sources
+from schemas.config import load, read_sources, redact_url
 from schemas.fix import Fix
 from schemas.storage.engine import open_engine
 from schemas.storage.fixes import FixWriter, StoreUnavailable, latest_fixes
@@ -137,7 +137,7 @@ async def run_ingest(
     log.info(
         "ingest running",
         extra={
-            "broker": "in-process" if source is not None else mqtt_url_of(settings),
+            "broker": "in-process" if source is not None else redact_url(mqtt_url_of(settings)),
             "devices": len(pipeline.directory),
             "spool_dir": settings.spool_dir,
         },
