@@ -187,6 +187,7 @@ async def test_device_replies_and_alarms_are_forwarded(
     mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
 ) -> None:
     got: list[tuple[str, str, bytes]] = []
+    register(pg_engine, "cam-1")
     settings = ingest_settings(mosquitto.url, tmp_path)
     pipeline = build_pipeline(
         settings,
@@ -195,6 +196,8 @@ async def test_device_replies_and_alarms_are_forwarded(
         on_device_message=lambda d, k, p: got.append((d, k, p)),
     )
     async with running_ingest(settings, pg_engine, pipeline=pipeline):
+        # An unregistered device cannot raise an alarm (a P1 incident) nor answer an offer.
+        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/stranger/alarm", b'{"kind": "panic"}')
         await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-1/reply", b'{"offer": 7, "accept": true}')
         await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-1/alarm", b'{"kind": "panic"}')
         await wait_for(lambda: len(got) == 2)
