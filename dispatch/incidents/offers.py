@@ -332,7 +332,13 @@ async def expire(deps: Deps, offer_id: str) -> None:
     async with deps.lock(offer.incident_id):
         try:
             current = await _pending_offer(deps, offer.incident_id, offer_id)
-        except (Conflict, NotFound):
+        except NotFound:
+            return
+        except Conflict:
+            if offer.state == "timed_out":
+                # A retry after the timeout committed but re-offering failed (the database went away):
+                # finish the job. Filling only offers slots still open, so this is safe to repeat.
+                await fill_locked(deps, offer.incident_id, decision="reoffer_after_timed_out")
             return
         if deps.clock.now() < current.expires_at:
             arm_timeout(deps, offer_id, current.expires_at)

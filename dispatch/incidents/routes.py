@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from dispatch.app import AUDIT_KEY
 from dispatch.auth import principal
 from dispatch.incidents import models as m
 from dispatch.incidents.core import Stepped
@@ -182,8 +183,12 @@ async def list_incidents(request: web.Request) -> web.Response:
     errors=[404],
 )
 async def get_incident(request: web.Request) -> web.Response:
-    """State, offers, units, the audit trail (who, when, why), response intervals and decision snapshots."""
-    return encode(await _service(request).get(INCIDENT_ID.get(request)))
+    """State, offers, units, the audit trail (who, when, why), response intervals and decision snapshots.
+    Snapshots hold units' positions, so the read is written to the audit log."""
+    found = await _service(request).get(INCIDENT_ID.get(request))
+    units = sorted({c["unit_id"] for s in found.snapshots for c in s.candidates if "unit_id" in c})
+    request.app[AUDIT_KEY].record(_actor(request), "read_incident", f"incident:{found.id}", {"units": units})
+    return encode(found)
 
 
 @api.route(
@@ -197,8 +202,14 @@ async def get_incident(request: web.Request) -> web.Response:
 )
 async def recommendations(request: web.Request) -> web.Response:
     """For each unit slot still open (P1: a police officer and an auxiliary), the nearest available units of
-    that kind with distance, fix age, an ETA estimate and why; units already offered it are left out."""
-    return encode(await _service(request).recommendations(INCIDENT_ID.get(request)))
+    that kind with distance, fix age, an ETA estimate and why; units already offered it are left out.
+    The read (units' positions) is written to the audit log."""
+    found = await _service(request).recommendations(INCIDENT_ID.get(request))
+    units = [c.unit_id for slot in found.slots for c in slot.candidates]
+    request.app[AUDIT_KEY].record(
+        _actor(request), "incident_recommendations", f"incident:{found.incident_id}", {"units": units}
+    )
+    return encode(found)
 
 
 @_mutation(

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
-from dispatch.incidents import candidates, lifecycle, offers, views
+from dispatch.incidents import candidates, lifecycle, offers, reconcile, views
 from dispatch.incidents import models as m
 from dispatch.incidents.arrival import ArrivalWatch, Detection
 from dispatch.incidents.core import Deps, Stepped, arm_sla, publish
@@ -78,8 +78,10 @@ class IncidentService:
     # ---- life ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Re-arm stored offer timeouts and SLA deadlines, watch engaged units, follow fleet moves."""
+        """Free units stranded by a crash, re-arm stored offer timeouts and SLA deadlines, watch engaged
+        units, follow fleet moves."""
         deps = self.deps
+        freed = await reconcile.free_stranded_units(deps)
 
         def read() -> tuple[list[db.OfferRow], list[tuple[str, float]], list[Any]]:
             with deps.store.read() as conn:
@@ -95,10 +97,11 @@ class IncidentService:
                 deps.watch.watch(engagement.unit_id, lifecycle.watched_from(engagement, lon, lat))
         self._unsubscribe = deps.fleet.subscribe(self.on_fleet_event)
         log.info(
-            "incident loop started: %d offers pending, %d SLA timers, %d units engaged",
+            "incident loop started: %d offers pending, %d SLA timers, %d units engaged, %d units freed",
             len(pending),
             len(deadlines),
             len(engaged),
+            len(freed),
         )
 
     async def stop(self) -> None:

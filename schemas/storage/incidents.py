@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, MetaData, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, MetaData, Table, and_, exists, func, insert, select, sql, update
 from sqlalchemy.exc import IntegrityError
 
 from schemas.tables import Flavour
@@ -342,6 +342,22 @@ def release_engagements(conn: Connection, incident_id: str, *, at: float, reason
         .where(and_(UNITS.c.incident_id == incident_id, UNITS.c.released_at.is_(None)))
         .values(state="released", released_at=to_datetime(at), release_reason=reason)
     )
+
+
+# The registry's units table, only the columns `stranded_units` reads (its owner is schemas.tables.registry).
+_REGISTRY_UNITS = sql.table("units", sql.column("id"), sql.column("status"))
+ENGAGED_STATUSES = ("assigned", "en_route", "on_scene")
+
+
+def stranded_units(conn: Connection) -> list[tuple[str, str]]:
+    """(unit id, status) of units "offered" with no pending offer: a crash between the claim and the offer.
+
+    Only "offered" is the incident loop's alone; assigned / en_route / on_scene may also be set by hand for
+    work outside Outpost's incidents (a unit's own stop), so a restart must not reset them."""
+    u = _REGISTRY_UNITS
+    pending = exists().where(and_(OFFERS.c.unit_id == u.c.id, OFFERS.c.state == "pending"))
+    query = select(u.c.id, u.c.status).where((u.c.status == "offered") & ~pending).order_by(u.c.id)
+    return [(r[0], r[1]) for r in conn.execute(query)]
 
 
 def units_tried(conn: Connection, incident_id: str) -> set[str]:

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from dispatch.app import AUDIT_KEY
 from dispatch.incidents.routes import api
+from schemas.storage import access
 from tests.dispatch.incidents.world import CENTRE, Served, point, served
 
 REPORT = {
@@ -136,3 +138,24 @@ async def test_every_incident_route_is_in_the_openapi_document(http: Served) -> 
     assert doc["paths"]["/v1/incidents/{id}/offers"]["post"]["requestBody"]["required"] is False
     assert doc["paths"]["/v1/incidents"]["post"]["requestBody"]["required"] is True
     assert "IncidentOut" in doc["components"]["schemas"]
+
+
+async def test_reading_an_incident_or_its_recommendations_is_audited(http: Served) -> None:
+    http.world.add_unit("u1", at=point(0, 300))
+    _, created, _ = await http.call("POST", "/v1/incidents", json={**REPORT, "priority": "P2"}, status=201)
+    incident_id = created["id"]
+    await http.call("GET", f"/v1/incidents/{incident_id}", "viewer", status=200)
+    http.world.add_unit("u2", at=point(90, 500))
+    await http.call("GET", f"/v1/incidents/{incident_id}/recommendations", "viewer", status=200)
+    await http.client.app[AUDIT_KEY].flush()
+    rows = [
+        (e.action, e.subject, e.detail)
+        for e in access.read_audit(http.world.engine)
+        if e.action in ("read_incident", "incident_recommendations")
+    ]
+    viewer = access.read_audit(http.world.engine, action="read_incident")[0].actor
+    assert viewer.endswith(":viewer")
+    assert rows == [
+        ("read_incident", f"incident:{incident_id}", {"units": ["u1"]}),
+        ("incident_recommendations", f"incident:{incident_id}", {"units": ["u2"]}),
+    ]
