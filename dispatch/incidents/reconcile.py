@@ -1,10 +1,10 @@
 """Start-up reconciliation of unit statuses with the incident record.
 
-Claiming a unit (available → offered) and recording its offer are separate transactions, and so are the
-later status changes and their incident steps; a crash or a lost database in between can leave a unit
-"offered" with no pending offer, or "assigned" / "en_route" / "on_scene" with no engagement. Nothing would
-ever free such a unit, so `IncidentService.start` puts it back to available, through the fleet's
-compare-and-set (the change is atomic, reaches the live picture, and names the actor).
+Claiming a unit (available → offered) and recording its offer are separate transactions; a crash or a lost
+database in between can leave a unit "offered" with no pending offer. Nothing would ever free such a unit,
+so `IncidentService.start` puts it back to available, through the fleet's compare-and-set (the change is
+atomic, reaches the live picture, and names the actor). Engaged statuses (assigned, en_route, on_scene) are
+left alone: a dispatcher may set them by hand for work outside Outpost's incidents.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ RECONCILE_ACTOR = "system:reconcile"
 
 
 async def free_stranded_units(deps: Deps) -> list[str]:
-    """Put units offered or engaged with nothing behind it back to available; returns their ids.
+    """Put units offered with no pending offer back to available; returns their ids.
 
     Run before this process makes offers. With several processes on one database, another one may be
     between its claim and its offer at this moment; that unit is freed too, and the database's unique index
