@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-import msgspec
 from aiohttp import web
 from sqlalchemy import Engine
 
@@ -27,7 +26,7 @@ from dispatch.auth import TokenAuthority, auth_middleware
 from dispatch.clock import Clock, SystemClock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
-from dispatch.incidents import models as incident_models
+from dispatch.incidents.alarms import raise_alarm
 from dispatch.incidents.notify import device_messages
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
@@ -276,12 +275,6 @@ def _device_sink(notifier: Publisher) -> Callable[[dict[str, object]], None]:
     return sink
 
 
-class _Alarm(msgspec.Struct):
-    lon: float | None = None
-    lat: float | None = None
-    description: str = ""
-
-
 def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) -> OnDeviceMessage:
     """Replies to offers and SOS alarms arriving from devices over MQTT or HTTP; the running task of each
     is returned so HTTP can tell the device its outcome (MQTT drops it)."""
@@ -290,40 +283,10 @@ def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) ->
         if kind == "reply":
             return tasks.start(incidents.handle_device_reply(device_id, payload), f"reply-{device_id}")
         if kind == "alarm":
-            return tasks.start(_raise_alarm(incidents, fleet, device_id, payload), f"alarm-{device_id}")
+            return tasks.start(raise_alarm(incidents, fleet, device_id, payload), f"alarm-{device_id}")
         return None
 
     return handle
-
-
-async def _raise_alarm(
-    incidents: IncidentService, fleet: Fleet, device_id: str, payload: bytes
-) -> DeviceReply:
-    """A body camera's SOS button: a P1 incident at the alarm's position, or its unit's last position."""
-    try:
-        alarm = msgspec.json.decode(payload, type=_Alarm)
-    except msgspec.DecodeError:
-        alarm = _Alarm()
-    lon, lat = alarm.lon, alarm.lat
-    device = fleet.device(device_id)
-    if (lon is None or lat is None) and device is not None and device.unit_id is not None:
-        position = fleet.position(device.unit_id)
-        if position is not None:
-            lon, lat = position.lon, position.lat
-    if lon is None or lat is None:
-        log.error("alarm without a position from device %s: nobody can be sent", device_id)
-        return DeviceReply(False, "alarm without a position (none sent, none known for the unit)")
-    report = incident_models.IncidentIn(
-        lon=lon,
-        lat=lat,
-        category="officer_alarm",
-        priority="P1",
-        source="device_alarm",
-        description=alarm.description or "SOS",
-        reporter=f"device:{device_id}",
-    )
-    created = await incidents.create(report, actor=f"device:{device_id}")
-    return DeviceReply(True, f"incident {created.id} raised ({created.state})")
 
 
 async def _follow_database(engine: Engine, fleet: Fleet) -> None:

@@ -6,12 +6,20 @@ break every nearest query later); `msgspec.convert` applies them.
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from dispatch.incidents.models import IncidentIn
 from dispatch.problems import InvalidParameter
+
+if TYPE_CHECKING:
+    from dispatch.fleet import Fleet
+    from dispatch.incidents.service import DeviceReply, IncidentService
+
+log = logging.getLogger(__name__)
 
 ALARM_CATEGORY = "officer_alarm"
 ALARM_PRIORITY = "P1"
@@ -35,3 +43,38 @@ def alarm_report(device_id: str, lon: float, lat: float, description: str | None
     except msgspec.ValidationError as exc:
         found = _FIELD.search(str(exc))
         raise InvalidParameter(found.group(1) if found else "alarm", str(exc)) from exc
+
+
+class AlarmIn(msgspec.Struct):
+    """What a device's alarm message may carry (all optional: an SOS button sends nothing)."""
+
+    lon: float | None = None
+    lat: float | None = None
+    description: str = ""
+
+
+async def raise_alarm(
+    incidents: IncidentService, fleet: Fleet, device_id: str, payload: bytes
+) -> DeviceReply:
+    """A body camera's SOS button: a P1 incident at the alarm's position, or its unit's last position."""
+    from dispatch.incidents.service import DeviceReply
+
+    try:
+        alarm = msgspec.json.decode(payload or b"{}", type=AlarmIn)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        alarm = AlarmIn()  # an SOS is never refused for a malformed body: the unit's position still counts
+    lon, lat = alarm.lon, alarm.lat
+    device = fleet.device(device_id)
+    if (lon is None or lat is None) and device is not None and device.unit_id is not None:
+        position = fleet.position(device.unit_id)
+        if position is not None:
+            lon, lat = position.lon, position.lat
+    if lon is None or lat is None:
+        log.error("alarm without a position from device %s: nobody can be sent", device_id)
+        return DeviceReply(False, "alarm without a position (none sent, none known for the unit)")
+    try:
+        report = alarm_report(device_id, lon, lat, alarm.description)
+    except InvalidParameter as exc:
+        return DeviceReply(False, str(exc))
+    created = await incidents.create(report, actor=f"device:{device_id}")
+    return DeviceReply(True, f"incident {created.id} raised ({created.state})")
