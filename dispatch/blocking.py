@@ -7,9 +7,10 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from dispatch.problems import Unavailable
+from schemas.storage.errors import is_unavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -19,9 +20,10 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a storage call in a worker thread; a lost database becomes `Unavailable` (HTTP 503)."""
     try:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
-    except OperationalError as exc:
-        raise Unavailable(f"the database cannot be reached: {exc.orig or exc}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             raise Unavailable("the database connection was lost; retry") from exc
-        raise
+        orig = exc.orig if isinstance(exc, DBAPIError) else None
+        raise Unavailable(f"the database cannot be reached: {orig or exc}") from exc

@@ -197,13 +197,18 @@ async def _serve_api(
         pipeline = build_pipeline(
             ingest_settings,
             engine,
-            on_accepted=fleet.apply,
+            on_accepted=fleet.apply_soon,  # small batches now, large ones in slices: bounded loop stalls
             on_device_message=_device_messages(incidents, fleet, tasks),
         )
         plugins.append(_IngestHttp(pipeline))
         tasks.start(
             run_ingest(
-                ingest_settings, engine, on_accepted=fleet.apply, pipeline=pipeline, stop=stop, source=source
+                ingest_settings,
+                engine,
+                on_accepted=fleet.apply_soon,
+                pipeline=pipeline,
+                stop=stop,
+                source=source,
             ),
             "ingest",
         )
@@ -293,8 +298,10 @@ async def _follow_database(engine: Engine, fleet: Fleet) -> None:
     """The `api` role's live picture: the newest stored fixes, applied every second."""
     while True:
         since = datetime.now(UTC) - timedelta(seconds=10 * _API_POLL_S)
-        with contextlib.suppress(Exception):
-            fleet.apply(await asyncio.to_thread(latest_fixes, engine, since))
+        try:
+            await fleet.apply_gradually(await asyncio.to_thread(latest_fixes, engine, since))
+        except Exception as exc:  # keep following: the next poll may succeed (at most one warning a poll)
+            log.warning("following the database failed: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(_API_POLL_S)
 
 

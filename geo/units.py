@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+# The same values as schemas.tables.registry (the source), spelled out here because geo stays pure and the
+# registry module pulls in SQLAlchemy; tests/dispatch/test_picture_consistency.py checks they agree.
 # Fixed order: the index also keeps each unit's status as its position in this tuple (one byte a unit), so
 # the search's status test never touches the entry.
 STATUS_ORDER = (

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy import exc as sa_exc
 
 from ingest import metrics
 from ingest.validate import DeviceInfo
 from schemas.storage import devices as queries
 from schemas.storage.devices import DirectoryEntry
-from schemas.storage.fixes import StoreUnavailable
+from schemas.storage.errors import StoreUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +185,10 @@ def _guarded(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a registry query; a database that cannot be reached becomes StoreUnavailable."""
     try:
         return fn(*args, **kwargs)
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise StoreUnavailable(str(exc)) from exc
+        raise
 
 
 def _write_cache(path: Path, entries: list[DirectoryEntry]) -> None:

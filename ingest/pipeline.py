@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar
 
 import msgspec
 
@@ -43,9 +43,13 @@ from ingest.settings import IngestSettings
 from ingest.spool import Spool, SpoolFull
 from ingest.validate import REASONS, Validator
 from schemas.fix import MAX_RAW_PAYLOAD_BYTES, Fix, RejectedMessage
+from schemas.storage.errors import is_content_error, is_unavailable
 from schemas.storage.fixes import FixWriter, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Message = tuple[str, bytes, int]  # topic, payload, ack token (negative: nothing to ack)
 OnAccepted = Callable[[Sequence[Fix]], None]
@@ -150,6 +154,9 @@ class Pipeline:
         self._db_down_until = 0.0
         self._db_retry_s = _DB_RETRY_S[0]
         self._spool_ready = asyncio.Event()
+        # Store and spool work running in worker threads: a cancelled await does not stop the thread, so
+        # the spool is closed only once these are done (see `_in_thread`, `settle`).
+        self._threads: set[asyncio.Future[Any]] = set()
         self._log_budget = _RateLimit(settings.rejected_log_per_s)
         metrics.prepare(ALL_REASONS)
         self._update_spool_gauges()
@@ -216,6 +223,14 @@ class Pipeline:
     def _device_message(self, topic: str, payload: bytes) -> None:
         device_id, _, kind = topic[len(_DEVICE_PREFIX) :].rpartition("/")
         if kind not in DEVICE_MESSAGE_KINDS or not device_id or self._on_device_message is None:
+            return
+        device = self.directory.get(device_id)
+        if device is None or not device.enabled:
+            # Only a registered, enabled device may answer offers or raise an alarm (a P1 incident).
+            log.warning(
+                "device message from an unknown or disabled device ignored",
+                extra={"device_id": device_id, "kind": kind},
+            )
             return
         try:
             self.forward_device_message(device_id, kind, payload)
@@ -354,6 +369,7 @@ class Pipeline:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await self.settle()
 
     async def _flush(self, batch: Batch) -> None:
         if batch.parked:
@@ -391,7 +407,7 @@ class Pipeline:
         while True:
             if not self.spooling:
                 try:
-                    stored = await asyncio.to_thread(self._store, batch.fixes, batch.rejected)
+                    stored = await self._in_thread(self._store, batch.fixes, batch.rejected)
                 except StoreUnavailable as exc:
                     metrics.STORE_UNAVAILABLE.inc()
                     log.warning("database unavailable; spooling", extra={"error": str(exc)[:300]})
@@ -422,7 +438,7 @@ class Pipeline:
     async def _append_to_spool(self, batch: Batch) -> bool:
         assert self._spool is not None
         try:
-            await asyncio.to_thread(self._spool.append, batch.fixes, batch.rejected)
+            await self._in_thread(self._spool.append, batch.fixes, batch.rejected)
         except (SpoolFull, OSError) as exc:
             if self._log_budget.allow():
                 log.error(
@@ -439,14 +455,15 @@ class Pipeline:
         """In a worker thread: one COPY for the fixes, then the dead letters.
 
         StoreUnavailable propagates (the caller spools). A batch the database refuses for its content
-        (a bug upstream: validation should have caught it) is split until the offending fixes are found;
-        they become dead letters (`store_refused`), the rest is stored: one bad fix never blocks the stream.
+        (SQLSTATE class 22/23: a gap in validation) is split until the offending fixes are found; they
+        become dead letters (`store_refused`), the rest is stored: one bad fix never blocks the stream.
+        Any other failure (a server in the wrong state, a bug) raises StoreUnavailable too: the batch is
+        kept, never dead-lettered for a fault that is not its own.
         """
         try:
             stored, refused = self._writer.write(fixes), []
-        except StoreUnavailable:
-            raise
-        except Exception:
+        except Exception as exc:
+            _raise_unless_content(exc, "fixes")
             log.exception("the database refused a batch for its content; isolating the offending fixes")
             half = len(fixes) // 2
             stored_a, refused_a = self._write_apart(fixes[:half])
@@ -461,9 +478,8 @@ class Pipeline:
             return 0, []
         try:
             return self._writer.write(fixes), []
-        except StoreUnavailable:
-            raise
-        except Exception:
+        except Exception as exc:
+            _raise_unless_content(exc, "fixes")
             if len(fixes) > 1:
                 half = len(fixes) // 2
                 stored_a, refused_a = self._write_apart(fixes[:half])
@@ -485,19 +501,27 @@ class Pipeline:
         ]
 
     def _write_dead_letters(self, rejected: list[RejectedMessage]) -> None:
+        """Store the dead letters, or raise StoreUnavailable: a batch whose dead letters are not stored is
+        not durable (it is spooled, or held unacknowledged), whatever the reason."""
         try:
             self._writer.write_rejected(rejected)
-        except StoreUnavailable:
-            raise
-        except Exception:
-            log.exception("the database refused dead letters; writing them one by one")
+        except Exception as exc:
+            _raise_unless_content(exc, "dead letters")
+            log.exception("the database refused dead letters for their content; writing them one by one")
             for message in rejected:
                 try:
                     self._writer.write_rejected([message])
-                except StoreUnavailable:
-                    raise
-                except Exception:
-                    log.error("dead letter refused by the database; dropped", extra={"message": str(message)})
+                except Exception as one_exc:
+                    _raise_unless_content(one_exc, "a dead letter")
+                    # Its text fields are what the database can refuse (NUL, length); the raw payload is kept.
+                    log.error(
+                        "dead letter refused; storing it with escaped text",
+                        extra={"dead_letter": str(message)},
+                    )
+                    try:
+                        self._writer.write_rejected([_plain(message)])
+                    except Exception as plain_exc:
+                        raise StoreUnavailable(f"dead letter refused: {plain_exc}") from plain_exc
 
     def _acknowledge(self, batch: Batch, durable: bool) -> None:
         if batch.acks:
@@ -555,15 +579,18 @@ class Pipeline:
 
     async def _drain_some(self, spool: Spool) -> int | None:
         """Write the oldest spooled records to the database; the fixes drained (0: the spool is empty)."""
-        records = await asyncio.to_thread(spool.peek, _DRAIN_FIXES)
+        # Cleared before looking: an append that lands while the peek runs sets it again, so its batch is
+        # drained now rather than left on disk until the next outage or restart.
+        self._spool_ready.clear()
+        records = await self._in_thread(spool.peek, _DRAIN_FIXES)
         if not records:
-            self._spool_ready.clear()
             return 0
+        self._spool_ready.set()  # more may follow this chunk: look again
         fixes = [f for r in records for f in r.entry.fixes]
         rejected = [m for r in records for m in r.entry.rejected]
-        stored = await asyncio.to_thread(self._store, fixes, rejected)
+        stored = await self._in_thread(self._store, fixes, rejected)
         self._database_up()
-        await asyncio.to_thread(spool.commit, records[-1].end)
+        await self._in_thread(spool.commit, records[-1].end)
         self._count_stored(fixes, stored)
         self._update_spool_gauges()
         log.info(
@@ -577,8 +604,23 @@ class Pipeline:
             metrics.SPOOL_BYTES.set(self._spool.depth_bytes)
             metrics.SPOOL_FIXES.set(self._spool.depth_fixes)
 
+    async def _in_thread(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn` in a worker thread, tracked until it ends: cancelling the await (the bounded final flush,
+        stopping the drainer) leaves the thread running, and `settle` waits for it before `close`."""
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        self._threads.add(work)
+        work.add_done_callback(self._threads.discard)
+        return await asyncio.shield(work)
+
+    async def settle(self) -> None:
+        """Wait for store and spool work still running in worker threads (their outcome is not needed:
+        a batch not acknowledged is redelivered, and writes are idempotent)."""
+        while self._threads:
+            await asyncio.gather(*self._threads, return_exceptions=True)
+
     def close(self) -> None:
-        """Release the spool (its undrained records stay on disk for the next start)."""
+        """Release the spool (its undrained records stay on disk for the next start). Call `settle` (or
+        let `run` end) first: a worker thread may still be writing to it."""
         if self._spool is not None:
             self._spool.close()
 
@@ -595,6 +637,33 @@ class Pipeline:
     def spooling(self) -> bool:
         """Whether new batches currently go to the spool (the database refused the last write)."""
         return self._spool is not None and time.monotonic() < self._db_down_until
+
+
+def _raise_unless_content(exc: Exception, what: str) -> None:
+    """Re-raise `exc` as StoreUnavailable unless the database refused the rows for their content."""
+    if isinstance(exc, StoreUnavailable):
+        raise exc
+    if is_content_error(exc):
+        return
+    if not is_unavailable(exc):
+        log.exception("unexpected failure storing %s; keeping them (spooled or held) to retry", what)
+    raise StoreUnavailable(f"{what} not stored: {exc}") from exc
+
+
+def _plain(message: RejectedMessage) -> RejectedMessage:
+    """`message` with text any database takes: ASCII, no NUL, device id within its column (raw unchanged)."""
+    device_id = None if message.device_id is None else _printable(message.device_id)[:128]
+    return RejectedMessage(
+        received_at=message.received_at,
+        source=_printable(message.source),
+        reasons=tuple(_printable(r) for r in message.reasons),
+        raw=message.raw,
+        device_id=device_id,
+    )
+
+
+def _printable(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")
 
 
 def _answer(waiters: list[asyncio.Future[bool]], durable: bool) -> None:

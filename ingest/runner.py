@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy import exc as sa_exc
 
 from ingest.devices import DeviceDirectory
 from ingest.embedded import EmbeddedSource
@@ -51,7 +50,8 @@ from ingest.validate import Validator
 from schemas.config import load, read_sources, redact_url
 from schemas.fix import Fix
 from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter, StoreUnavailable, latest_fixes
+from schemas.storage.errors import is_unavailable
+from schemas.storage.fixes import FixWriter, latest_fixes
 from schemas.storage.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ async def run_ingest(
         with contextlib.suppress(Exception):
             await receiving
         stopping.cancel()
+        await pipeline.settle()  # no worker thread may still write to the spool when it closes
         pipeline.close()
     for task in (flushing, receiving):
         if not task.cancelled() and task.exception() is not None:
@@ -185,7 +186,9 @@ async def _latest(engine: Engine, clock: Callable[[], float]) -> list[Fix]:
     since = datetime.fromtimestamp(clock(), UTC) - timedelta(seconds=_SEED_LOOKBACK_S)
     try:
         return await asyncio.to_thread(latest_fixes, engine, since)
-    except (StoreUnavailable, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
         log.warning("validation state not seeded: database unavailable", extra={"error": str(exc)[:300]})
         return []
 

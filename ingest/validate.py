@@ -18,7 +18,7 @@ from ingest.decode.model import Candidate
 from ingest.decode.reasons import DECODE_REASONS
 from ingest.rules import FLAG_RULES, HARD_RULES, VALIDATE_REASONS, Facts
 from ingest.settings import IngestSettings
-from schemas.fix import Fix, FixFlag
+from schemas.fix import NOT_FOR_DISPATCH, Fix, FixFlag
 
 # Every reason a message can be dead-lettered for, so that metrics can pre-create their counters.
 REASONS: tuple[str, ...] = tuple(dict.fromkeys(DECODE_REASONS + VALIDATE_REASONS))
@@ -30,7 +30,8 @@ MIN_SPEED_INTERVAL_S = 1.0
 _OUT_OF_ORDER = int(FixFlag.OUT_OF_ORDER)
 _IMPOSSIBLE_SPEED = int(FixFlag.IMPOSSIBLE_SPEED)
 _LOW_ACCURACY = int(FixFlag.LOW_ACCURACY)
-_UNTRUSTED = _IMPOSSIBLE_SPEED | _LOW_ACCURACY
+# A fix the fleet would not move a unit with is no reference for the implied speed either.
+_UNTRUSTED = NOT_FOR_DISPATCH
 
 
 @dataclass(frozen=True)

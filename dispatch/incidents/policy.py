@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from dispatch.incidents.escalation import PRIORITIES, SlaPolicy, parse_sla
 from dispatch.settings import DispatchSettings
 from schemas.config import ConfigError
+from schemas.tables.registry import UNIT_KINDS
 
 ANY_KIND = "any"
-UNIT_KINDS = ("police", "auxiliary", "vehicle")
 
 
 @dataclass(frozen=True)

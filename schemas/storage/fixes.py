@@ -11,7 +11,9 @@ spelling per instant, so the (device_id, ts) primary key really is unique per in
 queries on SQLite must bind UTC datetimes (`utc` does it). Reads here return timezone-aware UTC datetimes.
 
 `StoreUnavailable` means "the database cannot take this right now" (refused, shut down, timed out, locked,
-disk full): the caller keeps the batch (ingest spools it) and retries. Anything else is a bug and propagates.
+disk full, read-only after a failover; see schemas.storage.errors): the caller keeps the batch (ingest
+spools it) and retries. Anything else propagates: rows refused for their content (`is_content_error`) or a
+bug.
 The reads below raise SQLAlchemy's own errors unchanged.
 """
 
@@ -33,16 +35,15 @@ from sqlalchemy.engine import Row
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from schemas.fix import MAX_RAW_PAYLOAD_BYTES, Fix, FixFlag, RejectedMessage
+from schemas.fix import MAX_RAW_PAYLOAD_BYTES, NOT_FOR_DISPATCH, Fix, RejectedMessage
+from schemas.storage.errors import StoreUnavailable as StoreUnavailable  # re-exported: callers import it here
+from schemas.storage.errors import is_unavailable, sqlite_error_name
 from schemas.tables import Flavour, telemetry
 from schemas.tables.telemetry import FIX_COLUMNS, GEOM_EXPRESSION
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Fixes with these flags are stored but never move a unit (see FixFlag).
-UNUSABLE_FLAGS = FixFlag.LOW_ACCURACY | FixFlag.IMPOSSIBLE_SPEED
 
 # Column types for reading and for dead letters; the same on both dialects (geom is never read here).
 _md = MetaData()
@@ -76,12 +77,6 @@ _STAGING_TYPES = [
 ]
 _COPY = f"COPY {_STAGING} ({_COLS}) FROM STDIN (FORMAT BINARY)"
 _SQLITE_INSERT = f"INSERT OR IGNORE INTO fixes ({_COLS}) VALUES ({', '.join('?' * len(FIX_COLUMNS))})"
-# Extended result names of SQLite errors that mean "not now" rather than "bug".
-_SQLITE_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
-
-
-class StoreUnavailable(Exception):  # noqa: N818 (the name other modules rely on)
-    """The database cannot be reached or cannot take writes right now; keep the data and retry later."""
 
 
 def utc(dt: datetime) -> datetime:
@@ -176,7 +171,7 @@ class FixWriter:
             with self._engine.begin() as conn:
                 conn.execute(insert(REJECTED), values)
         except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
-            if _unavailable(exc):
+            if is_unavailable(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
 
@@ -233,7 +228,7 @@ def _with_busy_retries(retries: int, attempt: Callable[[], T]) -> T:
             return attempt()
         except StoreUnavailable as exc:
             cause = exc.__cause__
-            busy = isinstance(cause, sqlite3.OperationalError) and _sqlite_name(cause).startswith(
+            busy = isinstance(cause, sqlite3.OperationalError) and sqlite_error_name(cause).startswith(
                 ("SQLITE_BUSY", "SQLITE_LOCKED")
             )
             if not busy or n == retries:
@@ -254,14 +249,14 @@ def _checkout(engine: Engine) -> Iterator[PoolProxiedConnection]:
     try:
         raw = engine.raw_connection()
     except Exception as exc:  # the pool raises the driver's own errors on connect, unwrapped
-        if _unavailable(exc):
+        if is_unavailable(exc):
             raise StoreUnavailable(str(exc)) from exc
         raise
     try:
         yield raw
     except Exception as exc:
         _release_after(raw, exc)
-        if _unavailable(exc):
+        if is_unavailable(exc):
             raise StoreUnavailable(str(exc)) from exc
         raise
     finally:
@@ -279,26 +274,6 @@ def _release_after(raw: PoolProxiedConnection, exc: Exception) -> None:
         raw.rollback()
     except Exception as rollback_exc:  # the connection died while failing: same outcome as broken
         raw.invalidate(rollback_exc)
-
-
-def _sqlite_name(exc: sqlite3.Error) -> str:
-    return str(getattr(exc, "sqlite_errorname", ""))
-
-
-def _unavailable(exc: BaseException) -> bool:
-    """Whether `exc` means the database cannot be used right now (as opposed to a bug in a query)."""
-    if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if exc.orig is not None else exc
-    if isinstance(exc, psycopg.OperationalError):
-        # Refused, admin shutdown, lost connection, statement/lock timeout, serialization failure, disk full.
-        return True
-    if isinstance(exc, sqlite3.OperationalError):
-        return _sqlite_name(exc).startswith(_SQLITE_TRANSIENT)
-    return False
 
 
 # ---------------------------------------------------------------- reads
@@ -329,10 +304,15 @@ def _fix(row: Row[Any]) -> Fix:
 
 
 def latest_fixes(engine: Engine, since: datetime, *, usable_only: bool = False) -> list[Fix]:
-    """The newest fix of each device with ts >= `since` (to rebuild the live index on start)."""
+    """The newest fix of each device with ts >= `since` (to rebuild the live index on start).
+
+    `usable_only`: the newest fix without any NOT_FOR_DISPATCH flag, which is exactly the fix the live
+    fleet moved the unit with (it takes no flagged fix and never an older one), so a restart rebuilds the
+    picture it had.
+    """
     conditions: list[ColumnElement[bool]] = [FIXES.c.ts >= utc(since)]
     if usable_only:
-        conditions.append(FIXES.c.flags.op("&")(int(UNUSABLE_FLAGS)) == 0)
+        conditions.append(FIXES.c.flags.op("&")(NOT_FOR_DISPATCH) == 0)
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import distinct_on

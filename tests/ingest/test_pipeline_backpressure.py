@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psycopg
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
@@ -127,7 +128,7 @@ class PickyWriter(FixWriter):
 
     def write(self, fixes: Sequence[Fix]) -> int:
         if any(f.seq == 13 for f in fixes):
-            raise ValueError("value out of range")
+            raise psycopg.errors.NumericValueOutOfRange("value out of range")  # SQLSTATE 22003
         return super().write(fixes)
 
 
