@@ -38,8 +38,9 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     """A fresh database cloned from the migrated template; dropped after the test."""
     name = next(_db_names)
-    janitor = DatabaseJanitor(user=pg_cluster.user, host="127.0.0.1", port=pg_cluster.port, dbname=name,
-                              template_dbname=TEMPLATE_DB)
+    janitor = DatabaseJanitor(
+        user=pg_cluster.user, host="127.0.0.1", port=pg_cluster.port, dbname=name, template_dbname=TEMPLATE_DB
+    )
     janitor.init()
     try:
         yield pg_cluster.url(name)

@@ -95,14 +95,35 @@ class PgCluster:
         if self._as_user:
             shutil.chown(self.root, self._as_user)
             shutil.chown(self.sockdir, self._as_user)
-        self._run(str(bindir / "initdb"), "-D", str(self.datadir), "-U", self.user, "-A", "trust",
-                  "-E", "UTF8", "--no-locale")
+        self._run(
+            str(bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        )
         opts = (
             f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
             f" -c fsync={'on' if self.fsync else 'off'} -c shared_buffers=256MB"
         )
-        self._run(str(bindir / "pg_ctl"), "-D", str(self.datadir), "-o", opts, "-l", str(self.logfile),
-                  "-w", "-t", "60", "start")
+        self._run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            opts,
+            "-l",
+            str(self.logfile),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self, mode: str = "fast") -> None:
@@ -111,12 +132,36 @@ class PgCluster:
 
     def start_again(self) -> None:
         opts = f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._run(str(pg_bindir() / "pg_ctl"), "-D", str(self.datadir), "-o", opts, "-l", str(self.logfile),
-                  "-w", "-t", "60", "start")
+        self._run(
+            str(pg_bindir() / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            opts,
+            "-l",
+            str(self.logfile),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
-        out = self._run(str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
-                        "-d", dbname, "-v", "ON_ERROR_STOP=1", "-tAc", sql)
+        out = self._run(
+            str(pg_bindir() / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            dbname,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tAc",
+            sql,
+        )
         return out.stdout.strip()
 
     def close(self) -> None:
@@ -138,16 +183,21 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def config_text(self) -> str:
-        return "\n".join([
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "persistence true",
-            f"persistence_location {self.root}/",
-            "autosave_interval 1",
-            f"log_dest file {self.root}/mosquitto.log",
-            QUEUES_CONF.read_text(encoding="utf-8"),
-            self.extra_conf,
-        ]) + "\n"
+        return (
+            "\n".join(
+                [
+                    f"listener {self.port} 127.0.0.1",
+                    "allow_anonymous true",
+                    "persistence true",
+                    f"persistence_location {self.root}/",
+                    "autosave_interval 1",
+                    f"log_dest file {self.root}/mosquitto.log",
+                    QUEUES_CONF.read_text(encoding="utf-8"),
+                    self.extra_conf,
+                ]
+            )
+            + "\n"
+        )
 
     def start(self) -> Mosquitto:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -159,8 +209,9 @@ class Mosquitto:
             # Mosquitto drops root privileges to the `mosquitto` user; it must be able to write its folder.
             with contextlib.suppress(KeyError, LookupError):
                 shutil.chown(self.root, "mosquitto")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for_port(self.port, proc=self.proc)
         return self
 
