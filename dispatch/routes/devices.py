@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -120,13 +121,7 @@ async def get_device(request: web.Request) -> web.Response:
 async def patch_device(request: web.Request) -> web.Response:
     """Change kind, priority or enabled. A disabled device no longer moves its unit."""
     body = await read_body(request, models.DevicePatch)
-    changes = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not models.UNSET}
-    device_id = DEVICE_ID.get(request)
-    record = await run_db(registry.update_device, request.app[ENGINE_KEY], device_id, **changes)
-    if record is None:
-        raise NotFound(f"no device {device_id}")
-    request.app[FLEET_KEY].track_device(record)
-    return encode(present.device_out(record))
+    return await _change_device(request, **models.set_fields(body))
 
 
 @api.route(
@@ -140,8 +135,13 @@ async def patch_device(request: web.Request) -> web.Response:
 )
 async def disable_device(request: web.Request) -> web.Response:
     """Devices are never deleted (their fixes refer to them): this disables the device."""
+    return await _change_device(request, enabled=False)
+
+
+async def _change_device(request: web.Request, **changes: Any) -> web.Response:
+    """Store the changes, let the live picture follow, answer with the record."""
     device_id = DEVICE_ID.get(request)
-    record = await run_db(registry.update_device, request.app[ENGINE_KEY], device_id, enabled=False)
+    record = await run_db(registry.update_device, request.app[ENGINE_KEY], device_id, **changes)
     if record is None:
         raise NotFound(f"no device {device_id}")
     request.app[FLEET_KEY].track_device(record)

@@ -288,3 +288,8 @@ class Health(msgspec.Struct):
 
     status: str
     units_indexed: int
+
+
+def set_fields(patch: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sets (absent ones are UNSET and keep their stored value)."""
+    return {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET}

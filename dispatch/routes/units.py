@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -308,13 +309,7 @@ async def get_unit(request: web.Request) -> web.Response:
 async def patch_unit(request: web.Request) -> web.Response:
     """Change name, kind, skills or enabled. A disabled unit leaves the live index."""
     body = await read_body(request, models.UnitPatch)
-    changes = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not models.UNSET}
-    unit_id = UNIT_ID.get(request)
-    record = await run_db(registry.update_unit, request.app[ENGINE_KEY], unit_id, **changes)
-    if record is None:
-        raise NotFound(f"no unit {unit_id}")
-    request.app[FLEET_KEY].track_unit(record)
-    return encode(present.unit_out(record))
+    return await _change_unit(request, **models.set_fields(body))
 
 
 @api.route(
@@ -328,8 +323,13 @@ async def patch_unit(request: web.Request) -> web.Response:
 )
 async def disable_unit(request: web.Request) -> web.Response:
     """Units are never deleted (their history stays meaningful): this disables the unit."""
+    return await _change_unit(request, enabled=False)
+
+
+async def _change_unit(request: web.Request, **changes: Any) -> web.Response:
+    """Store the changes, let the live picture follow, answer with the record."""
     unit_id = UNIT_ID.get(request)
-    record = await run_db(registry.update_unit, request.app[ENGINE_KEY], unit_id, enabled=False)
+    record = await run_db(registry.update_unit, request.app[ENGINE_KEY], unit_id, **changes)
     if record is None:
         raise NotFound(f"no unit {unit_id}")
     request.app[FLEET_KEY].track_unit(record)
