@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--units", type=int, default=30, help="patrol units to simulate (default 30)")
     p.add_argument(
-        "--speedup", type=float, default=5.0, help="simulated time runs this many times faster (default 5)"
+        "--speedup", type=float, default=10.0, help="simulated time runs this many times faster (default 10)"
     )
     p.add_argument(
         "--traces",

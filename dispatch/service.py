@@ -411,7 +411,7 @@ class DemoOptions:
     """`outpost demo` options."""
 
     units: int = 30
-    speedup: float = 5.0
+    speedup: float = 10.0
     traces: str | None = None
     duration_s: float = 0.0  # 0: until Ctrl-C
     auxiliary_share: float = 0.3  # share of units that are auxiliaries (P1 needs police + auxiliary)
