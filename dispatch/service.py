@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -37,6 +37,7 @@ from ingest.broker import EmbeddedBroker
 from ingest.embedded import EmbeddedSource
 from ingest.mqtt.publisher import Publisher
 from ingest.pipeline import OnDeviceMessage, Pipeline
+from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
 from schemas.config import load, read_sources, redact_url
@@ -214,6 +215,16 @@ async def _serve_api(
         )
     else:
         tasks.start(_follow_database(engine, fleet), "follow-database")
+        # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
+        tasks.start(
+            relay_device_messages(
+                ingest_settings,
+                _device_messages(incidents, fleet, tasks),
+                known=lambda device_id: _enabled(fleet, device_id),
+                stop=stop,
+            ),
+            "device-relay",
+        )
     app = init_app(
         ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings.api), plugins
     )
@@ -286,12 +297,27 @@ def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) ->
 
     def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Task[DeviceReply] | None:
         if kind == "reply":
-            return tasks.start(incidents.handle_device_reply(device_id, payload), f"reply-{device_id}")
-        if kind == "alarm":
-            return tasks.start(raise_alarm(incidents, fleet, device_id, payload), f"alarm-{device_id}")
-        return None
+            outcome = incidents.handle_device_reply(device_id, payload)
+        elif kind == "alarm":
+            outcome = raise_alarm(incidents, fleet, device_id, payload)
+        else:
+            return None
+        return tasks.start(_logged(device_id, kind, outcome), f"{kind}-{device_id}")
 
     return handle
+
+
+async def _logged(device_id: str, kind: str, outcome: Awaitable[DeviceReply]) -> DeviceReply:
+    """The outcome, logged when refused: over MQTT nobody else would ever see why."""
+    reply = await outcome
+    if not reply.ok:
+        log.warning("device %s refused: %s", kind, reply.detail, extra={"device_id": device_id})
+    return reply
+
+
+def _enabled(fleet: Fleet, device_id: str) -> bool:
+    device = fleet.device(device_id)
+    return device is not None and device.enabled
 
 
 async def _follow_database(engine: Engine, fleet: Fleet) -> None:

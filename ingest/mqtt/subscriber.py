@@ -171,16 +171,16 @@ class MqttSubscriber:
         clean_session: bool = False,
         read_budget: int = 2000,
         clock: Callable[[], float] = time.time,
+        topics: Sequence[str] = FIX_TOPICS + DEVICE_TOPICS,
     ) -> None:
+        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_TOPICS)."""
         if shared_group and protocol != "5":
             raise ValueError("shared subscriptions ($share/…) need MQTT 5: set OUTPOST_MQTT_PROTOCOL=5")
         self.address: BrokerAddress = parse_mqtt_url(url)
         self._client_id = client_id
         self._on_messages = on_messages
         self._v5 = protocol == "5"
-        self._topics = [
-            f"$share/{shared_group}/{t}" if shared_group else t for t in FIX_TOPICS + DEVICE_TOPICS
-        ]
+        self._topics = [f"$share/{shared_group}/{t}" if shared_group else t for t in topics]
         self._receive_maximum = max(1, min(receive_maximum, _MAX_RECEIVE_MAXIMUM))
         self._session_expiry_s = 0 if clean_session else session_expiry_s
         self._keepalive_s = keepalive_s

@@ -1,0 +1,81 @@
+"""The `api` role's ear for devices: offer replies and SOS alarms over MQTT, without storing any fix.
+
+In production the `ingest` role stores fixes and the `api` role runs the incident loop in another process, so
+the devices' replies and alarms must reach the API process. It subscribes to the device topics only, with its
+own persistent session, and acknowledges each message once the incident loop has been handed it (the loop's
+own records are the durable part; a reply lost in a crash is answered again by the offer's timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ingest.mqtt.subscriber import DEVICE_TOPICS, Message, MqttSubscriber, resolve_protocol
+from ingest.pipeline import DEVICE_MESSAGE_KINDS, OnDeviceMessage
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "outpost/v1/devices/"
+
+
+def parse_device_topic(topic: str) -> tuple[str, str] | None:
+    """(device id, kind) of `outpost/v1/devices/{id}/reply|alarm`, or None for any other topic."""
+    if not topic.startswith(_PREFIX):
+        return None
+    device_id, _, kind = topic[len(_PREFIX) :].rpartition("/")
+    if not device_id or kind not in DEVICE_MESSAGE_KINDS:
+        return None
+    return device_id, kind
+
+
+async def relay_device_messages(
+    settings: IngestSettings,
+    handle: OnDeviceMessage,
+    known: Callable[[str], bool],
+    stop: asyncio.Event,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Forward replies and alarms of known, enabled devices (`known`) to `handle` until `stop` is set."""
+    subscriber: MqttSubscriber
+
+    def on_messages(messages: list[Message], received_s: float) -> None:
+        for topic, payload, _token in messages:
+            parsed = parse_device_topic(topic)
+            if parsed is None:
+                continue
+            device_id, kind = parsed
+            if not known(device_id):
+                log.warning(
+                    "device message from an unknown or disabled device ignored",
+                    extra={"device_id": device_id, "kind": kind},
+                )
+                continue
+            try:
+                handle(device_id, kind, payload)
+            except Exception:
+                log.exception("device message handler failed", extra={"device_id": device_id})
+        subscriber.ack([token for _topic, _payload, token in messages if token >= 0])
+
+    subscriber = MqttSubscriber(
+        settings.mqtt_url,
+        f"{settings.mqtt_client_id}-api",
+        on_messages,
+        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        keepalive_s=settings.mqtt_keepalive_s,
+        reconnect_min_s=settings.mqtt_reconnect_min_s,
+        reconnect_max_s=settings.mqtt_reconnect_max_s,
+        clock=clock,
+        topics=DEVICE_TOPICS,
+    )
+    disconnect = asyncio.Event()
+    running = asyncio.create_task(subscriber.run(disconnect))
+    try:
+        await stop.wait()
+    finally:
+        disconnect.set()
+        await running
