@@ -183,12 +183,12 @@ async def _serve_api(
     stop: asyncio.Event,
     source: EmbeddedSource | None = None,
 ) -> str:
-    notifier = Publisher(ingest_settings.mqtt_url, client_id=f"{ingest_settings.mqtt_client_id}-notify")
+    notifier = _Notifier(ingest_settings.mqtt_url, f"{ingest_settings.mqtt_client_id}-notify")
     bus = EventBus(
         clock,
         coalesce_s=settings.api.stream_coalesce_s,
         max_queued=settings.api.stream_max_queued,
-        device_sink=_device_sink(notifier),
+        device_sink=notifier.sink,
     )
     fleet = Fleet(engine, clock, settings.api)
     await fleet.rebuild(engine, settings.api.index_lookback_s)
@@ -228,8 +228,7 @@ async def _serve_api(
     app = init_app(
         ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings.api), plugins
     )
-    with contextlib.suppress(OSError):  # notifications wait for the broker; the API must not
-        await notifier.connect(timeout_s=5.0)
+    tasks.start(notifier.connect(), "device-notifier")  # the API does not wait for the broker
     stack.push_async_callback(notifier.close)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -283,12 +282,41 @@ class _IngestHttp:
         """Nothing to attach: the pipeline runs under the ingest task."""
 
 
-def _device_sink(notifier: Publisher) -> Callable[[dict[str, object]], None]:
-    def sink(event: dict[str, object]) -> None:
-        for topic, payload in device_messages(event):
-            notifier.publish(topic, payload, qos=1)
+class _Notifier:
+    """Offers to the units' devices over MQTT. It connects in the background, retrying, so a broker that is
+    down when Outpost starts delays the notifications instead of silencing them for good; once connected, the
+    publisher reconnects by itself. Offers also reach consoles on the live stream and time out as usual."""
 
-    return sink
+    def __init__(self, url: str, client_id: str) -> None:
+        self._url, self._client_id = url, client_id
+        self._publisher: Publisher | None = None
+
+    async def connect(self) -> None:
+        delay_s = 1.0
+        while self._publisher is None:
+            publisher = Publisher(self._url, client_id=self._client_id)
+            try:
+                await publisher.connect(timeout_s=5.0)
+            except (OSError, TimeoutError) as exc:
+                log.warning("device notifications wait for the broker (%s); retrying in %.0f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 30.0)
+                continue
+            self._publisher = publisher
+
+    def sink(self, event: dict[str, object]) -> None:
+        messages, publisher = device_messages(event), self._publisher
+        if not messages:
+            return
+        if publisher is None:
+            log.warning("broker unreachable: %s not sent to the devices", event.get("type"))
+            return
+        for topic, payload in messages:
+            publisher.publish(topic, payload, qos=1)
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.close()
 
 
 def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) -> OnDeviceMessage:

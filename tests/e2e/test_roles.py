@@ -117,6 +117,23 @@ def test_a_device_accepts_an_offer_over_mqtt_when_ingest_and_api_run_apart(
         return status == 200 and [u["id"] for u in body["units"]] == ["cam-9"]
 
     _wait_until(indexed)  # stored by the ingest role, picked up by the api role from the database
+    phone = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(mosquitto.port),
+            "-q",
+            "1",
+            "-t",
+            "outpost/v1/devices/cam-9/offers",
+            "-C",
+            "1",
+            "-W",
+            "40",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    time.sleep(0.5)  # subscribed before the offer goes out
     status, created = _call(
         "POST",
         f"{api}/v1/incidents",
@@ -132,6 +149,8 @@ def test_a_device_accepts_an_offer_over_mqtt_when_ingest_and_api_run_apart(
     _wait_until(offered)
     offer = _call("GET", incident_url, token)[1]["offers"][0]
     assert offer["unit_id"] == "cam-9"
+    pushed, _ = phone.communicate(timeout=45)  # the offer reached the officer's phone over MQTT
+    assert json.loads(pushed)["offer_id"] == offer["id"]
     reply = json.dumps({"offer_id": offer["id"], "answer": "accept"})
     subprocess.run(
         [
