@@ -5,12 +5,13 @@ registration of unknown devices on first contact (OUTPOST_REGISTER_UNKNOWN_DEVIC
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, MetaData, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
+from schemas.storage.fixes import utc
 from schemas.tables import registry as registry_tables
 
 _md = MetaData()
@@ -32,16 +33,9 @@ class DirectoryEntry:
     credentials_hash: str | None
 
 
-def _utc(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError("naive datetime: pass timezone-aware UTC")
-    # SQLite compares timestamps as text written in UTC: bind UTC (see schemas.storage.fixes).
-    return at.astimezone(UTC)
-
-
 def load_directory(engine: Engine, *, now: datetime) -> list[DirectoryEntry]:
     """Every device, enabled or not, with its binding active at `now`."""
-    at = _utc(now)
+    at = utc(now)
     active = (
         select(_BINDINGS.c.device_id, _BINDINGS.c.unit_id)
         .where(_BINDINGS.c.valid_from <= at, or_(_BINDINGS.c.valid_to.is_(None), _BINDINGS.c.valid_to > at))
@@ -67,7 +61,7 @@ def register_unknown(engine: Engine, device_id: str, *, now: datetime) -> Direct
     """
     if len(device_id) > _UNIT_ID_MAX:
         return None
-    at = _utc(now)
+    at = utc(now)
     with engine.begin() as conn:
         created = conn.execute(
             _insert_ignore(engine, _DEVICES).values(id=device_id, kind="other", registered_by="auto")
