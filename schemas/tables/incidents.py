@@ -168,14 +168,13 @@ def _offers(md: MetaData) -> None:
         UniqueConstraint("incident_id", "n", name="uq_incident_offers_n"),
         # A unit holds at most one pending offer anywhere: the database's own guard behind the fleet's
         # compare-and-set of the unit's status.
-        Index(
-            "ux_incident_offers_pending_unit",
-            "unit_id",
-            unique=True,
-            postgresql_where=text("state = 'pending'"),
-            sqlite_where=text("state = 'pending'"),
-        ),
+        _unique_where("ux_incident_offers_pending_unit", "unit_id", "state = 'pending'"),
     )
+
+
+def _unique_where(name: str, column: str, where: str) -> Index:
+    """A partial unique index, the same on PostgreSQL and SQLite."""
+    return Index(name, column, unique=True, postgresql_where=text(where), sqlite_where=text(where))
 
 
 def _units(md: MetaData) -> None:
@@ -199,13 +198,7 @@ def _units(md: MetaData) -> None:
         one_of("incident_units", "state", UNIT_ENGAGEMENT_STATES),
         UniqueConstraint("incident_id", "unit_id", name="uq_incident_units_incident_unit"),
         # A unit is engaged in at most one incident at a time.
-        Index(
-            "ux_incident_units_engaged_unit",
-            "unit_id",
-            unique=True,
-            postgresql_where=text("released_at IS NULL"),
-            sqlite_where=text("released_at IS NULL"),
-        ),
+        _unique_where("ux_incident_units_engaged_unit", "unit_id", "released_at IS NULL"),
     )
 
 
