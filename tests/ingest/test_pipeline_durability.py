@@ -144,7 +144,9 @@ async def test_a_batch_spooled_while_the_drainer_looks_is_drained(
     draining = asyncio.create_task(pipeline._drain(stop))
     try:
         await wait_for(lambda: count_fixes(engine) == 3, 10, "the batch spooled during the peek drained")
-        assert spool.is_empty()
+        # The drainer commits the spool after the database write, in a thread of its own: wait for it.
+        await wait_for(spool.is_empty, 10, "the spool committed past the drained batch")
+        assert count_fixes(engine) == 3
     finally:
         stop.set()
         await draining
