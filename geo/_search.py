@@ -4,6 +4,9 @@ Candidates come from the tree in chord order (nearest first). Each is measured b
 a = sin²(θ/2), computed with the same operands and order as `haversine_m`, so metres are bit-identical to
 it. Ranking by a ranks by metres, except that distinct terms can round to the same metres; within a tiny
 band around a boundary the comparison is therefore redone in metres, then by unit_id, as the contract says.
+
+This is the dispatcher's hot path (a query costs ~30 µs, two thirds of it in the tree): plain tuples rather
+than NamedTuples between the steps, and the scan stops as soon as the k-th match is proven.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from array import array
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from geo.distance import EARTH_RADIUS_M, hav_to_m
@@ -32,69 +35,69 @@ _STATUS_REASON = tuple(f"status:{s}" for s in STATUS_ORDER)
 Match = tuple[float, int]  # (haversine term, slot)
 Reject = tuple[float, int, str]  # (haversine term, slot, reason)
 Ranked = tuple[float, int, float]  # (metres, slot, haversine term)
+Found = tuple[list[Match], list[Reject], float, int, bool]
+"""What scan found: matches, rejects, the last term measured, how many fetched candidates passed the
+status/kind/skill filters (-1 once proven: it no longer matters), and whether the scan proved the k-th
+match (it stopped at a candidate beyond it)."""
 
 
 class Filter(NamedTuple):
-    """A query's filters, validated and in the form the scan wants."""
+    """A query's filters, validated and in the form the scan wants (the clock comes with each query)."""
 
     statuses: frozenset[str] | None
-    status_ok: bytes | None  # by status code: 1 = allowed
+    status_ok: bytes  # by status code: 1 = allowed (all ones without a status filter)
     kinds: frozenset[str] | None
     skills: frozenset[str]
-    now_s: float
     max_age_s: float | None
     max_accuracy_m: float | None
+    check_entry: bool  # some filter needs the entry itself (kind, skills, age, accuracy)
 
 
+@functools.lru_cache(maxsize=512)  # the same few filters are asked for all day
 def make_filter(
-    statuses: Collection[str] | None,
-    kinds: Collection[str] | None,
-    skills: Collection[str] | None,
+    statuses: tuple[str, ...] | None,
+    kinds: tuple[str, ...] | None,
+    skills: tuple[str, ...],
     max_age_s: float | None,
-    now_s: float | None,
     max_accuracy_m: float | None,
 ) -> Filter:
-    """Validate a query's filters (ValueError for unknown statuses or kinds, or max_age_s without now_s)."""
+    """Validate a query's filters (ValueError for unknown statuses or kinds)."""
     status_set = None if statuses is None else frozenset(statuses)
+    if status_set is not None and (unknown := status_set - STATUSES):
+        raise ValueError(f"unknown statuses {sorted(unknown)}")
     kind_set = None if kinds is None else frozenset(kinds)
     if kind_set is not None and not kind_set <= KINDS:
         raise ValueError(f"unknown kinds {sorted(kind_set - KINDS)}")
-    if max_age_s is not None and now_s is None:
-        raise ValueError("max_age_s needs now_s (the caller's clock)")
-    status_ok = None if status_set is None else _status_mask(status_set)
-    return Filter(
-        status_set, status_ok, kind_set, frozenset(skills or ()), now_s or 0.0, max_age_s, max_accuracy_m
-    )
-
-
-@functools.lru_cache(maxsize=256)  # the same few status sets are asked for all day
-def _status_mask(statuses: frozenset[str]) -> bytes:
-    if unknown := statuses - STATUSES:
-        raise ValueError(f"unknown statuses {sorted(unknown)}")
-    return bytes(s in statuses for s in STATUS_ORDER)
+    status_ok = bytes(status_set is None or s in status_set for s in STATUS_ORDER)
+    check_entry = kind_set is not None or bool(skills) or max_age_s is not None or max_accuracy_m is not None
+    return Filter(status_set, status_ok, kind_set, frozenset(skills), max_age_s, max_accuracy_m, check_entry)
 
 
 def scan(
     slots: list[int],
     q: Sequence[float],
     flt: Filter,
+    now_s: float,
+    k: int,
     geo: array[float],
     codes: bytearray,
     entries: list[UnitPosition],
-) -> tuple[list[Match], list[Reject], float, int]:
-    """Measure and classify candidates: (matches, rejects, largest term, count passing status/kind/skills).
+) -> Found:
+    """Measure and classify candidates in the tree's (chord) order until the k-th match is proven.
 
-    q and geo rows are geo._tree.SpherePoint layouts (lon_rad, lat_rad, cos(lat), x, y, z).
+    Once k units matched, the first candidate beyond the k-th's tie band (with the proof margin) ends the
+    pass: the tree hands out candidates nearest first, so none after it can rank before the k-th. q and
+    geo rows are geo._tree.SpherePoint layouts (lon_rad, lat_rad, cos(lat), x, y, z).
     """
     # The dispatcher's innermost loop: flat arrays, locals, two sines a candidate, no calls.
     sin = math.sin
     q_lon, q_lat, q_cos = q[0], q[1], q[2]
     status_ok = flt.status_ok
-    check_entry = flt.kinds is not None or bool(flt.skills) or flt.max_age_s is not None
-    check_entry = check_entry or flt.max_accuracy_m is not None
+    check_entry = flt.check_entry
     matches: list[Match] = []
     rejects: list[Reject] = []
-    max_a = 0.0
+    stop_a = 2.0  # above every term (a <= 1) until k units matched
+    a = 0.0
     static_fail = 0
     for slot in slots:
         b = slot * 6  # GEO_STRIDE
@@ -102,79 +105,85 @@ def scan(
         s_dphi = sin((geo[b + 1] - q_lat) * 0.5)
         s_dlam = sin((geo[b] - q_lon) * 0.5)
         a = s_dphi * s_dphi + q_cos * geo[b + 2] * s_dlam * s_dlam
-        if a > max_a:
-            max_a = a
-        if status_ok is not None and not status_ok[codes[slot]]:
-            rejects.append((a, slot, _STATUS_REASON[codes[slot]]))
+        if a > stop_a:
+            return matches, rejects, a, -1, True  # proven: how many passed no longer matters
+        code = codes[slot]
+        if not status_ok[code]:
+            rejects.append((a, slot, _STATUS_REASON[code]))
             static_fail += 1
-        elif check_entry and (reason := _entry_reason(entries[slot], flt)) is not None:
+        elif check_entry and (reason := _entry_reason(entries[slot], flt, now_s)) is not None:
             rejects.append((a, slot, reason))
             static_fail += reason in ("kind", "skills")
         else:
             matches.append((a, slot))
-    return matches, rejects, max_a, len(slots) - static_fail
+            if len(matches) == k:
+                # proves()'s test for the k-th, squared (and rounded up a hair, safe side of the squaring)
+                root = _sqrt(max(matches)[0] * (1.0 + TIE_BAND)) + PROOF_MARGIN
+                stop_a = root * root * (1.0 + 4e-16)
+    return matches, rejects, a, len(slots) - static_fail, False
 
 
-def _entry_reason(e: UnitPosition, flt: Filter) -> str | None:
+def _entry_reason(e: UnitPosition, flt: Filter, now_s: float) -> str | None:
     """The first non-status filter the entry fails, or None."""
     if flt.kinds is not None and e.kind not in flt.kinds:
         return "kind"
     if flt.skills and not flt.skills <= e.skills:
         return "skills"
-    if flt.max_age_s is not None and flt.now_s - e.ts_s > flt.max_age_s:
+    if flt.max_age_s is not None and now_s - e.ts_s > flt.max_age_s:
         return "stale"
     if flt.max_accuracy_m is not None and (e.accuracy_m is None or e.accuracy_m > flt.max_accuracy_m):
         return "accuracy"
     return None
 
 
-class Fetch(NamedTuple):
-    """What one k-NN fetch established."""
+def proves(last_a: float, a: float) -> bool:
+    """True when nothing past a candidate of term `last_a` can have a term within the tie band of `a`.
 
-    max_a: float  # largest haversine term fetched
-    exhausted: bool  # every unit was fetched
-    no_more_matches: bool  # no unfetched unit can pass the status/kind/skill filters
-
-    def proves(self, a: float) -> bool:
-        """True when no unfetched unit can have a haversine term within the tie band of `a`.
-
-        The tree fetched in chord order and chord = 2·sqrt(a) up to rounding, so everything unfetched has
-        sqrt(term) >= sqrt(max_a) - margin.
-        """
-        return self.exhausted or _sqrt(self.max_a) - PROOF_MARGIN > _sqrt(a * (1.0 + TIE_BAND))
+    The tree fetches in chord order and chord = 2·sqrt(a) up to rounding (~1e-16, far inside the margin),
+    so everything it did not hand out has sqrt(term) >= sqrt(last_a) - margin.
+    """
+    return _sqrt(last_a) - PROOF_MARGIN > _sqrt(a * (1.0 + TIE_BAND))
 
 
 def settle(
     k: int,
     radius_m: float | None,
-    matches: list[Match],
-    rejects: list[Reject],
-    fetch: Fetch,
+    found: Found,
+    exhausted: bool,
+    no_more_matches: bool,
     entries: list[UnitPosition],
 ) -> tuple[list[Ranked], dict[str, int]] | None:
-    """(the ranked results, the excluded counts) if this fetch provably settles the query, else None."""
-    radius_a = 0.0 if radius_m is None else _radius_term(radius_m)
-    inside = matches if radius_m is None else [m for m in matches if _within(m[0], radius_a, radius_m)]
-    inside.sort()
-    if len(inside) >= k:
-        top = exact_top(inside, k, entries)
-        d_m, slot, a = top[-1]
-        return (top, count_excluded(rejects, a, d_m, slot, entries)) if fetch.proves(a) else None
-    if radius_m is not None:
-        beyond = len(inside) < len(matches)
-        if not fetch.proves(radius_a) or not (beyond or fetch.no_more_matches):
+    """(the ranked results, the excluded counts) if this fetch provably settles the query, else None.
+
+    exhausted: every unit was fetched; no_more_matches: no unfetched unit can pass the status/kind/skill
+    filters. With radius_m and fewer than k matches inside it, `out_of_radius` counts the matching units
+    beyond the radius that would have filled the missing places (at most k minus the results).
+    """
+    matches, rejects, last_a, _, proven = found
+    matches.sort()
+    if len(matches) >= k:
+        top = exact_top(matches, k, entries)
+        if not (proven or exhausted or proves(last_a, top[-1][2])):
+            return None
+    elif exhausted or no_more_matches:
+        top = exact_top(matches, len(matches), entries)
+        if top and not (exhausted or proves(last_a, top[-1][2])):
+            return None
+    else:
+        return None
+    if radius_m is not None and (len(top) < k or top[-1][0] > radius_m):
+        inside = [t for t in top if t[0] <= radius_m]
+        radius_a = _radius_term(radius_m)
+        if not (exhausted or proves(last_a, radius_a)):  # the rejects within the radius must all be seen
             return None
         excluded = count_excluded(rejects, radius_a, radius_m, None, entries)
-        if beyond:
-            excluded["out_of_radius"] = 1
-        return exact_top(inside, len(inside), entries), excluded
-    if not fetch.no_more_matches:
-        return None
-    if not inside:
-        return [], {}
-    top = exact_top(inside, len(inside), entries)
+        if beyond := len(top) - len(inside):
+            excluded["out_of_radius"] = beyond
+        return inside, excluded
+    if not top:
+        return top, {}
     d_m, slot, a = top[-1]
-    return (top, count_excluded(rejects, a, d_m, slot, entries)) if fetch.proves(a) else None
+    return top, count_excluded(rejects, a, d_m, slot, entries)
 
 
 def exact_top(ranked: list[Match], k: int, entries: list[UnitPosition]) -> list[Ranked]:
@@ -219,10 +228,3 @@ def count_excluded(
 def _radius_term(radius_m: float) -> float:
     """The haversine term a = sin²(θ/2) of a distance (half a circumference or more gives 1)."""
     return math.sin(min(radius_m / _DIAMETER_M, math.pi / 2.0)) ** 2
-
-
-def _within(a: float, radius_a: float, radius_m: float) -> bool:
-    """hav_to_m(a) <= radius_m, computing metres only inside the tie band around radius_a."""
-    if a < radius_a * (1.0 - TIE_BAND):
-        return True
-    return a <= radius_a * (1.0 + TIE_BAND) and hav_to_m(a) <= radius_m

@@ -61,9 +61,8 @@ class NearestResult(NamedTuple):
     excluded counts each left-out unit once, under the first filter it fails in the order
     "status:<status>", "kind", "skills", "stale", "accuracy": among units ranked before the last result,
     or, when fewer than k matched within radius_m, among all units within radius_m (without radius_m and
-    without any match, nothing is counted). "out_of_radius" is a flag (1, never a count, to spare a scan
-    of the whole index): present when fewer than k matched within radius_m and at least one matching unit
-    lies beyond it.
+    without any match, nothing is counted). "out_of_radius" counts the matching units beyond radius_m that
+    would have filled the places left (at most k minus the results; absent when none).
     """
 
     neighbors: list[Neighbor]

@@ -81,8 +81,9 @@ async def _unit_or_404(request: web.Request, unit_id: str) -> registry.Unit:
 async def nearest(request: web.Request) -> web.Response:
     """The k nearest units by great-circle distance (exact), nearest first, filtered by status (default
     available), kind, skills, fix age, radius and accuracy. `excluded` counts the nearer units left out, by
-    reason (`status:<s>`, `kind`, `skills`, `stale`, `accuracy`; `out_of_radius` flags that matching units
-    exist beyond the radius). ETAs are straight-line estimates. The read is written to the audit log."""
+    reason (`status:<s>`, `kind`, `skills`, `stale`, `accuracy`; `out_of_radius` counts the matching units
+    beyond the radius that would have filled the places left). ETAs are straight-line estimates. The read
+    is written to the audit log."""
     app = request.app
     settings = app[SETTINGS_KEY]
     lon, lat, k = LON.need(request), LAT.need(request), K.get(request)

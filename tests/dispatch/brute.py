@@ -49,6 +49,7 @@ def nearest(entries: Iterable[UnitPosition], q: Query) -> tuple[list[tuple[str, 
     else:
         considered = within
     excluded = Counter(f for r in considered if (f := first_failure(r[2], q)) is not None)
-    if len(picked) < q.k and any(first_failure(r[2], q) is None for r in ranked[len(within) :]):
-        excluded["out_of_radius"] = 1
+    beyond = [r for r in ranked[len(within) :] if first_failure(r[2], q) is None]
+    if missing := min(q.k - len(picked), len(beyond)):
+        excluded["out_of_radius"] = missing  # matching units beyond the radius that would fill the places
     return [(r[1], r[0]) for r in picked], dict(excluded)

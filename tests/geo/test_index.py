@@ -61,8 +61,8 @@ def brute_nearest(
     else:
         counted = [why for d_m, _, why in ranked if why is not None and d_m <= radius_m]
     excluded = dict(Counter(counted))
-    if len(top) < k and radius_m is not None and len(inside) < len(matches):
-        excluded["out_of_radius"] = 1
+    if radius_m is not None and (beyond := min(k, len(matches)) - len(top)) > 0:
+        excluded["out_of_radius"] = beyond  # matching units beyond the radius that would fill the places
     return [(uid, d_m) for d_m, uid in top], excluded
 
 
@@ -311,13 +311,16 @@ def test_filters_run_inside_the_search_and_exclusions_are_counted() -> None:
     )
 
 
-def test_radius_limits_results_and_flags_units_beyond() -> None:
+def test_radius_limits_results_and_counts_the_units_beyond_it() -> None:
     index = PositionIndex()
     _street(index)
     radius_m = haversine_m(0.0, 0.0, 0.004, 0.0)  # u4 sits exactly on the circle
     result = index.nearest(0.0, 0.0, 5, statuses=["available"], kinds=["police"], radius_m=radius_m)
     assert ids(result) == ["u1", "u3", "u4"]
-    assert result.excluded == {"status:busy": 1, "kind": 1, "out_of_radius": 1}
+    # u5 and u6 match too, beyond the radius: they would have filled the two places left.
+    assert result.excluded == {"status:busy": 1, "kind": 1, "out_of_radius": 2}
+    result = index.nearest(0.0, 0.0, 4, statuses=["available"], kinds=["police"], radius_m=radius_m)
+    assert ids(result) == ["u1", "u3", "u4"] and result.excluded["out_of_radius"] == 1
     result = index.nearest(0.0, 0.0, 5, statuses=["en_route"], radius_m=500.0)
     assert result.neighbors == [] and result.excluded == {"status:busy": 1, "status:available": 4,
                                                           "out_of_radius": 1}  # fmt: skip
