@@ -3,6 +3,8 @@
 paho-mqtt 2.x runs on the caller's asyncio loop (paho's "external loop" mode: the socket is registered with
 `add_reader` / `add_writer`), not in a thread of its own. One thread means no GIL ping-pong between the
 producer and the network loop, and the counters need no locks. `publish` only queues; the loop writes.
+Only the TCP (and TLS) connect runs in a worker thread: it blocks on DNS and the handshake, up to paho's
+connect timeout against an unreachable broker, and the dispatch API shares this loop.
 
 Delivery: QoS 1 messages stay in paho's store until PUBACKed and are resent (DUP) after a reconnect, so a
 broker restart loses nothing the publisher still holds. `flush` waits until every QoS 1 message is acked.
@@ -15,6 +17,8 @@ import collections
 import contextlib
 import logging
 import ssl
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -89,6 +93,7 @@ class Publisher:
         self._on_wire = 0  # QoS 1 messages handed to paho and not yet acked
         self._qos0_mids: set[int] = set()  # paho reports QoS 0 writes through the same callback
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._connected: asyncio.Future[None] | None = None
         self._drained = asyncio.Event()
         self._drained.set()
@@ -126,12 +131,15 @@ class Publisher:
     async def connect(self, timeout_s: float = 10.0) -> None:
         """Connect and wait for the broker's CONNACK; raises ConnectionError if refused."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._connected = self._loop.create_future()
-        # A blocking TCP connect on the loop: instant on loopback, one round trip elsewhere.
-        self._client.connect(self.address.host, self.address.port, keepalive=self._keepalive_s)
-        self._misc_task = self._loop.create_task(self._misc_loop())
         try:
-            await asyncio.wait_for(self._connected, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.to_thread(
+                    self._client.connect, self.address.host, self.address.port, keepalive=self._keepalive_s
+                )
+                self._misc_task = self._loop.create_task(self._misc_loop())
+                await self._connected
         except BaseException:
             await self.close()
             raise
@@ -248,24 +256,53 @@ class Publisher:
                 "MQTT connection to %s:%s lost (%s); reconnecting", self.address.host, self.address.port, rc
             )
 
+    # paho calls the socket callbacks from the connecting worker thread as well as from the loop: they
+    # act on the loop, in order.
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        assert self._loop is not None
-        self._socket_closed.clear()
-        self._loop.add_reader(sock, client.loop_read)
+        self._in_loop(self._watch, sock)
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        assert self._loop is not None
-        self._loop.remove_reader(sock)
-        self._loop.remove_writer(sock)
-        self._socket_closed.set()
+        self._in_loop(self._unwatch, sock)
 
     def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        assert self._loop is not None
-        self._loop.add_writer(sock, client.loop_write)
+        self._in_loop(self._watch_writes, sock)
 
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._unwatch_writes, sock)
+
+    def _in_loop(self, fn: Callable[[Any], None], sock: Any) -> None:
         assert self._loop is not None
-        self._loop.remove_writer(sock)
+        if self._loop_thread == threading.get_ident():
+            fn(sock)
+        else:
+            self._loop.call_soon_threadsafe(fn, sock)
+
+    def _watch(self, sock: Any) -> None:
+        assert self._loop is not None
+        if self._closing:  # a connect that finished in its thread after close(): nobody wants it
+            with contextlib.suppress(OSError):
+                sock.close()
+            return
+        self._socket_closed.clear()
+        self._loop.add_reader(sock, self._client.loop_read)
+
+    def _unwatch(self, sock: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(ValueError, OSError):  # already closed: nothing is watched any more
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._socket_closed.set()
+
+    def _watch_writes(self, sock: Any) -> None:
+        assert self._loop is not None
+        current = self._client.socket()
+        if current is not None and current is sock:  # not a socket closed since the thread asked
+            self._loop.add_writer(current, self._client.loop_write)
+
+    def _unwatch_writes(self, sock: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_writer(sock)
 
     def _drop_socket_handlers(self) -> None:
         sock = self._client.socket()
@@ -286,7 +323,7 @@ class Publisher:
             if self._closing:
                 return
             try:
-                self._client.reconnect()
+                await asyncio.to_thread(self._client.reconnect)
             except OSError as exc:  # includes timeouts and refusals
                 log.info("MQTT reconnect to %s:%s failed: %s", self.address.host, self.address.port, exc)
                 delay_s = min(delay_s * 2, _RECONNECT_MAX_S)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 
 from ingest.mqtt.publisher import Publisher, parse_mqtt_url
@@ -74,3 +77,31 @@ async def test_wait_pending_below_applies_backpressure(mosquitto: Mosquitto) -> 
 async def test_connect_to_nothing_raises(unused_tcp_port: int) -> None:
     with pytest.raises(OSError):
         await Publisher(f"mqtt://127.0.0.1:{unused_tcp_port}", "nobody").connect(timeout_s=2)
+
+
+async def test_a_slow_connect_does_not_hold_the_event_loop(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatch API shares the publisher's loop: a broker slow to answer the TCP connect (DNS, an
+    unreachable host: up to paho's 5 s connect timeout) must not stall it."""
+    original = paho.Client._create_socket
+    started, release = threading.Event(), threading.Event()
+
+    def slow_connect(client: paho.Client) -> Any:  # fault injection: the connect hangs until released
+        started.set()
+        release.wait(10)
+        return original(client)
+
+    monkeypatch.setattr(paho.Client, "_create_socket", slow_connect)
+    pub = Publisher(mosquitto.url, "pub-slow")
+    connecting = asyncio.create_task(pub.connect())
+    ticks = 0
+    while not started.is_set() or ticks < 5:  # the loop keeps turning while the connect hangs
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not connecting.done()
+    release.set()
+    await connecting
+    pub.publish("slow/t", b"x", qos=1)
+    await pub.flush(timeout_s=10)
+    await pub.close()
