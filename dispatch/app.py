@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from dispatch.audit import AuditLog
 from dispatch.auth import TokenAuthority, auth_middleware
 from dispatch.clock import Clock
+from dispatch.collector import GcPolicy
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet, FleetEvent
 from dispatch.openapi import build_document
@@ -114,6 +115,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
         app.add_routes(source.routes)
     app[OPENAPI_KEY] = build_document(sources, title="Outpost API", version=API_VERSION)
     app.cleanup_ctx.append(_fleet_ready)
+    app.cleanup_ctx.append(_gc_policy)
     app.cleanup_ctx.append(_audit)
     app.cleanup_ctx.append(_live_stream)
     for plugin in plugins:
@@ -127,6 +129,16 @@ async def _fleet_ready(app: web.Application) -> AsyncIterator[None]:
     if not ctx.fleet.ready:
         await ctx.fleet.rebuild(ctx.engine, ctx.settings.index_lookback_s)
     yield
+
+
+async def _gc_policy(_: web.Application) -> AsyncIterator[None]:
+    # Collector pauses bounded by what survived half a second, not by the picture (dispatch.collector).
+    task = asyncio.create_task(GcPolicy.run(), name="gc-policy")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _audit(app: web.Application) -> AsyncIterator[None]:
