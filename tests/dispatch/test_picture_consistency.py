@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import typing
 from datetime import UTC, datetime
 
@@ -11,7 +9,6 @@ import pytest
 from sqlalchemy import Engine
 
 import geo
-from dispatch import service
 from dispatch.clock import ManualClock
 from dispatch.fleet import KIND_PRIORITY, Fleet, UnitMoved
 from dispatch.incidents import policy
@@ -128,42 +125,6 @@ async def test_apply_soon_applies_small_batches_now_and_large_ones_gradually_in_
         assert moves[-1] == START_S - 1
     finally:
         engine.dispose()
-
-
-class _Seen(logging.Handler):
-    """Sets an event on the first record (records come from the loop's thread here)."""
-
-    def __init__(self, event: asyncio.Event) -> None:
-        super().__init__()
-        self.event = event
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.event.set()
-
-
-@pytest.mark.timeout(30)  # before the fix, failures were swallowed and this waited forever
-async def test_following_the_database_logs_failures(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sqlite_url: str
-) -> None:
-    def broken(*_: object, **__: object) -> list[Fix]:
-        raise OSError("database gone")
-
-    monkeypatch.setattr(service, "latest_fixes", broken)
-    engine = open_engine(sqlite_url, pool_size=2)
-    fleet = Fleet(engine, ManualClock(START_S), ApiSettings())
-    caplog.set_level(logging.WARNING, logger=service.__name__)
-    logged = asyncio.Event()
-    seen = _Seen(logged)
-    service.log.addHandler(seen)
-    task = asyncio.create_task(service._follow_database(engine, fleet))
-    try:
-        await logged.wait()
-    finally:
-        task.cancel()
-        service.log.removeHandler(seen)
-        engine.dispose()
-    assert caplog.records[0].levelno == logging.WARNING
-    assert "database gone" in caplog.text
 
 
 def test_unit_statuses_and_kinds_have_one_source() -> None:
