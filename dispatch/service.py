@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
@@ -26,8 +26,9 @@ from dispatch.auth import TokenAuthority, auth_middleware
 from dispatch.clock import Clock, SystemClock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
+from dispatch.follow import follow_database
 from dispatch.incidents.alarms import raise_alarm
-from dispatch.incidents.notify import device_messages
+from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.problems import problems_middleware
@@ -43,7 +44,6 @@ from ingest.settings import IngestSettings
 from schemas.config import load, read_sources, redact_url
 from schemas.storage import partitions
 from schemas.storage.engine import open_engine
-from schemas.storage.fixes import latest_fixes
 from schemas.storage.migrate import MigrationReport, migrate
 from schemas.storage.settings import StoreSettings
 
@@ -54,8 +54,6 @@ T = TypeVar("T")
 
 # Storage maintenance runs this often (s): partitions are made days ahead, so hourly is plenty.
 _MAINTENANCE_EVERY_S = 3600.0
-# In the `api` role the live picture follows the database at this period (s); `run` feeds it directly.
-_API_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -199,7 +197,7 @@ async def _serve_api(
             ingest_settings,
             engine,
             on_accepted=fleet.apply_soon,  # small batches now, large ones in slices: bounded loop stalls
-            on_device_message=_device_messages(incidents, fleet, tasks),
+            on_device_message=_device_messages(incidents, fleet, tasks, notifier),
         )
         plugins.append(_IngestHttp(pipeline))
         tasks.start(
@@ -214,12 +212,13 @@ async def _serve_api(
             "ingest",
         )
     else:
-        tasks.start(_follow_database(engine, fleet), "follow-database")
+        follower = follow_database(engine, fleet, clock, max_fix_age_s=settings.api.max_fix_age_s)
+        tasks.start(follower, "follow-database")
         # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
         tasks.start(
             relay_device_messages(
                 ingest_settings,
-                _device_messages(incidents, fleet, tasks),
+                _device_messages(incidents, fleet, tasks, notifier),
                 known=lambda device_id: _enabled(fleet, device_id),
                 stop=stop,
             ),
@@ -305,23 +304,27 @@ class _Notifier:
             self._publisher = publisher
 
     def sink(self, event: dict[str, object]) -> None:
-        messages, publisher = device_messages(event), self._publisher
+        self.send(device_messages(event), str(event.get("type")))
+
+    def send(self, messages: list[tuple[str, bytes]], what: str) -> None:
         if not messages:
             return
-        if publisher is None:
-            log.warning("broker unreachable: %s not sent to the devices", event.get("type"))
+        if self._publisher is None:
+            log.warning("broker unreachable: %s not sent to the devices", what)
             return
         for topic, payload in messages:
-            publisher.publish(topic, payload, qos=1)
+            self._publisher.publish(topic, payload, qos=1)
 
     async def close(self) -> None:
         if self._publisher is not None:
             await self._publisher.close()
 
 
-def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) -> OnDeviceMessage:
+def _device_messages(
+    incidents: IncidentService, fleet: Fleet, tasks: _Tasks, notifier: _Notifier
+) -> OnDeviceMessage:
     """Replies to offers and SOS alarms arriving from devices over MQTT or HTTP; the running task of each
-    is returned so HTTP can tell the device its outcome (MQTT drops it)."""
+    is returned so HTTP can tell the device its outcome, which also goes to the device over MQTT."""
 
     def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Task[DeviceReply] | None:
         if kind == "reply":
@@ -330,33 +333,26 @@ def _device_messages(incidents: IncidentService, fleet: Fleet, tasks: _Tasks) ->
             outcome = raise_alarm(incidents, fleet, device_id, payload)
         else:
             return None
-        return tasks.start(_logged(device_id, kind, outcome), f"{kind}-{device_id}")
+        return tasks.start(_answered(device_id, kind, outcome, notifier), f"{kind}-{device_id}")
 
     return handle
 
 
-async def _logged(device_id: str, kind: str, outcome: Awaitable[DeviceReply]) -> DeviceReply:
-    """The outcome, logged when refused: over MQTT nobody else would ever see why."""
+async def _answered(
+    device_id: str, kind: str, outcome: Awaitable[DeviceReply], notifier: _Notifier
+) -> DeviceReply:
+    """The outcome, sent to the device's offers topic and logged when refused."""
     reply = await outcome
     if not reply.ok:
         log.warning("device %s refused: %s", kind, reply.detail, extra={"device_id": device_id})
+    message = outcome_message(device_id, kind, reply.ok, reply.detail, reply.offer_id)
+    notifier.send([message], f"{kind} outcome")
     return reply
 
 
 def _enabled(fleet: Fleet, device_id: str) -> bool:
     device = fleet.device(device_id)
     return device is not None and device.enabled
-
-
-async def _follow_database(engine: Engine, fleet: Fleet) -> None:
-    """The `api` role's live picture: the newest stored fixes, applied every second."""
-    while True:
-        since = datetime.now(UTC) - timedelta(seconds=10 * _API_POLL_S)
-        try:
-            await fleet.apply_gradually(await asyncio.to_thread(latest_fixes, engine, since))
-        except Exception as exc:  # keep following: the next poll may succeed (at most one warning a poll)
-            log.warning("following the database failed: %s: %s", type(exc).__name__, exc)
-        await asyncio.sleep(_API_POLL_S)
 
 
 async def _maintain_storage(engine: Engine, store: StoreSettings) -> None:

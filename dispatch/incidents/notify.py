@@ -7,7 +7,9 @@ outpost/v1/devices/%u/#` in Mosquitto):
   to the unit. `{"type": "offer", "offer_id", "incident_id", "priority", "category", "description",
   "lon", "lat", "address", "expires_at"}` when the unit is offered an incident, and `{"type":
   "offer_closed", "offer_id", "incident_id", "reason": "timed_out" | "withdrawn" | "declined"}` when the
-  offer ends without the device's answer.
+  offer ends without the device's answer. After a device's reply or alarm arrives over MQTT, `{"type":
+  "reply_outcome" | "alarm_outcome", "offer_id", "outcome": "taken" | "refused", "detail"}` tells it what
+  became of it (the same outcome and detail the HTTP twins answer with).
 - `outpost/v1/devices/{device_id}/reply` (what the device publishes, QoS 1): `{"offer_id": …, "answer":
   "accept" | "decline"}`. Ingest subscribes to `outpost/v1/devices/+/reply` and hands the message to the
   composition root, which calls `IncidentService.handle_device_reply(device_id, payload)` with the device
@@ -42,6 +44,19 @@ def device_of_reply_topic(topic: str) -> str | None:
     if len(parts) == 5 and parts[:3] == ["outpost", "v1", "devices"] and parts[4] == "reply":
         return parts[3] or None
     return None
+
+
+def outcome_message(
+    device_id: str, kind: str, ok: bool, detail: str, offer_id: str | None
+) -> tuple[str, bytes]:
+    """(topic, payload) telling a device what became of its reply or alarm (`kind`)."""
+    body = {
+        "type": f"{kind}_outcome",
+        "offer_id": offer_id,
+        "outcome": "taken" if ok else "refused",
+        "detail": detail,
+    }
+    return OFFER_TOPIC.format(device_id=device_id), msgspec.json.encode(body)
 
 
 def device_messages(event: dict[str, Any]) -> list[tuple[str, bytes]]:

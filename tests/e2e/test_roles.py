@@ -117,23 +117,7 @@ def test_a_device_accepts_an_offer_over_mqtt_when_ingest_and_api_run_apart(
         return status == 200 and [u["id"] for u in body["units"]] == ["cam-9"]
 
     _wait_until(indexed)  # stored by the ingest role, picked up by the api role from the database
-    phone = subprocess.Popen(
-        [
-            "mosquitto_sub",
-            "-p",
-            str(mosquitto.port),
-            "-q",
-            "1",
-            "-t",
-            "outpost/v1/devices/cam-9/offers",
-            "-C",
-            "1",
-            "-W",
-            "40",
-        ],
-        stdout=subprocess.PIPE,
-    )
-    time.sleep(0.5)  # subscribed before the offer goes out
+    phone = _listen(mosquitto, "outpost/v1/devices/cam-9/offers")
     status, created = _call(
         "POST",
         f"{api}/v1/incidents",
@@ -151,6 +135,7 @@ def test_a_device_accepts_an_offer_over_mqtt_when_ingest_and_api_run_apart(
     assert offer["unit_id"] == "cam-9"
     pushed, _ = phone.communicate(timeout=45)  # the offer reached the officer's phone over MQTT
     assert json.loads(pushed)["offer_id"] == offer["id"]
+    answer = _listen(mosquitto, "outpost/v1/devices/cam-9/offers")
     reply = json.dumps({"offer_id": offer["id"], "answer": "accept"})
     subprocess.run(
         [
@@ -174,5 +159,20 @@ def test_a_device_accepts_an_offer_over_mqtt_when_ingest_and_api_run_apart(
     _wait_until(accepted)
     record = _call("GET", incident_url, token)[1]
     assert record["offers"][0]["answered_by"] == "device:cam-9"
+    heard, _ = answer.communicate(timeout=45)  # the phone is told its answer was taken
+    assert json.loads(heard) == {
+        "type": "reply_outcome",
+        "offer_id": offer["id"],
+        "outcome": "taken",
+        "detail": "accepted",
+    }
     # The unit was already 42 m away: accepted, then detected on scene from its telemetry.
     assert record["state"] in ("dispatched", "on_scene")
+
+
+def _listen(mosquitto: Mosquitto, topic: str) -> subprocess.Popen[bytes]:
+    """A phone subscribed to `topic` (QoS 1) for its next message; its stdout has it once it exits."""
+    cmd = ["mosquitto_sub", "-p", str(mosquitto.port), "-q", "1", "-t", topic, "-C", "1", "-W", "40"]
+    listener = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    time.sleep(0.5)  # subscribed before the message goes out
+    return listener
