@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+import psycopg
 from sqlalchemy import Engine, MetaData, Table, select, update
 
 from schemas.credentials import new_secret, token_digest
 from schemas.storage.registry import utc
 from schemas.tables import access as access_tables
 from schemas.tables.access import ROLES
+
+_json = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,17 @@ def revoke_token(engine: Engine, token_id: int, *, now: datetime) -> bool:
 
 
 def write_audit(engine: Engine, entries: Sequence[AuditEntry]) -> None:
-    """Append audit entries in one transaction."""
+    """Append audit entries in one transaction (COPY on PostgreSQL).
+
+    Every location read is audited, so at a few thousand requests a second a flush carries ~1,700 entries;
+    as an INSERT SQLAlchemy builds and binds each row in Python, holding the GIL ~10 ms in the worker
+    thread, and the API's event loop waits for it (bench_http_nearest, 16 requests in flight: p99 24-33 ms,
+    10 ms without the audit). COPY hands psycopg the rows as they are.
+    """
     if not entries:
+        return
+    if engine.dialect.name == "postgresql":
+        _copy_audit(engine, entries)
         return
     rows = [
         {"at": utc(e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "detail": e.detail}
@@ -112,6 +125,22 @@ def write_audit(engine: Engine, entries: Sequence[AuditEntry]) -> None:
     ]
     with engine.begin() as conn:
         conn.execute(audit_log.insert(), rows)
+
+
+_AUDIT_COPY = "COPY audit_log (at, actor, action, subject, detail) FROM STDIN"
+
+
+def _copy_audit(engine: Engine, entries: Sequence[AuditEntry]) -> None:
+    raw = engine.raw_connection()
+    try:
+        conn: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        with conn.cursor() as cur, cur.copy(_AUDIT_COPY) as copy:
+            for e in entries:
+                detail = None if e.detail is None else _json(e.detail).decode()
+                copy.write_row((utc(e.at), e.actor, e.action, e.subject, detail))
+        conn.commit()
+    finally:
+        raw.close()  # back to the pool, which rolls back whatever did not commit
 
 
 def read_audit(
