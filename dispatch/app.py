@@ -9,8 +9,9 @@ rebuild) is tied to the app's life through `cleanup_ctx`. Handlers stay thin: pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -133,12 +134,8 @@ async def _fleet_ready(app: web.Application) -> AsyncIterator[None]:
 
 async def _gc_policy(_: web.Application) -> AsyncIterator[None]:
     # Collector pauses bounded by what survived half a second, not by the picture (dispatch.collector).
-    task = asyncio.create_task(GcPolicy.run(), name="gc-policy")
-    try:
+    async with _running(GcPolicy.run(), "gc-policy"):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _audit(app: web.Application) -> AsyncIterator[None]:
@@ -159,10 +156,19 @@ async def _live_stream(app: web.Application) -> AsyncIterator[None]:
         bus.publish(payload, coalesce_key=key)
 
     unsubscribe = fleet.subscribe(forward)
-    flusher = asyncio.create_task(bus.run(), name="stream-coalesce")
+    try:
+        async with _running(bus.run(), "stream-coalesce"):
+            yield
+    finally:
+        unsubscribe()
+
+
+@contextlib.asynccontextmanager
+async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """`work` as a task for the duration of the block, cancelled and awaited at its end."""
+    task = asyncio.create_task(work, name=name)
     try:
         yield
     finally:
-        unsubscribe()
-        flusher.cancel()
-        await asyncio.gather(flusher, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
