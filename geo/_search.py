@@ -82,12 +82,14 @@ def scan(
     geo: array[float],
     codes: bytearray,
     entries: list[UnitPosition],
+    lazy: bool,
 ) -> Found:
     """Measure and classify candidates in the tree's (chord) order until the k-th match is proven.
 
     Once k units matched, the first candidate beyond the k-th's tie band (with the proof margin) ends the
     pass: the tree hands out candidates nearest first, so none after it can rank before the k-th. q and
-    geo rows are geo._tree.SpherePoint layouts (lon_rad, lat_rad, cos(lat), x, y, z).
+    geo rows are geo._tree.SpherePoint layouts (lon_rad, lat_rad, cos(lat), x, y, z). `lazy` (no
+    radius) lets status rejects ranked clearly before the k-th go unmeasured (term -1.0).
     """
     # The dispatcher's innermost loop: flat arrays, locals, two sines a candidate, no calls.
     sin = math.sin
@@ -96,10 +98,21 @@ def scan(
     check_entry = flt.check_entry
     matches: list[Match] = []
     rejects: list[Reject] = []
+    # Units failing the status filter before the (k-1)-th match are not measured (term -1.0: "ranks
+    # before"): they precede it in the tree's order, so they rank before the k-th unless the two tie.
+    lazy_until = k - 1 if lazy else 0
+    unmeasured = False
     stop_a = 2.0  # above every term (a <= 1) until k units matched
     a = 0.0
     static_fail = 0
+    n = 0  # matches so far
     for slot in slots:
+        code = codes[slot]
+        if n < lazy_until and not status_ok[code]:
+            rejects.append((-1.0, slot, _STATUS_REASON[code]))
+            static_fail += 1
+            unmeasured = True
+            continue
         b = slot * 6  # GEO_STRIDE
         # Same operands, in the same order, as haversine_m(q_lon, q_lat, lon, lat): identical rounding.
         s_dphi = sin((geo[b + 1] - q_lat) * 0.5)
@@ -107,7 +120,6 @@ def scan(
         a = s_dphi * s_dphi + q_cos * geo[b + 2] * s_dlam * s_dlam
         if a > stop_a:
             return matches, rejects, a, -1, True  # proven: how many passed no longer matters
-        code = codes[slot]
         if not status_ok[code]:
             rejects.append((a, slot, _STATUS_REASON[code]))
             static_fail += 1
@@ -116,11 +128,36 @@ def scan(
             static_fail += reason in ("kind", "skills")
         else:
             matches.append((a, slot))
-            if len(matches) == k:
+            n += 1
+            if n == k:
+                a_k = max(matches)[0]
+                if unmeasured and not _clearly_before(matches[-2][0], a_k):
+                    unmeasured = _measure(rejects, q, geo)  # a tie near the k-th: rank them exactly
                 # proves()'s test for the k-th, squared (and rounded up a hair, safe side of the squaring)
-                root = _sqrt(max(matches)[0] * (1.0 + TIE_BAND)) + PROOF_MARGIN
+                root = _sqrt(a_k * (1.0 + TIE_BAND)) + PROOF_MARGIN
                 stop_a = root * root * (1.0 + 4e-16)
+    if unmeasured and n < k:  # no k-th to rank them against: measure them
+        _measure(rejects, q, geo)
+        a = max(a, *(r[0] for r in rejects))
     return matches, rejects, a, len(slots) - static_fail, False
+
+
+def _clearly_before(a: float, a_k: float) -> bool:
+    """Whether everything the tree handed out up to a candidate of term `a` ranks before a term `a_k`
+    (outside its tie band, with the proof margin for the tree's own rounding)."""
+    return _sqrt(a) + PROOF_MARGIN < _sqrt(a_k * (1.0 - TIE_BAND))
+
+
+def _measure(rejects: list[Reject], q: Sequence[float], geo: array[float]) -> bool:
+    """Fill in the terms scan left unmeasured (exactly as scan computes them). Returns False."""
+    sin = math.sin
+    for i, (a, slot, reason) in enumerate(rejects):
+        if a < 0.0:
+            b = slot * 6
+            s_dphi = sin((geo[b + 1] - q[1]) * 0.5)
+            s_dlam = sin((geo[b] - q[0]) * 0.5)
+            rejects[i] = (s_dphi * s_dphi + q[2] * geo[b + 2] * s_dlam * s_dlam, slot, reason)
+    return False
 
 
 def _entry_reason(e: UnitPosition, flt: Filter, now_s: float) -> str | None:

@@ -301,7 +301,7 @@ class PositionIndex:
         tree, entries, clock = self._tree, self._entries, now_s or 0.0
         while True:
             slots = tree.nearest(q[3], q[4], q[5], want) if n else []
-            found = _search.scan(slots, q, flt, clock, k, self._geo, self._codes, entries)
+            found = _search.scan(slots, q, flt, clock, k, self._geo, self._codes, entries, radius_m is None)
             exhausted = len(slots) >= n
             settled = _search.settle(k, radius_m, found, exhausted, found[3] >= bound, entries)
             if settled is not None:

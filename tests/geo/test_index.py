@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rtree import index as rtree_index
 
-from geo import STATUSES, NearestResult, PositionIndex, UnitPosition, haversine_m
+from geo import STATUSES, NearestResult, PositionIndex, UnitPosition, _search, haversine_m
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CABS_1H = SHARED_DATA / "sf_cabspotting_2008-05-30_1h_pdt1700.csv.gz"
@@ -354,6 +354,38 @@ def test_fewer_matches_than_k_without_radius() -> None:
     assert ids(result) == ["u0", "u7"] and result.excluded == {"status:available": 6}
     result = index.nearest(0.0, 0.0, 5, statuses=["on_scene"])
     assert result == NearestResult([], {})
+
+
+def test_rejects_are_measured_when_the_k_th_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Status rejects before the (k-1)-th match are counted unmeasured only when that match is clearly
+    nearer than the k-th; when the two tie, every such reject is measured and ranked exactly."""
+    measured: list[int] = []
+    real = _search._measure
+
+    def spy(rejects: Any, q: Any, geo: Any) -> bool:
+        measured.append(len(rejects))
+        return real(rejects, q, geo)
+
+    monkeypatch.setattr(_search, "_measure", spy)
+    index = PositionIndex()
+    index.upsert("r1", 0.001, 0.0, 1.0, status="busy")  # 111 m
+    index.upsert("m1", 0.002, 0.0, 1.0, status="available")  # 222 m
+    index.upsert("m2", 0.002, 0.0, 1.0, status="available")  # the same spot: ties with m1
+    index.upsert("r2", 0.002, 0.0, 1.0, status="busy")  # ties too; "r2" > "m2": ranks after it
+    index.upsert("a0", 0.002, 0.0, 1.0, status="busy")  # ties too; "a0" < "m1": ranks before both
+    for k in (2, 3):
+        assert as_lists(index.nearest(0.0, 0.0, k, statuses=["available"])) == brute_nearest(
+            index, 0.0, 0.0, k, statuses=["available"]
+        )
+    assert measured  # the tie sent the scan down its exact path
+    clear = PositionIndex()
+    clear.upsert("r1", 0.001, 0.0, 1.0, status="busy")
+    clear.upsert("m1", 0.002, 0.0, 1.0, status="available")
+    clear.upsert("m2", 0.003, 0.0, 1.0, status="available")
+    measured.clear()
+    result = clear.nearest(0.0, 0.0, 2, statuses=["available"])
+    assert ids(result) == ["m1", "m2"] and result.excluded == {"status:busy": 1}
+    assert not measured  # nothing tied: r1 was counted without measuring it
 
 
 def test_ties_are_broken_by_unit_id() -> None:
