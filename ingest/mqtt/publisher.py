@@ -63,6 +63,19 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     )
 
 
+def call_in_loop(
+    loop: asyncio.AbstractEventLoop, loop_thread: int, fn: Callable[..., Any], *args: Any
+) -> None:
+    """`fn(*args)` on `loop`: at once when called on its thread (`loop_thread`), else soon, in call order.
+
+    paho calls its socket callbacks from the worker thread running a (re)connect as well as from the loop.
+    """
+    if threading.get_ident() == loop_thread:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
+
+
 class Publisher:
     """Publish to an MQTT broker at a high rate; QoS 1 delivery is confirmed by `flush`.
 
@@ -272,10 +285,7 @@ class Publisher:
 
     def _in_loop(self, fn: Callable[[Any], None], sock: Any) -> None:
         assert self._loop is not None
-        if self._loop_thread == threading.get_ident():
-            fn(sock)
-        else:
-            self._loop.call_soon_threadsafe(fn, sock)
+        call_in_loop(self._loop, self._loop_thread, fn, sock)
 
     def _watch(self, sock: Any) -> None:
         assert self._loop is not None

@@ -47,7 +47,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest import metrics
-from ingest.mqtt.publisher import BrokerAddress, parse_mqtt_url
+from ingest.mqtt.publisher import BrokerAddress, call_in_loop, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -335,12 +335,8 @@ class MqttSubscriber:
 
     # -------------------------------------------------------------------------------------- paho callbacks
     def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> None:
-        # paho calls the socket callbacks from the thread running `reconnect` as well as from the loop.
         assert self._loop is not None
-        if threading.get_ident() == self._loop_thread:
-            fn(*args)
-        else:
-            self._loop.call_soon_threadsafe(fn, *args)
+        call_in_loop(self._loop, self._loop_thread, fn, *args)
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._client.reset_read_buffer()
