@@ -132,7 +132,7 @@ def scan(
             if n == k:
                 a_k = max(matches)[0]
                 if unmeasured and not _clearly_before(matches[-2][0], a_k):
-                    unmeasured = _measure(rejects, q, geo)  # a tie near the k-th: rank them exactly
+                    _measure(rejects, q, geo)  # a tie near the k-th: rank them exactly
                 # proves()'s test for the k-th, squared (and rounded up a hair, safe side of the squaring)
                 root = _sqrt(a_k * (1.0 + TIE_BAND)) + PROOF_MARGIN
                 stop_a = root * root * (1.0 + 4e-16)
@@ -148,8 +148,8 @@ def _clearly_before(a: float, a_k: float) -> bool:
     return _sqrt(a) + PROOF_MARGIN < _sqrt(a_k * (1.0 - TIE_BAND))
 
 
-def _measure(rejects: list[Reject], q: Sequence[float], geo: array[float]) -> bool:
-    """Fill in the terms scan left unmeasured (exactly as scan computes them). Returns False."""
+def _measure(rejects: list[Reject], q: Sequence[float], geo: array[float]) -> None:
+    """Fill in the terms scan left unmeasured (exactly as scan computes them)."""
     sin = math.sin
     for i, (a, slot, reason) in enumerate(rejects):
         if a < 0.0:
@@ -157,7 +157,6 @@ def _measure(rejects: list[Reject], q: Sequence[float], geo: array[float]) -> bo
             s_dphi = sin((geo[b + 1] - q[1]) * 0.5)
             s_dlam = sin((geo[b] - q[0]) * 0.5)
             rejects[i] = (s_dphi * s_dphi + q[2] * geo[b + 2] * s_dlam * s_dlam, slot, reason)
-    return False
 
 
 def _entry_reason(e: UnitPosition, flt: Filter, now_s: float) -> str | None:

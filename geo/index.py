@@ -298,10 +298,10 @@ class PositionIndex:
         # complete; a short fetch costs a second, larger one (see the benchmark for the trade-off).
         want = min(n, math.ceil(k / max(share, 0.01) * _FETCH_SLACK) + 2)
         q = sphere_point(lon, lat)
-        tree, entries, clock = self._tree, self._entries, now_s or 0.0
+        tree, entries, now = self._tree, self._entries, now_s or 0.0
         while True:
             slots = tree.nearest(q[3], q[4], q[5], want) if n else []
-            found = _search.scan(slots, q, flt, clock, k, self._geo, self._codes, entries, radius_m is None)
+            found = _search.scan(slots, q, flt, now, k, self._geo, self._codes, entries, radius_m is None)
             exhausted = len(slots) >= n
             settled = _search.settle(k, radius_m, found, exhausted, found[3] >= bound, entries)
             if settled is not None:

@@ -362,9 +362,9 @@ def test_rejects_are_measured_when_the_k_th_ties(monkeypatch: pytest.MonkeyPatch
     measured: list[int] = []
     real = _search._measure
 
-    def spy(rejects: Any, q: Any, geo: Any) -> bool:
+    def spy(rejects: Any, q: Any, geo: Any) -> None:
         measured.append(len(rejects))
-        return real(rejects, q, geo)
+        real(rejects, q, geo)
 
     monkeypatch.setattr(_search, "_measure", spy)
     index = PositionIndex()
