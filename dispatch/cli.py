@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -173,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# An address that is taken or not ours to bind: the operator's to fix, said in one line, not a traceback.
+_CANNOT_LISTEN = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `outpost` console script."""
     parser = build_parser()
@@ -187,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"outpost: configuration error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _CANNOT_LISTEN:
+            raise
+        hint = "" if "OUTPOST_" in str(exc.strerror) else " (set OUTPOST_HTTP_HOST / OUTPOST_HTTP_PORT)"
+        print(f"outpost: cannot start: {exc.strerror}{hint}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -353,10 +353,12 @@ class EmbeddedBroker:
             await self._broker.start()
         except BrokerError as exc:
             self._broker = None
+            cause = exc.__cause__
             raise OSError(
+                cause.errno if isinstance(cause, OSError) else None,  # EADDRINUSE, EACCES: the CLI says so
                 f"the embedded MQTT broker cannot listen on {self.host}:{self._requested_port}"
-                f" ({exc.__cause__ or exc});"
-                " set OUTPOST_MQTT_LISTEN to a free host:port, or OUTPOST_MQTT_URL to use an external broker"
+                f" ({cause or exc});"
+                " set OUTPOST_MQTT_LISTEN to a free host:port, or OUTPOST_MQTT_URL to use an external broker",
             ) from exc
         server = self._broker._servers["default"].instance  # the real port when 0 was requested
         self.port = int(server.sockets[0].getsockname()[1])

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,3 +169,19 @@ def test_demo_brings_up_moving_units_and_prints_how_to_query(tmp_path: Path) -> 
                 proc.kill()
     text = log_path.read_text()
     assert "units online" in text and "Traceback" not in text
+
+
+def test_an_address_already_taken_is_one_clear_line(tmp_path: Path) -> None:
+    """The embedded broker's port in use (a Mosquitto already there): one line naming the address and the
+    setting to change, exit status 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _env(tmp_path, OUTPOST_MQTT_LISTEN=f"127.0.0.1:{port}", OUTPOST_HTTP_PORT=str(free_port()))
+        run = [*CLI, "run"]
+        done = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]  # a traceback would end in "OSError: …"
+    assert last.startswith("outpost: cannot start: the embedded MQTT broker cannot listen on")
+    assert f"127.0.0.1:{port}" in last and "OUTPOST_MQTT_LISTEN" in last
