@@ -29,11 +29,11 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas.fix import Fix
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import _STAGING_DDL, _STAGING_TYPES, FixWriter, _row
-from schemas.storage.migrate import migrate
-from schemas.storage.settings import StoreSettings
 from schemas.tables.telemetry import FIX_COLUMNS
+from store.engine import open_engine
+from store.fixes import _STAGING_DDL, _STAGING_TYPES, FixWriter, _row
+from store.migrate import migrate
+from store.settings import StoreSettings
 from tests.support.services import PgCluster
 
 _BASELINE_DDL = _STAGING_DDL.replace("TEMP TABLE IF NOT EXISTS fix_staging", "TABLE baseline").replace(

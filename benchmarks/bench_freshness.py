@@ -34,12 +34,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ingest.loadtest import runner  # noqa: E402
-from ingest.loadtest.plan import Plan  # noqa: E402
-from ingest.loadtest.report import build_report, render_summary  # noqa: E402
-from ingest.loadtest.visibility import probe_name  # noqa: E402
-from schemas.storage.engine import open_engine  # noqa: E402
-from tests.loadtest.outpost_process import OutpostProcess, missing_commands  # noqa: E402
+from sim.loadtest import runner  # noqa: E402
+from sim.loadtest.plan import Plan  # noqa: E402
+from sim.loadtest.report import build_report, render_summary  # noqa: E402
+from sim.loadtest.visibility import probe_name  # noqa: E402
+from store.engine import open_engine  # noqa: E402
+from tests.sim.outpost_process import OutpostProcess, missing_commands  # noqa: E402
 from tests.support.services import Mosquitto, PgCluster  # noqa: E402
 
 TARGET_P99_MS = 100.0

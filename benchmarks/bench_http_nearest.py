@@ -53,11 +53,11 @@ from dispatch.events import EventBus  # noqa: E402
 from dispatch.fleet import Fleet  # noqa: E402
 from dispatch.settings import ApiSettings  # noqa: E402
 from schemas.fix import Fix  # noqa: E402
-from schemas.storage import access, registry  # noqa: E402
-from schemas.storage.engine import open_engine  # noqa: E402
-from schemas.storage.fixes import FixWriter  # noqa: E402
-from schemas.storage.migrate import migrate  # noqa: E402
-from schemas.storage.settings import StoreSettings  # noqa: E402
+from store import access, registry  # noqa: E402
+from store.engine import open_engine  # noqa: E402
+from store.fixes import FixWriter  # noqa: E402
+from store.migrate import migrate  # noqa: E402
+from store.settings import StoreSettings  # noqa: E402
 from tests.support.services import PgCluster, free_port  # noqa: E402
 
 # San Francisco and its near surroundings.

@@ -9,7 +9,7 @@ each subscriber in turn under the same conditions (its own database, the same br
   our own format, `ts` = the publish time) for `--duration` s;
 - capacity: `--backlog` messages are queued at the broker while the subscriber is away, then drained.
 
-The subscribers: **outpost** is `python -m ingest.runner` (default settings: MQTT 5, decode, validate,
+The subscribers: **outpost** is `python -m outpost.ingest_only` (default settings: MQTT 5, decode, validate,
 batch, COPY, ack once durable). **raw** is a bare paho subscriber (MQTT 3.1.1, paho's own loop, manual acks
 after each batch, fields pulled out with msgspec, no validation) writing each batch with binary COPY into a
 staging table and INSERT … ON CONFLICT DO NOTHING (the least a subscriber must do to be idempotent).
@@ -47,10 +47,10 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Engine, text  # noqa: E402
 
-from schemas.storage.devices import register_unknown  # noqa: E402
-from schemas.storage.engine import open_engine  # noqa: E402
-from schemas.storage.migrate import migrate  # noqa: E402
-from schemas.storage.settings import StoreSettings  # noqa: E402
+from store.devices import register_unknown  # noqa: E402
+from store.engine import open_engine  # noqa: E402
+from store.migrate import migrate  # noqa: E402
+from store.settings import StoreSettings  # noqa: E402
 from tests.support.services import Mosquitto, PgCluster, free_port  # noqa: E402
 
 TOPIC = "outpost/v1/devices/{}/fix"
@@ -309,7 +309,7 @@ def start_subscriber(
         OUTPOST_SPOOL_DIR=str(work / "spool"),
         OUTPOST_MQTT_CLIENT_ID="bench-outpost",
     )
-    cmd = [sys.executable, "-m", "ingest.runner", "--log-level", "WARNING", "--metrics-port", str(port)]
+    cmd = [sys.executable, "-m", "outpost.ingest_only", "--log-level", "WARNING", "--metrics-port", str(port)]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT), port
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
 from dispatch.problems import Unavailable
-from schemas.storage import access
+from store import access
 
 log = logging.getLogger(__name__)
 

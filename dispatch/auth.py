@@ -19,7 +19,7 @@ from dispatch.blocking import run_db
 from dispatch.clock import Clock
 from dispatch.problems import Forbidden, Unauthorized
 from schemas.credentials import token_digest
-from schemas.storage import access
+from store import access
 
 Role = Literal["viewer", "dispatcher", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 1, "dispatcher": 2, "admin": 3}

@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from dispatch.problems import Unavailable
-from schemas.storage.errors import is_unavailable
+from store.errors import is_unavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")

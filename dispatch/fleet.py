@@ -31,8 +31,8 @@ from dispatch.clock import Clock
 from dispatch.problems import NotFound
 from dispatch.settings import ApiSettings
 from schemas.fix import NOT_FOR_DISPATCH, Fix
-from schemas.storage import fixes as fix_store
-from schemas.storage import registry
+from store import fixes as fix_store
+from store import registry
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,11 @@ class Fleet:
     def device(self, device_id: str) -> DeviceState | None:
         """The fleet's state of a device."""
         return self._devices.get(device_id)
+
+    def device_enabled(self, device_id: str) -> bool:
+        """Whether the device is registered and enabled (only those may answer offers or raise alarms)."""
+        device = self._devices.get(device_id)
+        return device is not None and device.enabled
 
     def indexed(self, unit_id: str) -> bool:
         """Whether the unit is in the nearest index now."""

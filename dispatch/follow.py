@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from dispatch.clock import Clock
 from dispatch.fleet import Fleet
-from schemas.storage.fixes import latest_fixes
+from store.fixes import latest_fixes
 
 log = logging.getLogger(__name__)
 

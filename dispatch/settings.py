@@ -1,4 +1,4 @@
-"""Dispatcher-side settings (OUTPOST_* variables; see schemas.config)."""
+"""Dispatcher-side settings (OUTPOST_* variables; see outpost.settings)."""
 
 from __future__ import annotations
 

@@ -28,9 +28,9 @@ from sqlalchemy import Engine
 
 from ingest import metrics
 from ingest.validate import DeviceInfo
-from schemas.storage import devices as queries
-from schemas.storage.devices import DirectoryEntry
-from schemas.storage.errors import StoreUnavailable, is_unavailable
+from store import devices as queries
+from store.devices import DirectoryEntry
+from store.errors import StoreUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -191,7 +191,7 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-async def _outcome(task: asyncio.Task[DeviceOutcome] | None, timeout_s: float) -> web.Response:
+async def _outcome(task: Awaitable[DeviceOutcome] | None, timeout_s: float) -> web.Response:
     if task is None:
         return _accepted("forwarded", "handed to dispatch, which reports no outcome")
     try:
@@ -451,3 +451,14 @@ OPENAPI_PATHS: dict[str, Any] = {
     REPLY_PATH: {"post": _device_operation("reply")},
     ALARM_PATH: {"post": _device_operation("alarm")},
 }
+
+
+class IngestRoutes:
+    """The device endpoints (/ingest/…) as a plugin of the dispatcher's API (its `ApiPlugin` shape)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.routes = routes(pipeline)
+        self.openapi_paths = OPENAPI_PATHS
+
+    def setup(self, app: web.Application) -> None:
+        """Nothing to attach: the pipeline runs under the ingest task."""

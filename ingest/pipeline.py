@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar
@@ -43,8 +43,8 @@ from ingest.settings import IngestSettings
 from ingest.spool import Spool, SpoolFull
 from ingest.validate import REASONS, Validator
 from schemas.fix import MAX_RAW_PAYLOAD_BYTES, Fix, RejectedMessage
-from schemas.storage.errors import is_content_error, is_unavailable
-from schemas.storage.fixes import FixWriter, StoreUnavailable
+from store.errors import is_content_error, is_unavailable
+from store.fixes import FixWriter, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class DeviceOutcome(Protocol):
 # (device id, kind "reply" | "alarm", payload). The handler must not block the loop: it starts its own work
 # and may return it as a running task, whose outcome HTTP devices are told. MQTT publishes get no answer,
 # so the MQTT path drops the task (a task, not a bare coroutine, so dropping it never drops the work).
-OnDeviceMessage = Callable[[str, str, bytes], asyncio.Task[DeviceOutcome] | None]
+OnDeviceMessage = Callable[[str, str, bytes], Awaitable[DeviceOutcome] | None]
 
 # A bug caught by the per-message safety net: the message is dead-lettered (raw payload kept), never lost.
 PROCESSING_FAILED = "processing_failed"
@@ -244,7 +244,7 @@ class Pipeline:
 
     def forward_device_message(
         self, device_id: str, kind: str, payload: bytes
-    ) -> asyncio.Task[DeviceOutcome] | None:
+    ) -> Awaitable[DeviceOutcome] | None:
         """Hand a device's reply or alarm (`kind` in DEVICE_MESSAGE_KINDS) to dispatch, as MQTT does; the
         running task of its outcome, when the handler gives one. Raises what the handler raises."""
         if kind not in DEVICE_MESSAGE_KINDS:

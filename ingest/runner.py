@@ -1,4 +1,4 @@
-"""Running the ingest role: `run_ingest(...)` for the composition root, `python -m ingest.runner` standalone.
+"""Running the ingest role: `run_ingest(...)`, called by the composition root.
 
     pipeline = build_pipeline(settings, engine, on_accepted=fleet.apply)   # optional: to mount HTTP first
     app.add_routes(ingest.http.routes(pipeline))
@@ -12,22 +12,15 @@ Start: the device directory is loaded (or its cached copy, if the database is do
 seeded with each device's latest stored fix, the spool left by a previous run starts draining, and the
 MQTT session resumes. Stop: reading stops, the open batch is made durable and acknowledged, then the
 session is closed cleanly (the broker keeps it for the next start).
-
-`python -m ingest.runner` reads OUTPOST_* variables (schemas.config) and runs ingest alone until SIGTERM
-or SIGINT; the chaos tests and the benchmark run it as a subprocess they can kill -9.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,12 +40,10 @@ from ingest.pipeline import (
 from ingest.settings import IngestSettings
 from ingest.spool import Spool
 from ingest.validate import Validator
-from schemas.config import load, read_sources, redact_url
+from schemas.config import redact_url
 from schemas.fix import Fix
-from schemas.storage.engine import open_engine
-from schemas.storage.errors import is_unavailable
-from schemas.storage.fixes import FixWriter, latest_fixes
-from schemas.storage.settings import StoreSettings
+from store.errors import is_unavailable
+from store.fixes import FixWriter, latest_fixes
 
 log = logging.getLogger(__name__)
 
@@ -191,50 +182,3 @@ async def _latest(engine: Engine, clock: Callable[[], float]) -> list[Fix]:
             raise
         log.warning("validation state not seeded: database unavailable", extra={"error": str(exc)[:300]})
         return []
-
-
-# ---------------------------------------------------------------------------------------------- standalone
-class _KeyValueFormatter(logging.Formatter):
-    """`time level logger message key=value …`: the `extra` fields of a record, readable and greppable."""
-
-    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = " ".join(f"{k}={v!r}" for k, v in vars(record).items() if k not in self._STANDARD)
-        return f"{line} {extras}" if extras else line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ingest.runner`: ingest alone, configured by OUTPOST_* variables, until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m ingest.runner", description=main.__doc__)
-    parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on 127.0.0.1:PORT")
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
-    sources = read_sources(os.environ)
-    settings, store = load(IngestSettings, sources), load(StoreSettings, sources)
-    if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr="127.0.0.1")
-    engine = open_engine(store.database_url, pool_size=store.database_pool_size)
-    try:
-        asyncio.run(_standalone(settings, engine))
-    finally:
-        engine.dispose()
-    return 0
-
-
-async def _standalone(settings: IngestSettings, engine: Engine) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_ingest(settings, engine, on_accepted=lambda fixes: None, stop=stop)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Ingest settings (OUTPOST_* variables; see schemas.config): default, unit, what raising it trades."""
+"""Ingest settings (OUTPOST_* variables; see outpost.settings): default, unit, what raising it trades."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import Engine
 
-from schemas.storage.engine import open_engine
-from schemas.storage.migrate import migrate
-from schemas.storage.settings import StoreSettings
+from store.engine import open_engine
+from store.migrate import migrate
+from store.settings import StoreSettings
 from tests.support.services import SHARED_DATA, Mosquitto, PgCluster
 
 TEMPLATE_DB = "outpost_template"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.service import load_settings
+from outpost.settings import load_settings
 from schemas.config import ConfigError, redact_url
 
 

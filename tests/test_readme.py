@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dispatch.service import SETTINGS_CLASSES
-from schemas.config import reference_markdown
+from outpost.settings import SETTINGS_CLASSES, reference_markdown
 from tests.support.services import REPO
 
 

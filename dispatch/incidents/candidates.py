@@ -18,8 +18,8 @@ from dispatch.incidents.core import Deps, progress_of, publish
 from dispatch.incidents.policy import ANY_KIND
 from dispatch.problems import NotFound
 from geo import Neighbor
-from schemas.storage import incidents as db
-from schemas.storage import registry
+from store import incidents as db
+from store import registry
 
 
 @dataclass

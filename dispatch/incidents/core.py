@@ -36,7 +36,7 @@ from dispatch.incidents.states import (
 from dispatch.incidents.timers import Timers
 from dispatch.problems import Conflict, NotFound
 from dispatch.settings import ApiSettings
-from schemas.storage import incidents as db
+from store import incidents as db
 
 log = logging.getLogger(__name__)
 

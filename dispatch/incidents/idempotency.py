@@ -21,7 +21,7 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.problems import Conflict, DomainError, InvalidParameter, problem_response, status_of
-from schemas.storage.incidents import IncidentStore, StoredResponse
+from store.incidents import IncidentStore, StoredResponse
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

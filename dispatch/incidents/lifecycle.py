@@ -19,7 +19,7 @@ from dispatch.incidents.escalation import breach_event, breach_reason
 from dispatch.incidents.offers import release_offered, withdraw_effect
 from dispatch.incidents.states import Event, IllegalTransitionError, Progress, apply
 from dispatch.problems import Conflict, InvalidParameter, NotFound
-from schemas.storage import incidents as db
+from store import incidents as db
 
 log = logging.getLogger(__name__)
 

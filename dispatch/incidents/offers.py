@@ -39,7 +39,7 @@ from dispatch.incidents.core import (
 from dispatch.incidents.policy import open_slots, slot_for
 from dispatch.incidents.states import ACTIVE, Event, IllegalTransitionError, Progress, apply
 from dispatch.problems import Conflict, NotFound
-from schemas.storage import incidents as db
+from store import incidents as db
 
 log = logging.getLogger(__name__)
 

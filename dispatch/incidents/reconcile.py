@@ -13,7 +13,7 @@ import logging
 
 from dispatch.blocking import run_db
 from dispatch.incidents.core import Deps
-from schemas.storage import incidents as db
+from store import incidents as db
 
 log = logging.getLogger(__name__)
 

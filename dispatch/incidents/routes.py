@@ -22,8 +22,8 @@ from dispatch.incidents.states import Event
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter
 from dispatch.routes.params import Integer, PathId, Words, encode, read_body
-from schemas.storage.incidents import IncidentStore
 from schemas.tables.incidents import INCIDENT_STATES
+from store.incidents import IncidentStore
 
 T = TypeVar("T")
 INCIDENTS_KEY = web.AppKey("outpost.incidents", IncidentService)

@@ -29,8 +29,8 @@ from dispatch.incidents.states import ACTIVE, Event, Progress
 from dispatch.incidents.timers import Timers
 from dispatch.problems import DomainError
 from dispatch.settings import ApiSettings, DispatchSettings
-from schemas.storage import incidents as db
-from schemas.storage import registry
+from store import incidents as db
+from store import registry
 
 log = logging.getLogger(__name__)
 

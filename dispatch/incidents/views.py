@@ -10,7 +10,7 @@ from dispatch.incidents.core import progress_of
 from dispatch.incidents.intervals import Milestones, response_intervals
 from dispatch.incidents.states import TIERS, Event, allowed_events
 from dispatch.problems import NotFound
-from schemas.storage import incidents as db
+from store import incidents as db
 
 # Events only the system raises: not offered to API callers as next steps.
 _INTERNAL = frozenset({Event.TIMEOUT, Event.SLA_BREACH})

@@ -12,7 +12,7 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter, NotFound
 from dispatch.routes import models
 from dispatch.routes.params import Integer, PathId, encode, read_body
-from schemas.storage import access
+from store import access
 
 api = DocumentedRoutes("administration")
 

@@ -14,7 +14,7 @@ from dispatch.problems import Conflict, NotFound
 from dispatch.routes import models, present
 from dispatch.routes.params import Integer, PathId, encode, read_body
 from schemas.credentials import hash_secret, new_secret
-from schemas.storage import registry
+from store import registry
 
 api = DocumentedRoutes("devices")
 

@@ -8,7 +8,7 @@ import geo
 from dispatch.routes import models
 from dispatch.settings import ApiSettings
 from schemas.fix import Fix, FixFlag
-from schemas.storage import registry
+from store import registry
 
 
 def utc_of(ts_s: float) -> datetime:

@@ -16,12 +16,12 @@ from schemas.tables import access, registry, telemetry
 
 @dataclass(frozen=True)
 class Flavour:
-    """What the target database can do, decided by asking it (see `schemas.storage.migrate`)."""
+    """What the target database can do, decided by asking it (see `store.migrate`)."""
 
     dialect: str  # "postgresql" | "sqlite"
     # Native declarative partitioning of `fixes` by day (PostgreSQL without TimescaleDB).
     partitioned: bool = False
-    # `fixes` is a TimescaleDB hypertable (see schemas.storage.timescale for what that changes).
+    # `fixes` is a TimescaleDB hypertable (see store.timescale for what that changes).
     hypertable: bool = False
 
     @property

@@ -25,7 +25,7 @@ from sqlalchemy import (
 if TYPE_CHECKING:
     from schemas.tables import Flavour
 
-# The hot path COPYs exactly these columns, in this order (see schemas.storage.fixes).
+# The hot path COPYs exactly these columns, in this order (see store.fixes).
 FIX_COLUMNS = (
     "device_id",
     "unit_id",
@@ -97,7 +97,7 @@ def _geom_column(flavour: Flavour) -> Column[object]:
     # by time and unit first.
     geometry = Geometry("POINT", srid=4326, spatial_index=False)
     if flavour.hypertable:
-        # A plain column that the writer fills from lon/lat (schemas.storage.fixes): TimescaleDB 2.22-2.25
+        # A plain column that the writer fills from lon/lat (store.fixes): TimescaleDB 2.22-2.25
         # stored NULL in generated columns of rows inserted into compressed chunks (timescaledb #8926, #9314),
         # which is exactly where late fixes from offline buffers land. NOT NULL makes any writer that forgets
         # it fail loudly instead of storing a fix without a point.

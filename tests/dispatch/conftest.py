@@ -20,8 +20,8 @@ from dispatch.events import EventBus
 from dispatch.fleet import Fleet
 from dispatch.settings import ApiSettings
 from schemas.fix import Fix
-from schemas.storage import access
-from schemas.storage.engine import open_engine
+from store import access
+from store.engine import open_engine
 
 # 2024-05-30T17:00:00Z: a fixed start so every test sees the same times.
 START_S = 1_717_088_400.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from schemas.storage import access
+from store import access
 from tests.dispatch.conftest import START_S, LiveApi, fix
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from dispatch import cli
 from dispatch.openapi import DocumentedRoutes
 from schemas.credentials import verify_secret
-from schemas.storage import access, registry
-from schemas.storage.engine import open_engine
+from store import access, registry
+from store.engine import open_engine
 from tests.dispatch.conftest import LiveApi, running_api
 
 

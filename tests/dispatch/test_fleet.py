@@ -12,7 +12,7 @@ from dispatch.clock import ManualClock
 from dispatch.fleet import DevicesSeparated, Fleet, FleetEvent, StatusChanged, UnitMoved
 from dispatch.settings import ApiSettings
 from schemas.fix import FixFlag
-from schemas.storage import registry
+from store import registry
 from tests.dispatch.conftest import START_S, fix
 
 NOW = datetime.fromtimestamp(START_S, UTC)
@@ -134,7 +134,7 @@ async def test_two_dispatchers_racing_for_one_unit_get_one_success(pg_engine: En
 
 
 async def test_compare_and_set_is_atomic_on_sqlite_too(sqlite_url: str) -> None:
-    from schemas.storage.engine import open_engine
+    from store.engine import open_engine
 
     engine = open_engine(sqlite_url, pool_size=4)
     try:

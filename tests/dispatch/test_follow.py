@@ -16,9 +16,9 @@ from dispatch.clock import ManualClock
 from dispatch.fleet import Fleet
 from dispatch.settings import ApiSettings
 from schemas.fix import Fix
-from schemas.storage import registry
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter
+from store import registry
+from store.engine import open_engine
+from store.fixes import FixWriter
 from tests.dispatch.conftest import START_S, fix
 from tests.ingest.ingest_harness import wait_for
 

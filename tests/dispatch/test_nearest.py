@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from schemas.storage import registry
 from schemas.tables.registry import UNIT_STATUSES
+from store import registry
 from tests.dispatch import brute
 from tests.dispatch.conftest import START_S, LiveApi, fix
 

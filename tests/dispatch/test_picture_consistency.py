@@ -16,10 +16,10 @@ from dispatch.routes import models
 from dispatch.settings import ApiSettings
 from ingest import validate
 from schemas.fix import NOT_FOR_DISPATCH, Fix, FixFlag
-from schemas.storage import registry
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter, latest_fixes
 from schemas.tables.registry import DEVICE_KINDS, UNIT_KINDS, UNIT_STATUSES
+from store import registry
+from store.engine import open_engine
+from store.fixes import FixWriter, latest_fixes
 from tests.dispatch.conftest import START_S, fix
 
 NOW = datetime.fromtimestamp(START_S, UTC)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from dispatch.clock import ManualClock
 from dispatch.fleet import Fleet
 from schemas.fix import Fix, FixFlag
-from schemas.storage import registry
-from schemas.storage.fixes import FixWriter
+from store import registry
+from store.fixes import FixWriter
 from tests.dispatch.conftest import START_S, LiveApi, fix
 
 NOW = datetime.fromtimestamp(START_S, UTC)

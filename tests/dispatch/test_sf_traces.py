@@ -13,8 +13,8 @@ from dispatch.clock import ManualClock
 from dispatch.fleet import Fleet
 from geo import UnitPosition
 from schemas.fix import Fix
-from schemas.storage import registry
-from schemas.storage.fixes import FixWriter
+from store import registry
+from store.fixes import FixWriter
 from tests.dispatch import brute
 from tests.dispatch.conftest import running_api
 

@@ -22,7 +22,7 @@ from tests.support.services import REPO, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-m", "dispatch.cli"]
+CLI = [sys.executable, "-m", "outpost.cli"]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from geo.distance import haversine_m
 from ingest.mqtt.publisher import Publisher
 from ingest.runner import run_ingest
 from ingest.settings import IngestSettings
-from ingest.simulate.roads import RoadGraph, shipped_graph
+from sim.simulate.roads import RoadGraph, shipped_graph
 from tests.dispatch.incidents.world import Served, served
 from tests.ingest.mqtt_collect import Collected, collect
 from tests.support.services import Mosquitto

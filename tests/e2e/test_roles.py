@@ -20,7 +20,7 @@ from tests.support.services import REPO, Mosquitto, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-m", "dispatch.cli"]
+CLI = [sys.executable, "-m", "outpost.cli"]
 
 
 def _call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

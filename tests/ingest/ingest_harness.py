@@ -1,5 +1,5 @@
 """Test helpers for the ingest pipeline: settings, an in-process ingest, registering devices, publishing,
-waiting, and running `python -m ingest.runner` as a subprocess that can be killed -9."""
+waiting, and running `python -m outpost.ingest_only` as a subprocess that can be killed -9."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ingest.runner import build_pipeline, run_ingest
 from ingest.settings import IngestSettings
 from schemas.credentials import hash_secret
 from schemas.fix import Fix
-from schemas.storage import registry
+from store import registry
 from tests.support.services import REPO, free_port
 
 NOW = datetime.now(UTC)
@@ -136,7 +136,7 @@ def own_fix(seq: int, *, ts_ms: int | None = None, lat: float = 37.77, lon: floa
 # ------------------------------------------------------------------------------------------------- subprocess
 @dataclass
 class IngestProcess:
-    """`python -m ingest.runner` with OUTPOST_* settings; `kill()` is SIGKILL, `stop()` SIGTERM."""
+    """`python -m outpost.ingest_only` with OUTPOST_* settings; `kill()` is SIGKILL, `stop()` SIGTERM."""
 
     env: dict[str, str]
     log_path: Path
@@ -150,7 +150,7 @@ class IngestProcess:
             [
                 sys.executable,
                 "-m",
-                "ingest.runner",
+                "outpost.ingest_only",
                 "--log-level",
                 "INFO",
                 "--metrics-port",

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine
 
 from ingest.pipeline import UNSAFE_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAFE_DROP_ON_STORE_FAILURE
-from schemas.storage.devices import register_unknown
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import count_fixes
-from schemas.storage.migrate import migrate
-from schemas.storage.settings import StoreSettings
+from store.devices import register_unknown
+from store.engine import open_engine
+from store.fixes import count_fixes
+from store.migrate import migrate
+from store.settings import StoreSettings
 from tests.ingest.ingest_harness import (
     NOW,
     IngestProcess,

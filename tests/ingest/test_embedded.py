@@ -32,8 +32,8 @@ from ingest.mqtt.publisher import Publisher
 from ingest.pipeline import Pipeline
 from ingest.runner import build_pipeline
 from schemas.fix import Fix
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter, StoreUnavailable
+from store.engine import open_engine
+from store.fixes import FixWriter, StoreUnavailable
 from tests.ingest.ingest_harness import (
     count,
     ingest_settings,

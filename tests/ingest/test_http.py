@@ -24,7 +24,7 @@ from ingest.settings import IngestSettings
 from ingest.spool import Spool
 from ingest.validate import Validator
 from schemas.fix import Fix, FixFlag
-from schemas.storage.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
+from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
 from tests.ingest.ingest_harness import register, wait_for
 
 

@@ -1,7 +1,7 @@
 """Devices answer offers and raise alarms over HTTP (`/ingest/v1/devices/{id}/reply` and `/alarm`): the same
 device authentication as their fixes, a size limit, a shape check, and the same `on_device_message` handler
 as MQTT, whose outcome the device is told. Against a real embedded store; the last test goes through the
-real composition root (`dispatch.service.serve`) and a real incident."""
+real composition root (`outpost.root.serve`) and a real incident."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from ingest.http import routes
 from ingest.pipeline import OnDeviceMessage, Pipeline
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
-from schemas.storage import access
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter
+from store import access
+from store.engine import open_engine
+from store.fixes import FixWriter
 from tests.ingest.ingest_harness import register, wait_for
 from tests.support.services import free_port
 
@@ -258,7 +258,8 @@ def problem(status: int, title: str) -> dict[str, Any]:
 async def test_a_unit_accepts_its_offer_over_http_through_the_composition_root(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    from dispatch.service import Running, load_settings, serve
+    from outpost.root import Running, serve
+    from outpost.settings import load_settings
 
     engine = open_engine(sqlite_url, pool_size=1)
     try:

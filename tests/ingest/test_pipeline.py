@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from ingest.devices import DeviceDirectory
 from ingest.runner import build_pipeline
 from ingest.validate import DeviceInfo
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import count_fixes, count_rejected, fetch_fixes
+from store.engine import open_engine
+from store.fixes import count_fixes, count_rejected, fetch_fixes
 from tests.ingest.ingest_harness import (
     Accepted,
     count,

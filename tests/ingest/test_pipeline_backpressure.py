@@ -18,8 +18,8 @@ from ingest.pipeline import Pipeline
 from ingest.spool import Spool
 from ingest.validate import Validator
 from schemas.fix import Fix
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
+from store.engine import open_engine
+from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
 from tests.ingest.ingest_harness import (
     Accepted,
     ingest_settings,

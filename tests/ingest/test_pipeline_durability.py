@@ -22,8 +22,8 @@ from ingest.pipeline import STORE_REFUSED, Pipeline
 from ingest.spool import Spool
 from ingest.validate import Validator
 from schemas.fix import Fix, RejectedMessage
-from schemas.storage.engine import open_engine
-from schemas.storage.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected
+from store.engine import open_engine
+from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected
 from tests.ingest.ingest_harness import ingest_settings, wait_for
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from dispatch.incidents import models as m
 from dispatch.incidents.states import Event, Progress, State
 from dispatch.problems import DomainError
-from schemas.storage import incidents as db
-from schemas.storage.engine import open_engine
-from schemas.storage.migrate import migrate
-from schemas.storage.settings import StoreSettings
+from store import incidents as db
+from store.engine import open_engine
+from store.migrate import migrate
+from store.settings import StoreSettings
 from tests.dispatch.incidents.test_states import check_invariants
 from tests.dispatch.incidents.world import World, point, world_on
 

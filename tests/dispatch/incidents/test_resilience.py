@@ -18,8 +18,8 @@ from dispatch.clock import ManualClock
 from dispatch.incidents import offers
 from dispatch.incidents.reconcile import RECONCILE_ACTOR
 from dispatch.incidents.timers import Timers
-from schemas.storage import incidents as db
-from schemas.storage.registry import units
+from store import incidents as db
+from store.registry import units
 from tests.dispatch.incidents.world import World, point, world_on
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from dispatch.app import AUDIT_KEY
 from dispatch.incidents.routes import api
-from schemas.storage import access
+from store import access
 from tests.dispatch.incidents.world import CENTRE, Served, point, served
 
 REPORT = {

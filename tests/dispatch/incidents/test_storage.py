@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, inspect
 
-from schemas.storage import incidents as db
-from schemas.storage import registry
-from schemas.storage.engine import open_engine
+from store import incidents as db
+from store import registry
+from store.engine import open_engine
 
 AT = 1_714_550_400.0
 

@@ -22,8 +22,8 @@ from dispatch.incidents.service import IncidentService
 from dispatch.settings import ApiSettings, DispatchSettings
 from geo.distance import destination
 from schemas.fix import Fix
-from schemas.storage import access, registry
-from schemas.storage.engine import open_engine
+from store import access, registry
+from store.engine import open_engine
 
 # Union Square, San Francisco.
 CENTRE = (-122.4075, 37.7880)

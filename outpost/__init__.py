@@ -1,0 +1,1 @@
+"""The application: validated settings, the `outpost` command, the composition root and supervision."""

@@ -1,0 +1,51 @@
+"""The `ingest` role's HTTP server: the phones' endpoints (/ingest/…), /healthz, and /metrics behind an API
+token. It borrows the API's token check and problem responses, so it is assembled here, where both sides
+may be imported, rather than in either of them."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+
+from dispatch.auth import TokenAuthority, auth_middleware
+from dispatch.clock import Clock
+from dispatch.problems import problems_middleware
+from dispatch.settings import ApiSettings
+from ingest import http as ingest_http
+from ingest.pipeline import Pipeline
+
+
+async def serve_ingest_http(
+    stack: contextlib.AsyncExitStack, api: ApiSettings, pipeline: Pipeline, engine: Engine, clock: Clock
+) -> str:
+    """Start the server on the API's address; it stops with `stack`. Returns its URL."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "role": "ingest"})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    authority = TokenAuthority(engine, clock, api.token_cache_s)
+    app = web.Application(
+        client_max_size=pipeline.settings.max_payload_bytes + 1024,
+        middlewares=[problems_middleware, auth_middleware(authority)],
+    )
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.add_routes(ingest_http.routes(pipeline))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, api.http_host, api.http_port).start()
+    return site_url(runner, api.http_host)
+
+
+def site_url(runner: web.AppRunner, host: str) -> str:
+    """The URL a started runner answers on (a wildcard host shown as loopback)."""
+    port = next(iter(runner.addresses))[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{shown}:{port}"

@@ -1,0 +1,250 @@
+"""The composition root: opens storage, builds the parts for a role, starts them and stops them.
+
+It is the one module that wires `ingest` and `dispatch` together (see the import-linter contracts): the
+gateway's accepted fixes feed the live picture, the dispatcher's messages to devices go out through the
+gateway's channel, and device replies and alarms come back to the incident loop. It decides nothing else.
+Roles: `all` is everything in one process (with the embedded MQTT broker when no OUTPOST_MQTT_URL is set);
+`ingest` and `api` are the production roles, run separately and scaled on the broker and the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from aiohttp import web
+from sqlalchemy import Engine
+
+from dispatch.app import ApiContext, ApiPlugin, init_app
+from dispatch.clock import Clock, SystemClock
+from dispatch.events import EventBus
+from dispatch.fleet import Fleet
+from dispatch.follow import follow_database
+from dispatch.incidents.alarms import raise_alarm
+from dispatch.incidents.notify import device_messages, outcome_message
+from dispatch.incidents.plugin import IncidentsPlugin
+from dispatch.incidents.service import DeviceReply, IncidentService
+from ingest import http as ingest_http
+from ingest.broker import EmbeddedBroker
+from ingest.channel import DeviceChannel
+from ingest.embedded import EmbeddedSource
+from ingest.pipeline import OnDeviceMessage
+from ingest.relay import relay_device_messages
+from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
+from ingest.settings import IngestSettings
+from outpost.ingest_app import serve_ingest_http, site_url
+from outpost.settings import Settings
+from outpost.supervise import Supervisor, stop_on_signals, supervised
+from schemas.config import redact_url
+from store.engine import open_engine
+from store.maintenance import maintain_storage
+from store.migrate import MigrationReport, migrate
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "ingest", "api"]
+
+
+def run_migrate(settings: Settings) -> MigrationReport:
+    """Apply the schema to the configured database."""
+    engine = open_engine(settings.store.database_url, pool_size=1)
+    try:
+        return migrate(engine, settings.store)
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class Running:
+    """Where a started Outpost can be reached (printed by the CLI, used by the demo and tests)."""
+
+    http_url: str
+    mqtt_url: str
+    embedded_broker: bool
+    storage: str
+
+
+async def serve(
+    settings: Settings,
+    role: Role = "all",
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Running], None] | None = None,
+) -> None:
+    """Run Outpost in `role` until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
+    clock = clock or SystemClock()
+    stop = stop or stop_on_signals()
+    engine = open_engine(settings.store.database_url, pool_size=settings.store.database_pool_size)
+    try:
+        report = await asyncio.to_thread(migrate, engine, settings.store)
+        async with contextlib.AsyncExitStack() as stack:
+            broker_url, embedded, source = await _broker(stack, settings.ingest, role)
+            # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5 (shared subscriptions) by default.
+            protocol = "3.1.1" if embedded else settings.ingest.mqtt_protocol
+            ingest_settings = replace(settings.ingest, mqtt_url=broker_url, mqtt_protocol=protocol)
+            supervisor = await stack.enter_async_context(supervised())
+            if role == "ingest":
+                http_url = await _serve_ingest(
+                    stack, supervisor, settings, ingest_settings, engine, clock, stop, source
+                )
+            else:
+                parts = _Parts(stack, supervisor, settings, ingest_settings, engine, clock, stop)
+                http_url = await parts.serve_api(role, source)
+            # One role keeps the store: partitions ahead, retention of fixes and dead letters.
+            if role != "api":
+                supervisor.run(maintain_storage(engine, settings.store), "storage-maintenance")
+            running = Running(http_url, broker_url, embedded, _storage_label(report))
+            log.info(
+                "outpost ready",
+                extra={
+                    "role": role,
+                    "http": http_url,
+                    "mqtt": redact_url(broker_url),
+                    "storage": running.storage,
+                },
+            )
+            if on_ready is not None:
+                on_ready(running)
+            await supervisor.wait_until(stop)
+    finally:
+        engine.dispose()
+
+
+async def _broker(
+    stack: contextlib.AsyncExitStack, ingest: IngestSettings, role: Role
+) -> tuple[str, bool, EmbeddedSource | None]:
+    """The broker URL to use, starting the embedded one when no external broker is configured; with it, the
+    in-process source ingest reads device messages from (acknowledged only once durable)."""
+    if ingest.mqtt_url or role == "api":
+        return mqtt_url_of(ingest), False, None
+    source = embedded_source(ingest)
+    broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen, ingest=source))
+    return broker.url, True, source
+
+
+async def _serve_ingest(
+    stack: contextlib.AsyncExitStack,
+    supervisor: Supervisor,
+    settings: Settings,
+    ingest_settings: IngestSettings,
+    engine: Engine,
+    clock: Clock,
+    stop: asyncio.Event,
+    source: EmbeddedSource | None,
+) -> str:
+    """The `ingest` role: the pipeline with no live picture, and its HTTP side."""
+    pipeline = build_pipeline(ingest_settings, engine, on_accepted=_ignore)
+    ingest = run_ingest(
+        ingest_settings, engine, on_accepted=_ignore, stop=stop, source=source, pipeline=pipeline
+    )
+    supervisor.run(ingest, "ingest", critical=True)
+    return await serve_ingest_http(stack, settings.api, pipeline, engine, clock)
+
+
+@dataclass
+class _Parts:
+    """What the `all` and `api` roles build: the live picture, the incident loop and the API."""
+
+    stack: contextlib.AsyncExitStack
+    supervisor: Supervisor
+    settings: Settings
+    ingest_settings: IngestSettings
+    engine: Engine
+    clock: Clock
+    stop: asyncio.Event
+
+    async def serve_api(self, role: Role, source: EmbeddedSource | None) -> str:
+        settings, engine, supervisor = self.settings, self.engine, self.supervisor
+        channel = DeviceChannel(
+            self.ingest_settings.mqtt_url, f"{self.ingest_settings.mqtt_client_id}-notify"
+        )
+        bus = EventBus(
+            self.clock,
+            coalesce_s=settings.api.stream_coalesce_s,
+            max_queued=settings.api.stream_max_queued,
+            device_sink=lambda event: channel.send(device_messages(event), str(event.get("type"))),
+        )
+        fleet = Fleet(engine, self.clock, settings.api)
+        await fleet.rebuild(engine, settings.api.index_lookback_s)
+        incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
+        plugins: list[ApiPlugin] = [IncidentsPlugin(incidents)]
+        on_device_message = self._device_messages(incidents, fleet, channel)
+        if role == "all":
+            pipeline = build_pipeline(
+                self.ingest_settings,
+                engine,
+                on_accepted=fleet.apply_soon,  # small batches now, large ones in slices: bounded loop stalls
+                on_device_message=on_device_message,
+            )
+            plugins.append(ingest_http.IngestRoutes(pipeline))
+            ingest = run_ingest(
+                self.ingest_settings,
+                engine,
+                on_accepted=fleet.apply_soon,
+                pipeline=pipeline,
+                stop=self.stop,
+                source=source,
+            )
+            supervisor.run(ingest, "ingest", critical=True)
+        else:
+            follower = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
+            supervisor.run(follower, "follow-database")
+            # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
+            relay = relay_device_messages(
+                self.ingest_settings, on_device_message, known=fleet.device_enabled, stop=self.stop
+            )
+            supervisor.run(relay, "device-relay")
+        app = init_app(
+            ApiContext(engine=engine, fleet=fleet, bus=bus, clock=self.clock, settings=settings.api), plugins
+        )
+        supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker
+        self.stack.push_async_callback(channel.close)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self.stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, settings.api.http_host, settings.api.http_port).start()
+        return site_url(runner, settings.api.http_host)
+
+    def _device_messages(
+        self, incidents: IncidentService, fleet: Fleet, channel: DeviceChannel
+    ) -> OnDeviceMessage:
+        """Replies to offers and SOS alarms arriving from devices over MQTT or HTTP; the future of each
+        outcome is returned so HTTP can tell the device, which also hears it over MQTT."""
+
+        def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceReply] | None:
+            if kind == "reply":
+                outcome = incidents.handle_device_reply(device_id, payload)
+            elif kind == "alarm":
+                outcome = raise_alarm(incidents, fleet, device_id, payload)
+            else:
+                return None
+            return self.supervisor.spawn(_answered(device_id, kind, outcome, channel), f"{kind}-{device_id}")
+
+        return handle
+
+
+async def _answered(
+    device_id: str, kind: str, outcome: Awaitable[DeviceReply], channel: DeviceChannel
+) -> DeviceReply:
+    """The outcome, sent to the device's offers topic and logged when refused."""
+    reply = await outcome
+    if not reply.ok:
+        log.warning("device %s refused: %s", kind, reply.detail, extra={"device_id": device_id})
+    message = outcome_message(device_id, kind, reply.ok, reply.detail, reply.offer_id)
+    channel.send([message], f"{kind} outcome")
+    return reply
+
+
+def _storage_label(report: MigrationReport) -> str:
+    if report.flavour.dialect == "sqlite":
+        return "sqlite"
+    return "postgresql+timescaledb" if report.timescaledb else "postgresql (native partitions)"
+
+
+def _ignore(_: object) -> None:
+    """The ingest role keeps no live picture."""

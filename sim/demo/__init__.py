@@ -1,0 +1,1 @@
+"""The demo: a simulated San Francisco fleet and command room, driving Outpost over MQTT and HTTP."""

@@ -1,0 +1,120 @@
+"""Applying the schema: decide the flavour by asking the database, create what is missing, record versions.
+
+Safe to run twice: every step checks before it creates, and applied versions are recorded in
+`schema_version`. On PostgreSQL, TimescaleDB is used when the extension can be created (hypertable,
+compression, retention); otherwise `fixes` is natively partitioned by day and `partitions.maintain`
+creates partitions ahead and drops expired ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from schemas.tables import Flavour, build_metadata
+from store import partitions, timescale
+from store.settings import StoreSettings
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[Connection, Flavour, StoreSettings], None]
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What `migrate` found and did."""
+
+    flavour: Flavour
+    timescaledb: bool
+    applied: tuple[int, ...]  # versions applied by this run (empty when already up to date)
+
+
+def _create_tables(conn: Connection, flavour: Flavour, settings: StoreSettings) -> None:
+    build_metadata(flavour).create_all(conn, checkfirst=True)
+
+
+def _storage_policy(conn: Connection, flavour: Flavour, settings: StoreSettings) -> None:
+    if flavour.dialect != "postgresql":
+        return
+    if flavour.partitioned:
+        partitions.maintain(conn, settings, now=datetime.now(UTC))
+    else:
+        timescale.apply_policies(conn, settings)
+
+
+# Append-only: a released step is never edited, a change is a new step.
+STEPS: tuple[tuple[int, str, Step], ...] = (
+    (1, "core tables", _create_tables),
+    (2, "fixes storage policy", _storage_policy),
+    # The incident tables arrived after step 1 had been released; create_all only adds what is missing.
+    (3, "incident tables", _create_tables),
+)
+
+
+def migrate(engine: Engine, settings: StoreSettings) -> MigrationReport:
+    """Bring the database at `engine` up to the current schema."""
+    with engine.begin() as conn:
+        flavour, has_timescale = detect_flavour(conn)
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+        )
+        done = {row[0] for row in conn.execute(text("SELECT version FROM schema_version"))}
+        applied = []
+        for version, name, step in STEPS:
+            if version in done:
+                continue
+            step(conn, flavour, settings)
+            conn.execute(
+                text("INSERT INTO schema_version (version, name, applied_at) VALUES (:v, :n, :t)"),
+                {"v": version, "n": name, "t": datetime.now(UTC).isoformat()},
+            )
+            applied.append(version)
+        if flavour.partitioned:
+            # Every run (idempotent): a server down for days needs its partitions ahead before ingest starts.
+            partitions.maintain(conn, settings, now=datetime.now(UTC))
+    log.info(
+        "schema ready: %s, fixes storage: %s",
+        flavour.dialect,
+        storage_path(flavour),
+        extra={
+            "dialect": flavour.dialect,
+            "timescaledb": has_timescale,
+            "partitioned": flavour.partitioned,
+            "applied": applied,
+        },
+    )
+    return MigrationReport(flavour=flavour, timescaledb=has_timescale, applied=tuple(applied))
+
+
+def storage_path(flavour: Flavour) -> str:
+    """Which path stores `fixes`: "timescaledb", "partitions" or "plain" (SQLite)."""
+    if flavour.hypertable:
+        return "timescaledb"
+    return "partitions" if flavour.partitioned else "plain"
+
+
+def detect_flavour(conn: Connection) -> tuple[Flavour, bool]:
+    """Ask the database what it can do; on PostgreSQL, enable PostGIS and TimescaleDB when available."""
+    if conn.dialect.name == "sqlite":
+        return Flavour("sqlite"), False
+    conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    has_timescale = timescale.enable(conn)
+    existing = conn.execute(
+        text("SELECT c.relkind FROM pg_class c WHERE c.relname = 'fixes' AND pg_table_is_visible(c.oid)")
+    ).scalar()
+    if existing is not None:
+        # An existing table decides: never switch paths under live data.
+        partitioned = existing == "p"
+        if not partitioned and not has_timescale:
+            log.warning("fixes is not partitioned but TimescaleDB is not available: no retention applies")
+    else:
+        partitioned = not has_timescale
+    hypertable = has_timescale and not partitioned
+    return Flavour("postgresql", partitioned=partitioned, hypertable=hypertable), hypertable
