@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from dispatch import cli
+from outpost import cli
 from dispatch.openapi import DocumentedRoutes
 from schemas.credentials import verify_secret
 from store import access, registry
