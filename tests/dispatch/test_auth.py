@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from outpost import cli
 from dispatch.openapi import DocumentedRoutes
+from outpost import cli
 from schemas.credentials import verify_secret
 from store import access, registry
 from store.engine import open_engine

@@ -13,7 +13,7 @@ import pytest
 from sim.simulate.run import SimClock, SimulateOptions, simulate
 from sim.simulate.traces import TraceReplay
 from tests.ingest.mqtt_collect import collect
-from tests.ingest.test_simulate_run import START_S, FakeTime
+from tests.sim.test_simulate_run import START_S, FakeTime
 from tests.support.services import Mosquitto
 
 ONE_HOUR = "sf_cabspotting_2008-05-30_1h_pdt1700.csv.gz"
