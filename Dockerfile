@@ -6,8 +6,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY geo ./geo
+COPY store ./store
 COPY ingest ./ingest
 COPY dispatch ./dispatch
+COPY outpost ./outpost
+COPY sim ./sim
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,18 @@ def test_dockerfile_copies_what_exists_and_runs_outpost() -> None:
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), source
     assert 'ENTRYPOINT ["outpost"]' in dockerfile
+
+
+def test_dockerfile_copies_every_package_the_wheel_holds() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    copied = {
+        line.split()[1]
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    }
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= copied, f"the image would lack {sorted(packages - copied)}"
 
 
 # ---------------------------------------------------------------- the real broker with the production config
