@@ -57,6 +57,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class LibraryTracebacks(logging.Filter):
+    """Drops the tracebacks libraries log for failures that Outpost itself reports in one line (the embedded
+    broker's "startup failed" before our "cannot listen on …"); they come back at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in _CHATTY and logging.getLogger().level > logging.DEBUG:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(level: str, fmt: str | None = None) -> None:
     """Log to stderr at `level` in `fmt` (default: OUTPOST_LOG_FORMAT, else console)."""
     fmt = fmt or os.environ.get("OUTPOST_LOG_FORMAT", "console").strip().lower() or "console"
@@ -67,6 +77,7 @@ def configure_logging(level: str, fmt: str | None = None) -> None:
         raise ConfigError(f"--log-level {level!r}: expected DEBUG, INFO, WARNING or ERROR")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(LibraryTracebacks())
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     for chatty in _CHATTY:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, numeric))
