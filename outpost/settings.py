@@ -9,6 +9,7 @@ The TOML file is flat (`database_url = "..."`) or uses the same names under an `
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import tomllib
 import types
@@ -84,8 +85,6 @@ def reference_markdown(classes: tuple[type[Any], ...]) -> str:
 
 def _field_comments(cls: type[Any]) -> dict[str, str]:
     """The `#` comment block right above each field in the class body."""
-    import inspect
-
     comments: dict[str, str] = {}
     pending: list[str] = []
     for raw in inspect.getsource(cls).splitlines():

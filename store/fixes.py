@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy import Engine, MetaData, func, insert, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -315,8 +316,6 @@ def latest_fixes(engine: Engine, since: datetime, *, usable_only: bool = False) 
         conditions.append(FIXES.c.flags.op("&")(NOT_FOR_DISPATCH) == 0)
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import distinct_on
-
             query = (
                 select(*FIXES.c[FIX_COLUMNS])
                 .where(*conditions)

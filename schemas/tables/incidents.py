@@ -6,8 +6,6 @@ Times are timezone-aware UTC (SQLite stores them as naive UTC text; the queries 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
@@ -30,10 +28,8 @@ from sqlalchemy import (
     text,
 )
 
+from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
-
-if TYPE_CHECKING:
-    from schemas.tables import Flavour
 
 INCIDENT_STATES = (
     "new",
