@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from store.registry.records import Device, device_of, devices, insert_new
+from store.registry.records import Device, by_id, device_of, devices, insert_new
 from store.times import as_utc
 
 
@@ -30,17 +30,12 @@ def insert_device(
         "registered_by": registered_by,
         "created_at": as_utc(now),
     }
-    insert_new(engine, devices, values, what=f"device {id}")
-    found = get_device(engine, id)
-    assert found is not None
-    return found
+    return insert_new(engine, devices, values, what=f"device {id}", build=device_of)
 
 
 def get_device(engine: Engine, device_id: str) -> Device | None:
     """One device, or None."""
-    with engine.connect() as conn:
-        row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
-    return device_of(row) if row else None
+    return by_id(engine, devices, device_id, device_of)
 
 
 def list_devices(engine: Engine, *, after_id: str | None = None, limit: int | None = None) -> list[Device]:

@@ -6,16 +6,19 @@ see the difference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, MetaData, Row, Table
+from sqlalchemy import Engine, MetaData, Row, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.tables import registry as registry_tables
 from store.times import as_utc
+
+T = TypeVar("T")
+Build = Callable[[Row[Any]], T]  # a record from its row
 
 
 class Duplicate(Exception):  # noqa: N818
@@ -121,10 +124,21 @@ def binding_of(row: Row[Any]) -> Binding:
     )
 
 
-def insert_new(engine: Engine, table: Table, values: Mapping[str, Any], *, what: str) -> None:
-    """Insert one row; raises `Duplicate` ("<what> already exists") when its id is taken."""
+def insert_new(engine: Engine, table: Table, values: Mapping[str, Any], *, what: str, build: Build[T]) -> T:
+    """Insert one row and return it as stored; raises `Duplicate` ("<what> already exists") when its id is
+    taken."""
     try:
         with engine.begin() as conn:
             conn.execute(table.insert().values(**values))
     except IntegrityError as exc:
         raise Duplicate(f"{what} already exists") from exc
+    found = by_id(engine, table, values["id"], build)
+    assert found is not None
+    return found
+
+
+def by_id(engine: Engine, table: Table, row_id: str, build: Build[T]) -> T | None:
+    """The row of `table` with this id as a record, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(table).where(table.c.id == row_id)).first()
+    return build(row) if row else None

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from store.registry.records import Unit, insert_new, unit_of, units
+from store.registry.records import Unit, by_id, insert_new, unit_of, units
 from store.times import as_utc
 
 
@@ -35,17 +35,12 @@ def insert_unit(
         "status_changed_at": now,
         "created_at": now,
     }
-    insert_new(engine, units, values, what=f"unit {id}")
-    found = get_unit(engine, id)
-    assert found is not None
-    return found
+    return insert_new(engine, units, values, what=f"unit {id}", build=unit_of)
 
 
 def get_unit(engine: Engine, unit_id: str) -> Unit | None:
     """One unit, or None."""
-    with engine.connect() as conn:
-        row = conn.execute(select(units).where(units.c.id == unit_id)).first()
-    return unit_of(row) if row else None
+    return by_id(engine, units, unit_id, unit_of)
 
 
 def list_units(
