@@ -189,8 +189,10 @@ def _allowed(base: type, meta: msgspec.Meta) -> str:
             if bound is not None
         ]
         return f"{noun} {', '.join(bounds)}"
-    if base is str and (meta.min_length is not None or meta.max_length is not None):
+    if base is str and meta.max_length is not None:
         return f"{meta.min_length or 0} to {meta.max_length} characters"
+    if base is str and meta.min_length is not None:
+        return f"at least {meta.min_length} characters"
     return "any text"
 
 
