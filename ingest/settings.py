@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
+
+from schemas.config import matching, one_of
+
+# A TCP port as text: 0 to 65535.
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 
 
 @dataclass(frozen=True)
@@ -11,71 +19,101 @@ class IngestSettings:
 
     # The broker ingest subscribes to: mqtt://user:password@host:port or mqtts://… . Empty: the embedded
     # in-process broker (see mqtt_listen).
-    mqtt_url: str = ""
-    # Where the embedded broker listens when mqtt_url is empty (host:port). Devices connect here.
-    mqtt_listen: str = "127.0.0.1:1883"
+    mqtt_url: Annotated[
+        str,
+        matching(
+            r"^(?:mqtts?://\S+)?$",
+            "empty, or `mqtt://…` or `mqtts://…`",
+            "",
+            "mqtt://outpost:secret@broker:1883",
+            "mqtts://broker.example.org:8883",
+        ),
+    ] = ""
+    # Where the embedded broker listens when mqtt_url is empty (host:port; no host: every interface).
+    # Devices connect here.
+    mqtt_listen: Annotated[
+        str,
+        matching(
+            rf"^(?:\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):{_PORT}$",
+            "`host:port` or `[v6]:port`, port 0 to 65535",
+            "127.0.0.1:1883",
+            ":1883",
+            "[::1]:1883",
+        ),
+    ] = "127.0.0.1:1883"
     # Fixed MQTT client id of this ingest worker: with a persistent session the broker keeps its backlog.
-    mqtt_client_id: str = "outpost-ingest"
+    mqtt_client_id: Annotated[str, Meta(min_length=1, max_length=256)] = "outpost-ingest"
     # MQTT 5 shared subscription group; several ingest workers with the same group split the stream.
     # Empty: a plain subscription.
-    mqtt_shared_group: str = ""
-    # Unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5 Receive Maximum, at most
-    # 65535); ingest also stops reading once this many wait, which bounds its memory. Raising it lets
-    # batches grow larger (more throughput) at the cost of memory and of more redelivery after a crash.
-    mqtt_receive_maximum: int = 20000
+    mqtt_shared_group: Annotated[
+        str,
+        matching(
+            r"^[^/+#\s]{0,256}$",
+            "empty, or up to 256 characters without `/`, `+`, `#` or spaces",
+            "",
+            "ingest",
+        ),
+    ] = ""
+    # Unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5 Receive Maximum); ingest also
+    # stops reading once this many wait, which bounds its memory. Raising it lets batches grow larger (more
+    # throughput) at the cost of memory and of more redelivery after a crash.
+    mqtt_receive_maximum: Annotated[int, Meta(ge=1, le=65535)] = 20000
     # Register unknown devices on first contact, with a unit of the same id (demos, load tests).
     # Production: off.
     register_unknown_devices: bool = False
     # Flush a batch at this many fixes (bigger: fewer transactions, more memory and latency).
-    batch_max_fixes: int = 2000
+    batch_max_fixes: Annotated[int, Meta(ge=1, le=1_000_000)] = 2000
     # ... or when its oldest fix has waited this long (ms). Lower: fresher storage, smaller batches.
-    batch_max_age_ms: int = 200
-    # Largest accepted message, bytes. Bigger messages are dead-lettered as `too_large`.
-    max_payload_bytes: int = 262144
-    # A fix more than this far in the future (device clock skew) is rejected as `future`.
-    max_future_s: float = 300.0
-    # A fix older than this is rejected as `too_old` (offline buffers older than this are not accepted).
-    max_past_s: float = 7 * 86400.0
-    # Fixes with a reported accuracy worse than this are stored, flagged low_accuracy, and not used for
+    batch_max_age_ms: Annotated[int, Meta(ge=1, le=3_600_000)] = 200
+    # Largest accepted message, bytes (MQTT allows 256 MiB). Bigger messages are dead-lettered as `too_large`.
+    max_payload_bytes: Annotated[int, Meta(ge=1, le=268_435_455)] = 262144
+    # A fix more than this far in the future (device clock skew), s, is rejected as `future`.
+    max_future_s: Annotated[float, Meta(ge=0, le=7 * 86400)] = 300.0
+    # A fix older than this, s, is rejected as `too_old` (offline buffers older than this are not accepted).
+    max_past_s: Annotated[float, Meta(gt=0, le=3650 * 86400)] = 7 * 86400.0
+    # Fixes with a reported accuracy worse than this (m) are stored, flagged low_accuracy, and not used for
     # dispatch.
-    max_accuracy_m: float = 200.0
+    max_accuracy_m: Annotated[float, Meta(ge=0, le=100_000)] = 200.0
     # Implied speed from the previous fix above this is impossible (m/s; 83 m/s = 300 km/h): stored, flagged,
     # does not move the unit.
-    max_speed_mps: float = 83.0
-    # The local durable spool used while the database is unavailable.
-    spool_dir: str = "./outpost-data/spool"
+    max_speed_mps: Annotated[float, Meta(gt=0, le=1000)] = 83.0
+    # The local durable spool used while the database is unavailable (a directory).
+    spool_dir: Annotated[str, Meta(min_length=1, max_length=4096)] = "./outpost-data/spool"
     # Spool size limit (bytes, about 155 bytes per fix: 1 GiB holds ~7 million). When full, ingest stops
     # acknowledging: the backlog stays with the broker (up to its max_queued_bytes; beyond that Mosquitto
     # refuses new messages for our session) and with the devices (their offline buffers). Size the spool
     # and the broker's queue together for the longest database outage to ride out.
-    spool_max_bytes: int = 1 << 30
-    # At most this many dead letters per second are logged (all are stored and counted).
-    rejected_log_per_s: float = 5.0
+    spool_max_bytes: Annotated[int, Meta(ge=1, le=1 << 40)] = 1 << 30
+    # At most this many dead letters per second are logged (all are stored and counted); 0: none logged.
+    rejected_log_per_s: Annotated[float, Meta(ge=0, le=100_000)] = 5.0
     # MQTT protocol of the ingest subscriber: "5" (the Receive Maximum bounds what the broker sends us;
     # session expiry; shared subscriptions), "3.1.1" (brokers without MQTT 5, e.g. the embedded amqtt;
     # memory is then bounded by pausing reads), or "auto": 5 with mqtt_url, 3.1.1 with the embedded broker.
-    mqtt_protocol: str = "auto"
+    mqtt_protocol: Annotated[str, one_of("auto", "5", "3.1.1")] = "auto"
     # How long the broker keeps our session (subscriptions and unacknowledged backlog) while ingest is
     # away, s (MQTT 5; for 3.1.1 the broker's persistent_client_expiration decides). Longer: survives
     # longer outages of ingest, at the cost of broker memory for a worker that never comes back.
-    mqtt_session_expiry_s: int = 7 * 86400
+    mqtt_session_expiry_s: Annotated[int, Meta(ge=1, le=4_294_967_295)] = 7 * 86400
     # MQTT keepalive, s. Lower: a dead connection is noticed sooner, at the cost of more pings.
-    mqtt_keepalive_s: int = 30
-    # Reconnect backoff, s: first retry after the minimum, doubling up to the maximum.
-    mqtt_reconnect_min_s: float = 0.5
-    mqtt_reconnect_max_s: float = 30.0
+    mqtt_keepalive_s: Annotated[int, Meta(ge=1, le=65535)] = 30
+    # Reconnect backoff, s: the first retry waits this long, each next one twice as long as the last...
+    mqtt_reconnect_min_s: Annotated[float, Meta(gt=0, le=3600)] = 0.5
+    # ... up to this long, s.
+    mqtt_reconnect_max_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
     # The device directory is reloaded from the database this often, s (changes made through the API
     # reach ingest within this time; a message from an unknown device triggers a reload sooner).
-    device_refresh_s: float = 60.0
+    device_refresh_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0
     # ... but a message naming an unknown device reloads it at most this often, s (a flood of unknown ids
-    # costs one query per interval).
-    device_miss_refresh_s: float = 2.0
+    # costs one query per interval; 0: on every such message).
+    device_miss_refresh_s: Annotated[float, Meta(ge=0, le=86400)] = 2.0
     # A device secret verified over HTTP is trusted this long, s (scrypt costs ~50 ms per check). Longer:
-    # less CPU; a revoked secret keeps working up to this long.
-    http_auth_cache_s: float = 300.0
+    # less CPU; a revoked secret keeps working up to this long. 0: checked on every request.
+    http_auth_cache_s: Annotated[float, Meta(ge=0, le=86400)] = 300.0
     # How long an HTTP request waits for its fix to become durable before answering 503, s.
-    http_durable_timeout_s: float = 10.0
+    http_durable_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 10.0
     # TEST ONLY, never in production: switch one safeguard off so a chaos test's negative control can show
     # the loss it prevents: "ack_on_receipt", "drop_on_store_failure", "clean_session" or (embedded broker
     # only) "broker_ack_on_receipt". Empty: all on.
-    unsafe_disable_safeguard: str = ""
+    unsafe_disable_safeguard: Annotated[
+        str, one_of("", "ack_on_receipt", "drop_on_store_failure", "clean_session", "broker_ack_on_receipt")
+    ] = ""

@@ -13,7 +13,14 @@ from outpost import tools
 from outpost.demo import DemoOptions, run_demo
 from outpost.logs import configure_logging
 from outpost.root import Role, Running, run_migrate, serve
-from outpost.settings import SETTINGS_CLASSES, Settings, describe, load_settings, reference_markdown
+from outpost.settings import (
+    SETTINGS_CLASSES,
+    Settings,
+    describe,
+    env_text,
+    load_settings,
+    reference_markdown,
+)
 from schemas.config import ConfigError, redact_url
 from store import access
 from store.engine import open_engine
@@ -70,11 +77,11 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     if args.reference:
         print(reference_markdown(SETTINGS_CLASSES))
         return 0
-    for part in (settings.store, settings.ingest, settings.api, settings.dispatch):
+    for part in (settings.store, settings.ingest, settings.api, settings.dispatch, settings.log):
         for name, default, _type in describe(type(part)):
-            value = getattr(part, name[len("OUTPOST_") :].lower())
-            value = redact_url(value) if name.endswith("_URL") and isinstance(value, str) else value
-            marker = "" if str(value) == default else "   (set; default " + default + ")"
+            value = env_text(getattr(part, name[len("OUTPOST_") :].lower()))
+            value = redact_url(value) if name.endswith("_URL") else value
+            marker = "" if value == default else "   (set; default " + default + ")"
             print(f"{name}={value}{marker}")
     return 0
 
@@ -162,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         action="store_true",
-        help="print every setting with its default and meaning "
+        help="print every setting with its default, what it allows and its meaning "
         "as a Markdown table (the README's configuration reference)",
     )
     p.set_defaults(handler=_config)
@@ -182,8 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        configure_logging(args.log_level)
         settings = load_settings()
+        configure_logging(args.log_level, settings.log.log_format)
         handler: Handler = args.handler
         return handler(args, settings)
     except ConfigError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, MetaData, Table, select, update
 from schemas.credentials import new_secret, token_digest
 from schemas.tables import access as access_tables
 from schemas.tables.access import ROLES
-from store.registry import utc
+from store.times import as_utc
 
 _json = msgspec.json.Encoder().encode
 
@@ -56,11 +56,11 @@ def create_token(engine: Engine, *, role: str, name: str, now: datetime) -> tupl
     with engine.begin() as conn:
         result = conn.execute(
             api_tokens.insert().values(
-                name=name, role=role, token_hash=token_digest(secret), created_at=utc(now)
+                name=name, role=role, token_hash=token_digest(secret), created_at=as_utc(now)
             )
         )
         token_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
-    return ApiToken(id=token_id, name=name, role=role, created_at=utc(now), revoked_at=None), secret
+    return ApiToken(id=token_id, name=name, role=role, created_at=as_utc(now), revoked_at=None), secret
 
 
 def find_token(engine: Engine, secret: str) -> ApiToken | None:
@@ -75,7 +75,7 @@ def find_token(engine: Engine, secret: str) -> ApiToken | None:
         return None
     m = row._mapping
     return ApiToken(
-        id=int(m["id"]), name=m["name"], role=m["role"], created_at=utc(m["created_at"]), revoked_at=None
+        id=int(m["id"]), name=m["name"], role=m["role"], created_at=as_utc(m["created_at"]), revoked_at=None
     )
 
 
@@ -88,8 +88,8 @@ def list_tokens(engine: Engine) -> list[ApiToken]:
             id=int(r.id),
             name=r.name,
             role=r.role,
-            created_at=utc(r.created_at),
-            revoked_at=utc(r.revoked_at) if r.revoked_at else None,
+            created_at=as_utc(r.created_at),
+            revoked_at=as_utc(r.revoked_at) if r.revoked_at else None,
         )
         for r in rows
     ]
@@ -101,7 +101,7 @@ def revoke_token(engine: Engine, token_id: int, *, now: datetime) -> bool:
         result = conn.execute(
             update(api_tokens)
             .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=utc(now))
+            .values(revoked_at=as_utc(now))
         )
     return result.rowcount == 1
 
@@ -120,7 +120,7 @@ def write_audit(engine: Engine, entries: Sequence[AuditEntry]) -> None:
         _copy_audit(engine, entries)
         return
     rows = [
-        {"at": utc(e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "detail": e.detail}
+        {"at": as_utc(e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "detail": e.detail}
         for e in entries
     ]
     with engine.begin() as conn:
@@ -137,7 +137,7 @@ def _copy_audit(engine: Engine, entries: Sequence[AuditEntry]) -> None:
         with conn.cursor() as cur, cur.copy(_AUDIT_COPY) as copy:
             for e in entries:
                 detail = None if e.detail is None else _json(e.detail).decode()
-                copy.write_row((utc(e.at), e.actor, e.action, e.subject, detail))
+                copy.write_row((as_utc(e.at), e.actor, e.action, e.subject, detail))
         conn.commit()
     finally:
         raw.close()  # back to the pool, which rolls back whatever did not commit
@@ -154,7 +154,7 @@ def read_audit(
     """Audit entries oldest first, optionally from `since` on, by one actor or of one action."""
     query = select(audit_log).order_by(audit_log.c.id).limit(limit)
     if since is not None:
-        query = query.where(audit_log.c.at >= utc(since))
+        query = query.where(audit_log.c.at >= as_utc(since))
     if actor is not None:
         query = query.where(audit_log.c.actor == actor)
     if action is not None:
@@ -163,7 +163,7 @@ def read_audit(
         rows = conn.execute(query).all()
     return [
         AuditEntry(
-            at=utc(r.at), actor=r.actor, action=r.action, subject=r.subject, detail=r.detail, id=int(r.id)
+            at=as_utc(r.at), actor=r.actor, action=r.action, subject=r.subject, detail=r.detail, id=int(r.id)
         )
         for r in rows
     ]

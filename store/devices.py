@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from schemas.tables import registry as registry_tables
-from store.fixes import utc
+from store.times import utc
 
 _md = MetaData()
 registry_tables.define(_md)

@@ -25,12 +25,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Engine, MetaData, func, insert, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,6 +41,7 @@ from schemas.tables import Flavour, telemetry
 from schemas.tables.telemetry import FIX_COLUMNS, GEOM_EXPRESSION
 from store.errors import StoreUnavailable as StoreUnavailable  # re-exported: callers import it here
 from store.errors import is_unavailable, sqlite_error_name
+from store.times import as_utc, utc
 
 log = logging.getLogger(__name__)
 
@@ -79,43 +81,18 @@ _COPY = f"COPY {_STAGING} ({_COLS}) FROM STDIN (FORMAT BINARY)"
 _SQLITE_INSERT = f"INSERT OR IGNORE INTO fixes ({_COLS}) VALUES ({', '.join('?' * len(FIX_COLUMNS))})"
 
 
-def utc(dt: datetime) -> datetime:
-    """`dt` in UTC; refuses naive datetimes, whose meaning would depend on the machine's time zone."""
-    if dt.tzinfo is None:
-        raise ValueError(f"naive datetime {dt.isoformat()}: Outpost stores timezone-aware UTC only")
-    return dt.astimezone(UTC)
-
-
 def sqlite_ts(dt: datetime) -> str:
     """How a timestamp is spelled in the SQLite store (see the module docstring)."""
     return utc(dt).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _row(f: Fix) -> tuple[Any, ...]:
-    # Order of FIX_COLUMNS.
+def _row(f: Fix, ts: Any, received_at: Any) -> tuple[Any, ...]:
+    """The fix as FIX_COLUMNS, in their order, with its two timestamps as the backend spells them."""
     return (
         f.device_id,
         f.unit_id,
-        f.ts,
-        f.received_at,
-        f.lon,
-        f.lat,
-        f.accuracy_m,
-        f.speed_mps,
-        f.heading_deg,
-        f.altitude_m,
-        f.battery_pct,
-        f.seq,
-        int(f.flags),
-    )
-
-
-def _sqlite_row(f: Fix) -> tuple[Any, ...]:
-    return (
-        f.device_id,
-        f.unit_id,
-        sqlite_ts(f.ts),
-        sqlite_ts(f.received_at),
+        ts,
+        received_at,
         f.lon,
         f.lat,
         f.accuracy_m,
@@ -148,7 +125,7 @@ class FixWriter:
             return 0
         if self._dialect == "postgresql":
             return _guarded(self._engine, lambda raw: self._write_pg(raw, fixes))
-        rows = [_sqlite_row(f) for f in fixes]
+        rows = [_row(f, sqlite_ts(f.ts), sqlite_ts(f.received_at)) for f in fixes]
         return _with_busy_retries(
             self._busy_retries, lambda: _guarded(self._engine, lambda raw: _write_sqlite(raw, rows))
         )
@@ -187,7 +164,7 @@ class FixWriter:
             with cur.copy(_COPY) as copy:
                 copy.set_types(_STAGING_TYPES)
                 for f in fixes:
-                    copy.write_row(_row(f))
+                    copy.write_row(_row(f, f.ts, f.received_at))
             cur.execute(self._insert_sql)
             stored = cur.rowcount
         conn.commit()
@@ -279,19 +256,14 @@ def _release_after(raw: PoolProxiedConnection, exc: Exception) -> None:
 # ---------------------------------------------------------------- reads
 
 
-def _aware(dt: datetime) -> datetime:
-    # SQLite hands back naive datetimes that are UTC by construction; PostgreSQL hands back aware ones.
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
 def _fix(row: Row[Any]) -> Fix:
     m = row._mapping
     return Fix(
         device_id=m["device_id"],
-        ts=_aware(m["ts"]),
+        ts=as_utc(m["ts"]),
         lon=m["lon"],
         lat=m["lat"],
-        received_at=_aware(m["received_at"]),
+        received_at=as_utc(m["received_at"]),
         unit_id=m["unit_id"],
         accuracy_m=m["accuracy_m"],
         speed_mps=m["speed_mps"],
@@ -315,8 +287,6 @@ def latest_fixes(engine: Engine, since: datetime, *, usable_only: bool = False) 
         conditions.append(FIXES.c.flags.op("&")(NOT_FOR_DISPATCH) == 0)
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import distinct_on
-
             query = (
                 select(*FIXES.c[FIX_COLUMNS])
                 .where(*conditions)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
+
+from schemas.config import matching
 
 
 @dataclass(frozen=True)
@@ -11,13 +16,21 @@ class StoreSettings:
 
     # `postgresql://user:pass@host:port/db` for production (PostGIS required, TimescaleDB used when present),
     # or `sqlite:///path/to/file.db` for the embedded default.
-    database_url: str = "sqlite:///./outpost-data/outpost.db"
+    database_url: Annotated[
+        str,
+        matching(
+            r"^(?:postgresql://|sqlite:///).",
+            "`postgresql://…` or `sqlite:///…`",
+            "postgresql://outpost:secret@db:5432/outpost",
+            "sqlite:///./outpost-data/outpost.db",
+        ),
+    ] = "sqlite:///./outpost-data/outpost.db"
     # Connections in the pool. Ingest holds one while flushing; raising it helps many concurrent API calls.
-    database_pool_size: int = 8
-    # Fixes older than this are dropped (partitions or TimescaleDB chunks). Raising it costs disk.
-    retention_days: int = 90
-    # Partitions created ahead of time (native partitioning only). A fix for a day with no partition would
-    # land in the default partition; creating ahead keeps it empty.
-    partition_ahead_days: int = 3
-    # TimescaleDB only: chunks older than this are compressed (smaller, slower to update).
-    compress_after_days: int = 7
+    database_pool_size: Annotated[int, Meta(ge=1, le=1000)] = 8
+    # Fixes older than this are dropped (partitions or TimescaleDB chunks), days. Raising it costs disk.
+    retention_days: Annotated[int, Meta(ge=1, le=36500)] = 90
+    # Partitions created ahead of time, days (native partitioning only). A fix for a day with no partition
+    # would land in the default partition; creating ahead keeps it empty.
+    partition_ahead_days: Annotated[int, Meta(ge=1, le=366)] = 3
+    # TimescaleDB only: chunks older than this are compressed (smaller, slower to update), days.
+    compress_after_days: Annotated[int, Meta(ge=1, le=36500)] = 7

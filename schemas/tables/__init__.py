@@ -7,26 +7,12 @@ COPY path writes plain numbers; on SQLite the same columns exist without it (spa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import MetaData
 
-from schemas.tables import access, registry, telemetry
+from schemas.tables import access, incidents, registry, telemetry
+from schemas.tables.flavour import Flavour
 
-
-@dataclass(frozen=True)
-class Flavour:
-    """What the target database can do, decided by asking it (see `store.migrate`)."""
-
-    dialect: str  # "postgresql" | "sqlite"
-    # Native declarative partitioning of `fixes` by day (PostgreSQL without TimescaleDB).
-    partitioned: bool = False
-    # `fixes` is a TimescaleDB hypertable (see store.timescale for what that changes).
-    hypertable: bool = False
-
-    @property
-    def spatial(self) -> bool:
-        return self.dialect == "postgresql"
+__all__ = ["Flavour", "build_metadata"]
 
 
 def build_metadata(flavour: Flavour) -> MetaData:
@@ -35,12 +21,5 @@ def build_metadata(flavour: Flavour) -> MetaData:
     registry.define(md)
     telemetry.define(md, flavour)
     access.define(md)
-    _define_optional(md, flavour)
-    return md
-
-
-def _define_optional(md: MetaData, flavour: Flavour) -> None:
-    # Later concerns (incidents, grids) register here without touching the core modules.
-    from schemas.tables import incidents
-
     incidents.define(md, flavour)
+    return md

@@ -6,8 +6,6 @@ Times are timezone-aware UTC (SQLite stores them as naive UTC text; the queries 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
@@ -30,10 +28,8 @@ from sqlalchemy import (
     text,
 )
 
+from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
-
-if TYPE_CHECKING:
-    from schemas.tables import Flavour
 
 INCIDENT_STATES = (
     "new",
@@ -60,6 +56,16 @@ _BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements I
 
 def _at(name: str, nullable: bool = True) -> Column[object]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def _incident_id(primary_key: bool = False) -> Column[object]:
+    """The column naming the incident a row belongs to."""
+    return Column("incident_id", _Id, ForeignKey("incidents.id"), nullable=False, primary_key=primary_key)
+
+
+def _numbered(table: str) -> tuple[Column[object], UniqueConstraint]:
+    """`n`: 1, 2, 3, … within the incident, in the order of insertion (rows can share an instant)."""
+    return Column("n", Integer, nullable=False), UniqueConstraint("incident_id", "n", name=f"uq_{table}_n")
 
 
 def define(md: MetaData, flavour: Flavour) -> None:
@@ -129,12 +135,10 @@ def _snapshots(md: MetaData) -> None:
         "dispatch_snapshots",
         md,
         Column("id", _Id, primary_key=True),
-        Column("incident_id", _Id, ForeignKey("incidents.id"), nullable=False),
+        _incident_id(),
         _at("at", nullable=False),
         Column("actor", Text, nullable=False),
-        Column(
-            "n", Integer, nullable=False
-        ),  # 1, 2, 3, … within the incident (decisions can share an instant)
+        *_numbered("dispatch_snapshots"),
         Column("decision", String(32), nullable=False),  # manual_offer, auto_offer, reoffer_after_timeout, …
         Column("slot", String(16), nullable=False),  # the unit kind this decision was filling
         Column("chosen_unit_id", String(64)),  # NULL: nobody suitable was available
@@ -143,7 +147,6 @@ def _snapshots(md: MetaData) -> None:
         Column("query", JSON, nullable=False),
         Column("candidates", JSON, nullable=False),
         Column("excluded", JSON, nullable=False),
-        UniqueConstraint("incident_id", "n", name="uq_dispatch_snapshots_n"),
     )
 
 
@@ -152,8 +155,8 @@ def _offers(md: MetaData) -> None:
         "incident_offers",
         md,
         Column("id", _Id, primary_key=True),
-        Column("incident_id", _Id, ForeignKey("incidents.id"), nullable=False),
-        Column("n", Integer, nullable=False),  # 1, 2, 3, … within the incident (offers can share an instant)
+        _incident_id(),
+        *_numbered("incident_offers"),
         Column("unit_id", String(64), ForeignKey("units.id"), nullable=False),
         Column("slot", String(16), nullable=False),
         Column("state", String(16), nullable=False),
@@ -165,7 +168,6 @@ def _offers(md: MetaData) -> None:
         Column("answered_by", Text),
         _at("answered_at"),
         one_of("incident_offers", "state", OFFER_STATES),
-        UniqueConstraint("incident_id", "n", name="uq_incident_offers_n"),
         # A unit holds at most one pending offer anywhere: the database's own guard behind the fleet's
         # compare-and-set of the unit's status.
         _unique_where("ux_incident_offers_pending_unit", "unit_id", "state = 'pending'"),
@@ -182,7 +184,7 @@ def _units(md: MetaData) -> None:
         "incident_units",
         md,
         Column("id", _BigId, primary_key=True, autoincrement=True),
-        Column("incident_id", _Id, ForeignKey("incidents.id"), nullable=False),
+        _incident_id(),
         Column("unit_id", String(64), ForeignKey("units.id"), nullable=False),
         Column("offer_id", _Id, ForeignKey("incident_offers.id"), nullable=False),
         Column("slot", String(16), nullable=False),
@@ -207,7 +209,7 @@ def _transitions(md: MetaData) -> None:
         "incident_transitions",
         md,
         Column("id", _BigId, primary_key=True, autoincrement=True),
-        Column("incident_id", _Id, ForeignKey("incidents.id"), nullable=False),
+        _incident_id(),
         Column("seq", Integer, nullable=False),  # the incident's version after this step: 1, 2, 3, …
         Column("event", String(24), nullable=False),
         Column("from_state", String(24)),  # NULL for the creation
@@ -227,7 +229,7 @@ def _review(md: MetaData) -> None:
     Table(
         "incident_feedback",
         md,
-        Column("incident_id", _Id, ForeignKey("incidents.id"), primary_key=True),
+        _incident_id(primary_key=True),
         Column("outcome", Text, nullable=False),
         Column("notes", Text, nullable=False, server_default=""),
         Column("officer", Text, nullable=False),
@@ -237,7 +239,7 @@ def _review(md: MetaData) -> None:
     Table(
         "incident_evaluations",
         md,
-        Column("incident_id", _Id, ForeignKey("incidents.id"), primary_key=True),
+        _incident_id(primary_key=True),
         Column("score", SmallInteger, nullable=False),
         Column("evaluator", Text, nullable=False),
         Column("comments", Text, nullable=False, server_default=""),

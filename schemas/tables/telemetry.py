@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -22,8 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-if TYPE_CHECKING:
-    from schemas.tables import Flavour
+from schemas.tables.flavour import Flavour
 
 # The hot path COPYs exactly these columns, in this order (see store.fixes).
 FIX_COLUMNS = (
