@@ -35,6 +35,7 @@ from ingest.decode.common import (
     utc_from_epoch_s,
 )
 from ingest.decode.model import Candidate, Decoded, empty
+from schemas.topics import owntracks_device_id, owntracks_levels
 
 # Bounded vocabulary for Decoded.ignored (it may become a metric label): the booklet's _types.
 _KNOWN_TYPES = frozenset(
@@ -62,11 +63,6 @@ _FAST = msgspec.json.Decoder(OtMessage | list[OtMessage])
 _ONE = msgspec.json.Decoder(OtMessage)
 
 
-def device_id_of(user: str, device: str) -> str:
-    """Outpost's device id for an OwnTracks user and device."""
-    return f"{user}/{device}"
-
-
 @never_raises
 def decode_owntracks(
     user: str, device: str, payload: bytes, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
@@ -77,7 +73,7 @@ def decode_owntracks(
 
 def decode(user: str, device: str, payload: bytes, max_payload_bytes: int) -> Decoded:
     """decode_owntracks without its safety net, for callers that have one (decode_mqtt)."""
-    return _decode(device_id_of(user, device), payload, max_payload_bytes)
+    return _decode(owntracks_device_id(user, device), payload, max_payload_bytes)
 
 
 @never_raises
@@ -90,7 +86,7 @@ def decode_owntracks_http(
             out = empty()
             out.reject(r.INVALID_DEVICE_ID, None, "X-Limit-U / X-Limit-D must not contain '/'")
             return out
-        return _decode(device_id_of(user, device), body, max_payload_bytes)
+        return _decode(owntracks_device_id(user, device), body, max_payload_bytes)
     return _decode(None, body, max_payload_bytes)
 
 
@@ -139,10 +135,10 @@ def _identity(device_id: str | None, topic: object) -> str:
 def _from_topic_field(topic: object) -> str:
     if not isinstance(topic, str):
         raise ElementError(r.INVALID_SCHEMA, "`topic` must be a string")
-    parts = topic.split("/")
-    if len(parts) < 3 or parts[0] != "owntracks" or not parts[1] or not parts[2]:
+    levels = owntracks_levels(topic)
+    if levels is None:
         raise ElementError(r.INVALID_SCHEMA, f"`topic` {topic[:60]!r} is not owntracks/{{user}}/{{device}}")
-    return device_id_of(parts[1], parts[2])
+    return owntracks_device_id(levels[1], levels[2])
 
 
 def _location(device_id: str, m: OtMessage) -> Candidate:
