@@ -35,7 +35,8 @@ from aiohttp import web
 from ingest import metrics
 from ingest.decode import Decoded, decode_owntracks_http, decode_traccar_http
 from ingest.devices import DeviceDirectory
-from ingest.pipeline import DeviceOutcome, Pipeline, Submission
+from ingest.pipeline import Pipeline, Submission
+from ingest.ports import DeviceOutcome
 from ingest.rules import DISABLED_DEVICE, UNKNOWN_DEVICE
 from schemas.credentials import verify_secret
 

@@ -48,15 +48,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest import metrics
 from ingest.mqtt.publisher import BrokerAddress, call_in_loop, parse_mqtt_url
+from ingest.ports import NO_ACK, Message
+from schemas.topics import DEVICE_MESSAGE_FILTERS, FIX_FILTERS
 
 log = logging.getLogger(__name__)
-
-# (topic, payload, ack token). Token NO_ACK: a QoS 0 message, nothing to acknowledge.
-Message = tuple[str, bytes, int]
-NO_ACK = -1
-
-FIX_TOPICS = ("outpost/v1/devices/+/fix", "owntracks/+/+")
-DEVICE_TOPICS = ("outpost/v1/devices/+/reply", "outpost/v1/devices/+/alarm")
 
 _READ_BYTES = 256 * 1024
 _MISC_INTERVAL_S = 1.0
@@ -171,9 +166,9 @@ class MqttSubscriber:
         clean_session: bool = False,
         read_budget: int = 2000,
         clock: Callable[[], float] = time.time,
-        topics: Sequence[str] = FIX_TOPICS + DEVICE_TOPICS,
+        topics: Sequence[str] = FIX_FILTERS + DEVICE_MESSAGE_FILTERS,
     ) -> None:
-        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_TOPICS)."""
+        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_MESSAGE_FILTERS)."""
         if shared_group and protocol != "5":
             raise ValueError("shared subscriptions ($share/…) need MQTT 5: set OUTPOST_MQTT_PROTOCOL=5")
         self.address: BrokerAddress = parse_mqtt_url(url)
