@@ -71,6 +71,28 @@ def precheck(payload: bytes, max_payload_bytes: int) -> ElementError | None:
     return None
 
 
+def admit(
+    out: Decoded, payload: bytes, max_payload_bytes: int, *, device_id: str | None, blank: str | None
+) -> bool:
+    """The checks before parsing, common to the decoders: whether `payload` may be parsed. If not, `out`
+    says why: a bad `device_id` (when the transport names one), too large or not UTF-8 (rejected), or
+    blank (ignored as `blank`, when the format treats an empty payload as housekeeping)."""
+    if device_id is not None:
+        try:
+            check_device_id(device_id)
+        except ElementError as bad:
+            out.reject(bad.reason, None, bad.detail)
+            return False
+    problem = precheck(payload, max_payload_bytes)
+    if problem is not None:
+        out.reject(problem.reason, device_id, problem.detail)
+        return False
+    if blank is not None and is_blank(payload):
+        out.ignore(blank)
+        return False
+    return True
+
+
 def name_error(err: msgspec.DecodeError) -> tuple[str, str]:
     """Map a msgspec error to (reason, detail); msgspec's message names the JSON path of the field."""
     message = str(err)

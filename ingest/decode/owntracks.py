@@ -22,13 +22,12 @@ from ingest.decode.common import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     KMH_MPS,
     ElementError,
+    admit,
     check_device_id,
     decode_elements,
     heading,
-    is_blank,
     never_raises,
     number,
-    precheck,
     required,
     scaled,
     unknown_if_negative,
@@ -92,18 +91,8 @@ def decode_owntracks_http(
 
 def _decode(device_id: str | None, payload: bytes, max_payload_bytes: int) -> Decoded:
     out = empty()
-    if device_id is not None:
-        try:
-            check_device_id(device_id)
-        except ElementError as bad:
-            out.reject(bad.reason, None, bad.detail)
-            return out
-    problem = precheck(payload, max_payload_bytes)
-    if problem is not None:
-        out.reject(problem.reason, device_id, problem.detail)
-        return out
-    if is_blank(payload):
-        out.ignore("owntracks:empty_payload")  # clearing a retained message, not an error
+    # A blank payload clears a retained message, not an error.
+    if not admit(out, payload, max_payload_bytes, device_id=device_id, blank="owntracks:empty_payload"):
         return out
 
     def handle(message: OtMessage) -> None:
