@@ -61,7 +61,7 @@ def decode(device_id: str, payload: bytes, max_payload_bytes: int) -> Decoded:
     """decode_outpost without its safety net, for callers that have one (decode_mqtt)."""
     out = empty()
     # A blank payload clears a retained message: housekeeping, not an error.
-    if not admit(out, payload, max_payload_bytes, device_id=device_id, blank="outpost:empty_payload"):
+    if not admit(out, payload, max_payload_bytes, device_id, "outpost:empty_payload"):
         return out
 
     def handle(fix: OwnFix) -> None:

@@ -92,7 +92,7 @@ def decode_owntracks_http(
 def _decode(device_id: str | None, payload: bytes, max_payload_bytes: int) -> Decoded:
     out = empty()
     # A blank payload clears a retained message, not an error.
-    if not admit(out, payload, max_payload_bytes, device_id=device_id, blank="owntracks:empty_payload"):
+    if not admit(out, payload, max_payload_bytes, device_id, "owntracks:empty_payload"):
         return out
 
     def handle(message: OtMessage) -> None:

@@ -88,7 +88,7 @@ def decode_traccar_http(
     """Decode one OsmAnd / Traccar Client request (query, form body, or JSON body)."""
     out = empty()
     # No blank check: a request without a body may carry its fix in the query.
-    if not admit(out, body, max_payload_bytes, device_id=None, blank=None):
+    if not admit(out, body, max_payload_bytes, None, None):
         return out
     if _is_json(query, body, content_type):
         _decode_json(body, out)
