@@ -48,7 +48,7 @@ from ingest import metrics
 from ingest.aio import first_of, sleep_unless
 from ingest.mqtt.client import BrokerAddress, call_in_loop, new_client, parse_mqtt_url
 from ingest.mqtt.fast_client import FastClient
-from ingest.ports import NO_ACK, Message
+from ingest.ports import NO_ACK, Message, OnMessages
 from schemas.backoff import Backoff
 from schemas.topics import DEVICE_MESSAGE_FILTERS, FIX_FILTERS
 
@@ -79,7 +79,7 @@ class MqttSubscriber:
         self,
         url: str,
         client_id: str,
-        on_messages: Callable[[list[Message], float], None],
+        on_messages: OnMessages,
         *,
         protocol: str = "5",
         shared_group: str = "",
