@@ -27,7 +27,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy import Engine
 
 from ingest import metrics
-from ingest.validate import DeviceInfo
+from ingest.device_info import DeviceInfo
 from store import devices as queries
 from store.devices import DirectoryEntry
 from store.errors import StoreUnavailable, is_unavailable

@@ -32,12 +32,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ingest import metrics
 from ingest.broker import Connection
-from ingest.mqtt.subscriber import DEVICE_TOPICS, FIX_TOPICS, NO_ACK
-from ingest.pipeline import Message
+from ingest.ports import NO_ACK, Message, OnMessages
+from schemas.topics import DEVICE_MESSAGE_FILTERS, FIX_FILTERS, matches
 
-INGEST_TOPICS = FIX_TOPICS + DEVICE_TOPICS
-
-OnMessages = Callable[[list[Message], float], None]
+INGEST_TOPICS = FIX_FILTERS + DEVICE_MESSAGE_FILTERS
 
 _QOS2 = 1 << 16
 _CONNECTION_SHIFT = 17
@@ -131,7 +129,7 @@ class EmbeddedSource:
             if len(self._consumed) >= _TOPIC_CACHE:
                 self._consumed.clear()
             levels = topic.split("/")
-            consumed = any(_matches(levels, f) for f in self._filters)
+            consumed = any(matches(levels, f) for f in self._filters)
             self._consumed[topic] = consumed
         return consumed
 
@@ -173,13 +171,3 @@ class EmbeddedSource:
             return
         chunk, self._chunk = self._chunk, []
         self._on_messages(chunk, self._clock())
-
-
-def _matches(levels: list[str], pattern: list[str]) -> bool:
-    """MQTT topic matching of a topic's levels against a filter's (`+` one level, `#` the rest)."""
-    for i, want in enumerate(pattern):
-        if want == "#":
-            return True
-        if i >= len(levels) or (want != "+" and want != levels[i]):
-            return False
-    return len(levels) == len(pattern)

@@ -13,23 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from ingest.mqtt.subscriber import DEVICE_TOPICS, Message, MqttSubscriber, resolve_protocol
-from ingest.pipeline import DEVICE_MESSAGE_KINDS, OnDeviceMessage
+from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
+from ingest.ports import Message, OnDeviceMessage
 from ingest.settings import IngestSettings
+from schemas.topics import DEVICE_MESSAGE_FILTERS, device_message_of
 
 log = logging.getLogger(__name__)
-
-_PREFIX = "outpost/v1/devices/"
-
-
-def parse_device_topic(topic: str) -> tuple[str, str] | None:
-    """(device id, kind) of `outpost/v1/devices/{id}/reply|alarm`, or None for any other topic."""
-    if not topic.startswith(_PREFIX):
-        return None
-    device_id, _, kind = topic[len(_PREFIX) :].rpartition("/")
-    if not device_id or kind not in DEVICE_MESSAGE_KINDS:
-        return None
-    return device_id, kind
 
 
 async def relay_device_messages(
@@ -44,7 +33,7 @@ async def relay_device_messages(
 
     def on_messages(messages: list[Message], received_s: float) -> None:
         for topic, payload, _token in messages:
-            parsed = parse_device_topic(topic)
+            parsed = device_message_of(topic)
             if parsed is None:
                 continue
             device_id, kind = parsed
@@ -70,7 +59,7 @@ async def relay_device_messages(
         reconnect_min_s=settings.mqtt_reconnect_min_s,
         reconnect_max_s=settings.mqtt_reconnect_max_s,
         clock=clock,
-        topics=DEVICE_TOPICS,
+        topics=DEVICE_MESSAGE_FILTERS,
     )
     disconnect = asyncio.Event()
     running = asyncio.create_task(subscriber.run(disconnect))

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from ingest.decode.model import Candidate
+from ingest.device_info import DeviceInfo
 from ingest.settings import IngestSettings
 from schemas.fix import FixFlag
-
-if TYPE_CHECKING:
-    from ingest.validate import DeviceInfo
 
 NON_FINITE = "non_finite"
 LAT_OUT_OF_RANGE = "lat_out_of_range"
@@ -63,7 +60,7 @@ MOCK = int(FixFlag.MOCK)
 NO_UNIT = int(FixFlag.NO_UNIT)
 
 HardRule = Callable[[Facts], str | None]
-FlagRule = Callable[[Candidate, "DeviceInfo", IngestSettings], int]
+FlagRule = Callable[[Candidate, DeviceInfo, IngestSettings], int]
 
 
 def _optionals(c: Candidate) -> tuple[float | None, ...]:

@@ -29,14 +29,9 @@ from sqlalchemy import Engine
 from ingest.devices import DeviceDirectory
 from ingest.embedded import EmbeddedSource
 from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
-from ingest.pipeline import (
-    UNSAFE_BROKER_ACK_ON_RECEIPT,
-    UNSAFE_CLEAN_SESSION,
-    UNSAFE_DROP_ON_STORE_FAILURE,
-    OnAccepted,
-    OnDeviceMessage,
-    Pipeline,
-)
+from ingest.pipeline import Pipeline
+from ingest.ports import OnAccepted, OnDeviceMessage
+from ingest.safeguards import UNSAFE_BROKER_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAFE_DROP_ON_STORE_FAILURE
 from ingest.settings import IngestSettings
 from ingest.spool import Spool
 from ingest.validate import Validator
@@ -123,7 +118,7 @@ async def run_ingest(
     else:
         receiver = subscriber = _subscriber(settings, pipeline, clock)
         receiving = asyncio.create_task(subscriber.run(disconnect))
-    pipeline.attach(receiver.ack, receiver.pause, receiver.resume)
+    pipeline.attach(receiver)
     flushing = asyncio.create_task(pipeline.run(stop))
     log.info(
         "ingest running",

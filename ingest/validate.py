@@ -16,9 +16,12 @@ import msgspec
 from geo.distance import haversine_m
 from ingest.decode.model import Candidate
 from ingest.decode.reasons import DECODE_REASONS
+from ingest.device_info import DeviceInfo
 from ingest.rules import FLAG_RULES, HARD_RULES, VALIDATE_REASONS, Facts
 from ingest.settings import IngestSettings
 from schemas.fix import NOT_FOR_DISPATCH, Fix, FixFlag
+
+__all__ = ["REASONS", "DeviceInfo", "Rejected", "Validator", "implied_speed_mps"]
 
 # Every reason a message can be dead-lettered for, so that metrics can pre-create their counters.
 REASONS: tuple[str, ...] = tuple(dict.fromkeys(DECODE_REASONS + VALIDATE_REASONS))
@@ -32,16 +35,6 @@ _IMPOSSIBLE_SPEED = int(FixFlag.IMPOSSIBLE_SPEED)
 _LOW_ACCURACY = int(FixFlag.LOW_ACCURACY)
 # A fix the fleet would not move a unit with is no reference for the implied speed either.
 _UNTRUSTED = NOT_FOR_DISPATCH
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What validation needs to know about a registered device."""
-
-    device_id: str
-    enabled: bool
-    unit_id: str | None
-    kind: str = "other"
 
 
 class Rejected(msgspec.Struct, gc=False):

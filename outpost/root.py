@@ -32,7 +32,7 @@ from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
-from ingest.pipeline import OnDeviceMessage
+from ingest.ports import OnDeviceMessage
 from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings

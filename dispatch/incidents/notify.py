@@ -28,9 +28,11 @@ from typing import Any
 
 import msgspec
 
-OFFER_TOPIC = "outpost/v1/devices/{device_id}/offers"
-REPLY_TOPIC = "outpost/v1/devices/{device_id}/reply"
-REPLY_SUBSCRIPTION = "outpost/v1/devices/+/reply"
+from schemas.topics import OFFERS, REPLY, REPLY_FILTER, device_message_of, device_topic
+
+OFFER_TOPIC = device_topic("{device_id}", OFFERS)
+REPLY_TOPIC = device_topic("{device_id}", REPLY)
+REPLY_SUBSCRIPTION = REPLY_FILTER
 _CLOSED = {
     "incident.timed_out": "timed_out",
     "incident.offer_withdrawn": "withdrawn",
@@ -40,10 +42,10 @@ _CLOSED = {
 
 def device_of_reply_topic(topic: str) -> str | None:
     """The device id in a reply topic, or None when the topic is not one."""
-    parts = topic.split("/")
-    if len(parts) == 5 and parts[:3] == ["outpost", "v1", "devices"] and parts[4] == "reply":
-        return parts[3] or None
-    return None
+    parsed = device_message_of(topic)
+    if parsed is None or parsed[1] != REPLY or "/" in parsed[0]:
+        return None
+    return parsed[0]
 
 
 def outcome_message(

@@ -54,21 +54,33 @@ def never_raises(fn: Callable[P, Decoded]) -> Callable[P, Decoded]:
     return guarded
 
 
-def is_blank(payload: bytes) -> bool:
-    """An empty (or all-whitespace) payload: how MQTT clears a retained message."""
-    return not payload or payload.isspace()
-
-
-def precheck(payload: bytes, max_payload_bytes: int) -> ElementError | None:
-    """The size limit and UTF-8 validity, checked before parsing (msgspec skips unknown fields unchecked)."""
+def admit(
+    out: Decoded, payload: bytes, max_payload_bytes: int, device_id: str | None, blank: str | None
+) -> bool:
+    """The checks before parsing, common to the decoders: whether `payload` may be parsed. If not, `out`
+    says why: a bad `device_id` (when the transport names one), larger than `max_payload_bytes` or not
+    UTF-8 (msgspec skips unknown fields unchecked), all rejected; or blank, how MQTT clears a retained
+    message, ignored as `blank` (when the format treats it as housekeeping)."""
+    if device_id is not None:
+        try:
+            check_device_id(device_id)
+        except ElementError as bad:
+            out.reject(bad.reason, None, bad.detail)
+            return False
+    # Written out rather than as helper calls: this runs for every message on the hot path.
     if len(payload) > max_payload_bytes:
-        return ElementError(r.TOO_LARGE, f"{len(payload)} bytes > {max_payload_bytes}")
+        out.reject(r.TOO_LARGE, device_id, f"{len(payload)} bytes > {max_payload_bytes}")
+        return False
     if not payload.isascii():  # the common case costs one fast scan
         try:
             payload.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return ElementError(r.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}")
-    return None
+            out.reject(r.INVALID_UTF8, device_id, f"invalid UTF-8 at byte {exc.start}")
+            return False
+    if blank is not None and (not payload or payload.isspace()):
+        out.ignore(blank)
+        return False
+    return True
 
 
 def name_error(err: msgspec.DecodeError) -> tuple[str, str]:

@@ -14,13 +14,11 @@ from ingest.decode import reasons as r
 from ingest.decode.common import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     ElementError,
+    admit,
     as_utc,
-    check_device_id,
     decode_elements,
     heading,
-    is_blank,
     never_raises,
-    precheck,
     utc_from_epoch_ms,
 )
 from ingest.decode.model import Candidate, Decoded, empty
@@ -62,22 +60,14 @@ def decode_outpost(
 def decode(device_id: str, payload: bytes, max_payload_bytes: int) -> Decoded:
     """decode_outpost without its safety net, for callers that have one (decode_mqtt)."""
     out = empty()
-    try:
-        check_device_id(device_id)
-    except ElementError as bad:
-        out.reject(bad.reason, None, bad.detail)
+    # A blank payload clears a retained message: housekeeping, not an error.
+    if not admit(out, payload, max_payload_bytes, device_id, "outpost:empty_payload"):
         return out
-    problem = precheck(payload, max_payload_bytes)
-    if problem is not None:
-        out.reject(problem.reason, device_id, problem.detail)
-    elif is_blank(payload):
-        out.ignore("outpost:empty_payload")  # clearing a retained message is housekeeping, not an error
-    else:
 
-        def handle(fix: OwnFix) -> None:
-            out.candidates.append(_candidate(device_id, fix))
+    def handle(fix: OwnFix) -> None:
+        out.candidates.append(_candidate(device_id, fix))
 
-        decode_elements(payload, _FAST, _ONE, handle, out, device_id, "outpost")
+    decode_elements(payload, _FAST, _ONE, handle, out, device_id, "outpost")
     return out
 
 

@@ -22,19 +22,19 @@ from ingest.decode.common import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     KMH_MPS,
     ElementError,
+    admit,
     check_device_id,
     decode_elements,
     heading,
-    is_blank,
     never_raises,
     number,
-    precheck,
     required,
     scaled,
     unknown_if_negative,
     utc_from_epoch_s,
 )
 from ingest.decode.model import Candidate, Decoded, empty
+from schemas.topics import owntracks_device_id, owntracks_levels
 
 # Bounded vocabulary for Decoded.ignored (it may become a metric label): the booklet's _types.
 _KNOWN_TYPES = frozenset(
@@ -62,11 +62,6 @@ _FAST = msgspec.json.Decoder(OtMessage | list[OtMessage])
 _ONE = msgspec.json.Decoder(OtMessage)
 
 
-def device_id_of(user: str, device: str) -> str:
-    """Outpost's device id for an OwnTracks user and device."""
-    return f"{user}/{device}"
-
-
 @never_raises
 def decode_owntracks(
     user: str, device: str, payload: bytes, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
@@ -77,7 +72,7 @@ def decode_owntracks(
 
 def decode(user: str, device: str, payload: bytes, max_payload_bytes: int) -> Decoded:
     """decode_owntracks without its safety net, for callers that have one (decode_mqtt)."""
-    return _decode(device_id_of(user, device), payload, max_payload_bytes)
+    return _decode(owntracks_device_id(user, device), payload, max_payload_bytes)
 
 
 @never_raises
@@ -90,24 +85,14 @@ def decode_owntracks_http(
             out = empty()
             out.reject(r.INVALID_DEVICE_ID, None, "X-Limit-U / X-Limit-D must not contain '/'")
             return out
-        return _decode(device_id_of(user, device), body, max_payload_bytes)
+        return _decode(owntracks_device_id(user, device), body, max_payload_bytes)
     return _decode(None, body, max_payload_bytes)
 
 
 def _decode(device_id: str | None, payload: bytes, max_payload_bytes: int) -> Decoded:
     out = empty()
-    if device_id is not None:
-        try:
-            check_device_id(device_id)
-        except ElementError as bad:
-            out.reject(bad.reason, None, bad.detail)
-            return out
-    problem = precheck(payload, max_payload_bytes)
-    if problem is not None:
-        out.reject(problem.reason, device_id, problem.detail)
-        return out
-    if is_blank(payload):
-        out.ignore("owntracks:empty_payload")  # clearing a retained message, not an error
+    # A blank payload clears a retained message, not an error.
+    if not admit(out, payload, max_payload_bytes, device_id, "owntracks:empty_payload"):
         return out
 
     def handle(message: OtMessage) -> None:
@@ -139,10 +124,10 @@ def _identity(device_id: str | None, topic: object) -> str:
 def _from_topic_field(topic: object) -> str:
     if not isinstance(topic, str):
         raise ElementError(r.INVALID_SCHEMA, "`topic` must be a string")
-    parts = topic.split("/")
-    if len(parts) < 3 or parts[0] != "owntracks" or not parts[1] or not parts[2]:
+    levels = owntracks_levels(topic)
+    if levels is None:
         raise ElementError(r.INVALID_SCHEMA, f"`topic` {topic[:60]!r} is not owntracks/{{user}}/{{device}}")
-    return device_id_of(parts[1], parts[2])
+    return owntracks_device_id(levels[1], levels[2])
 
 
 def _location(device_id: str, m: OtMessage) -> Candidate:

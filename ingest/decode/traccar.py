@@ -26,6 +26,7 @@ from ingest.decode.common import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     KNOT_MPS,
     ElementError,
+    admit,
     as_utc,
     check_device_id,
     decode_elements,
@@ -33,7 +34,6 @@ from ingest.decode.common import (
     name_error,
     never_raises,
     number,
-    precheck,
     required,
     scaled,
     unknown_if_negative,
@@ -87,9 +87,8 @@ def decode_traccar_http(
 ) -> Decoded:
     """Decode one OsmAnd / Traccar Client request (query, form body, or JSON body)."""
     out = empty()
-    problem = precheck(body, max_payload_bytes)
-    if problem is not None:
-        out.reject(problem.reason, None, problem.detail)
+    # No blank check: a request without a body may carry its fix in the query.
+    if not admit(out, body, max_payload_bytes, None, None):
         return out
     if _is_json(query, body, content_type):
         _decode_json(body, out)

@@ -16,64 +16,23 @@ import asyncio
 import collections
 import contextlib
 import logging
-import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
+
+from ingest.mqtt.client import call_in_loop, new_client, parse_mqtt_url
+from schemas.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 _MISC_INTERVAL_S = 1.0  # keepalive / reconnect check period
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 10.0
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """A parsed mqtt:// or mqtts:// URL."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Parse mqtt://[user:password@]host[:port] (default 1883) or mqtts://… (default 8883)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r} in {url!r}: use mqtt:// or mqtts://")
-    tls = parts.scheme in ("mqtts", "ssl")
-    if not parts.hostname:
-        raise ValueError(f"no host in MQTT URL {url!r}")
-    return BrokerAddress(
-        host=parts.hostname,
-        port=parts.port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def call_in_loop(
-    loop: asyncio.AbstractEventLoop, loop_thread: int, fn: Callable[..., Any], *args: Any
-) -> None:
-    """`fn(*args)` on `loop`: at once when called on its thread (`loop_thread`), else soon, in call order.
-
-    paho calls its socket callbacks from the worker thread running a (re)connect as well as from the loop.
-    """
-    if threading.get_ident() == loop_thread:
-        fn(*args)
-    else:
-        loop.call_soon_threadsafe(fn, *args)
 
 
 class Publisher:
@@ -119,26 +78,23 @@ class Publisher:
 
     # ----------------------------------------------------------------------------------------------- set-up
     def _make_client(self, protocol: str) -> paho.Client:
-        client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311,
+        client = new_client(
+            paho.Client,
+            self.address,
+            self.client_id,
+            v5=protocol == "5",
+            on_socket_open=self._on_socket_open,
+            on_socket_close=self._on_socket_close,
+            on_register_write=self._on_register_write,
+            on_unregister_write=self._on_unregister_write,
         )
         # paho's own window re-scans its whole message store on every ack once it is full (O(window));
         # the window is enforced here instead, in O(1), so paho's is off.
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
-        if self.address.username is not None:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set_context(ssl.create_default_context())
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         client.on_disconnect = self._on_disconnect
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
         return client
 
     async def connect(self, timeout_s: float = 10.0) -> None:
@@ -322,18 +278,18 @@ class Publisher:
 
     # ---------------------------------------------------------------------------- keepalive and reconnect
     async def _misc_loop(self) -> None:
-        delay_s = _RECONNECT_MIN_S
+        backoff = Backoff(_RECONNECT_MIN_S, _RECONNECT_MAX_S)
         while not self._closing:
             rc = self._client.loop_misc()
             if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                delay_s = _RECONNECT_MIN_S
+                backoff.succeeded()
                 await asyncio.sleep(_MISC_INTERVAL_S)
                 continue
-            await asyncio.sleep(delay_s)
+            await asyncio.sleep(backoff.next_s)
             if self._closing:
                 return
             try:
                 await asyncio.to_thread(self._client.reconnect)
             except OSError as exc:  # includes timeouts and refusals
                 log.info("MQTT reconnect to %s:%s failed: %s", self.address.host, self.address.port, exc)
-                delay_s = min(delay_s * 2, _RECONNECT_MAX_S)
+                backoff.failed()  # the next attempt waits longer

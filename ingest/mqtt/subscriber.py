@@ -14,7 +14,7 @@ whenever the connection drops, and `ack` ignores tokens of an older connection: 
 redelivered on the new one (stored twice, idempotently), and an old packet id is never acknowledged on a
 session that may have reused it.
 
-Three measured shortcuts over stock paho (`_FastClient`), all in this module only (paho is pinned < 3):
+Three measured shortcuts over stock paho (`FastClient`, ingest.mqtt.fast_client; paho is pinned < 3):
 - buffered reads: paho reads every packet with 3+ `recv` calls (command byte, length bytes, body); here
   one `recv` of up to 256 KiB serves many packets;
 - a lean PUBLISH handler: paho builds an MQTT 5 `Properties` object per message (~12 µs, six times the
@@ -32,111 +32,31 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest import metrics
-from ingest.mqtt.publisher import BrokerAddress, call_in_loop, parse_mqtt_url
+from ingest.aio import first_of, sleep_unless
+from ingest.mqtt.client import BrokerAddress, call_in_loop, new_client, parse_mqtt_url
+from ingest.mqtt.fast_client import FastClient
+from ingest.ports import NO_ACK, Message, OnMessages
+from schemas.backoff import Backoff
+from schemas.topics import DEVICE_MESSAGE_FILTERS, FIX_FILTERS
 
 log = logging.getLogger(__name__)
 
-# (topic, payload, ack token). Token NO_ACK: a QoS 0 message, nothing to acknowledge.
-Message = tuple[str, bytes, int]
-NO_ACK = -1
 
-FIX_TOPICS = ("outpost/v1/devices/+/fix", "owntracks/+/+")
-DEVICE_TOPICS = ("outpost/v1/devices/+/reply", "outpost/v1/devices/+/alarm")
-
-_READ_BYTES = 256 * 1024
 _MISC_INTERVAL_S = 1.0
 _MAX_RECEIVE_MAXIMUM = 65535  # MQTT 5: a two-byte integer
-_MID = struct.Struct("!H")
-_PUBACK_HEADER = 0x4002 << 16  # PUBACK, remaining length 2 (success, MQTT 3.1.1 and 5), then the packet id
-
-
-class _FastClient(paho.Client):
-    """paho's client with buffered reads and a lean QoS 0/1 PUBLISH path (see the module docstring)."""
-
-    def __init__(self, sink: Callable[[bytes, bytes, int], None], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._sink = sink
-        self._rbuf = b""
-        self._rpos = 0
-        self.would_block = False  # set when a read found the socket empty
-
-    def ack_many(self, mids: Sequence[int]) -> None:
-        """PUBACK every packet id in `mids` with one buffer and one write; paho's `ack` queues and sends each
-        4-byte packet on its own (a syscall per message)."""
-        if mids:
-            packets = struct.pack(f"!{len(mids)}I", *[_PUBACK_HEADER | mid for mid in mids])
-            self._packet_queue(paho.PUBACK, packets, 0, 0)
-
-    def reset_read_buffer(self) -> None:
-        """Forget buffered bytes (a new connection starts a new stream)."""
-        self._rbuf, self._rpos = b"", 0
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            try:
-                data = super()._sock_recv(_READ_BYTES)
-            except BlockingIOError:
-                self.would_block = True
-                raise
-            if not data:
-                return data  # end of stream: paho reports the connection lost
-            self._rbuf, self._rpos = data, 0
-        start = self._rpos
-        chunk = self._rbuf[start : start + bufsize]
-        self._rpos = start + len(chunk)
-        return chunk
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if qos == 2:  # never at our QoS 1 subscriptions; paho's full path if a broker did it anyway
-            return super()._handle_publish()
-        packet = bytes(self._in_packet["packet"])
-        try:
-            (topic_len,) = _MID.unpack_from(packet, 0)
-            pos = 2 + topic_len
-            topic = packet[2:pos]
-            mid = -1
-            if qos == 1:
-                (mid,) = _MID.unpack_from(packet, pos)
-                pos += 2
-            if self._protocol == MQTTProtocolVersion.MQTTv5:
-                props_len, pos = _varint(packet, pos)
-                pos += props_len
-        except struct.error as exc:
-            raise MalformedPacket(f"PUBLISH too short: {exc}") from exc
-        if pos > len(packet) or not topic:
-            raise MalformedPacket("PUBLISH with a bad topic or properties length")
-        self._sink(topic, packet[pos:], mid)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """An MQTT variable byte integer at `pos`: (value, position after it)."""
-    value, shift = 0, 0
-    for _ in range(4):
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    raise MalformedPacket("variable byte integer longer than 4 bytes")
 
 
 def resolve_protocol(setting: str, mqtt_url: str) -> str:
@@ -159,7 +79,7 @@ class MqttSubscriber:
         self,
         url: str,
         client_id: str,
-        on_messages: Callable[[list[Message], float], None],
+        on_messages: OnMessages,
         *,
         protocol: str = "5",
         shared_group: str = "",
@@ -171,9 +91,9 @@ class MqttSubscriber:
         clean_session: bool = False,
         read_budget: int = 2000,
         clock: Callable[[], float] = time.time,
-        topics: Sequence[str] = FIX_TOPICS + DEVICE_TOPICS,
+        topics: Sequence[str] = FIX_FILTERS + DEVICE_MESSAGE_FILTERS,
     ) -> None:
-        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_TOPICS)."""
+        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_MESSAGE_FILTERS)."""
         if shared_group and protocol != "5":
             raise ValueError("shared subscriptions ($share/…) need MQTT 5: set OUTPOST_MQTT_PROTOCOL=5")
         self.address: BrokerAddress = parse_mqtt_url(url)
@@ -184,7 +104,7 @@ class MqttSubscriber:
         self._receive_maximum = max(1, min(receive_maximum, _MAX_RECEIVE_MAXIMUM))
         self._session_expiry_s = 0 if clean_session else session_expiry_s
         self._keepalive_s = keepalive_s
-        self._reconnect_s = (reconnect_min_s, reconnect_max_s)
+        self._reconnect = Backoff(reconnect_min_s, reconnect_max_s)
         self._clean = clean_session
         self._read_budget = read_budget
         self._clock = clock
@@ -234,7 +154,8 @@ class MqttSubscriber:
         """Connect, stay connected (reconnecting with backoff), and disconnect cleanly once `stop` is set."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        delay_s = self._reconnect_s[0]
+        backoff = self._reconnect
+        backoff.succeeded()
         while not stop.is_set():
             self._lost.clear()
             connections = self._connections
@@ -243,44 +164,41 @@ class MqttSubscriber:
             except (OSError, ssl.SSLError) as exc:
                 log.warning(
                     "MQTT connect failed",
-                    extra={"broker": self._where(), "error": str(exc), "retry_s": delay_s},
+                    extra={"broker": self._where(), "error": str(exc), "retry_s": backoff.next_s},
                 )
             else:
                 misc = asyncio.create_task(self._misc_loop())
-                await _first_of(self._lost.wait(), stop.wait())
+                await first_of(self._lost.wait(), stop.wait())
                 misc.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await misc
-            # A session that came up resets the backoff; refusals and failures lengthen it.
-            delay_s = (
-                self._reconnect_s[0]
-                if self._connections > connections
-                else min(delay_s * 2, self._reconnect_s[1])
-            )
+            # A session that came up resets the backoff; refusals and failures lengthen it (the pause
+            # after a failure is the lengthened one: twice the minimum after the first).
+            if self._connections > connections:
+                backoff.succeeded()
+            else:
+                backoff.failed()
             if not stop.is_set():
-                await _sleep_unless(stop, delay_s)
+                await sleep_unless(stop, backoff.next_s)
         await self._disconnect()
 
     # ------------------------------------------------------------------------------------------ set-up
-    def _make_client(self) -> _FastClient:
-        client = _FastClient(
-            self._sink,
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+    def _make_client(self) -> FastClient:
+        client = new_client(
+            FastClient,
+            self.address,
+            self._client_id,
+            v5=self._v5,
+            on_socket_open=self._on_socket_open,
+            on_socket_close=self._on_socket_close,
+            on_register_write=self._on_register_write,
+            on_unregister_write=self._on_unregister_write,
+            sink=self._sink,
             clean_session=None if self._v5 else self._clean,
             manual_ack=True,
         )
-        if self.address.username is not None:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set_context(ssl.create_default_context())
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
         properties = None
         if self._v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -428,17 +346,3 @@ class MqttSubscriber:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._lost.wait(), 5.0)
         self._drop_connection()
-
-
-async def _sleep_unless(stop: asyncio.Event, delay_s: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay_s)
-
-
-async def _first_of(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from schemas.topics import FIX, device_topic, owntracks_topic
 from sim.loadtest.motion import Sample
 
 BAD_KINDS = ("nan", "out_of_range", "future", "garbage")
@@ -84,7 +85,7 @@ def _fields(sample: Sample, kind: str) -> dict[str, float]:
 
 
 def _outpost(device_id: str, seq: int, ts_ms: int, fields: dict[str, float], kind: str) -> tuple[str, bytes]:
-    topic = f"outpost/v1/devices/{device_id}/fix"
+    topic = device_topic(device_id, FIX)
     if kind == "garbage":
         return topic, b'{"ts": ' + str(ts_ms).encode() + b', "lat": 37.7, "lon": '
     body: dict[str, Any] = {"ts": ts_ms, **fields, "acc_m": 5.0, "battery_pct": 80.0, "seq": seq}
@@ -97,7 +98,7 @@ def _owntracks(
 ) -> tuple[str, bytes]:
     # owntracks/<user>/<device>: the user part carries the run's prefix, so ids stay unique to the run.
     user = device_id[: -len(device) - 1]
-    topic = f"owntracks/{user}/{device}"
+    topic = owntracks_topic(user, device)
     if kind == "garbage":
         return topic, b'{"_type": "location", "lat": '
     body = {

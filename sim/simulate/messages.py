@@ -13,6 +13,7 @@ from typing import Literal
 
 import msgspec
 
+from schemas.topics import FIX, device_topic, owntracks_topic
 from sim.simulate.sample import Sample
 
 Format = Literal["outpost", "owntracks"]
@@ -24,8 +25,8 @@ _encode = msgspec.json.Encoder().encode
 def topic_for(fmt: Format, device_id: str) -> str:
     """The topic a device publishes its fixes on."""
     if fmt == "owntracks":
-        return f"owntracks/{OWNTRACKS_USER}/{device_id}"
-    return f"outpost/v1/devices/{device_id}/fix"
+        return owntracks_topic(OWNTRACKS_USER, device_id)
+    return device_topic(device_id, FIX)
 
 
 def encode(fmt: Format, sample: Sample, ts_ms: int, seq: int) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from ingest.pipeline import UNSAFE_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAFE_DROP_ON_STORE_FAILURE
+from ingest.safeguards import UNSAFE_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAFE_DROP_ON_STORE_FAILURE
 from store.devices import register_unknown
 from store.engine import open_engine
 from store.fixes import count_fixes

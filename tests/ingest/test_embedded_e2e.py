@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import UNSAFE_BROKER_ACK_ON_RECEIPT
+from ingest.safeguards import UNSAFE_BROKER_ACK_ON_RECEIPT
 from tests.support.services import REPO, free_port
 
 OUTPOST = Path(sys.executable).parent / "outpost"

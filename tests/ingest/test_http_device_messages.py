@@ -23,7 +23,8 @@ from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
 from ingest.http import routes
-from ingest.pipeline import OnDeviceMessage, Pipeline
+from ingest.pipeline import Pipeline
+from ingest.ports import OnDeviceMessage
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
 from store import access

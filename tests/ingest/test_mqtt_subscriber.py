@@ -14,7 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.mqtt.subscriber import Message, MqttSubscriber
+from ingest.mqtt.subscriber import MqttSubscriber
+from ingest.ports import Message
 from tests.ingest.ingest_harness import mosquitto_pub, wait_for
 from tests.support.services import Mosquitto
 

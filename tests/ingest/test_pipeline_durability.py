@@ -18,9 +18,10 @@ from sqlalchemy.engine import make_url
 from ingest import pipeline as pipeline_module
 from ingest.batch import Batch
 from ingest.devices import DeviceDirectory
-from ingest.pipeline import STORE_REFUSED, Pipeline
+from ingest.pipeline import Pipeline
 from ingest.spool import Spool
 from ingest.validate import Validator
+from ingest.write import STORE_REFUSED
 from schemas.fix import Fix, RejectedMessage
 from store.engine import open_engine
 from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected

@@ -9,7 +9,8 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
-from ingest.mqtt.publisher import Publisher, parse_mqtt_url
+from ingest.mqtt.client import parse_mqtt_url
+from ingest.mqtt.publisher import Publisher
 from tests.ingest.mqtt_collect import collect
 from tests.support.services import Mosquitto
 

@@ -1,0 +1,18 @@
+"""What ingest knows of a registered device: shared by the rules, the validator and the device directory.
+
+A leaf (it imports nothing of ingest), so that `rules` and `validate` both depend on it and not on each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What validation needs to know about a registered device."""
+
+    device_id: str
+    enabled: bool
+    unit_id: str | None
+    kind: str = "other"

@@ -1,0 +1,86 @@
+"""HTTP ingestion for phones that cannot speak MQTT: OsmAnd / Traccar Client and OwnTracks HTTP mode, and
+the devices' answers to offers and SOS alarms.
+
+Same decoding, validation, storage and guarantees as MQTT; the status code tells the device what became
+of its fix, so its own buffer does the rest:
+
+- 200: stored (committed in the database, or in the durable spool). OwnTracks gets `[]` (no commands).
+- 400 / 403: rejected, with every reason (`application/problem+json`); 403 for unknown or disabled devices.
+- 401: the device has credentials and did not present its secret (HTTP basic password, `?key=`, or
+  `Authorization: Bearer`); the basic-auth user name is not checked (OwnTracks sends its user there).
+- 503: not durable in time (database down and spool full, or overloaded): retry later.
+
+Replies and alarms (`POST /ingest/v1/devices/{device_id}/reply` and `/alarm`, the HTTP twins of the MQTT
+topics) are authenticated the same way (401, 403), limited to `max_payload_bytes` (413), checked for shape
+(400), and handed to dispatch through `Pipeline.forward_device_message`. 202 answers with what dispatch made
+of them: `{"outcome": "taken" | "refused" | "forwarded", "detail"}` ("forwarded": no outcome within
+`http_durable_timeout_s`, or none reported); 503 when no dispatcher is attached (the `ingest` role).
+
+The composition root mounts `routes(pipeline)`; the API's bearer-token middleware skips `/ingest/`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ingest.decode import decode_owntracks_http, decode_traccar_http
+from ingest.http.auth import DeviceAuth
+from ingest.http.devices import ALARM_PATH, REPLY_PATH, device_message
+from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH, read_body, submit_fixes
+from ingest.http.openapi import OPENAPI_PATHS
+from ingest.pipeline import Pipeline
+
+__all__ = ["OPENAPI_PATHS", "DeviceAuth", "IngestRoutes", "routes"]
+
+
+def routes(pipeline: Pipeline, *, clock: Callable[[], float] = time.time) -> web.RouteTableDef:
+    """The ingestion routes under /ingest/, bound to `pipeline`."""
+    settings = pipeline.settings
+    auth = DeviceAuth(pipeline.directory, settings.http_auth_cache_s)
+    limit = settings.max_payload_bytes
+    table = web.RouteTableDef()
+
+    @table.get(OSMAND_PATH)
+    @table.post(OSMAND_PATH)
+    async def osmand(request: web.Request) -> web.StreamResponse:
+        received_s = clock()
+        body = await read_body(request, limit)
+        query = dict(request.query)
+        decoded = decode_traccar_http(
+            query, body, request.headers.get("Content-Type"), max_payload_bytes=limit
+        )
+        raw = request.query_string.encode() + (b"\n" + body if body else b"")
+        return await submit_fixes(pipeline, auth, request, decoded, raw, received_s, owntracks=False)
+
+    @table.post(OWNTRACKS_PATH)
+    async def owntracks(request: web.Request) -> web.StreamResponse:
+        received_s = clock()
+        body = await read_body(request, limit)
+        user = request.headers.get("X-Limit-U") or request.query.get("u")
+        device = request.headers.get("X-Limit-D") or request.query.get("d")
+        decoded = decode_owntracks_http(user, device, body, max_payload_bytes=limit)
+        return await submit_fixes(pipeline, auth, request, decoded, body, received_s, owntracks=True)
+
+    @table.post(REPLY_PATH)
+    async def reply(request: web.Request) -> web.Response:
+        return await device_message(pipeline, auth, request, "reply")
+
+    @table.post(ALARM_PATH)
+    async def alarm(request: web.Request) -> web.Response:
+        return await device_message(pipeline, auth, request, "alarm")
+
+    return table
+
+
+class IngestRoutes:
+    """The device endpoints (/ingest/…) as a plugin of the dispatcher's API (its `ApiPlugin` shape)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.routes = routes(pipeline)
+        self.openapi_paths = OPENAPI_PATHS
+
+    def setup(self, app: web.Application) -> None:
+        """Nothing to attach: the pipeline runs under the ingest task."""

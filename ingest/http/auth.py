@@ -1,0 +1,82 @@
+"""Device authentication over HTTP: the device secret (basic auth password, `?key=`, or bearer token)
+checked against the directory's hashes, with successes cached (scrypt is slow)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+
+from ingest import metrics
+from ingest.devices import DeviceDirectory
+from ingest.http.problems import problem
+from schemas.credentials import verify_secret
+
+_AUTH_CACHE_MAX = 10000
+
+
+class DeviceAuth:
+    """Checks device secrets against the directory's hashes; successes are cached (scrypt is slow)."""
+
+    def __init__(
+        self, directory: DeviceDirectory, cache_s: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._directory = directory
+        self._cache_s = cache_s
+        self._monotonic = monotonic
+        self._verified: dict[tuple[str, str, str], float] = {}  # (device, secret digest, hash) → expiry
+
+    async def allows(self, device_id: str, secret: str | None) -> bool:
+        """Whether `secret` opens `device_id`. Until credentials are issued for a device its id alone
+        identifies it, as with Traccar Client; production issues credentials for every device."""
+        stored = self._directory.secret_hash(device_id)
+        if stored is None:
+            return True
+        if not secret:
+            return False
+        # The stored hash is part of the key: new credentials void cached successes of the old secret.
+        key = (device_id, hashlib.sha256(secret.encode()).hexdigest(), stored)
+        now = self._monotonic()
+        if self._verified.get(key, 0.0) > now:
+            return True
+        if not await asyncio.to_thread(verify_secret, secret, stored):
+            return False
+        if len(self._verified) >= _AUTH_CACHE_MAX:
+            self._verified.clear()
+        self._verified[key] = now + self._cache_s
+        return True
+
+
+async def refresh_if_unknown(directory: DeviceDirectory, device_ids: Iterable[str]) -> None:
+    """Reload the directory (rate-limited) when a device is unknown: it may have been registered a moment
+    ago, with credentials that must be checked before anything it sent is taken."""
+    if any(directory.get(d) is None for d in device_ids) and directory.miss_refresh_due():
+        await directory.load()
+
+
+def unauthorized() -> web.Response:
+    """401, counted: the device has credentials and did not present its secret."""
+    metrics.UNAUTHORIZED.inc()
+    return problem(
+        401, "device secret missing or wrong", [], headers={"WWW-Authenticate": 'Basic realm="outpost"'}
+    )
+
+
+def secret_of(request: web.Request) -> str | None:
+    """The secret the request presents: basic auth password (the user name is not checked: OwnTracks
+    sends its user there), bearer token, or the `key` query parameter."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    return request.query.get("key")

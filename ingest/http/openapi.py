@@ -1,0 +1,192 @@
+"""The OpenAPI description of the ingest endpoints (merged into the API's document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.http.devices import ALARM_PATH, REPLY_PATH
+from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH
+
+_PROBLEM = {
+    "application/problem+json": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "reasons": {"type": "array", "items": {"type": "string"}},
+                "detail": {"type": "string"},
+            },
+        }
+    }
+}
+_RESPONSES = {
+    "401": {
+        "description": "The device has credentials: present its secret (basic auth password, "
+        "`key` query parameter or bearer token).",
+        "content": _PROBLEM,
+    },
+    "400": {
+        "description": "Rejected: every reason is listed; the fix is dead-lettered.",
+        "content": _PROBLEM,
+    },
+    "403": {"description": "Unknown or disabled device.", "content": _PROBLEM},
+    "503": {
+        "description": "Not stored yet (database and spool unavailable, or overloaded): retry later.",
+        "content": _PROBLEM,
+    },
+}
+_OSMAND_PARAMS = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": doc}
+    for name, kind, doc in (
+        ("id", "string", "Device id (also `deviceid`)."),
+        ("lat", "number", "Latitude, degrees."),
+        ("lon", "number", "Longitude, degrees."),
+        ("timestamp", "string", "Epoch seconds or milliseconds, or ISO 8601; default: arrival time."),
+        ("speed", "number", "Speed, knots."),
+        ("bearing", "number", "Heading, degrees."),
+        ("altitude", "number", "Altitude, metres."),
+        ("accuracy", "number", "Accuracy, metres."),
+        ("batt", "number", "Battery, percent."),
+        ("mock", "boolean", "The location may be spoofed."),
+        ("key", "string", "The device secret, if not sent as basic auth or bearer token."),
+    )
+]
+_OK_TEXT = {"200": {"description": "Stored.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+_DEVICE_BODIES: dict[str, dict[str, Any]] = {
+    "reply": {
+        "type": "object",
+        "required": ["offer_id", "answer"],
+        "properties": {
+            "offer_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "answer": {"type": "string", "enum": ["accept", "decline"]},
+        },
+    },
+    "alarm": {
+        "type": "object",
+        "properties": {
+            "lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "Degrees."},
+            "lat": {"type": "number", "minimum": -90, "maximum": 90, "description": "Degrees."},
+            "description": {"type": "string", "maxLength": 4000},
+        },
+        "description": "Optional (an empty body is an SOS): without lon/lat, the unit's last position.",
+    },
+}
+_DEVICE_SUMMARIES = {
+    "reply": "A device accepts or declines an offer (the HTTP twin of MQTT `outpost/v1/devices/{id}/reply`)",
+    "alarm": "A device raises an SOS: a P1 incident (the HTTP twin of MQTT `outpost/v1/devices/{id}/alarm`)",
+}
+
+
+def _device_operation(kind: str) -> dict[str, Any]:
+    return {
+        "summary": _DEVICE_SUMMARIES[kind],
+        "tags": ["ingest"],
+        "security": [],
+        "parameters": [
+            {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "key",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The device secret, if not sent as basic auth or bearer token.",
+            },
+        ],
+        "requestBody": {
+            "required": kind == "reply",
+            "content": {"application/json": {"schema": _DEVICE_BODIES[kind]}},
+        },
+        "responses": {
+            "202": {
+                "description": "Handed to dispatch. `taken`: done (offer answered, incident raised); "
+                "`refused`: dispatch would not (the offer is closed, the device is not the unit's, no "
+                "position), see `detail`; `forwarded`: no outcome in time, it is still being handled.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["outcome", "detail"],
+                            "properties": {
+                                "outcome": {"type": "string", "enum": ["taken", "refused", "forwarded"]},
+                                "detail": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "400": {"description": "Malformed body (`detail` says why).", "content": _PROBLEM},
+            "401": _RESPONSES["401"],
+            "403": _RESPONSES["403"],
+            "413": {"description": "Body larger than `max_payload_bytes`.", "content": _PROBLEM},
+            "503": {
+                "description": "No dispatcher behind this ingest (the `ingest` role).",
+                "content": _PROBLEM,
+            },
+        },
+    }
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    OSMAND_PATH: {
+        "get": {
+            "summary": "OsmAnd / Traccar Client position (query parameters)",
+            "tags": ["ingest"],
+            "security": [],
+            "parameters": _OSMAND_PARAMS,
+            "responses": {**_OK_TEXT, **_RESPONSES},
+        },
+        "post": {
+            "summary": "Traccar Client 9+ position (JSON body) or OsmAnd form body",
+            "tags": ["ingest"],
+            "security": [],
+            "parameters": _OSMAND_PARAMS,
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["device_id", "location"],
+                            "properties": {"device_id": {"type": "string"}, "location": {"type": "object"}},
+                        }
+                    },
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                }
+            },
+            "responses": {**_OK_TEXT, **_RESPONSES},
+        },
+    },
+    OWNTRACKS_PATH: {
+        "post": {
+            "summary": "OwnTracks HTTP mode (device id `user/device` from X-Limit-U / X-Limit-D)",
+            "tags": ["ingest"],
+            "security": [],
+            "parameters": [
+                {"name": "X-Limit-U", "in": "header", "schema": {"type": "string"}, "description": "User."},
+                {"name": "X-Limit-D", "in": "header", "schema": {"type": "string"}, "description": "Device."},
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["_type"],
+                            "properties": {"_type": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Stored (or ignored: not a location). No commands for the device.",
+                    "content": {"application/json": {"schema": {"type": "array", "maxItems": 0}}},
+                },
+                **_RESPONSES,
+            },
+        },
+    },
+    REPLY_PATH: {"post": _device_operation("reply")},
+    ALARM_PATH: {"post": _device_operation("alarm")},
+}

@@ -1,0 +1,93 @@
+"""The MQTT topics devices and Outpost speak on: their names, how to build them, and how to read them.
+
+    outpost/v1/devices/{device_id}/fix       a device's fixes, Outpost's own format (ingest decodes them)
+    outpost/v1/devices/{device_id}/reply     a device's answer to an offer (handed to dispatch)
+    outpost/v1/devices/{device_id}/alarm     a device's SOS (handed to dispatch)
+    outpost/v1/devices/{device_id}/offers    what Outpost sends a device: offers, their end, outcomes
+    owntracks/{user}/{device}[/{subtopic}]   OwnTracks; the device id is "{user}/{device}"
+
+Pure string work, no I/O. The parsers run once per message on the ingest's hot path: they slice and
+compare, and allocate no more than the device id they return.
+"""
+
+from __future__ import annotations
+
+DEVICES_PREFIX = "outpost/v1/devices/"
+OWNTRACKS_ROOT = "owntracks"
+OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
+
+FIX = "fix"
+REPLY = "reply"
+ALARM = "alarm"
+OFFERS = "offers"
+DEVICE_MESSAGE_KINDS = (REPLY, ALARM)  # what a device may send besides fixes
+
+_FIX_SUFFIX = "/" + FIX
+
+
+def device_topic(device_id: str, kind: str) -> str:
+    """`outpost/v1/devices/{device_id}/{kind}` (`device_id` "+" makes the subscription filter)."""
+    return f"{DEVICES_PREFIX}{device_id}/{kind}"
+
+
+def owntracks_topic(user: str, device: str) -> str:
+    """`owntracks/{user}/{device}`, where the OwnTracks app publishes its locations."""
+    return f"{OWNTRACKS_PREFIX}{user}/{device}"
+
+
+def owntracks_device_id(user: str, device: str) -> str:
+    """Outpost's device id for an OwnTracks user and device: the topic without its `owntracks/` prefix."""
+    return f"{user}/{device}"
+
+
+# What the ingest subscribes to: fixes (both formats), and the device messages dispatch handles.
+FIX_FILTERS = (device_topic("+", FIX), owntracks_topic("+", "+"))
+DEVICE_MESSAGE_FILTERS = tuple(device_topic("+", kind) for kind in DEVICE_MESSAGE_KINDS)
+REPLY_FILTER = device_topic("+", REPLY)
+
+
+def fix_device_id(topic: str) -> str | None:
+    """The device id of `outpost/v1/devices/{device_id}/fix`; None for another topic, or an id that is
+    empty or spans levels."""
+    if topic.startswith(DEVICES_PREFIX) and topic.endswith(_FIX_SUFFIX):
+        device_id = topic[len(DEVICES_PREFIX) : -len(_FIX_SUFFIX)]
+        if device_id and "/" not in device_id:
+            return device_id
+    return None
+
+
+def is_device_message_topic(topic: str) -> bool:
+    """Under `outpost/v1/devices/` but not a fix: never decoded as a position (see `device_message_of`)."""
+    return topic.startswith(DEVICES_PREFIX) and not topic.endswith(_FIX_SUFFIX)
+
+
+def device_message_of(topic: str) -> tuple[str, str] | None:
+    """(device id, kind) of `outpost/v1/devices/{device_id}/reply|alarm`; None for any other topic. The id
+    is everything up to the last level (a `+` subscription delivers one level only)."""
+    if not topic.startswith(DEVICES_PREFIX):
+        return None
+    device_id, _, kind = topic[len(DEVICES_PREFIX) :].rpartition("/")
+    if not device_id or kind not in DEVICE_MESSAGE_KINDS:
+        return None
+    return device_id, kind
+
+
+def owntracks_levels(topic: str) -> list[str] | None:
+    """The levels of `owntracks/{user}/{device}[/{subtopic}…]` (user and device not empty); None for any
+    other topic. Index 1 is the user, 2 the device, 3 on the subtopics."""
+    if not topic.startswith(OWNTRACKS_PREFIX):
+        return None
+    levels = topic.split("/")
+    if len(levels) < 3 or not levels[1] or not levels[2]:
+        return None
+    return levels
+
+
+def matches(levels: list[str], pattern: list[str]) -> bool:
+    """MQTT topic matching of a topic's levels against a filter's (`+` one level, `#` the rest)."""
+    for i, want in enumerate(pattern):
+        if want == "#":
+            return True
+        if i >= len(levels) or (want != "+" and want != levels[i]):
+            return False
+    return len(levels) == len(pattern)
