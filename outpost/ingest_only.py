@@ -17,6 +17,7 @@ from ingest.settings import IngestSettings
 from outpost.logs import configure_logging
 from outpost.settings import load, read_sources
 from outpost.supervise import stop_on_signals
+from schemas.config import ConfigError
 from store.engine import open_engine
 from store.settings import StoreSettings
 
@@ -27,9 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on 127.0.0.1:PORT")
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
-    sources = read_sources()
-    settings, store = load(IngestSettings, sources), load(StoreSettings, sources)
+    try:
+        configure_logging(args.log_level)
+        sources = read_sources()
+        settings, store = load(IngestSettings, sources), load(StoreSettings, sources)
+    except ConfigError as exc:
+        print(f"outpost.ingest_only: configuration error: {exc}", file=sys.stderr)
+        return 2
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     engine = open_engine(store.database_url, pool_size=store.database_pool_size)

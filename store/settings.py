@@ -15,12 +15,13 @@ class StoreSettings:
     """Read from OUTPOST_* variables by the composition root (see outpost.settings)."""
 
     # `postgresql://user:pass@host:port/db` for production (PostGIS required, TimescaleDB used when present),
-    # or `sqlite:///path/to/file.db` for the embedded default.
+    # or `sqlite:///path/to/file.db` for the embedded default (a file: an in-memory database would lose
+    # every fix it acknowledged).
     database_url: Annotated[
         str,
         matching(
-            r"^(?:postgresql://|sqlite:///).",
-            "`postgresql://…` or `sqlite:///…`",
+            r"^(?:postgresql://|sqlite:///(?!:memory:)).",
+            "`postgresql://…` or `sqlite:///<file>`",
             "postgresql://outpost:secret@db:5432/outpost",
             "sqlite:///./outpost-data/outpost.db",
         ),
