@@ -156,11 +156,11 @@ async def run_loadtest(args: argparse.Namespace) -> int:
         print(f"outpost loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # Imported here, not at the top: `outpost --help` builds every subcommand's parser, and the run's
-    # machinery (matplotlib above all) would slow every other command down.
-    from sim.loadtest import runner
-    from sim.loadtest.chart import write_chart
-    from sim.loadtest.report import build_report, render_summary, write_json
-    from sim.loadtest.store import open_readonly
+    # machinery (the `sim` extra: HDR histograms, matplotlib) is neither fast to import nor always installed.
+    from sim.loadtest import runner  # noqa: PLC0415
+    from sim.loadtest.chart import write_chart  # noqa: PLC0415
+    from sim.loadtest.report import build_report, render_summary, write_json  # noqa: PLC0415
+    from sim.loadtest.store import open_readonly  # noqa: PLC0415
 
     engine = open_readonly(plan.db_url) if plan.db_url else None
     try:
