@@ -12,35 +12,35 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import Histogram
-from sqlalchemy import Engine
 
 from dispatch.audit import AuditLog
 from dispatch.auth import TokenAuthority, auth_middleware
-from dispatch.clock import Clock
 from dispatch.collector import GcPolicy
-from dispatch.events import EventBus
-from dispatch.fleet import Fleet, FleetEvent
+from dispatch.fleet import FleetEvent
+from dispatch.keys import (
+    AUDIT_KEY,
+    BUS_KEY,
+    CLOCK_KEY,
+    CONTEXT_KEY,
+    ENGINE_KEY,
+    FLEET_KEY,
+    OPENAPI_KEY,
+    SETTINGS_KEY,
+    TOKENS_KEY,
+    ApiContext,
+)
 from dispatch.openapi import build_document
 from dispatch.problems import problems_middleware
-from dispatch.settings import ApiSettings
+from dispatch.routes import CORE_ROUTES
+from dispatch.routes.stream import stream_event
+
+__all__ = ["API_VERSION", "ApiContext", "ApiPlugin", "init_app", "metrics_middleware"]
 
 API_VERSION = "1.0.0"
-
-
-@dataclass(frozen=True)
-class ApiContext:
-    """What the API needs from the composition root."""
-
-    engine: Engine
-    fleet: Fleet
-    bus: EventBus
-    clock: Clock
-    settings: ApiSettings
 
 
 class ApiPlugin(Protocol):
@@ -56,16 +56,6 @@ class ApiPlugin(Protocol):
         """Attach what the routes need (app keys, cleanup_ctx background tasks)."""
         ...
 
-
-CONTEXT_KEY = web.AppKey("outpost.context", ApiContext)
-ENGINE_KEY = web.AppKey("outpost.engine", Engine)
-FLEET_KEY = web.AppKey("outpost.fleet", Fleet)
-BUS_KEY = web.AppKey("outpost.bus", EventBus)
-CLOCK_KEY = web.AppKey("outpost.clock", Clock)  # type: ignore[type-abstract]
-SETTINGS_KEY = web.AppKey("outpost.api_settings", ApiSettings)
-AUDIT_KEY = web.AppKey("outpost.audit", AuditLog)
-TOKENS_KEY = web.AppKey("outpost.tokens", TokenAuthority)
-OPENAPI_KEY = web.AppKey("outpost.openapi", dict[str, Any])
 
 REQUEST_SECONDS = Histogram(
     "outpost_http_request_seconds",
@@ -97,8 +87,6 @@ async def metrics_middleware(
 
 def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Application:
     """Build the API application around `ctx`, with `plugins` mounted and documented."""
-    from dispatch.routes import CORE_ROUTES  # the route modules import this module's keys
-
     authority = TokenAuthority(ctx.engine, ctx.clock, ctx.settings.token_cache_s)
     app = web.Application(middlewares=[problems_middleware, auth_middleware(authority), metrics_middleware])
     app[CONTEXT_KEY] = ctx
@@ -145,8 +133,6 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 
 async def _live_stream(app: web.Application) -> AsyncIterator[None]:
     """Forward fleet events to the bus and run its coalescing flusher while the app runs."""
-    from dispatch.routes.stream import stream_event
-
     fleet, bus = app[FLEET_KEY], app[BUS_KEY]
 
     def forward(event: FleetEvent) -> None:

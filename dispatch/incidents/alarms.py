@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from dispatch.incidents.models import IncidentIn
+from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.problems import InvalidParameter
 
 if TYPE_CHECKING:
     from dispatch.fleet import Fleet
-    from dispatch.incidents.service import DeviceReply, IncidentService
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ async def raise_alarm(
     incidents: IncidentService, fleet: Fleet, device_id: str, payload: bytes
 ) -> DeviceReply:
     """A body camera's SOS button: a P1 incident at the alarm's position, or its unit's last position."""
-    from dispatch.incidents.service import DeviceReply
-
     try:
         alarm = msgspec.json.decode(payload or b"{}", type=AlarmIn)
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from dispatch.app import AUDIT_KEY
 from dispatch.auth import principal
 from dispatch.incidents import models as m
 from dispatch.incidents.core import Stepped
 from dispatch.incidents.idempotency import IdempotencyHeader, idempotent
 from dispatch.incidents.service import IncidentService
 from dispatch.incidents.states import Event
+from dispatch.keys import AUDIT_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter
 from dispatch.routes.params import Integer, PathId, Words, encode, read_body

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from dispatch.app import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.blocking import run_db
+from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter, NotFound
 from dispatch.routes import models

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatch.app import CLOCK_KEY, ENGINE_KEY, FLEET_KEY
 from dispatch.blocking import run_db
+from dispatch.keys import CLOCK_KEY, ENGINE_KEY, FLEET_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, NotFound
 from dispatch.routes import models, present

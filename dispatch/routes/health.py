@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from dispatch.app import FLEET_KEY, OPENAPI_KEY
+from dispatch.keys import FLEET_KEY, OPENAPI_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.routes.models import Health
 from dispatch.routes.params import encode

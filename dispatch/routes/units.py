@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatch.app import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, FLEET_KEY, SETTINGS_KEY
 from dispatch.auth import principal
 from dispatch.blocking import run_db
+from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, FLEET_KEY, SETTINGS_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes import models, present

@@ -14,10 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
 from sqlalchemy import Engine
 
-from dispatch.app import AUDIT_KEY, ApiContext, ApiPlugin, init_app
+from dispatch.app import ApiContext, ApiPlugin, init_app
 from dispatch.clock import ManualClock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
+from dispatch.keys import AUDIT_KEY
 from dispatch.settings import ApiSettings
 from schemas.fix import Fix
 from store import access

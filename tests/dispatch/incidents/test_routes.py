@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dispatch.app import AUDIT_KEY
 from dispatch.incidents.routes import api
+from dispatch.keys import AUDIT_KEY
 from store import access
 from tests.dispatch.incidents.world import CENTRE, Served, point, served
 
