@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from sim.loadtest.metrics import Recorder
+from sim.loadtest.crew import Crew
 from sim.loadtest.pacer import Pacer
-from sim.loadtest.plan import Plan
 
 NEAREST = "nearest"
 CREATE_INCIDENT = "create_incident"
@@ -58,19 +56,10 @@ def incident_body(lon: float, lat: float, run_tag: str) -> dict[str, Any]:
 class DispatcherLoad:
     """Runs the scheduled API calls against `plan.http_url` until the plan's duration has passed."""
 
-    def __init__(
-        self,
-        plan: Plan,
-        session: aiohttp.ClientSession,
-        recorder: Recorder,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
-        self.plan = plan
+    def __init__(self, crew: Crew, session: aiohttp.ClientSession) -> None:
+        plan = crew.plan
+        self.plan, self.recorder, self.clock, self.sleep = plan, crew.recorder, crew.clock, crew.sleep
         self.session = session
-        self.recorder = recorder
-        self.clock = clock
-        self.sleep = sleep
         self.stats = {NEAREST: CallStats(), CREATE_INCIDENT: CallStats()}
         self.base_url = plan.http_url.rstrip("/")
         self._rng = random.Random(plan.seed + 2)

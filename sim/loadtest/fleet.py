@@ -5,23 +5,18 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
 
-from sim.loadtest.ledger import Ledger
+from sim.loadtest.crew import Crew
 from sim.loadtest.messages import BAD_KINDS, VALID, Message, build
-from sim.loadtest.metrics import Recorder
 from sim.loadtest.motion import Motion
 from sim.loadtest.pacer import Pacer
-from sim.loadtest.plan import SECOND_RESOLUTION_FORMATS, Plan
+from sim.loadtest.plan import SECOND_RESOLUTION_FORMATS
 from sim.loadtest.transport import Transport
 
 # A redelivery goes out this long after the original: late enough that the original is usually committed,
 # so the store's idempotence is what prevents the duplicate, not a batch that dedupes in memory.
 REDELIVER_DELAY_S = 1.0
 _MAX_TICK_S = 0.05
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def device_name(i: int) -> str:
@@ -32,27 +27,16 @@ def device_name(i: int) -> str:
 class Fleet:
     """Publishes `plan.fleet_messages` messages round robin over the devices, on an open-loop schedule."""
 
-    def __init__(
-        self,
-        plan: Plan,
-        transport: Transport,
-        ledger: Ledger,
-        recorder: Recorder,
-        motions: list[Motion],
-        clock: Clock,
-        sleep: Sleep,
-    ) -> None:
-        self.plan = plan
+    def __init__(self, crew: Crew, transport: Transport, motions: list[Motion]) -> None:
+        plan = crew.plan
+        self.plan, self.ledger, self.recorder = plan, crew.ledger, crew.recorder
+        self.clock, self.sleep = crew.clock, crew.sleep
         self.transport = transport
-        self.ledger = ledger
-        self.recorder = recorder
         self.motions = motions
-        self.clock = clock
-        self.sleep = sleep
         self.names = [device_name(i) for i in range(plan.devices)]
         self.ids = [plan.device_prefix + n for n in self.names]
         self.last_ts_ms = [0] * plan.devices
-        self.pacer = Pacer(plan.devices * plan.rate_hz, clock(), plan.fleet_messages)
+        self.pacer = Pacer(plan.devices * plan.rate_hz, crew.clock(), plan.fleet_messages)
         self._rng = random.Random(plan.seed)
         self._sent_first = 0
         self._bad_count = 0

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy import Engine
 
+from sim.loadtest.crew import Crew
 from sim.loadtest.dispatcher import DispatcherLoad
 from sim.loadtest.fleet import Fleet
 from sim.loadtest.ledger import Ledger
@@ -93,22 +94,19 @@ class _Run:
         self.notes: list[str] = []
         self.ledger = Ledger(plan.format)
         self.recorder = Recorder(clock())
+        crew = Crew(plan, self.ledger, self.recorder, clock, sleep)
         self.procs = ProcWatch(_processes(plan, self.notes), clock)
         self.store = RunStore(engine, plan.run_tag) if engine is not None else None
         self.watcher = None
         if self.store is not None and tools.watch_interval_s > 0:
-            self.watcher = CommitWatcher(
-                self.store, self.ledger, self.recorder, clock, sleep, tools.watch_interval_s
-            )
+            self.watcher = CommitWatcher(crew, self.store, tools.watch_interval_s)
         self.probe = None
         if probe_transport is not None:
-            self.probe = VisibilityProbe(
-                plan, probe_transport, self.ledger, self.recorder, session, clock, sleep
-            )
+            self.probe = VisibilityProbe(crew, probe_transport, session)
         traces = load_traces(plan.traces) if plan.traces else None
         motions = build_motions(plan.devices, plan.area, plan.seed, traces)
-        self.fleet = Fleet(plan, transport, self.ledger, self.recorder, motions, clock, sleep)
-        self.dispatcher = DispatcherLoad(plan, session, self.recorder, clock, sleep)
+        self.fleet = Fleet(crew, transport, motions)
+        self.dispatcher = DispatcherLoad(crew, session)
         self.fleet_done_s = 0.0
         self.drained = False
 

@@ -10,17 +10,14 @@ so they add one request per poll interval to the API load at most.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
 from geo.distance import destination
-from sim.loadtest.ledger import Ledger
+from sim.loadtest.crew import Crew
 from sim.loadtest.messages import VALID, build
-from sim.loadtest.metrics import Recorder
 from sim.loadtest.motion import Sample
-from sim.loadtest.plan import Plan
 from sim.loadtest.transport import Transport
 
 STEP_M = 30.0
@@ -55,23 +52,17 @@ class VisibilityProbe:
 
     def __init__(
         self,
-        plan: Plan,
+        crew: Crew,
         transport: Transport,
-        ledger: Ledger,
-        recorder: Recorder,
         session: aiohttp.ClientSession,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
         poll_interval_s: float = 0.005,
         timeout_s: float = 5.0,
     ) -> None:
-        self.plan = plan
+        plan = crew.plan
+        self.plan, self.ledger, self.recorder = plan, crew.ledger, crew.recorder
+        self.clock, self.sleep = crew.clock, crew.sleep
         self.transport = transport
-        self.ledger = ledger
-        self.recorder = recorder
         self.session = session
-        self.clock = clock
-        self.sleep = sleep
         self.poll_interval_s = poll_interval_s
         self.timeout_s = timeout_s
         self.timeouts = 0

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from sim.loadtest.ledger import Ledger
-from sim.loadtest.metrics import Recorder
+from sim.loadtest.crew import Crew
 from sim.loadtest.store import RunStore
 
 _NAME_LEN = 7  # d000001 / p000001
@@ -27,19 +25,14 @@ class CommitWatcher:
 
     def __init__(
         self,
+        crew: Crew,
         store: RunStore,
-        ledger: Ledger,
-        recorder: Recorder,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
         interval_s: float = 0.1,
         give_up_s: float = 10.0,
     ) -> None:
+        ledger = crew.ledger
+        self.ledger, self.recorder, self.clock, self.sleep = ledger, crew.recorder, crew.clock, crew.sleep
         self.store = store
-        self.ledger = ledger
-        self.recorder = recorder
-        self.clock = clock
-        self.sleep = sleep
         self.interval_s = interval_s
         self.give_up_s = give_up_s
         self.polls = 0

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from sim.loadtest.crew import Crew
 from sim.loadtest.dispatcher import CREATE_INCIDENT, NEAREST, DispatcherLoad
 from sim.loadtest.ledger import Ledger
 from sim.loadtest.metrics import Recorder
@@ -74,7 +75,7 @@ async def test_dispatcher_load_paces_calls_and_counts_outcomes() -> None:
     recorder = Recorder(0.0)
     try:
         async with aiohttp.ClientSession(headers={"Authorization": "Bearer t0k"}) as session:
-            load = DispatcherLoad(plan, session, recorder, time.time, asyncio.sleep)
+            load = DispatcherLoad(Crew(plan, Ledger(), recorder, time.time, asyncio.sleep), session)
             await load.run()
     finally:
         await server.close()
@@ -105,13 +106,9 @@ async def test_probes_time_publish_to_visible() -> None:
     try:
         async with aiohttp.ClientSession(headers={"Authorization": "Bearer t0k"}) as session:
             probe = VisibilityProbe(
-                plan,
+                Crew(plan, ledger, recorder, time.time, asyncio.sleep),
                 transport,
-                ledger,
-                recorder,
                 session,
-                time.time,
-                asyncio.sleep,
                 poll_interval_s=0.001,
                 timeout_s=2.0,
             )

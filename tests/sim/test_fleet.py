@@ -8,6 +8,7 @@ import json
 import math
 from collections import Counter
 
+from sim.loadtest.crew import Crew
 from sim.loadtest.fleet import REDELIVER_DELAY_S, Fleet
 from sim.loadtest.ledger import Ledger
 from sim.loadtest.messages import VALID, Message
@@ -23,7 +24,7 @@ def run_fleet(plan: Plan) -> tuple[RecordingTransport, Ledger, SimTime]:
     ledger = Ledger(plan.format)
     recorder = Recorder(sim.clock())
     motions = build_motions(plan.devices, plan.area, plan.seed)
-    fleet = Fleet(plan, transport, ledger, recorder, motions, sim.clock, sim.sleep)
+    fleet = Fleet(Crew(plan, ledger, recorder, sim.clock, sim.sleep), transport, motions)
     asyncio.run(fleet.run())
     return transport, ledger, sim
 

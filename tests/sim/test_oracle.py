@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from schemas.fix import Fix, RejectedMessage
+from sim.loadtest.crew import Crew
 from sim.loadtest.fleet import Fleet
 from sim.loadtest.ledger import Ledger
 from sim.loadtest.messages import VALID, Message
@@ -49,9 +50,8 @@ def sent_run(bad_share: float = 0.1) -> tuple[Plan, Ledger, list[Message], SimTi
     sim = SimTime(start_s=time.time() - 60.0)  # recent: inside the partitions migrate created
     transport = RecordingTransport()
     ledger = Ledger()
-    fleet = Fleet(
-        plan, transport, ledger, Recorder(sim.clock()), build_motions(5, plan.area, 1), sim.clock, sim.sleep
-    )
+    crew = Crew(plan, ledger, Recorder(sim.clock()), sim.clock, sim.sleep)
+    fleet = Fleet(crew, transport, build_motions(5, plan.area, 1))
     asyncio.run(fleet.run())
     return plan, ledger, transport.messages, sim
 
@@ -153,7 +153,7 @@ def test_the_commit_watcher_times_fixes_as_they_appear(engine: Engine) -> None:
     valid = [m for m in messages if m.kind == VALID]
     store = RunStore(engine, plan.run_tag)
     recorder = Recorder(valid[0].ts_ms / 1000.0)
-    watcher = CommitWatcher(store, ledger, recorder, sim.clock, sim.sleep)
+    watcher = CommitWatcher(Crew(plan, ledger, recorder, sim.clock, sim.sleep), store)
     for m in valid:  # the fleet ran before the watcher existed: feed its queue as the fleet would have
         assert ledger.recent is not None
         ledger.recent.append((m.ts_ms, m.device, m.seq))
