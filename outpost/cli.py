@@ -93,6 +93,34 @@ def _tool(name: str) -> Handler:
     return handler
 
 
+# The serving commands: (command, role, one-line help, description).
+_ROLES: tuple[tuple[str, Role, str, str], ...] = (
+    (
+        "run",
+        "all",
+        "run everything in one process: ingest, live index, API "
+        "(embedded broker and SQLite unless configured)",
+        "Run ingest, the live index and the HTTP API in one process against OUTPOST_DATABASE_URL and "
+        "OUTPOST_MQTT_URL. With neither set, Outpost stores into ./outpost-data/outpost.db and starts "
+        "its own MQTT broker on OUTPOST_MQTT_LISTEN.",
+    ),
+    (
+        "ingest",
+        "ingest",
+        "production role: MQTT ingest alone (serves /healthz and /metrics)",
+        "Subscribe to OUTPOST_MQTT_URL and store every valid fix exactly once. Several workers share "
+        "the stream with OUTPOST_MQTT_SHARED_GROUP (MQTT 5).",
+    ),
+    (
+        "api",
+        "api",
+        "production role: the HTTP API and live picture, following the database",
+        "Serve the dispatcher API. Its live index is rebuilt from the database and follows it every second; "
+        "the `ingest` role stores the fixes.",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -119,29 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=("admin", "dispatcher", "viewer"))
     p.add_argument("--name", default="cli", help="a label for the token (who or what uses it)")
     p.set_defaults(handler=_token_create)
-    p = sub.add_parser(
-        "run",
-        help="run everything in one process: ingest, live index, API (embedded broker "
-        "and SQLite unless configured)",
-        description="Run ingest, the live index and the HTTP API in one process against "
-        "OUTPOST_DATABASE_URL and OUTPOST_MQTT_URL. With neither set, Outpost stores into "
-        "./outpost-data/outpost.db and starts its own MQTT broker on OUTPOST_MQTT_LISTEN.",
-    )
-    p.set_defaults(handler=_serve("all"))
-    p = sub.add_parser(
-        "ingest",
-        help="production role: MQTT ingest alone (serves /healthz and /metrics)",
-        description="Subscribe to OUTPOST_MQTT_URL and store every valid fix exactly once. "
-        "Several workers share the stream with OUTPOST_MQTT_SHARED_GROUP (MQTT 5).",
-    )
-    p.set_defaults(handler=_serve("ingest"))
-    p = sub.add_parser(
-        "api",
-        help="production role: the HTTP API and live picture, following the database",
-        description="Serve the dispatcher API. Its live index is rebuilt from the database and "
-        "follows it every second; the `ingest` role stores the fixes.",
-    )
-    p.set_defaults(handler=_serve("api"))
+    for command, role, short, long in _ROLES:
+        sub.add_parser(command, help=short, description=long).set_defaults(handler=_serve(role))
     p = sub.add_parser(
         "demo",
         help="the embedded default plus a simulated San Francisco: patrol units on the "

@@ -33,31 +33,47 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="trace CSV to replay (object_id,ts_iso8601_utc,lat,lon; .gz or plain), e.g. "
         "../shared/data/sf_cabspotting_2008-05-30_1h_pdt1700.csv.gz; implies --source traces",
     )
-    parser.add_argument(
-        "--devices",
-        type=int,
-        default=d.devices,
-        help="number of devices (traces: at most this many, 0 = all; default %(default)s)",
+    numbers = (
+        (
+            "--devices",
+            int,
+            d.devices,
+            "number of devices (traces: at most this many, 0 = all; default %(default)s)",
+        ),
+        (
+            "--rate",
+            float,
+            d.rate_hz,
+            "fixes per device per simulated second (default %(default)s = one every 5 s)",
+        ),
+        (
+            "--duration",
+            float,
+            d.duration_s,
+            "run for this many wall-clock seconds (0 = until the traces end or Ctrl-C)",
+        ),
+        (
+            "--speedup",
+            float,
+            d.speedup,
+            "simulated time runs this many times faster than the clock (default %(default)s); "
+            "fixes carry wall-clock times, so units appear to move this much faster",
+        ),
+        (
+            "--bad-share",
+            float,
+            0.0,
+            "load tests: share of extra invalid messages (NaN, out of range, future, garbage)",
+        ),
+        (
+            "--redeliver-share",
+            float,
+            0.0,
+            "load tests: share of messages published twice (duplicates must not be stored)",
+        ),
     )
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=d.rate_hz,
-        help="fixes per device per simulated second (default %(default)s = one every 5 s)",
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=d.duration_s,
-        help="run for this many wall-clock seconds (0 = until the traces end or Ctrl-C)",
-    )
-    parser.add_argument(
-        "--speedup",
-        type=float,
-        default=d.speedup,
-        help="simulated time runs this many times faster than the clock (default %(default)s); "
-        "fixes carry wall-clock times, so units appear to move this much faster",
-    )
+    for flag, kind, default, text in numbers:
+        parser.add_argument(flag, type=kind, default=default, help=text)
     parser.add_argument(
         "--format",
         choices=("outpost", "owntracks"),
@@ -69,18 +85,6 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mqtt-protocol", choices=("3.1.1", "5"), default=d.protocol)
     parser.add_argument("--client-id", default=d.client_id, help="MQTT client id (default %(default)s)")
-    parser.add_argument(
-        "--bad-share",
-        type=float,
-        default=0.0,
-        help="load tests: share of extra invalid messages (NaN, out of range, future, garbage)",
-    )
-    parser.add_argument(
-        "--redeliver-share",
-        type=float,
-        default=0.0,
-        help="load tests: share of messages published twice (duplicates must not be stored)",
-    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same fleet)")
 
 
