@@ -1,6 +1,7 @@
-"""Outpost's contracts: message types, table definitions, migrations and the storage layer.
+"""Outpost's contracts: the fix and dead-letter types, topic names, vocabularies, table definitions.
 
-`schemas` is the bottom layer and imports nothing of ours. Everything both `ingest` and `dispatch` need
-(the shape of a fix, the tables, the one module that owns database connections) lives here, because the two
-siblings never import each other.
+`schemas` is the bottom layer: no I/O, and nothing of ours. What `ingest`, `dispatch`, `store` and the
+`sim` clients must agree on (the shape of a fix, the topics devices speak on, the tables, the settings'
+common declarations, the retry policy) lives here once. Opening connections and running migrations is
+`store`'s job.
 """
