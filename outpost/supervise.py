@@ -95,12 +95,19 @@ class Supervisor:
 @contextlib.asynccontextmanager
 async def supervised() -> AsyncIterator[Supervisor]:
     """A supervisor whose tasks are all cancelled and awaited when the block ends."""
-    async with asyncio.TaskGroup() as group:
-        supervisor = Supervisor(group)
-        try:
-            yield supervisor
-        finally:
-            supervisor.cancel_rest()
+    try:
+        async with asyncio.TaskGroup() as group:
+            supervisor = Supervisor(group)
+            try:
+                yield supervisor
+            finally:
+                supervisor.cancel_rest()
+    except BaseExceptionGroup as failed:
+        # The tasks never raise into the group (`_guarded`): what it carries is the block's own error (an
+        # address in use, a database away). The caller sees that error itself, as it would without a group.
+        if len(failed.exceptions) == 1:
+            raise failed.exceptions[0] from None
+        raise
 
 
 def stop_on_signals() -> asyncio.Event:

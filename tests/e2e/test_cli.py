@@ -185,3 +185,18 @@ def test_an_address_already_taken_is_one_clear_line(tmp_path: Path) -> None:
     last = done.stderr.strip().splitlines()[-1]  # a traceback would end in "OSError: …"
     assert last.startswith("outpost: cannot start: the embedded MQTT broker cannot listen on")
     assert f"127.0.0.1:{port}" in last and "OUTPOST_MQTT_LISTEN" in last
+
+
+def test_an_http_port_already_taken_is_one_clear_line(tmp_path: Path) -> None:
+    """The API's port in use (another web server there): one line naming the setting, exit 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _env(tmp_path, OUTPOST_MQTT_LISTEN=f"127.0.0.1:{free_port()}", OUTPOST_HTTP_PORT=str(port))
+        run = [*CLI, "run"]
+        done = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("outpost: cannot start:") and "OUTPOST_HTTP_PORT" in last, last
