@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from outpost import tools
 from outpost.demo import DemoOptions, run_demo
 from outpost.logs import configure_logging
@@ -24,6 +26,7 @@ from outpost.settings import (
 from schemas.config import ConfigError, redact_url
 from store import access
 from store.engine import open_engine
+from store.errors import unavailable_reason
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -206,6 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except tools.MissingExtraError as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise
+        url = redact_url(settings.store.database_url)
+        print(
+            f"outpost: cannot start: the database {url} cannot be used ({reason}); "
+            "check that it runs, and that OUTPOST_DATABASE_URL names it "
+            "(host, port, user, password, database)",
+            file=sys.stderr,
+        )
+        return 1
     except OSError as exc:
         if exc.errno not in _CANNOT_LISTEN:
             raise

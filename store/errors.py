@@ -85,3 +85,12 @@ def _pg_unavailable(exc: psycopg.Error) -> bool:
         return True
     state = exc.sqlstate or ""
     return state in _PG_UNAVAILABLE_STATES or state[:2] in _PG_UNAVAILABLE_CLASSES
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """The driver's own words (first line) when `exc` means the database cannot be used, else None: what an
+    operator needs in the one line a command ends with (the server down, a wrong password, no such file)."""
+    if not is_unavailable(exc) and not isinstance(_driver_error(exc), psycopg.OperationalError):
+        return None
+    words = str(_driver_error(exc)).strip().splitlines()
+    return words[0] if words else type(exc).__name__
