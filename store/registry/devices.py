@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from store.registry.records import Device, by_id, device_of, devices, insert_new
+from store.registry.records import Device, by_id, device_of, devices, insert_new, page
 from store.times import as_utc
 
 
@@ -40,13 +40,7 @@ def get_device(engine: Engine, device_id: str) -> Device | None:
 
 def list_devices(engine: Engine, *, after_id: str | None = None, limit: int | None = None) -> list[Device]:
     """Devices ordered by id; `after_id` + `limit` page through them."""
-    query = select(devices).order_by(devices.c.id)
-    if after_id is not None:
-        query = query.where(devices.c.id > after_id)
-    if limit is not None:
-        query = query.limit(limit)
-    with engine.connect() as conn:
-        return [device_of(r) for r in conn.execute(query)]
+    return page(engine, select(devices), devices, device_of, after_id, limit)
 
 
 def update_device(engine: Engine, device_id: str, **changes: Any) -> Device | None:

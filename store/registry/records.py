@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, MetaData, Row, Table, select
+from sqlalchemy import Engine, MetaData, Row, Select, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.tables import registry as registry_tables
@@ -142,3 +142,16 @@ def by_id(engine: Engine, table: Table, row_id: str, build: Build[T]) -> T | Non
     with engine.connect() as conn:
         row = conn.execute(select(table).where(table.c.id == row_id)).first()
     return build(row) if row else None
+
+
+def page(
+    engine: Engine, query: Select[Any], table: Table, build: Build[T], after_id: str | None, limit: int | None
+) -> list[T]:
+    """The rows of `query` ordered by id as records; `after_id` + `limit` page through them (keyset)."""
+    query = query.order_by(table.c.id)
+    if after_id is not None:
+        query = query.where(table.c.id > after_id)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [build(r) for r in conn.execute(query)]

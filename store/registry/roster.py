@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from store.registry.records import Unit, by_id, insert_new, unit_of, units
+from store.registry.records import Unit, by_id, insert_new, page, unit_of, units
 from store.times import as_utc
 
 
@@ -53,19 +53,14 @@ def list_units(
     limit: int | None = None,
 ) -> list[Unit]:
     """Units ordered by id, optionally filtered; `after_id` + `limit` page through them."""
-    query = select(units).order_by(units.c.id)
+    query = select(units)
     if kinds is not None:
         query = query.where(units.c.kind.in_(list(kinds)))
     if statuses is not None:
         query = query.where(units.c.status.in_(list(statuses)))
     if enabled is not None:
         query = query.where(units.c.enabled == enabled)
-    if after_id is not None:
-        query = query.where(units.c.id > after_id)
-    if limit is not None:
-        query = query.limit(limit)
-    with engine.connect() as conn:
-        return [unit_of(r) for r in conn.execute(query)]
+    return page(engine, query, units, unit_of, after_id, limit)
 
 
 def update_unit(engine: Engine, unit_id: str, **changes: Any) -> Unit | None:
