@@ -57,13 +57,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+# What amqtt logs (with a traceback) when its listener cannot bind; Outpost reports it in one line.
+_BROKER_STARTUP_FAILED = "Broker startup failed"
+
+
 class LibraryTracebacks(logging.Filter):
-    """Drops the tracebacks libraries log for failures that Outpost itself reports in one line (the embedded
-    broker's "startup failed" before our "cannot listen on …"); they come back at DEBUG."""
+    """Drops the tracebacks libraries log for failures that Outpost itself reports in one line, and the
+    embedded broker's "startup failed" record itself (our "cannot listen on …" says it, with the fix); both
+    come back at DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.split(".", 1)[0] in _CHATTY and logging.getLogger().level > logging.DEBUG:
-            record.exc_info, record.exc_text = None, None
+        if record.name.split(".", 1)[0] not in _CHATTY or logging.getLogger().level <= logging.DEBUG:
+            return True
+        if record.name == "amqtt.broker" and record.msg == _BROKER_STARTUP_FAILED:
+            return False
+        record.exc_info, record.exc_text = None, None
         return True
 
 
