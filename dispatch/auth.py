@@ -1,4 +1,7 @@
-"""Bearer tokens with roles (admin > dispatcher > viewer) on every endpoint except /healthz and /ingest/.
+"""Bearer tokens with roles (admin > dispatcher > viewer) on every endpoint but the open few.
+
+Open: /healthz, /openapi.json (the API's description, as most APIs serve it), and /ingest/ (devices
+authenticate there themselves).
 
 The middleware authenticates; the role a route needs is declared on its handler (`requires`, set by
 `dispatch.openapi.DocumentedRoutes`). A route that declares nothing gets the safe default: viewer for reads
@@ -122,7 +125,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def auth_middleware(
     authority: TokenAuthority,
     *,
-    public_paths: Collection[str] = ("/healthz",),
+    public_paths: Collection[str] = ("/healthz", "/openapi.json"),
     public_prefixes: tuple[str, ...] = ("/ingest/",),
 ) -> Any:
     """The middleware: authenticate every request outside the public paths, then check the route's role."""

@@ -21,6 +21,7 @@ from outpost.settings import (
     describe,
     env_text,
     load_settings,
+    read_sources,
     reference_markdown,
 )
 from schemas.config import ConfigError, redact_url
@@ -72,7 +73,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     options = DemoOptions(
         units=args.units, speedup=args.speedup, traces=args.traces, duration_s=args.duration
     )
-    asyncio.run(run_demo(settings, options))
+    asyncio.run(run_demo(settings, options, given=read_sources().keys()))
     return 0
 
 

@@ -41,8 +41,8 @@ async def metrics(request: web.Request) -> web.Response:
 @api.route(
     "GET",
     "/openapi.json",
-    summary="This API's OpenAPI 3.1 document",
-    role="viewer",
+    summary="This API's OpenAPI 3.1 document (open: browsers and client generators read it tokenless)",
+    role=None,
     response={"type": "object"},
 )
 async def openapi(request: web.Request) -> web.Response:

@@ -250,6 +250,6 @@ def summary_line(
     elapsed = int((now - started).total_seconds())
     return (
         f"[{elapsed // 60:02d}:{elapsed % 60:02d}] units online {snap.units_online:4d} | "
-        f"fixes/s {fixes_per_s:7.1f} | incidents open {snap.incidents_open:3d} "
-        f"(reported {stats.reported}, resolved {stats.resolved}) | median response {response}"
+        f"fixes/s {fixes_per_s:7.1f} | incidents open {snap.incidents_open:3d} (all runs) | "
+        f"this run: reported {stats.reported}, resolved {stats.resolved}, median response {response}"
     )

@@ -46,7 +46,8 @@ class Target:
     http_url: str
     mqtt_url: str
     storage: str
-    token: str
+    token: str  # the simulator's own (its officers and dispatcher act with it, and the audit says so)
+    user_token: str  # the one the banner gives the person watching
 
 
 async def play(target: Target, options: DemoOptions, stop: asyncio.Event, out: Callable[[str], None]) -> None:
@@ -96,7 +97,7 @@ async def _calls(room: CommandRoom, speedup: float) -> None:
 def print_banner(out: Callable[[str], None], target: Target, options: DemoOptions) -> None:
     """Where to look, and the curl lines to try."""
     fleet = f"replaying {options.traces}" if options.traces else f"{options.units} patrol units on SF roads"
-    token, base = target.token, target.http_url
+    token, base = target.user_token, target.http_url
     out(f"Outpost demo: {fleet}, real SFPD calls of 30 May 2008, {options.speedup:g}x faster than real time")
     out(f"  API            {base}   (storage: {target.storage})")
     out(f"  MQTT           {redact_url(target.mqtt_url)}   (point mosquitto_pub or OwnTracks here)")
