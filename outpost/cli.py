@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(host, port, user, password, database)",
             file=sys.stderr,
         )
-        return 1
+        return 2
     except OSError as exc:
         if exc.errno not in _CANNOT_LISTEN:
             raise

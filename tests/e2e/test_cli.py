@@ -206,7 +206,7 @@ def test_an_http_port_already_taken_is_one_clear_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["run"], ["migrate"], ["token", "create", "--role", "viewer"]])
 def test_a_database_that_does_not_answer_is_one_clear_line(tmp_path: Path, command: list[str]) -> None:
     """Nothing listens where OUTPOST_DATABASE_URL points: one line naming the setting, the URL without its
-    password, and the driver's reason; exit 1, no traceback."""
+    password, and the driver's reason; exit 2 (the environment is wrong, like a bad setting), no traceback."""
     url = f"postgresql://outpost:s3cret@127.0.0.1:{free_port()}/outpost"
     env = _env(
         tmp_path,
@@ -215,7 +215,7 @@ def test_a_database_that_does_not_answer_is_one_clear_line(tmp_path: Path, comma
         OUTPOST_HTTP_PORT=str(free_port()),
     )
     done = subprocess.run([*CLI, *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "s3cret" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("outpost: cannot start: the database postgresql://outpost:***@127.0.0.1:"), last
