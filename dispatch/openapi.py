@@ -45,6 +45,7 @@ _ERRORS: Mapping[int, str] = {
     403: "the token's role may not do this",
     404: "not found",
     409: "conflicts with the current state",
+    422: "well-formed, but more than one request may ask for (the problem says the limit)",
     503: "the database cannot be reached; retry",
 }
 

@@ -71,6 +71,12 @@ class Forbidden(DomainError):  # noqa: N818 (the names the API speaks)
     slug = "forbidden"
 
 
+class Unprocessable(DomainError):  # noqa: N818 (the names the API speaks)
+    """Well-formed, but more than one answer may hold (a time range over the limit); says the limit."""
+
+    slug = "unprocessable"
+
+
 class Unavailable(DomainError):  # noqa: N818 (the names the API speaks)
     """A dependency (the database) cannot be reached right now; retry later."""
 
@@ -84,6 +90,7 @@ HTTP_STATUS: Mapping[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Unprocessable: 422,
     Unavailable: 503,
 }
 

@@ -60,6 +60,16 @@ class ApiSettings:
     audit_flush_s: Annotated[float, Meta(gt=0, le=3600)] = 0.5
     # Audit entries held in memory while the database is away; beyond this they are dropped and counted.
     audit_max_pending: Annotated[int, Meta(ge=1, le=100_000_000)] = 100000
+    # The longest time range one track or unit summary may ask for (s); a longer one gets 422. Raising it
+    # lets one request read more rows.
+    track_max_range_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 31 * 86400.0
+    # The most fixes a simplified track or a summary holds in memory; beyond, 422 (ask a shorter range).
+    # An unsimplified track streams and has no such limit.
+    track_max_points: Annotated[int, Meta(ge=1, le=100_000_000)] = 1_000_000
+    # A stop is a stay within this distance of where it began (m) ...
+    stop_radius_m: Annotated[float, Meta(gt=0, le=100_000)] = 50.0
+    # ... for at least this long (s). Shorter: red lights become stops.
+    stop_min_s: Annotated[float, Meta(gt=0, le=86400)] = 300.0
 
 
 @dataclass(frozen=True)

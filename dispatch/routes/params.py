@@ -18,6 +18,9 @@ from dispatch.problems import InvalidParameter
 
 T = TypeVar("T")
 
+# No id Outpost stores is longer (device ids: 128 characters); a longer path segment names nothing.
+MAX_ID_LENGTH = 256
+
 
 @dataclass(frozen=True)
 class PathId:
@@ -33,12 +36,18 @@ class PathId:
             "in": "path",
             "required": True,
             "description": self.description,
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "maxLength": MAX_ID_LENGTH},
         }
 
     def get(self, request: web.Request) -> str:
-        """The segment's value."""
-        return request.match_info[self.name]
+        """The segment's value; 400 naming it when it cannot be an id (control characters such as NUL, which
+        PostgreSQL refuses in text, or longer than any id)."""
+        value = request.match_info[self.name]
+        if len(value) > MAX_ID_LENGTH:
+            raise InvalidParameter(self.name, f"at most {MAX_ID_LENGTH} characters, got {len(value)}")
+        if not value.isprintable():
+            raise InvalidParameter(self.name, "must not contain control characters")
+        return value
 
 
 @dataclass(frozen=True)
