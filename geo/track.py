@@ -12,6 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from geo.distance import EARTH_RADIUS_M, haversine_m
 
 
@@ -72,37 +75,57 @@ def _better(p: TrackPoint, leader: TrackPoint) -> bool:
 
 def simplify(points: Sequence[TrackPoint], tolerance_m: float) -> list[TrackPoint]:
     """Douglas–Peucker: the fewest points such that no dropped point lies more than `tolerance_m` from the
-    simplified line. The first and last points always stay; kept points keep their own timestamps."""
+    simplified line (measured in `project_m`'s plane). The first and last points always stay; kept points
+    keep their own timestamps. Vectorised: a day at 1 Hz (86,400 points) takes milliseconds."""
     n = len(points)
     if n <= 2 or tolerance_m <= 0:
         return list(points)
-    keep = [False] * n
+    xs, ys = project_m(points)
+    keep = np.zeros(n, dtype=bool)
     keep[0] = keep[-1] = True
     stack = [(0, n - 1)]
     while stack:  # iterative: a day at 1 Hz would overflow a recursive version's stack
         first, last = stack.pop()
-        worst, worst_i = -1.0, -1
-        a, b = points[first], points[last]
-        for i in range(first + 1, last):
-            d = offset_m(points[i], a, b)
-            if d > worst:
-                worst, worst_i = d, i
-        if worst > tolerance_m:
-            keep[worst_i] = True
-            stack.append((first, worst_i))
-            stack.append((worst_i, last))
-    return [p for p, k in zip(points, keep, strict=True) if k]
+        if last - first < 2:
+            continue
+        offsets = _offsets(
+            xs[first + 1 : last], ys[first + 1 : last], xs[first], ys[first], xs[last], ys[last]
+        )
+        worst = int(np.argmax(offsets))
+        if offsets[worst] > tolerance_m:
+            middle = first + 1 + worst
+            keep[middle] = True
+            stack.append((first, middle))
+            stack.append((middle, last))
+    return [points[int(i)] for i in np.flatnonzero(keep)]
+
+
+def project_m(points: Sequence[TrackPoint]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The points in metres on a plane tangent at the track's mean latitude (equirectangular): exact to a
+    fraction of a per cent across a city, which is what a tolerance in metres needs."""
+    lons = np.fromiter((p.lon for p in points), dtype=np.float64, count=len(points))
+    lats = np.fromiter((p.lat for p in points), dtype=np.float64, count=len(points))
+    metres = math.radians(1.0) * EARTH_RADIUS_M
+    k = math.cos(math.radians(float(lats.mean())))
+    return (lons - lons[0]) * k * metres, (lats - lats[0]) * metres
+
+
+def _offsets(
+    px: npt.NDArray[np.float64], py: npt.NDArray[np.float64], ax: float, ay: float, bx: float, by: float
+) -> npt.NDArray[np.float64]:
+    """Distances from the points (px, py) to the segment a–b, in the plane."""
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        return np.hypot(px - ax, py - ay)
+    t = np.clip(((px - ax) * dx + (py - ay) * dy) / length2, 0.0, 1.0)
+    return np.hypot(px - (ax + t * dx), py - (ay + t * dy))
 
 
 def offset_m(p: TrackPoint, a: TrackPoint, b: TrackPoint) -> float:
-    """Distance in metres from `p` to the segment a–b (local equirectangular plane centred on a)."""
-    k = math.cos(math.radians(a.lat))
-    metres = math.radians(1.0) * EARTH_RADIUS_M
-    bx, by = (b.lon - a.lon) * k * metres, (b.lat - a.lat) * metres
-    px, py = (p.lon - a.lon) * k * metres, (p.lat - a.lat) * metres
-    length2 = bx * bx + by * by
-    t = 0.0 if length2 == 0 else max(0.0, min(1.0, (px * bx + py * by) / length2))
-    return math.hypot(px - t * bx, py - t * by)
+    """Distance in metres from `p` to the segment a–b, in the plane `project_m` gives the three points."""
+    xs, ys = project_m([a, b, p])
+    return float(_offsets(xs[2:], ys[2:], xs[0], ys[0], xs[1], ys[1])[0])
 
 
 def distance_m(points: Iterable[TrackPoint], skip_flags: int) -> float:

@@ -25,7 +25,7 @@ from dispatch.routes.track_formats import FORMATS, MEDIA_TYPES, TrackMeta, rfc33
 from geo.track import OneLine, TrackPoint, distance_m, simplify, stops_and_trips
 from schemas.fix import NOT_FOR_DISPATCH, FixFlag
 from store import registry
-from store.tracks import Cursor, TrackQuery, track_page
+from store.tracks import TrackQuery, track_page, track_points
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +152,13 @@ async def _stream(
 async def _all_points(request: web.Request, query: TrackQuery, line: OneLine | None) -> list[TrackPoint]:
     """Every point of the range (one line for a unit), or 422 past the settings' `track_max_points`."""
     engine, limit = request.app[ENGINE_KEY], request.app[SETTINGS_KEY].track_max_points
-    points: list[TrackPoint] = []
-    cursor: Cursor | None = None
-    while True:
-        page, cursor = await run_db(track_page, engine, query, cursor, _PAGE)
-        points.extend(line.take(page) if line is not None else page)
-        if len(points) > limit:
-            raise Unprocessable(
-                f"more than {limit} fixes in this range (OUTPOST_TRACK_MAX_POINTS): ask for a shorter range",
-                max_points=limit,
-            )
-        if cursor is None:
-            return points
+    points = await run_db(track_points, engine, query, limit)
+    if len(points) > limit:
+        raise Unprocessable(
+            f"more than {limit} fixes in this range (OUTPOST_TRACK_MAX_POINTS): ask for a shorter range",
+            max_points=limit,
+        )
+    return line.take(points) if line is not None else points
 
 
 class StopOut(msgspec.Struct):

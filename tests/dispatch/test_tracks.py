@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import pytest
 
 from dispatch.routes.tracks import _PAGE
+from dispatch.settings import ApiSettings
 from geo.distance import destination
 from schemas.fix import Fix, FixFlag
 from store import access
 from store.fixes import FixWriter
-from tests.dispatch.conftest import START_S, LiveApi, fix
+from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
 
 LON, LAT = -122.4194, 37.7793
 T0 = datetime.fromtimestamp(START_S, UTC)
@@ -220,3 +221,16 @@ async def test_tracks_need_a_token_and_every_read_is_audited(live_api: LiveApi) 
         + [("read_track", "device:d1")] * 3
         + [("read_track", "unit:u1")] * 3
     )
+
+
+async def test_a_simplified_range_over_the_point_limit_is_422_and_the_stream_is_not_limited(
+    sqlite_url: str,
+) -> None:
+    async with running_api(sqlite_url, settings=ApiSettings(track_max_points=50)) as api:
+        await register(api)
+        FixWriter(api.engine).write(drive("d1", "u1", [(90.0, 10.0, 99)]))
+        span = window(START_S, START_S + 200)
+        problem = await api.json("GET", f"/v1/units/u1/track?{span}&simplify_m=1", role="viewer", status=422)
+        assert "OUTPOST_TRACK_MAX_POINTS" in problem["detail"] and problem["max_points"] == 50
+        await api.json("GET", f"/v1/units/u1/summary?{span}", role="viewer", status=422)
+        assert len((await api.json("GET", f"/v1/units/u1/track?{span}", role="viewer"))["features"]) == 100
