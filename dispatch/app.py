@@ -136,8 +136,8 @@ async def _live_stream(app: web.Application) -> AsyncIterator[None]:
     fleet, bus = app[FLEET_KEY], app[BUS_KEY]
 
     def forward(event: FleetEvent) -> None:
-        if event.type == "unit.moved" and not bus.subscribers:
-            return  # nobody watching: skip building the dict on the hot path
+        if event.type == "unit.moved" and not bus.wanted:
+            return  # nobody watching (nor coming back): skip building the dict on the hot path
         payload, key = stream_event(event, fleet)
         bus.publish(payload, coalesce_key=key)
 
