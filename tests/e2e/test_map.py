@@ -151,6 +151,7 @@ def test_a_dispatcher_reports_an_incident_on_the_map_and_offers_it_to_a_device(
         "recs",
     )[0]
     assert "km" in row.text or " m" in row.text  # the distance, then ETA and the reason
+    assert "null" not in browser.find_element(By.ID, "incident").text
     incidents = outpost.api("GET", "/v1/incidents")["incidents"]
     assert [(i["category"], i["priority"], i["source"]) for i in incidents] == [
         ("burglary", "P3", "dispatcher")

@@ -49,7 +49,8 @@ export class IncidentPanel {
             : null),
       ),
     );
-    this.root.replaceChildren(
+    // replaceChildren would write a null as the text "null": leave the absent parts out.
+    this.root.replaceChildren(...[
       el("h2", {}, `${incident.priority} ${incident.category}`),
       el("p", { id: "incident-state", "data-incident": incident.id }, `${incident.state} · tier ${incident.tier}`),
       incident.description ? el("p", {}, incident.description) : null,
@@ -63,7 +64,7 @@ export class IncidentPanel {
             el("tr", {}, ["unit", "kind", "distance", "ETA", "why"].map((h) => el("th", {}, h))), rows)
         : el("p", { id: "recommendations-empty" }, "no unit recommended"),
       el("button", { type: "button", onclick: () => this.close() }, "Close"),
-    );
+    ].filter(Boolean));
     this.root.hidden = false;
   }
 
