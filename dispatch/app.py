@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import Histogram
 
 from dispatch.audit import AuditLog
-from dispatch.auth import TokenAuthority, auth_middleware
+from dispatch.auth import OPEN_PATHS, TokenAuthority, auth_middleware
 from dispatch.collector import GcPolicy
 from dispatch.fleet import FleetEvent
 from dispatch.keys import (
@@ -37,6 +37,7 @@ from dispatch.openapi import build_document
 from dispatch.problems import problems_middleware
 from dispatch.routes import CORE_ROUTES
 from dispatch.routes.stream import stream_event
+from dispatch.routes.web import PUBLIC_PATHS, PUBLIC_PREFIXES
 
 __all__ = ["API_VERSION", "ApiContext", "ApiPlugin", "init_app", "metrics_middleware"]
 
@@ -88,7 +89,10 @@ async def metrics_middleware(
 def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Application:
     """Build the API application around `ctx`, with `plugins` mounted and documented."""
     authority = TokenAuthority(ctx.engine, ctx.clock, ctx.settings.token_cache_s)
-    app = web.Application(middlewares=[problems_middleware, auth_middleware(authority), metrics_middleware])
+    auth = auth_middleware(
+        authority, public_paths=(*OPEN_PATHS, *PUBLIC_PATHS), public_prefixes=("/ingest/", *PUBLIC_PREFIXES)
+    )
+    app = web.Application(middlewares=[problems_middleware, auth, metrics_middleware])
     app[CONTEXT_KEY] = ctx
     app[ENGINE_KEY] = ctx.engine
     app[FLEET_KEY] = ctx.fleet
@@ -136,8 +140,8 @@ async def _live_stream(app: web.Application) -> AsyncIterator[None]:
     fleet, bus = app[FLEET_KEY], app[BUS_KEY]
 
     def forward(event: FleetEvent) -> None:
-        if event.type == "unit.moved" and not bus.subscribers:
-            return  # nobody watching: skip building the dict on the hot path
+        if event.type == "unit.moved" and not bus.wanted:
+            return  # nobody watching (nor coming back): skip building the dict on the hot path
         payload, key = stream_event(event, fleet)
         bus.publish(payload, coalesce_key=key)
 

@@ -121,11 +121,14 @@ def bearer(request: web.Request) -> str | None:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The API's own open paths: readiness and the API's description.
+OPEN_PATHS = ("/healthz", "/openapi.json")
+
 
 def auth_middleware(
     authority: TokenAuthority,
     *,
-    public_paths: Collection[str] = ("/healthz", "/openapi.json"),
+    public_paths: Collection[str] = OPEN_PATHS,
     public_prefixes: tuple[str, ...] = ("/ingest/",),
 ) -> Any:
     """The middleware: authenticate every request outside the public paths, then check the route's role."""

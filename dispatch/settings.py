@@ -50,8 +50,25 @@ class ApiSettings:
     stream_coalesce_s: Annotated[float, Meta(ge=0, le=3600)] = 0.25
     # Events a console may fall behind before it is dropped (it reconnects). Higher: more memory per console.
     stream_max_queued: Annotated[int, Meta(ge=1, le=10_000_000)] = 10000
+    # Events kept for consoles that reconnect with Last-Event-ID (every console shares them); one whose gap
+    # is older gets a `resync` event and reloads its snapshot. Higher: longer cuts bridged, about 0.5 kB more
+    # memory an event.
+    stream_replay_events: Annotated[int, Meta(ge=1, le=10_000_000)] = 20000
     # Seconds between keep-alive comments on an idle stream (proxies close silent connections).
     stream_keepalive_s: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    # The live map's base layer: a tile URL template with {z}, {x} and {y}, then "|" and its attribution
+    # (shown on the map, as tile licences require). Empty: no tiles; the map draws the shipped districts and
+    # roads and needs no network. Set it only to a tile server the station can reach.
+    map_tiles: Annotated[
+        str,
+        matching(
+            r"^$|^(?=[^|]*\{z\})(?=[^|]*\{x\})(?=[^|]*\{y\})(?:https?://|/)[^\s|]+\|\S.*$",
+            "empty, or `URL-template|attribution`: an http(s) or /path template with {z}, {x}, {y}",
+            "",
+            "http://tiles.station.local/{z}/{x}/{y}.png|© OpenStreetMap contributors",
+            "/tiles/{z}/{x}/{y}.png|© OpenStreetMap contributors",
+        ),
+    ] = ""
     # A verified API token is trusted from memory this long (s; 0: looked up on every request); revocation
     # outside the API takes this long to bite. Lower: more database lookups.
     token_cache_s: Annotated[float, Meta(ge=0, le=86400)] = 30.0

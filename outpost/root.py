@@ -167,6 +167,7 @@ class _Parts:
             self.clock,
             coalesce_s=settings.api.stream_coalesce_s,
             max_queued=settings.api.stream_max_queued,
+            replay_max=settings.api.stream_replay_events,
             device_sink=lambda event: channel.send(device_messages(event), str(event.get("type"))),
         )
         fleet = Fleet(engine, self.clock, settings.api)

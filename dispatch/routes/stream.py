@@ -4,6 +4,13 @@ Each connection is one `EventBus` subscription: moves coalesced per unit (at mos
 ApiSettings.stream_coalesce_s), status changes and other events at once. With `bbox`, moves outside the box
 are not sent and the stream opens with a snapshot of the units inside it. A console that falls too far behind
 gets a final `stream.closed` event and should reconnect. Subscribing is written to the audit log.
+
+Ids (`dispatch.events`): every bus event carries its bus-wide id, increasing across connections and
+restarts. A fresh connection first states where it stands (an `id:` line with no data, which sets the
+client's last event id and dispatches nothing); the snapshot and the stream's own messages carry no id. A
+client that reconnects with `Last-Event-ID` is sent what it missed from the bus's bounded buffer, then the
+live events; when the gap is too old (or the id is from another run) it gets one `resync` event (with the
+current id) and should reload its snapshot, the stream going on from there.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -20,11 +28,41 @@ from dispatch.events import KEEPALIVE, Event, Subscription
 from dispatch.fleet import DevicesSeparated, Fleet, FleetEvent, StatusChanged, UnitMoved
 from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
 from dispatch.openapi import DocumentedRoutes
+from dispatch.problems import InvalidParameter
 from dispatch.routes.params import Bbox
 from dispatch.routes.present import utc_of
 
 api = DocumentedRoutes("live")
 BBOX = Bbox(description="only moves inside minlon,minlat,maxlon,maxlat (and a snapshot of them first)")
+
+
+class LastEventId:
+    """`Last-Event-ID`: the id of the last event the client saw; the stream resumes after it."""
+
+    name = "Last-Event-ID"
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": self.name,
+            "in": "header",
+            "required": False,
+            "description": "the id of the last event received; what came after it is sent first, or a "
+            "`resync` event when that is no longer held",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+
+    def get(self, request: web.Request) -> int | None:
+        """The id, or None when absent."""
+        raw = request.headers.get(self.name, "").strip()
+        if not raw:
+            return None
+        if not raw.isdigit() or len(raw) > 19:
+            raise InvalidParameter(self.name, f"must be a non-negative integer event id, got {raw[:40]!r}")
+        return int(raw)
+
+
+LAST_EVENT_ID = LastEventId()
 
 
 def stream_event(event: FleetEvent, fleet: Fleet) -> tuple[Event, str | None]:
@@ -85,9 +123,10 @@ def in_box(box: tuple[float, float, float, float]) -> Callable[[Event], bool]:
     return accept
 
 
-def sse(event: Event, seq: int) -> bytes:
-    """One Server-Sent Events message."""
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event["type"].encode(), msgspec.json.encode(event))
+def sse(event: Event, event_id: int = 0) -> bytes:
+    """One Server-Sent Events message (with no `id:` line when `event_id` is 0: not a bus event)."""
+    head = b"id: %d\n" % event_id if event_id else b""
+    return head + b"event: %s\ndata: %s\n\n" % (event["type"].encode(), msgspec.json.encode(event))
 
 
 @api.route(
@@ -95,16 +134,24 @@ def sse(event: Event, seq: int) -> bytes:
     "/v1/stream",
     summary="Live unit positions and status changes (Server-Sent Events)",
     role="viewer",
-    params=[BBOX],
+    params=[BBOX, LAST_EVENT_ID],
     response={"type": "string"},
     media_type="text/event-stream",
 )
 async def stream(request: web.Request) -> web.StreamResponse:
     """A `text/event-stream` of `unit.moved` (coalesced per unit), `unit.status`, `unit.devices_separated`
-    and other live events (incidents), each `data:` a JSON object with a `type`."""
+    and other live events (incidents), each `data:` a JSON object with a `type` and each with an increasing
+    `id:`. Reconnect with `Last-Event-ID` to be sent what was missed, or a `resync` event when that is
+    older than the server's buffer (reload the snapshot then)."""
     app = request.app
     box = BBOX.get(request)
-    sub = app[BUS_KEY].subscribe(in_box(box) if box else None)
+    after = LAST_EVENT_ID.get(request)
+    accept = in_box(box) if box else None
+    bus = app[BUS_KEY]
+    # Subscribing and reading the buffer with no await between: nothing falls in the gap, nothing twice.
+    sub = bus.subscribe(accept)
+    at_id = bus.last_id
+    missed = bus.replay(after, accept) if after is not None else None
     app[AUDIT_KEY].record(
         principal(request).actor,
         "stream",
@@ -118,26 +165,32 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
-        seq = 0
-        if box is not None:
-            for p in app[FLEET_KEY].in_bbox(*box):
-                seq += 1
-                await response.write(
-                    sse(
-                        {
-                            "type": "unit.snapshot",
-                            "unit_id": p.unit_id,
-                            "lon": p.lon,
-                            "lat": p.lat,
-                            "ts": utc_of(p.ts_s).isoformat(),
-                            "accuracy_m": p.accuracy_m,
-                            "status": p.status,
-                            "kind": p.kind,
-                        },
-                        seq,
+        if missed is not None:
+            for event_id, event in missed:
+                await response.write(sse(event, event_id))
+        else:
+            if after is not None:
+                resync = {"type": "resync", "reason": "missed events are no longer held", "id": at_id}
+                await response.write(sse(resync, at_id))
+            if box is not None:
+                for p in app[FLEET_KEY].in_bbox(*box):
+                    await response.write(
+                        sse(
+                            {
+                                "type": "unit.snapshot",
+                                "unit_id": p.unit_id,
+                                "lon": p.lon,
+                                "lat": p.lat,
+                                "ts": utc_of(p.ts_s).isoformat(),
+                                "accuracy_m": p.accuracy_m,
+                                "status": p.status,
+                                "kind": p.kind,
+                            }
+                        )
                     )
-                )
-        await _pump(response, sub, seq)
+            if after is None:
+                await response.write(b"id: %d\n\n" % at_id)  # where this stream stands; no event
+        await _pump(response, sub)
     except ConnectionResetError:
         pass  # the console went away (noticed at the latest by the next keep-alive)
     finally:
@@ -148,14 +201,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _pump(response: web.StreamResponse, sub: Subscription, seq: int) -> None:
+async def _pump(response: web.StreamResponse, sub: Subscription) -> None:
     while True:
-        event = await sub.get()
+        event_id, event = await sub.get_stamped()
         if event is KEEPALIVE:
             await response.write(b": keep-alive\n\n")
             continue
-        seq += 1
-        await response.write(sse(event, seq))
+        await response.write(sse(event, event_id))
         if event["type"] == "stream.closed":
             return
 

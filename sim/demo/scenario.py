@@ -99,6 +99,8 @@ def print_banner(out: Callable[[str], None], target: Target, options: DemoOption
     fleet = f"replaying {options.traces}" if options.traces else f"{options.units} patrol units on SF roads"
     token, base = target.user_token, target.http_url
     out(f"Outpost demo: {fleet}, real SFPD calls of 30 May 2008, {options.speedup:g}x faster than real time")
+    out(f"  live map       {base}/map   (sign in with your token; wall screen: {base}/map?wall=1)")
+    out(f"  your token     {token}   (admin; the simulated officers have their own)")
     out(f"  API            {base}   (storage: {target.storage})")
     out(f"  MQTT           {redact_url(target.mqtt_url)}   (point mosquitto_pub or OwnTracks here)")
     out(f"  OpenAPI        {base}/openapi.json")

@@ -96,7 +96,12 @@ async def running_api(
     clock = clock or ManualClock(START_S)
     settings = settings or ApiSettings()
     fleet = Fleet(engine, clock, settings)
-    bus = EventBus(clock, coalesce_s=settings.stream_coalesce_s, max_queued=settings.stream_max_queued)
+    bus = EventBus(
+        clock,
+        coalesce_s=settings.stream_coalesce_s,
+        max_queued=settings.stream_max_queued,
+        replay_max=settings.stream_replay_events,
+    )
     app = init_app(ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings), plugins)
     now = datetime.fromtimestamp(clock.now(), UTC)
     tokens = {
