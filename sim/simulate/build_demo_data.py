@@ -81,11 +81,20 @@ def simplified_coverage(source: Path, properties: tuple[str, ...]) -> bytes:
         {
             "type": "Feature",
             "properties": {name: f["properties"][name] for name in properties},
-            "geometry": _round(mapping(g)),
+            "geometry": _six_decimals(g),
         }
         for f, g in zip(doc["features"], geoms, strict=True)
     ]
     return json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":")).encode()
+
+
+def _six_decimals(geom: Any) -> Any:
+    """The GeoJSON geometry rounded to 6 decimals; where rounding makes a ring cross itself or collapse,
+    snapped to the 1e-6 grid by GEOS instead, which keeps it valid (so the shipped file needs no repair)."""
+    rounded = _round(mapping(geom))
+    if shape(rounded).is_valid:
+        return rounded
+    return _round(mapping(shapely.set_precision(geom, 1e-6)))
 
 
 def simplified_districts(source: Path) -> bytes:
