@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from outpost import tools
+from outpost import grids_cli, tools
 from outpost.demo import DemoOptions, run_demo
 from outpost.logs import configure_logging
 from outpost.root import Role, Running, run_migrate, serve
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=("admin", "dispatcher", "viewer"))
     p.add_argument("--name", default="cli", help="a label for the token (who or what uses it)")
     p.set_defaults(handler=_token_create)
+    grids_cli.add_grids_arguments(sub)
     p = sub.add_parser(
         "run",
         help="run everything in one process: ingest, live index, API (embedded broker "
