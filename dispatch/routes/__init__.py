@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, health, stream, units
+from dispatch.routes import admin, devices, grids, health, stream, units
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest precedes /v1/units/{id}
 # inside `units`.
-CORE_ROUTES: tuple[DocumentedRoutes, ...] = (health.api, units.api, devices.api, stream.api, admin.api)
+CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
+    health.api,
+    units.api,
+    devices.api,
+    stream.api,
+    admin.api,
+    grids.api,
+)
