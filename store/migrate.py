@@ -52,6 +52,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (2, "fixes storage policy", _storage_policy),
     # The incident tables arrived after step 1 had been released; create_all only adds what is missing.
     (3, "incident tables", _create_tables),
+    (4, "grid tables", _create_tables),
 )
 
 

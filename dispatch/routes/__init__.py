@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, health, stream, tracks, units, wall, web
+from dispatch.routes import admin, devices, grids, health, stream, tracks, units, wall, web
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest precedes /v1/units/{id}
 # inside `units`.
@@ -16,4 +16,5 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     admin.api,
     web.api,
     wall.api,
+    grids.api,
 )

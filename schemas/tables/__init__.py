@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from schemas.tables import access, incidents, registry, telemetry
+from schemas.tables import access, grids, incidents, registry, telemetry
 from schemas.tables.flavour import Flavour
 
 __all__ = ["Flavour", "build_metadata"]
@@ -22,4 +22,5 @@ def build_metadata(flavour: Flavour) -> MetaData:
     telemetry.define(md, flavour)
     access.define(md)
     incidents.define(md, flavour)
+    grids.define(md, flavour)
     return md

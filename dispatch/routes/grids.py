@@ -1,0 +1,276 @@
+"""Patrol grids over HTTP: GeoJSON for readers (viewer and up), create, change and retire for admins.
+
+A grid is a GeoJSON Feature whose `id` is the grid's id and whose properties carry its level, name, parent,
+version and validity; lists are FeatureCollections. `?at=` reads the boundaries valid at a past instant.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from aiohttp import web
+from shapely.geometry import mapping
+
+from dispatch.blocking import run_db
+from dispatch.keys import CLOCK_KEY, ENGINE_KEY
+from dispatch.openapi import DocumentedRoutes
+from dispatch.problems import Conflict, InvalidParameter, NotFound
+from dispatch.routes.params import PathId, Words, read_body
+from geo.boundaries import BoundaryError, read_boundary
+from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
+from store import grids
+
+api = DocumentedRoutes("grids")
+
+GRID_ID = PathId("id", "the grid's id (e.g. community-mission)")
+LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
+_ID = re.compile(GRID_ID_PATTERN)
+GEOJSON = "application/geo+json"
+
+GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+UNSET: Any = msgspec.UNSET
+
+
+class GridIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new grid. A community grid without `parent_id` gets the police grid holding most of its area."""
+
+    id: GridId
+    level: Literal["police", "community"]
+    name: Name
+    geometry: dict[str, Any]  # a GeoJSON Polygon or MultiPolygon, lon/lat
+    parent_id: GridId | None = None
+
+
+class GridPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change (absent: keep). A real change closes the current version and opens the next."""
+
+    name: Name | msgspec.UnsetType = UNSET
+    parent_id: GridId | msgspec.UnsetType = UNSET
+    geometry: dict[str, Any] | msgspec.UnsetType = UNSET
+
+
+class _Query:
+    def __init__(self, name: str, description: str, fmt: str | None = None) -> None:
+        self.name, self.description, self.fmt = name, description, fmt
+
+    def openapi(self) -> dict[str, object]:
+        schema: dict[str, object] = {"type": "string"}
+        if self.fmt:
+            schema["format"] = self.fmt
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "schema": schema,
+            "description": self.description,
+        }
+
+
+PARENT = _Query("parent", "only the community grids of this police grid (its id)")
+AT = _Query("at", "the boundaries valid at this instant (RFC 3339; default: now)", "date-time")
+
+_FEATURE: dict[str, Any] = {
+    "type": "object",
+    "description": "a GeoJSON Feature: id, geometry (MultiPolygon, lon/lat) and properties id, level, name, "
+    "parent_id, version, valid_from, valid_to",
+    "required": ["type", "id", "geometry", "properties"],
+    "properties": {
+        "type": {"const": "Feature"},
+        "id": {"type": "string"},
+        "geometry": {"type": "object"},
+        "properties": {"type": "object"},
+    },
+}
+_COLLECTION: dict[str, Any] = {
+    "type": "object",
+    "description": "a GeoJSON FeatureCollection of grids, by id",
+    "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array", "items": _FEATURE}},
+}
+
+
+def _feature(r: grids.GridRecord) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "id": r.id,
+        "geometry": mapping(r.geometry),
+        "properties": {
+            "id": r.id,
+            "level": r.level,
+            "name": r.name,
+            "parent_id": r.parent_id,
+            "version": r.version,
+            "valid_from": r.valid_from,
+            "valid_to": r.valid_to,
+        },
+    }
+
+
+def _geojson(value: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(value), status=status, content_type=GEOJSON)
+
+
+def _grid_id(request: web.Request) -> str:
+    raw = GRID_ID.get(request)
+    if not _ID.match(raw):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise InvalidParameter(
+            "id", f"must be a grid id (a-z, 0-9, '.', '_', '-'; at most 64), got {shown!r}"
+        )
+    return raw
+
+
+def _at(request: web.Request) -> datetime | None:
+    raw = request.query.get("at")
+    if not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter("at", f"must be an RFC 3339 date-time, got {raw[:40]!r}") from None
+    if at.tzinfo is None:
+        raise InvalidParameter("at", "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
+    return at
+
+
+def _boundary(geometry: dict[str, Any]) -> Any:
+    try:
+        boundary = read_boundary(geometry)
+    except BoundaryError as exc:
+        raise InvalidParameter("body.geometry", str(exc)) from None
+    return boundary.geometry
+
+
+def _now(request: web.Request) -> datetime:
+    return datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
+
+
+async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await run_db(fn, *args, **kwargs)
+    except grids.GridNotFound as exc:
+        raise NotFound(str(exc)) from None
+    except grids.GridConflict as exc:
+        raise Conflict(str(exc)) from None
+    except grids.GridError as exc:
+        raise InvalidParameter("body", str(exc)) from None
+
+
+@api.route(
+    "GET",
+    "/v1/grids",
+    summary="Grids as a GeoJSON FeatureCollection",
+    role="viewer",
+    params=[LEVEL, PARENT, AT],
+    response=_COLLECTION,
+    media_type=GEOJSON,
+)
+async def list_grid_features(request: web.Request) -> web.Response:
+    """The current grids (or those valid at `at`), optionally of one level or one police grid's children."""
+    levels = LEVEL.get(request)
+    if levels is not None and len(levels) > 1:
+        raise InvalidParameter("level", "give one level")
+    parent = request.query.get("parent")
+    if parent is not None and not _ID.match(parent):
+        raise InvalidParameter("parent", f"must be a police grid's id, got {parent[:40]!r}")
+    records = await run_db(
+        grids.list_grids,
+        request.app[ENGINE_KEY],
+        level=levels[0] if levels else None,
+        parent=parent,
+        at=_at(request),
+    )
+    return _geojson({"type": "FeatureCollection", "features": [_feature(r) for r in records]})
+
+
+@api.route(
+    "GET",
+    "/v1/grids/{id}",
+    summary="One grid as a GeoJSON Feature",
+    role="viewer",
+    params=[GRID_ID, AT],
+    response=_FEATURE,
+    errors=[404],
+    media_type=GEOJSON,
+)
+async def read_grid(request: web.Request) -> web.Response:
+    """The grid's current version (or the one valid at `at`)."""
+    grid_id = _grid_id(request)
+    found = await run_db(grids.get_grid, request.app[ENGINE_KEY], grid_id, at=_at(request))
+    if found is None:
+        raise NotFound(f"no grid {grid_id}" + (" at that time" if "at" in request.query else ""))
+    return _geojson(_feature(found))
+
+
+@api.route(
+    "POST",
+    "/v1/grids",
+    summary="Create a grid",
+    role="admin",
+    body=GridIn,
+    response=_FEATURE,
+    status=201,
+    errors=[409],
+    media_type=GEOJSON,
+)
+async def create_grid(request: web.Request) -> web.Response:
+    """A new police or community grid; its first version is valid from now."""
+    body = await read_body(request, GridIn)
+    made = await _write(
+        grids.create_grid,
+        request.app[ENGINE_KEY],
+        grid_id=body.id,
+        level=body.level,
+        name=body.name,
+        parent_id=body.parent_id,
+        geometry=_boundary(body.geometry),
+        now=_now(request),
+    )
+    return _geojson(_feature(made), status=201)
+
+
+@api.route(
+    "PATCH",
+    "/v1/grids/{id}",
+    summary="Change a grid (a new version)",
+    role="admin",
+    params=[GRID_ID],
+    body=GridPatch,
+    response=_FEATURE,
+    errors=[404],
+    media_type=GEOJSON,
+)
+async def update_grid(request: web.Request) -> web.Response:
+    """A changed name, parent or boundary closes the current version now and opens the next."""
+    grid_id = _grid_id(request)
+    body = await read_body(request, GridPatch)
+    _, changed = await _write(
+        grids.update_grid,
+        request.app[ENGINE_KEY],
+        grid_id,
+        name=None if body.name is UNSET else body.name,
+        parent_id=None if body.parent_id is UNSET else body.parent_id,
+        geometry=_boundary(body.geometry) if isinstance(body.geometry, dict) else None,
+        now=_now(request),
+    )
+    return _geojson(_feature(changed))
+
+
+@api.route(
+    "DELETE",
+    "/v1/grids/{id}",
+    summary="Retire a grid",
+    role="admin",
+    params=[GRID_ID],
+    response=_FEATURE,
+    errors=[404, 409],
+    media_type=GEOJSON,
+)
+async def retire_grid(request: web.Request) -> web.Response:
+    """Its current version ends now; its history stays for reports. A police grid must have no children."""
+    grid_id = _grid_id(request)
+    retired = await _write(grids.retire_grid, request.app[ENGINE_KEY], grid_id, now=_now(request))
+    return _geojson(_feature(retired))
