@@ -13,7 +13,8 @@ from typing import Protocol
 import geo
 from schemas.fix import Fix
 
-# Default device priority by kind: worn devices say where the officer is; a vehicle tracker stays in the car.
+# Default device priority by kind (every one of schemas.vocabulary.DEVICE_KINDS; test_picture_consistency
+# checks): worn devices say where the officer is; a vehicle tracker stays in the car.
 KIND_PRIORITY = {"body_cam": 40, "phone": 30, "radio": 20, "vehicle_tracker": 10, "other": 0}
 OFF_INDEX_STATUSES = frozenset({"off_duty"})
 

@@ -14,7 +14,7 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes import models, present
 from dispatch.routes.params import Bbox, Integer, Number, PathId, Words, encode, read_body
-from schemas.tables.registry import UNIT_KINDS, UNIT_STATUSES
+from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
 from store import registry
 
 api = DocumentedRoutes("units")
