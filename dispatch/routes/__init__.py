@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, health, stream, units
+from dispatch.routes import admin, devices, health, nearest, stream, units
 
-# Order matters: aiohttp matches in registration order, and /v1/units/nearest precedes /v1/units/{id}
-# inside `units`.
-CORE_ROUTES: tuple[DocumentedRoutes, ...] = (health.api, units.api, devices.api, stream.api, admin.api)
+# Order matters: aiohttp matches in registration order, and /v1/units/nearest (`nearest`) must precede
+# /v1/units/{id} (`units`).
+CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
+    health.api,
+    nearest.api,
+    units.api,
+    devices.api,
+    stream.api,
+    admin.api,
+)
