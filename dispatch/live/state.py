@@ -19,34 +19,33 @@ KIND_PRIORITY = {"body_cam": 40, "phone": 30, "radio": 20, "vehicle_tracker": 10
 OFF_INDEX_STATUSES = frozenset({"off_duty"})
 
 
-class UnitRecord(Protocol):
-    """A unit as the registry stores it."""
+class _Record(Protocol):
+    """What a unit's and a device's registry records have in common."""
 
     @property
     def id(self) -> str: ...
     @property
-    def name(self) -> str: ...
-    @property
     def kind(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+class UnitRecord(_Record, Protocol):
+    """A unit as the registry stores it."""
+
+    @property
+    def name(self) -> str: ...
     @property
     def skills(self) -> Collection[str]: ...
     @property
     def status(self) -> str: ...
-    @property
-    def enabled(self) -> bool: ...
 
 
-class DeviceRecord(Protocol):
+class DeviceRecord(_Record, Protocol):
     """A device as the registry stores it."""
 
     @property
-    def id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
     def priority(self) -> int: ...
-    @property
-    def enabled(self) -> bool: ...
 
 
 class BindingRecord(Protocol):
