@@ -20,7 +20,6 @@ from prometheus_client import Histogram
 from dispatch.audit import AuditLog
 from dispatch.auth import OPEN_PATHS, TokenAuthority, auth_middleware
 from dispatch.collector import GcPolicy
-from dispatch.fleet import FleetEvent
 from dispatch.keys import (
     AUDIT_KEY,
     BUS_KEY,
@@ -33,6 +32,7 @@ from dispatch.keys import (
     TOKENS_KEY,
     ApiContext,
 )
+from dispatch.live import FleetEvent
 from dispatch.openapi import build_document
 from dispatch.problems import problems_middleware
 from dispatch.routes import CORE_ROUTES

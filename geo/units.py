@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-# The same values as schemas.tables.registry (the source), spelled out here because geo stays pure and the
-# registry module pulls in SQLAlchemy; tests/dispatch/test_picture_consistency.py checks they agree.
+from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
+
 # Fixed order: the index also keeps each unit's status as its position in this tuple (one byte a unit), so
 # the search's status test never touches the entry.
-STATUS_ORDER = (
-    "off_duty", "available", "offered", "assigned", "en_route", "on_scene", "busy", "out_of_service"
-)  # fmt: skip
+STATUS_ORDER = UNIT_STATUSES
 STATUSES = frozenset(STATUS_ORDER)
-KINDS = frozenset({"police", "auxiliary", "vehicle"})
+KINDS = frozenset(UNIT_KINDS)
 
 
 class UnitPosition(NamedTuple):

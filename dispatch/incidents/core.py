@@ -167,52 +167,40 @@ def _step_sync(
     offer_id: str | None,
     effects: Effects | None,
 ) -> Stepped:
+    """`step`'s transaction (in a worker thread); a unit engaged elsewhere, even at commit, is a Conflict."""
+    at = deps.clock.now()
     try:
-        return _step_in_transaction(deps, incident_id, event, actor, reason, unit_id, offer_id, effects)
+        with deps.store.begin() as conn:
+            row = db.get_incident(conn, incident_id, for_update=True)
+            if row is None:
+                raise NotFound(f"no incident {incident_id}")
+            try:
+                after, transition = apply(progress_of(row), event)
+            except IllegalTransitionError as exc:
+                raise conflict(exc) from exc
+            changes = _milestones(row, after, at, deps)
+            if effects is not None:
+                changes.update(effects(conn, row, after) or {})
+            version = db.update_incident(conn, incident_id, row.version, changes)
+            db.insert_transition(
+                conn,
+                {
+                    "incident_id": incident_id,
+                    "seq": version,
+                    "event": event.value,
+                    "from_state": transition.from_state.value,
+                    "to_state": transition.to_state.value,
+                    "from_tier": transition.from_tier,
+                    "to_tier": transition.to_tier,
+                    "at": at,
+                    "actor": actor,
+                    "reason": reason,
+                    "unit_id": unit_id,
+                    "offer_id": offer_id,
+                },
+            )
     except db.UnitEngagedError as exc:
         raise Conflict(f"unit {exc} already holds an offer or is engaged in an incident") from exc
-
-
-def _step_in_transaction(
-    deps: Deps,
-    incident_id: str,
-    event: Event,
-    actor: str,
-    reason: str | None,
-    unit_id: str | None,
-    offer_id: str | None,
-    effects: Effects | None,
-) -> Stepped:
-    at = deps.clock.now()
-    with deps.store.begin() as conn:
-        row = db.get_incident(conn, incident_id, for_update=True)
-        if row is None:
-            raise NotFound(f"no incident {incident_id}")
-        try:
-            after, transition = apply(progress_of(row), event)
-        except IllegalTransitionError as exc:
-            raise conflict(exc) from exc
-        changes = _milestones(row, after, at, deps)
-        if effects is not None:
-            changes.update(effects(conn, row, after) or {})
-        version = db.update_incident(conn, incident_id, row.version, changes)
-        db.insert_transition(
-            conn,
-            {
-                "incident_id": incident_id,
-                "seq": version,
-                "event": event.value,
-                "from_state": transition.from_state.value,
-                "to_state": transition.to_state.value,
-                "from_tier": transition.from_tier,
-                "to_tier": transition.to_tier,
-                "at": at,
-                "actor": actor,
-                "reason": reason,
-                "unit_id": unit_id,
-                "offer_id": offer_id,
-            },
-        )
     return Stepped(row, after, transition, changes, at, unit_id)
 
 

@@ -7,6 +7,7 @@ Each function runs under the incident's lock (the service takes it) and records 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -180,49 +181,56 @@ async def feedback_locked(
     deps: Deps, incident_id: str, *, outcome: str, officer: str, notes: str, actor: str
 ) -> Stepped:
     """Record the handling officer's feedback (after resolution)."""
-    at = deps.clock.now()
-
-    def record(conn: Connection, row: db.IncidentRow, after: Progress) -> None:
-        db.insert_feedback(
-            conn,
-            {
-                "incident_id": incident_id,
-                "outcome": outcome,
-                "notes": notes,
-                "officer": officer,
-                "recorded_by": actor,
-                "at": at,
-            },
-        )
-
-    stepped = await step(deps, incident_id, Event.FEEDBACK, actor=actor, reason=outcome, effects=record)
-    publish(deps, "feedback_recorded", stepped.before, stepped.after, at, outcome=outcome, officer=officer)
-    return stepped
+    return await _record_step(
+        deps,
+        incident_id,
+        Event.FEEDBACK,
+        db.insert_feedback,
+        {"outcome": outcome, "notes": notes, "officer": officer},
+        actor=actor,
+        reason=outcome,
+        kind="feedback_recorded",
+        published={"outcome": outcome, "officer": officer},
+    )
 
 
 async def evaluate_locked(
     deps: Deps, incident_id: str, *, score: int, evaluator: str, comments: str, actor: str
 ) -> Stepped:
     """Record the evaluation of the handling (after feedback)."""
+    return await _record_step(
+        deps,
+        incident_id,
+        Event.EVALUATE,
+        db.insert_evaluation,
+        {"score": score, "evaluator": evaluator, "comments": comments},
+        actor=actor,
+        reason=f"score {score}",
+        kind="evaluated",
+        published={"score": score, "evaluator": evaluator},
+    )
+
+
+async def _record_step(
+    deps: Deps,
+    incident_id: str,
+    event: Event,
+    insert: Callable[[Connection, dict[str, Any]], object],
+    fields: dict[str, Any],
+    *,
+    actor: str,
+    reason: str,
+    kind: str,
+    published: dict[str, Any],
+) -> Stepped:
+    """Step the incident by `event`, inserting `fields` (with who and when) in the same transaction."""
     at = deps.clock.now()
 
     def record(conn: Connection, row: db.IncidentRow, after: Progress) -> None:
-        db.insert_evaluation(
-            conn,
-            {
-                "incident_id": incident_id,
-                "score": score,
-                "evaluator": evaluator,
-                "comments": comments,
-                "recorded_by": actor,
-                "at": at,
-            },
-        )
+        insert(conn, {"incident_id": incident_id, **fields, "recorded_by": actor, "at": at})
 
-    stepped = await step(
-        deps, incident_id, Event.EVALUATE, actor=actor, reason=f"score {score}", effects=record
-    )
-    publish(deps, "evaluated", stepped.before, stepped.after, at, score=score, evaluator=evaluator)
+    stepped = await step(deps, incident_id, event, actor=actor, reason=reason, effects=record)
+    publish(deps, kind, stepped.before, stepped.after, at, **published)
     return stepped
 
 

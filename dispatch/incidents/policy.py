@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dispatch.incidents.escalation import PRIORITIES, SlaPolicy, parse_sla
 from dispatch.settings import DispatchSettings
 from schemas.config import ConfigError
-from schemas.tables.registry import UNIT_KINDS
+from schemas.vocabulary import UNIT_KINDS
 
 ANY_KIND = "any"
 

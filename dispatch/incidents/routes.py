@@ -251,11 +251,7 @@ async def accept_offer(request: web.Request) -> web.Response:
 )
 async def decline_offer(request: web.Request) -> web.Response:
     """The unit declines; it is available again and the next nearest eligible unit is offered."""
-    body = await _optional(request, m.ReasonIn)
-    stepped = await _service(request).decline(
-        INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request), reason=body.reason
-    )
-    return _stepped(stepped)
+    return await _answer_offer(request, _service(request).decline)
 
 
 @_mutation(
@@ -267,8 +263,13 @@ async def decline_offer(request: web.Request) -> web.Response:
 )
 async def withdraw_offer(request: web.Request) -> web.Response:
     """The unit is available again; nothing is offered automatically in its place."""
+    return await _answer_offer(request, _service(request).withdraw)
+
+
+async def _answer_offer(request: web.Request, answer: Callable[..., Awaitable[Stepped]]) -> web.Response:
+    """Decline or withdraw the offer of the path, with the body's optional reason."""
     body = await _optional(request, m.ReasonIn)
-    stepped = await _service(request).withdraw(
+    stepped = await answer(
         INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request), reason=body.reason
     )
     return _stepped(stepped)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, grids, health, stream, tracks, units, wall, web
+from dispatch.routes import admin, devices, grids, health, nearest, stream, tracks, units, wall, web
 
-# Order matters: aiohttp matches in registration order, and /v1/units/nearest precedes /v1/units/{id}
-# inside `units`.
+# Order matters: aiohttp matches in registration order, and /v1/units/nearest (`nearest`) must precede
+# /v1/units/{id} (`units`).
 CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     health.api,
+    nearest.api,
     units.api,
     devices.api,
     tracks.api,

@@ -7,13 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-# Literal for the type checker and OpenAPI, so spelled out: the values of schemas.tables.registry
-# (UNIT_KINDS, UNIT_STATUSES, DEVICE_KINDS), which tests/dispatch/test_picture_consistency.py checks.
-UnitKind = Literal["police", "auxiliary", "vehicle"]
-UnitStatus = Literal[
-    "off_duty", "available", "offered", "assigned", "en_route", "on_scene", "busy", "out_of_service"
-]
-DeviceKind = Literal["body_cam", "phone", "radio", "vehicle_tracker", "other"]
+from schemas.vocabulary import DeviceKind, UnitKind, UnitStatus
+
 RoleName = Literal["admin", "dispatcher", "viewer"]
 
 # Ids travel in URL paths and MQTT topics: keep them to a safe alphabet.

@@ -25,8 +25,9 @@ from aiohttp import web
 
 from dispatch.auth import principal
 from dispatch.events import KEEPALIVE, Event, Subscription
-from dispatch.fleet import DevicesSeparated, Fleet, FleetEvent, StatusChanged, UnitMoved
+from dispatch.fleet import Fleet
 from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
+from dispatch.live import DevicesSeparated, FleetEvent, StatusChanged, UnitMoved
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter
 from dispatch.routes.params import Bbox

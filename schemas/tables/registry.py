@@ -18,18 +18,9 @@ from sqlalchemy import (
     func,
 )
 
-DEVICE_KINDS = ("body_cam", "phone", "radio", "vehicle_tracker", "other")
-UNIT_KINDS = ("police", "auxiliary", "vehicle")
-UNIT_STATUSES = (
-    "off_duty",
-    "available",
-    "offered",
-    "assigned",
-    "en_route",
-    "on_scene",
-    "busy",
-    "out_of_service",
-)
+from schemas.vocabulary import DEVICE_KINDS, UNIT_KINDS, UNIT_STATUSES
+
+__all__ = ["DEVICE_KINDS", "UNIT_KINDS", "UNIT_STATUSES", "define", "one_of"]
 
 
 def one_of(table: str, column: str, values: tuple[str, ...]) -> CheckConstraint:

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 from dispatch.clock import ManualClock
-from dispatch.fleet import DevicesSeparated, Fleet, FleetEvent, StatusChanged, UnitMoved
+from dispatch.fleet import Fleet
+from dispatch.live import DevicesSeparated, FleetEvent, StatusChanged, UnitMoved
 from dispatch.settings import ApiSettings
 from schemas.fix import FixFlag
 from store import registry

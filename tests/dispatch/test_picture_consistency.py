@@ -10,8 +10,9 @@ from sqlalchemy import Engine
 
 import geo
 from dispatch.clock import ManualClock
-from dispatch.fleet import KIND_PRIORITY, Fleet, UnitMoved
+from dispatch.fleet import Fleet
 from dispatch.incidents import policy
+from dispatch.live import KIND_PRIORITY, UnitMoved
 from dispatch.routes import models
 from dispatch.settings import ApiSettings
 from ingest import validate

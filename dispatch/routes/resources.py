@@ -1,0 +1,108 @@
+"""What the registry's resources (units, devices) answer alike: create, find or 404, a page, a change.
+
+A `Resource` names how one kind of record is stored (`store.registry`), followed by the live picture (the
+fleet's `track_*`) and answered (`present.*_out`); the route modules keep their own handlers, parameters
+and documentation, and call these for the parts that are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+from aiohttp import web
+from sqlalchemy import Engine
+
+from dispatch.blocking import run_db
+from dispatch.fleet import Fleet
+from dispatch.keys import CLOCK_KEY, ENGINE_KEY, FLEET_KEY
+from dispatch.problems import Conflict, NotFound
+from dispatch.routes.params import PathId, encode
+from store import registry
+
+
+class Record(Protocol):
+    """A registry record: it has an id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Record)
+
+
+def clock_now(request: web.Request) -> datetime:
+    """The app clock's now, as an aware UTC datetime."""
+    return datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
+
+
+@dataclass(frozen=True)
+class After:
+    """`after`: the last id of the previous page."""
+
+    noun: str  # what is listed: "units", "devices"
+
+    def openapi(self) -> dict[str, object]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": "after",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": f"list {self.noun} with ids after this one (the previous page's next_after)",
+        }
+
+
+@dataclass(frozen=True)
+class Resource(Generic[R]):
+    """One kind of registry record and the calls that store, follow and answer it."""
+
+    noun: str  # "unit": NotFound says "no unit <id>"
+    path_id: PathId
+    get: Callable[[Engine, str], R | None]
+    insert: Callable[..., R]  # (engine, *, id, ..., now)
+    update: Callable[..., R | None]  # (engine, id, **changes); None when there is no such record
+    listing: Callable[..., list[R]]  # (engine, *, after_id, limit, **filters)
+    track: Callable[[Fleet, R], None]  # let the live picture follow the stored record
+    out: Callable[[R], msgspec.Struct]  # the API body of a record
+
+    async def find(self, request: web.Request, record_id: str) -> R:
+        """The record, or NotFound."""
+        record = await run_db(self.get, request.app[ENGINE_KEY], record_id)
+        if record is None:
+            raise NotFound(f"no {self.noun} {record_id}")
+        return record
+
+    async def create(self, request: web.Request, body: msgspec.Struct) -> web.Response:
+        """Store a new record from `body`'s fields (409 for a taken id), follow it, answer 201."""
+        fields = msgspec.structs.asdict(body)
+        try:
+            record = await run_db(self.insert, request.app[ENGINE_KEY], **fields, now=clock_now(request))
+        except registry.Duplicate as exc:
+            raise Conflict(str(exc), current_state={"id": fields["id"]}) from None
+        self.track(request.app[FLEET_KEY], record)
+        return encode(self.out(record), status=201)
+
+    async def page(self, request: web.Request, limit: int, **filters: Any) -> tuple[list[R], str | None]:
+        """Up to `limit` records after the `after` query parameter, and the next page's `after` (or None)."""
+        records = await run_db(
+            self.listing,
+            request.app[ENGINE_KEY],
+            **filters,
+            after_id=request.query.get("after"),
+            limit=limit + 1,
+        )
+        page = records[:limit]
+        return page, page[-1].id if len(records) > limit and page else None
+
+    async def change(self, request: web.Request, **changes: Any) -> web.Response:
+        """Store the changes, let the live picture follow, answer with the record."""
+        record_id = self.path_id.get(request)
+        record = await run_db(self.update, request.app[ENGINE_KEY], record_id, **changes)
+        if record is None:
+            raise NotFound(f"no {self.noun} {record_id}")
+        self.track(request.app[FLEET_KEY], record)
+        return encode(self.out(record))

@@ -1,0 +1,22 @@
+"""The registry's vocabularies, spelled once: unit statuses, unit kinds, device kinds.
+
+Each is a `Literal` (for the type checker, msgspec's validation and the OpenAPI document) and the tuple of
+its values derived from it (for CHECK constraints, query parameters and the index), so the two cannot
+drift apart. Pure: the database tables (`schemas.tables.registry`), the live index (`geo`) and the API
+(`dispatch`) all import from here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# Fixed order: the live index keeps each unit's status as its position in UNIT_STATUSES (one byte a unit).
+UnitStatus = Literal[
+    "off_duty", "available", "offered", "assigned", "en_route", "on_scene", "busy", "out_of_service"
+]
+UnitKind = Literal["police", "auxiliary", "vehicle"]
+DeviceKind = Literal["body_cam", "phone", "radio", "vehicle_tracker", "other"]
+
+UNIT_STATUSES: tuple[str, ...] = get_args(UnitStatus)
+UNIT_KINDS: tuple[str, ...] = get_args(UnitKind)
+DEVICE_KINDS: tuple[str, ...] = get_args(DeviceKind)
