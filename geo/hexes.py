@@ -56,7 +56,7 @@ def parent_of(cell: int, res: int) -> int:
 
 def cell_id(cell: int) -> str:
     """The cell's canonical H3 string (15 hex digits, as every H3 tool prints it)."""
-    return h3.int_to_str(cell & (_INT64 - 1))
+    return str(h3.int_to_str(cell & (_INT64 - 1)))
 
 
 def resolution_of(cell: int) -> int:

@@ -105,4 +105,3 @@ def _sqlite_local(zone: ZoneInfo, part: str, stored: str | None) -> int | None:
         return None
     local = datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(zone)
     return local.hour if part == "hour" else local.isoweekday()
-

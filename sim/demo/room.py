@@ -26,6 +26,7 @@ from schemas.sfpd import priority_of
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class DemoCall:
     """A call for service from the replayed incident sample."""
