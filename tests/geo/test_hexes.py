@@ -61,6 +61,7 @@ def test_the_boundary_is_a_closed_lon_lat_ring_around_the_cell(lon: float, lat: 
     cell = cell_of(lon, lat, res)
     polygon = boundary(cell)
     ring = polygon["coordinates"][0]
-    assert polygon["type"] == "Polygon" and ring[0] == ring[-1] and len(ring) in (6, 7)
+    # 5 or 6 corners, plus up to 4 more where a cell crosses an icosahedron's edge; closed.
+    assert polygon["type"] == "Polygon" and ring[0] == ring[-1] and 6 <= len(ring) <= 11
     c_lat, c_lon = h3.cell_to_latlng(cell_id(cell))
     assert shape(polygon).contains(Point(c_lon, c_lat))  # lon/lat order, or the centre would fall outside
