@@ -87,6 +87,17 @@ class ApiSettings:
     stop_radius_m: Annotated[float, Meta(gt=0, le=100_000)] = 50.0
     # ... for at least this long (s). Shorter: red lights become stops.
     stop_min_s: Annotated[float, Meta(gt=0, le=86400)] = 300.0
+    # The station's time zone (an IANA name, checked against zoneinfo at start): heat maps' `hour` and
+    # `weekday` filters are in this local time (UTC: filters in UTC).
+    station_timezone: Annotated[
+        str,
+        matching(
+            r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$", "an IANA time zone name", "UTC", "America/Los_Angeles"
+        ),
+    ] = "UTC"
+    # The longest time range one heat map may count (s); a longer one gets 422. The count runs in the
+    # database, so raising it costs time per request, not memory.
+    heatmap_max_range_s: Annotated[float, Meta(gt=0, le=10 * 366 * 86400)] = 366 * 86400.0
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import msgspec
 
 from dispatch.incidents.policy import policy_from
 from dispatch.settings import ApiSettings, DispatchSettings
+from dispatch.zones import station_zone
 from ingest.settings import IngestSettings
 from outpost.logs import FORMATS
 from schemas.config import ConfigError, one_of, redact_url
@@ -258,4 +259,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     # The list settings' entries are parsed where they are used; parsing them now stops a bad entry at
     # start, in every command, instead of deep inside a running service.
     policy_from(settings.dispatch)
+    station_zone(settings.api.station_timezone)
     return settings

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, text
 
 from schemas.tables import Flavour, build_metadata
 from store import partitions, timescale
+from store.incident_cells import add_incident_cells
 from store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     # The incident tables arrived after step 1 had been released; create_all only adds what is missing.
     (3, "incident tables", _create_tables),
     (4, "grid tables", _create_tables),
+    # 5 is taken by shifts and assignments (another branch); the runner applies whatever is present in order.
+    (6, "incident H3 cells and the import source", add_incident_cells),
 )
 
 

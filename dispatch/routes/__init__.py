@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, grids, health, nearest, stream, tracks, units, wall, web
+from dispatch.routes import admin, devices, grids, health, heatmap, nearest, stream, tracks, units, wall, web
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest (`nearest`) must precede
 # /v1/units/{id} (`units`).
@@ -18,4 +18,5 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     web.api,
     wall.api,
     grids.api,
+    heatmap.api,
 )

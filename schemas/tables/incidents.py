@@ -46,7 +46,8 @@ INCIDENT_STATES = (
     "transferred",
 )
 PRIORITIES = ("P1", "P2", "P3", "P4")
-SOURCES = ("dispatcher", "call", "grid_report", "device_alarm")
+# "import": a historic report loaded by `outpost incidents import` (closed on arrival; never dispatched).
+SOURCES = ("dispatcher", "call", "grid_report", "device_alarm", "import")
 OFFER_STATES = ("pending", "accepted", "declined", "timed_out", "withdrawn")
 UNIT_ENGAGEMENT_STATES = ("assigned", "en_route", "on_scene", "released")
 
@@ -104,6 +105,9 @@ def _incidents(md: MetaData, flavour: Flavour) -> None:
         Column("lon", Float(53), nullable=False),
         Column("lat", Float(53), nullable=False),
         *spatial,
+        # The H3 cell of (lon, lat) at geo.hexes.STORED_RES (15), set by store when the row is inserted: heat
+        # maps GROUP BY its parent at any resolution, a bit mask away (NULL only before migration step 6).
+        Column("h3_cell", BigInteger),
         # Escalation: 0 community_grid, 1 police_grid, 2 station, 3 command_centre.
         Column("tier", SmallInteger, nullable=False, server_default="0"),
         _at("tier_entered_at", nullable=False),

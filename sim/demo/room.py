@@ -22,31 +22,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from schemas.sfpd import priority_of
+
 log = logging.getLogger(__name__)
-
-# SFPD categories of 2008 by urgency: violence against people first, then property in progress, then reports.
-_P1 = {"ASSAULT", "ROBBERY", "KIDNAPPING", "WEAPON LAWS", "SEX OFFENSES, FORCIBLE", "ARSON"}
-_P2 = {
-    "BURGLARY",
-    "VEHICLE THEFT",
-    "VANDALISM",
-    "DRUG/NARCOTIC",
-    "DRUNKENNESS",
-    "DISORDERLY CONDUCT",
-    "TRESPASS",
-    "STOLEN PROPERTY",
-}
-_P3 = {"LARCENY/THEFT", "SUSPICIOUS OCC", "MISSING PERSON", "FRAUD", "PROSTITUTION"}
-
-
-def priority_of(category: str) -> str:
-    """The priority a dispatcher would give an SFPD category (P1 most urgent)."""
-    upper = category.upper()
-    if upper in _P1:
-        return "P1"
-    if upper in _P2:
-        return "P2"
-    return "P3" if upper in _P3 else "P4"
 
 
 @dataclass(frozen=True)

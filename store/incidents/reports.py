@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
+from geo.hexes import cell_of
 from store.incidents.rows import (
     INCIDENTS,
     IncidentRow,
@@ -19,8 +20,10 @@ from store.incidents.rows import (
 
 
 def insert_incident(conn: Connection, values: Mapping[str, Any]) -> None:
-    """Insert a new incident (`values` with epoch-second `*_at`)."""
-    conn.execute(insert(INCIDENTS).values(db_values(values)))
+    """Insert a new incident (`values` with epoch-second `*_at`); its H3 cell is computed here, once."""
+    row = db_values(values)
+    row.setdefault("h3_cell", cell_of(row["lon"], row["lat"]))
+    conn.execute(insert(INCIDENTS).values(row))
 
 
 def get_incident(conn: Connection, incident_id: str, *, for_update: bool = False) -> IncidentRow | None:
