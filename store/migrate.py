@@ -53,6 +53,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     # The incident tables arrived after step 1 had been released; create_all only adds what is missing.
     (3, "incident tables", _create_tables),
     (4, "grid tables", _create_tables),
+    (5, "duty tables (shifts, assignments)", _create_tables),
 )
 
 
