@@ -51,10 +51,14 @@ class Made:
 
 
 def lock(conn: Connection) -> None:
-    """Serialise writers of assignments, so two cannot both find a grid free (PostgreSQL; a SQLite writer
-    that read before another committed fails with SQLITE_BUSY instead, and is retried)."""
+    """Serialise writers of assignments, so two cannot both find a grid free. PostgreSQL: a table lock
+    that readers pass. SQLite: pysqlite runs the reads before a transaction's first write outside it, so
+    the first statement is a write (of nothing), which opens the transaction and takes the database's write
+    lock (other writers wait `busy_timeout`)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE assignments IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        conn.execute(text("UPDATE assignments SET id = id WHERE 0"))
 
 
 def _interval(field: str, start: datetime, end: datetime) -> tuple[datetime, datetime]:
