@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, grids, health, stream, tracks, units, wall, web
+from dispatch.routes import admin, devices, duty, grids, health, stream, tracks, units, wall, web
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest precedes /v1/units/{id}
 # inside `units`.
@@ -17,4 +17,5 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     web.api,
     wall.api,
     grids.api,
+    duty.api,
 )
