@@ -164,7 +164,12 @@ def _holder(clash: duty.Clash) -> dict[str, Any]:
 
 
 def _instant(name: str, value: str | float | None) -> datetime | None:
-    return None if value is None else parse_instant(name, str(value).strip())
+    if value is None:
+        return None
+    try:
+        return parse_instant(name, str(value).strip())
+    except OverflowError:  # an offset pushing year 1 or 9999 off the calendar when turned into UTC
+        raise InvalidParameter(name, f"is outside the calendar in UTC, got {str(value)[:40]!r}") from None
 
 
 def _now(request: web.Request) -> datetime:

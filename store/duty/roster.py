@@ -128,16 +128,17 @@ def parse_roster(content: str, zone: tzinfo) -> tuple[list[RosterLine], list[Lin
             lines.append(_line(number, dict(zip(header, cells, strict=True)), zone))
         except ValueError as exc:
             problems.append(LineProblem(number, str(exc)))
+        except OverflowError:
+            problems.append(LineProblem(number, "date: too near the end of the calendar"))
     return lines, problems
 
 
-def _same(line: RosterLine, held: Assignment) -> bool:
-    return (
-        held.unit_id == line.unit_id
-        and held.grid_id == line.grid_id
-        and held.starts_at == line.starts_at
-        and held.until == line.ends_at
-    )
+def _key(line: RosterLine) -> tuple[str, str, datetime, datetime]:
+    return line.unit_id, line.grid_id, line.starts_at, line.ends_at
+
+
+def _held(held: Assignment) -> tuple[str, str, datetime, datetime]:
+    return held.unit_id, held.grid_id, held.starts_at, held.until
 
 
 def _overlaps_in_file(lines: list[RosterLine]) -> list[LineProblem]:
@@ -175,12 +176,15 @@ def _check(conn: Connection, lines: list[RosterLine]) -> tuple[list[RosterLine],
         else:
             fit.append(ln)
     problems.extend(_overlaps_in_file(fit))
+    in_file = {_key(ln) for ln in fit}
     fresh = []
     for ln in fit:
         found = clashes_of(conn, unit_id=ln.unit_id, grid_id=ln.grid_id, start=ln.starts_at, end=ln.ends_at)
-        if any(_same(ln, c.holder) for c in found):
+        if any(_held(c.holder) == _key(ln) for c in found):
             continue
-        problems.extend(LineProblem(ln.line, c.describe()) for c in found)
+        # A stored assignment that is another line of the file was reported as that line's overlap.
+        stored = [c for c in found if _held(c.holder) not in in_file]
+        problems.extend(LineProblem(ln.line, c.describe()) for c in stored)
         fresh.append(ln)
     return fresh, problems
 

@@ -165,19 +165,21 @@ def test_a_roster_with_conflicts_reports_every_one_and_imports_nothing(engine: E
             "2026-13-04,day,07:00,15:00,p1,police-1",  # 14: bad date
             "2026-12-05,day,07:00,15:00,p1",  # 15: too few columns
             "2026-12-05,day,07:00,15:00,p1,police-7",  # 16: no such grid
+            "9999-12-31,night,22:00,06:00,p1,police-1",  # 17: off the calendar
         ]
     )
     lines, problems = duty.parse_roster(bad, ZoneInfo("UTC"))
     with pytest.raises(duty.RosterRejected) as rejected:
         duty.import_roster(engine, lines, problems=problems, actor="roster", now=T0)
     said = [str(p) for p in rejected.value.problems]
-    assert [p.line for p in rejected.value.problems] == [8, 9, 10, 11, 12, 13, 14, 15, 16], said
+    assert [p.line for p in rejected.value.problems] == [8, 9, 10, 11, 12, 13, 14, 15, 16, 17], said
     assert said[0] == "line 8: grid police-1 is held then by unit p1 (line 7)"
     assert said[1].startswith("line 9: grid police-2 is held by unit p2 from 2026-12-03T08:00:00+00:00")
     assert "unit a2 is an auxiliary" in said[2] and "unit v1 is a vehicle" in said[3]
     assert said[4] == "line 12: unit_id: no unit zz" and "start: must be HH:MM" in said[5]
     assert "date: must be YYYY-MM-DD" in said[6] and "has 5 columns" in said[7]
     assert said[8] == "line 16: grid_id: no current grid police-7"
+    assert said[9] == "line 17: date: too near the end of the calendar"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM assignments")).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM shifts")).scalar() == 0
@@ -225,3 +227,14 @@ def test_racing_writers_leave_one_holder(
             return  # the control saw the race
     if not locked:
         pytest.xfail("the race did not show in 10 rounds (timing): the control could not see it this time")
+
+
+def test_a_line_added_to_an_imported_roster_is_one_conflict_not_two(engine: Engine) -> None:
+    lines, _ = duty.parse_roster(ROSTER, ZoneInfo("UTC"))
+    duty.import_roster(engine, lines, actor="roster", now=T0)
+    grown, _ = duty.parse_roster(ROSTER + "2026-12-01,late,10:00,12:00,p2,police-1\n", ZoneInfo("UTC"))
+    with pytest.raises(duty.RosterRejected) as rejected:
+        duty.import_roster(engine, grown, actor="roster", now=T0)
+    assert [str(p) for p in rejected.value.problems] == [
+        "line 8: grid police-1 is held then by unit p1 (line 2)"
+    ]
