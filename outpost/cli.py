@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from outpost import grids_cli, incidents_cli, tools
+from outpost import grids_cli, incidents_cli, roster_cli, tools
 from outpost.demo import DemoOptions, run_demo
 from outpost.logs import configure_logging
 from outpost.root import Role, Running, run_migrate, serve
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_token_create)
     grids_cli.add_grids_arguments(sub)
     incidents_cli.add_incidents_arguments(sub)
+    roster_cli.add_roster_arguments(sub)
     for command, role, short, long in _ROLES:
         sub.add_parser(command, help=short, description=long).set_defaults(handler=_serve(role))
     p = sub.add_parser(

@@ -54,7 +54,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     # The incident tables arrived after step 1 had been released; create_all only adds what is missing.
     (3, "incident tables", _create_tables),
     (4, "grid tables", _create_tables),
-    # 5 is taken by shifts and assignments (another branch); the runner applies whatever is present in order.
+    (5, "duty tables (shifts, assignments)", _create_tables),
     (6, "incident H3 cells and the import source", add_incident_cells),
 )
 

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from dispatch.openapi import DocumentedRoutes
-from dispatch.routes import admin, devices, grids, health, heatmap, nearest, stream, tracks, units, wall, web
+from dispatch.routes import (
+    admin,
+    devices,
+    duty,
+    grids,
+    health,
+    heatmap,
+    nearest,
+    stream,
+    tracks,
+    units,
+    wall,
+    web,
+)
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest (`nearest`) must precede
 # /v1/units/{id} (`units`).
@@ -18,5 +31,6 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     web.api,
     wall.api,
     grids.api,
+    duty.api,
     heatmap.api,
 )

@@ -57,7 +57,10 @@ def parse_instant(name: str, raw: str) -> datetime:
         raise InvalidParameter(name, f"must be an RFC 3339 date-time or epoch seconds, got {raw!r}") from None
     if parsed.tzinfo is None:
         raise InvalidParameter(name, "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last day a datetime can hold, in UTC
+        raise InvalidParameter(name, f"is off the calendar once in UTC, got {raw!r}") from None
 
 
 @dataclass(frozen=True)

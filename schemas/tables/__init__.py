@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from schemas.tables import access, grids, incidents, registry, telemetry
+from schemas.tables import access, duty, grids, incidents, registry, telemetry
 from schemas.tables.flavour import Flavour
 
 __all__ = ["Flavour", "build_metadata"]
@@ -23,4 +23,5 @@ def build_metadata(flavour: Flavour) -> MetaData:
     access.define(md)
     incidents.define(md, flavour)
     grids.define(md, flavour)
+    duty.define(md)
     return md

@@ -169,6 +169,7 @@ async def test_the_summary_of_a_hand_made_hour(live_api: LiveApi) -> None:
         ("from=2024-05-30T17:00:00&to=2024-05-30T18:00:00", 400, "from"),  # no time zone
         (f"from=1e308&to={iso(START_S)}", 400, "from"),
         (f"from=99999999999999&to={iso(START_S)}", 400, "from"),
+        (f"from={iso(START_S)}&to=9999-12-31T23:00:00-05:00", 400, "to"),
         (f"from={iso(START_S)}&to={iso(START_S + 3600)}&format=kml", 400, "format"),
         (f"from={iso(START_S)}&to={iso(START_S + 3600)}&simplify_m=-1", 400, "simplify_m"),
         (f"from={iso(START_S)}&to={iso(START_S + 3600)}&simplify_m=nan", 400, "simplify_m"),

@@ -1,0 +1,316 @@
+"""Duty over HTTP: shifts (admins make them, everyone reads them) and assignments, which unit holds which
+patrol grid when (dispatchers make and end them, everyone reads them).
+
+The seed's rules are the store's (`store.duty`): a police officer holds a police grid, an auxiliary a
+community grid, a vehicle none; one holder per grid and one grid per unit at a time. A clash is a 409 whose
+`holder` names the assignment in the way, unless the request says `replace`. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from dispatch.auth import principal
+from dispatch.blocking import run_db
+from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY
+from dispatch.openapi import DocumentedRoutes
+from dispatch.problems import Conflict, InvalidParameter, NotFound
+from dispatch.routes.instants import Instant, parse_instant
+from dispatch.routes.models import UnitId
+from dispatch.routes.params import PathId, encode, read_body
+from schemas.tables.grids import GRID_ID_PATTERN
+from store import duty
+
+api = DocumentedRoutes("duty")
+
+# The id columns are 32-bit on PostgreSQL: a larger number names nothing (and must not reach the driver).
+_MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, msgspec.Meta(ge=1, le=_MAX_ROW_ID)]
+GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
+ShiftName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# RFC 3339 with a time zone, or epoch seconds (a string or a number), read by `instants.parse_instant`.
+BodyInstant = Annotated[str, msgspec.Meta(max_length=64)] | float
+
+ASSIGNMENT_ID = PathId("id", "the assignment's id")
+AT = Instant("at", "the assignments holding their grid at this instant (default: now)", required=False)
+FROM = Instant("from", "shifts ending after this instant", required=False)
+TO = Instant("to", "shifts starting before this instant", required=False)
+_GRID = re.compile(GRID_ID_PATTERN)
+_UNIT = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
+
+
+class _Query:
+    def __init__(self, name: str, description: str, pattern: str) -> None:
+        self.name, self.description, self.pattern = name, description, pattern
+
+    def openapi(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": self.pattern},
+            "description": self.description,
+        }
+
+
+UNIT = _Query("unit", "only the assignments of this unit (its id)", _UNIT.pattern)
+GRID = _Query("grid", "only the assignments of this grid (its id)", GRID_ID_PATTERN)
+
+
+class ShiftIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new shift over [starts_at, ends_at)."""
+
+    name: ShiftName
+    starts_at: BodyInstant
+    ends_at: BodyInstant
+
+
+class ShiftOut(msgspec.Struct):
+    """A shift."""
+
+    id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+
+
+class ShiftList(msgspec.Struct):
+    """Shifts by start."""
+
+    shifts: list[ShiftOut]
+
+
+class AssignmentIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Unit `unit_id` holds `grid_id` over [starts_at, ends_at), or over its shift (`shift_id`; times given
+    with a shift must lie inside it). `replace`: end whatever clashes at this assignment's start."""
+
+    unit_id: UnitId
+    grid_id: GridId
+    starts_at: BodyInstant | None = None
+    ends_at: BodyInstant | None = None
+    shift_id: RowId | None = None
+    replace: bool = False
+
+
+class AssignmentOut(msgspec.Struct):
+    """An assignment: it holds its grid over [starts_at, until); `until` is `ended_at` when it was ended
+    early (by `ended_by`, or replaced by assignment `replaced_by`), else `ends_at`."""
+
+    id: int
+    unit_id: str
+    grid_id: str
+    shift_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    until: datetime
+    created_by: str
+    created_at: datetime
+    ended_at: datetime | None
+    ended_by: str | None
+    replaced_by: int | None
+
+
+class AssignmentMade(msgspec.Struct):
+    """The new assignment and those it replaced."""
+
+    assignment: AssignmentOut
+    replaced: list[AssignmentOut]
+
+
+class AssignmentList(msgspec.Struct):
+    """The assignments holding their grid at `at`, by grid."""
+
+    at: datetime
+    assignments: list[AssignmentOut]
+
+
+def _shift(s: duty.Shift) -> ShiftOut:
+    return ShiftOut(s.id, s.name, s.starts_at, s.ends_at, s.created_at)
+
+
+def _assignment(a: duty.Assignment) -> AssignmentOut:
+    return AssignmentOut(
+        a.id,
+        a.unit_id,
+        a.grid_id,
+        a.shift_id,
+        a.starts_at,
+        a.ends_at,
+        a.until,
+        a.created_by,
+        a.created_at,
+        a.ended_at,
+        a.ended_by,
+        a.replaced_by,
+    )
+
+
+def _holder(clash: duty.Clash) -> dict[str, Any]:
+    h = clash.holder
+    return {
+        "rule": clash.rule,
+        "assignment_id": h.id,
+        "unit_id": h.unit_id,
+        "grid_id": h.grid_id,
+        "starts_at": h.starts_at,
+        "until": h.until,
+    }
+
+
+def _instant(name: str, value: str | float | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(name, str(value).strip())
+    except OverflowError:  # an offset pushing year 1 or 9999 off the calendar when turned into UTC
+        raise InvalidParameter(name, f"is outside the calendar in UTC, got {str(value)[:40]!r}") from None
+
+
+def _now(request: web.Request) -> datetime:
+    return datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
+
+
+def _matching(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not pattern.match(raw):
+        raise InvalidParameter(name, f"must be {what}, got {raw[:40]!r}")
+    return raw
+
+
+async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await run_db(fn, *args, **kwargs)
+    except duty.AssignmentConflict as exc:
+        holders = [_holder(c) for c in exc.clashes]
+        raise Conflict(exc.message, holder=holders[0], clashes=holders) from None
+    except duty.DutyNotFound as exc:
+        raise NotFound(exc.message) from None
+    except duty.DutyConflict as exc:
+        raise Conflict(exc.message) from None
+    except duty.DutyError as exc:
+        raise InvalidParameter(exc.field, exc.message) from None
+
+
+@api.route(
+    "POST", "/v1/shifts", summary="Create a shift", role="admin", body=ShiftIn, response=ShiftOut, status=201
+)
+async def create_shift(request: web.Request) -> web.Response:
+    """A named shift over [starts_at, ends_at); assignments may name it instead of their times."""
+    body = await read_body(request, ShiftIn)
+    made: duty.Shift = await _write(
+        duty.create_shift,
+        request.app[ENGINE_KEY],
+        name=body.name,
+        starts_at=_instant("body.starts_at", body.starts_at),
+        ends_at=_instant("body.ends_at", body.ends_at),
+        now=_now(request),
+    )
+    request.app[AUDIT_KEY].record(
+        principal(request).actor, "create_shift", f"shift:{made.id}", {"name": made.name}
+    )
+    return encode(_shift(made), status=201)
+
+
+@api.route(
+    "GET",
+    "/v1/shifts",
+    summary="Shifts in a time range",
+    role="viewer",
+    params=[FROM, TO],
+    response=ShiftList,
+)
+async def list_shifts(request: web.Request) -> web.Response:
+    """The shifts overlapping [from, to) (either absent: unbounded), by start."""
+    start, end = FROM.get(request), TO.get(request)
+    if start is not None and end is not None and end <= start:
+        raise InvalidParameter("to", f"must be after from ({start.isoformat()}), got {end.isoformat()}")
+    found = await run_db(duty.list_shifts, request.app[ENGINE_KEY], start=start, end=end)
+    return encode(ShiftList([_shift(s) for s in found]))
+
+
+@api.route(
+    "POST",
+    "/v1/assignments",
+    summary="Assign a unit to a grid",
+    role="dispatcher",
+    body=AssignmentIn,
+    response=AssignmentMade,
+    status=201,
+    errors=[409],
+    description="409 when the grid has a holder or the unit holds another grid then: `holder` names the "
+    "first assignment in the way and `clashes` all of them; `replace: true` ends them at the new start.",
+)
+async def create_assignment(request: web.Request) -> web.Response:
+    """Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules."""
+    body = await read_body(request, AssignmentIn)
+    actor = principal(request).actor
+    made: duty.Made = await _write(
+        duty.create_assignment,
+        request.app[ENGINE_KEY],
+        unit_id=body.unit_id,
+        grid_id=body.grid_id,
+        starts_at=_instant("body.starts_at", body.starts_at),
+        ends_at=_instant("body.ends_at", body.ends_at),
+        shift_id=body.shift_id,
+        replace=body.replace,
+        actor=actor,
+        now=_now(request),
+    )
+    a = made.assignment
+    detail = {"unit": a.unit_id, "grid": a.grid_id, "replaced": [r.id for r in made.replaced]}
+    request.app[AUDIT_KEY].record(actor, "create_assignment", f"assignment:{a.id}", detail)
+    return encode(AssignmentMade(_assignment(a), [_assignment(r) for r in made.replaced]), status=201)
+
+
+@api.route(
+    "GET",
+    "/v1/assignments",
+    summary="Who holds which grid at an instant",
+    role="viewer",
+    params=[AT, UNIT, GRID],
+    response=AssignmentList,
+)
+async def list_assignments(request: web.Request) -> web.Response:
+    """The assignments holding their grid at `at` (default now), optionally of one unit or one grid."""
+    at = AT.get(request) or _now(request)
+    found = await run_db(
+        duty.assignments_at,
+        request.app[ENGINE_KEY],
+        at,
+        unit_id=_matching(request, "unit", _UNIT, "a unit id"),
+        grid_id=_matching(request, "grid", _GRID, "a grid id"),
+    )
+    return encode(AssignmentList(at, [_assignment(a) for a in found]))
+
+
+@api.route(
+    "DELETE",
+    "/v1/assignments/{id}",
+    summary="End an assignment now",
+    role="dispatcher",
+    params=[ASSIGNMENT_ID],
+    response=AssignmentOut,
+    errors=[404, 409],
+)
+async def end_assignment(request: web.Request) -> web.Response:
+    """The assignment stops holding its grid now (one not begun never will); its history stays. 409 once
+    it is over."""
+    raw = ASSIGNMENT_ID.get(request)
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= _MAX_ROW_ID):
+        raise InvalidParameter("id", f"must be an assignment id (a positive integer), got {raw[:40]!r}")
+    actor = principal(request).actor
+    ended: duty.Assignment = await _write(
+        duty.end_assignment, request.app[ENGINE_KEY], int(raw), actor=actor, now=_now(request)
+    )
+    request.app[AUDIT_KEY].record(
+        actor, "end_assignment", f"assignment:{ended.id}", {"unit": ended.unit_id, "grid": ended.grid_id}
+    )
+    return encode(_assignment(ended))
