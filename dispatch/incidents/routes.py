@@ -19,7 +19,7 @@ from dispatch.incidents.idempotency import IdempotencyHeader, idempotent
 from dispatch.incidents.service import IncidentService
 from dispatch.incidents.states import Event
 from dispatch.keys import AUDIT_KEY
-from dispatch.openapi import DocumentedRoutes
+from dispatch.openapi import DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter
 from dispatch.routes.params import Integer, PathId, Words, encode, read_body
 from schemas.tables.incidents import INCIDENT_STATES
@@ -46,13 +46,12 @@ class Since:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "description": self.__doc__,
-            "schema": {"type": "string", "examples": ["2024-05-01T08:00:00Z", "1714550400"]},
-        }
+        return parameter(
+            self.name,
+            "query",
+            self.__doc__,
+            {"type": "string", "examples": ["2024-05-01T08:00:00Z", "1714550400"]},
+        )
 
     def get(self, request: web.Request) -> float | None:
         """Epoch seconds, or None when absent."""

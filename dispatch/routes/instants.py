@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.openapi import parameter
 from dispatch.problems import InvalidParameter, Unprocessable
 
 # Epoch seconds beyond these are not a time a fix can have (and would overflow datetime).
@@ -24,13 +25,13 @@ class Instant:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": self.required,
-            "description": self.description + " (RFC 3339 with a time zone, or epoch seconds)",
-            "schema": {"type": "string", "maxLength": 64, "examples": ["2024-05-30T17:00:00Z", "1717088400"]},
-        }
+        return parameter(
+            self.name,
+            "query",
+            self.description + " (RFC 3339 with a time zone, or epoch seconds)",
+            {"type": "string", "maxLength": 64, "examples": ["2024-05-30T17:00:00Z", "1717088400"]},
+            required=self.required,
+        )
 
     def get(self, request: web.Request) -> datetime | None:
         """The instant in UTC; None when absent and not required."""

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from dispatch.openapi import parameter
 from dispatch.problems import InvalidParameter
 
 T = TypeVar("T")
@@ -31,13 +32,9 @@ class PathId:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "path",
-            "required": True,
-            "description": self.description,
-            "schema": {"type": "string", "maxLength": MAX_ID_LENGTH},
-        }
+        return parameter(
+            self.name, "path", self.description, {"type": "string", "maxLength": MAX_ID_LENGTH}, required=True
+        )
 
     def get(self, request: web.Request) -> str:
         """The segment's value; 400 naming it when it cannot be an id (control characters such as NUL, which
@@ -70,13 +67,7 @@ class Number:
             schema["maximum"] = self.maximum
         if self.positive:
             schema["exclusiveMinimum"] = 0
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": self.required,
-            "description": self.description,
-            "schema": schema,
-        }
+        return parameter(self.name, "query", self.description, schema, required=self.required)
 
     def get(self, request: web.Request, default: float | None = None) -> float | None:
         """The value, or `default` when absent (missing and required: InvalidParameter)."""
@@ -119,18 +110,17 @@ class Integer:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "description": self.description,
-            "schema": {
+        return parameter(
+            self.name,
+            "query",
+            self.description,
+            {
                 "type": "integer",
                 "minimum": self.minimum,
                 "maximum": self.maximum,
                 "default": self.default,
             },
-        }
+        )
 
     def get(self, request: web.Request) -> int:
         """The value, or the default when absent."""
@@ -162,15 +152,8 @@ class Words:
         items: dict[str, Any] = {"type": "string"}
         if self.choices is not None:
             items["enum"] = [*self.choices, *self.extra_choices]
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "description": self.description,
-            "schema": {"type": "array", "items": items},
-            "style": "form",
-            "explode": True,
-        }
+        schema = {"type": "array", "items": items}
+        return {**parameter(self.name, "query", self.description, schema), "style": "form", "explode": True}
 
     def get(self, request: web.Request) -> tuple[str, ...] | None:
         """The words in the order given (duplicates dropped), or None when the parameter is absent."""
@@ -200,14 +183,9 @@ class Bbox:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": self.required,
-            "description": self.description,
-            "schema": {"type": "string", "pattern": r"^[-+0-9.eE]+(,[-+0-9.eE]+){3}$"},
-            "example": "-122.42,37.77,-122.40,37.79",
-        }
+        schema = {"type": "string", "pattern": r"^[-+0-9.eE]+(,[-+0-9.eE]+){3}$"}
+        found = parameter(self.name, "query", self.description, schema, required=self.required)
+        return {**found, "example": "-122.42,37.77,-122.40,37.79"}
 
     def get(self, request: web.Request) -> tuple[float, float, float, float] | None:
         """The four numbers, checked; None when absent and not required."""

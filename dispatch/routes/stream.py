@@ -28,7 +28,7 @@ from dispatch.events import KEEPALIVE, Event, Subscription
 from dispatch.fleet import Fleet
 from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
 from dispatch.live import DevicesSeparated, FleetEvent, StatusChanged, UnitMoved
-from dispatch.openapi import DocumentedRoutes
+from dispatch.openapi import DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter
 from dispatch.routes.params import Bbox
 from dispatch.routes.present import utc_of
@@ -44,14 +44,13 @@ class LastEventId:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "header",
-            "required": False,
-            "description": "the id of the last event received; what came after it is sent first, or a "
+        return parameter(
+            self.name,
+            "header",
+            "the id of the last event received; what came after it is sent first, or a "
             "`resync` event when that is no longer held",
-            "schema": {"type": "integer", "minimum": 0},
-        }
+            {"type": "integer", "minimum": 0},
+        )
 
     def get(self, request: web.Request) -> int | None:
         """The id, or None when absent."""

@@ -17,7 +17,7 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
-from dispatch.openapi import DocumentedRoutes
+from dispatch.openapi import DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter, NotFound, Unavailable, Unprocessable
 from dispatch.routes.instants import FROM, TO, TimeRange, time_range
 from dispatch.routes.params import Number, PathId, encode
@@ -48,13 +48,9 @@ class _Format:
 
     def openapi(self) -> dict[str, object]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "description": self.__doc__,
-            "schema": {"type": "string", "enum": list(FORMATS), "default": "geojson"},
-        }
+        return parameter(
+            self.name, "query", self.__doc__, {"type": "string", "enum": list(FORMATS), "default": "geojson"}
+        )
 
     def get(self, request: web.Request) -> str:
         """The format asked for."""

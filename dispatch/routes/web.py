@@ -22,7 +22,7 @@ from aiohttp import web
 
 from dispatch.auth import principal
 from dispatch.keys import SETTINGS_KEY
-from dispatch.openapi import DocumentedRoutes
+from dispatch.openapi import DocumentedRoutes, parameter
 from dispatch.problems import NotFound
 from dispatch.routes.params import encode
 
@@ -133,13 +133,7 @@ class StaticPath:
 
     def openapi(self) -> dict[str, object]:
         """The OpenAPI parameter object."""
-        return {
-            "name": self.name,
-            "in": "path",
-            "required": True,
-            "description": self.__doc__,
-            "schema": {"type": "string"},
-        }
+        return parameter(self.name, "path", self.__doc__, {"type": "string"}, required=True)
 
     def get(self, request: web.Request) -> Path:
         """The file, or NotFound for anything outside the folder or missing."""
