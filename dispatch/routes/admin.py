@@ -11,7 +11,7 @@ from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter, NotFound
 from dispatch.routes import models
-from dispatch.routes.params import Integer, PathId, encode, read_body
+from dispatch.routes.params import Integer, PathId, QueryText, encode, read_body
 from store import access
 
 api = DocumentedRoutes("administration")
@@ -20,26 +20,9 @@ TOKEN_ID = PathId("id", "the token's numeric id")
 LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maximum=10000)
 
 
-class _Query:
-    def __init__(self, name: str, description: str, fmt: str | None = None) -> None:
-        self.name, self.description, self.fmt = name, description, fmt
-
-    def openapi(self) -> dict[str, object]:
-        schema: dict[str, object] = {"type": "string"}
-        if self.fmt:
-            schema["format"] = self.fmt
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "schema": schema,
-            "description": self.description,
-        }
-
-
-SINCE = _Query("since", "entries at or after this instant (RFC 3339)", "date-time")
-ACTOR = _Query("actor", "only this actor (e.g. token:3:console-1)")
-ACTION = _Query("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
+SINCE = QueryText("since", "entries at or after this instant (RFC 3339)", "date-time")
+ACTOR = QueryText("actor", "only this actor (e.g. token:3:console-1)")
+ACTION = QueryText("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
 
 
 def _token_out(t: access.ApiToken, secret: str | None = None) -> models.TokenOut:

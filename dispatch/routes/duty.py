@@ -22,7 +22,7 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes.instants import Instant, parse_instant
 from dispatch.routes.models import UnitId
-from dispatch.routes.params import PathId, encode, read_body
+from dispatch.routes.params import PathId, QueryText, encode, read_body
 from schemas.tables.grids import GRID_ID_PATTERN
 from store import duty
 
@@ -44,22 +44,8 @@ _GRID = re.compile(GRID_ID_PATTERN)
 _UNIT = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 
 
-class _Query:
-    def __init__(self, name: str, description: str, pattern: str) -> None:
-        self.name, self.description, self.pattern = name, description, pattern
-
-    def openapi(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string", "pattern": self.pattern},
-            "description": self.description,
-        }
-
-
-UNIT = _Query("unit", "only the assignments of this unit (its id)", _UNIT.pattern)
-GRID = _Query("grid", "only the assignments of this grid (its id)", GRID_ID_PATTERN)
+UNIT = QueryText("unit", "only the assignments of this unit (its id)", pattern=_UNIT.pattern)
+GRID = QueryText("grid", "only the assignments of this grid (its id)", pattern=GRID_ID_PATTERN)
 
 
 class ShiftIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -18,7 +18,7 @@ from dispatch.blocking import run_db
 from dispatch.keys import CLOCK_KEY, ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
-from dispatch.routes.params import PathId, Words, read_body
+from dispatch.routes.params import PathId, QueryText, Words, read_body
 from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
 from store import grids
@@ -53,25 +53,8 @@ class GridPatch(msgspec.Struct, forbid_unknown_fields=True):
     geometry: dict[str, Any] | msgspec.UnsetType = UNSET
 
 
-class _Query:
-    def __init__(self, name: str, description: str, fmt: str | None = None) -> None:
-        self.name, self.description, self.fmt = name, description, fmt
-
-    def openapi(self) -> dict[str, object]:
-        schema: dict[str, object] = {"type": "string"}
-        if self.fmt:
-            schema["format"] = self.fmt
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": False,
-            "schema": schema,
-            "description": self.description,
-        }
-
-
-PARENT = _Query("parent", "only the community grids of this police grid (its id)")
-AT = _Query("at", "the boundaries valid at this instant (RFC 3339; default: now)", "date-time")
+PARENT = QueryText("parent", "only the community grids of this police grid (its id)")
+AT = QueryText("at", "the boundaries valid at this instant (RFC 3339; default: now)", "date-time")
 
 _FEATURE: dict[str, Any] = {
     "type": "object",

@@ -174,6 +174,26 @@ class Words:
 
 
 @dataclass(frozen=True)
+class QueryText:
+    """A string query parameter the route reads and checks itself, documented (`fmt`: an OpenAPI format;
+    `pattern`: the regular expression a value matches)."""
+
+    name: str
+    description: str
+    fmt: str | None = None
+    pattern: str | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        schema: dict[str, Any] = {"type": "string"}
+        if self.fmt:
+            schema["format"] = self.fmt
+        if self.pattern:
+            schema["pattern"] = self.pattern
+        return parameter(self.name, "query", self.description, schema)
+
+
+@dataclass(frozen=True)
 class Bbox:
     """`minlon,minlat,maxlon,maxlat` in degrees; minlon > maxlon means the box crosses the antimeridian."""
 
