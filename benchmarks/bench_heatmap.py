@@ -25,11 +25,9 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,14 +41,9 @@ from sqlalchemy import Engine, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dispatch.app import ApiContext, init_app  # noqa: E402
-from dispatch.clock import SystemClock  # noqa: E402
-from dispatch.events import EventBus  # noqa: E402
-from dispatch.fleet import Fleet  # noqa: E402
-from dispatch.settings import ApiSettings  # noqa: E402
+from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
 from geo.hexes import boundary, cell_of  # noqa: E402
 from outpost.incident_csv import open_text, read_rows  # noqa: E402
-from store import access  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.incidents.history import HistoricIncident, import_batch  # noqa: E402
 from store.migrate import migrate  # noqa: E402
@@ -99,7 +92,8 @@ def naive_geojson(engine: Engine, start: datetime, end: datetime, res: int) -> b
     counts = Counter(h3.latlng_to_cell(lat, lon, res) for lon, lat in rows)
     features = []
     for cell, n in sorted(counts.items()):
-        as_int = cell_of(*reversed(h3.cell_to_latlng(cell)), res)
+        centre_lat, centre_lon = h3.cell_to_latlng(cell)
+        as_int = cell_of(centre_lon, centre_lat, res)
         features.append(
             {
                 "type": "Feature",
@@ -109,26 +103,6 @@ def naive_geojson(engine: Engine, start: datetime, end: datetime, res: int) -> b
             }
         )
     return json.dumps({"type": "FeatureCollection", "features": features}).encode()
-
-
-async def timed(runs: int, call: Callable[[], Awaitable[int]]) -> tuple[list[float], int]:
-    """Milliseconds of each run after one warm-up, and the hexagons of the last answer."""
-    hexes = await call()
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        hexes = await call()
-        times.append((time.perf_counter() - began) * 1000)
-    return times, hexes
-
-
-def summary(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
-    return {
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 1),
-        "max_ms": round(ordered[-1], 1),
-    }
 
 
 async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -141,13 +115,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.execute(text("ANALYZE incidents"))
     print(f"stored {len(incidents):,} incidents in {time.perf_counter() - began:.1f} s")
-    now = datetime.now(UTC)
-    _, token = access.create_token(engine, role="viewer", name="bench", now=now)
-    settings = ApiSettings()
-    clock = SystemClock()
-    fleet = Fleet(engine, clock, settings)
-    bus = EventBus(clock, coalesce_s=settings.stream_coalesce_s, max_queued=settings.stream_max_queued)
-    app = init_app(ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings))
+    app, token = api_over(engine)
     start, end = YEAR_START, YEAR_START + timedelta(seconds=52 * WEEK_S)
     span = f"from={start.isoformat().replace('+00:00', 'Z')}&to={end.isoformat().replace('+00:00', 'Z')}"
     results: dict[str, Any] = {}

@@ -26,10 +26,7 @@ import asyncio
 import json
 import math
 import os
-import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,14 +37,10 @@ from aiohttp.test_utils import TestServer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dispatch.app import ApiContext, init_app  # noqa: E402
-from dispatch.clock import SystemClock  # noqa: E402
-from dispatch.events import EventBus  # noqa: E402
-from dispatch.fleet import Fleet  # noqa: E402
-from dispatch.settings import ApiSettings  # noqa: E402
+from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
 from geo.distance import destination  # noqa: E402
 from schemas.fix import Fix  # noqa: E402
-from store import access, registry  # noqa: E402
+from store import registry  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.fixes import FixWriter, fetch_fixes  # noqa: E402
 from store.migrate import migrate  # noqa: E402
@@ -96,26 +89,6 @@ def naive_geojson(engine: Any, unit: str, start: datetime, end: datetime) -> byt
     return json.dumps({"type": "FeatureCollection", "features": features}).encode()
 
 
-async def timed(runs: int, call: Callable[[], Awaitable[int]]) -> tuple[list[float], int]:
-    """Milliseconds of each run after one warm-up, and the points of the last answer."""
-    points = await call()
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        points = await call()
-        times.append((time.perf_counter() - began) * 1000)
-    return times, points
-
-
-def summary(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
-    return {
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 1),
-        "max_ms": round(ordered[-1], 1),
-    }
-
-
 async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = open_engine(url, pool_size=4)
     migrate(engine, StoreSettings(database_url=url))
@@ -130,12 +103,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         for j in range(0, len(fixes), 5000):
             writer.write(fixes[j : j + 5000])
     print(f"stored {DAY_S * (args.others + 1):,} fixes: u0 and {args.others} other units, 1 Hz for a day")
-    _, token = access.create_token(engine, role="viewer", name="bench", now=now)
-    settings = ApiSettings()
-    clock = SystemClock()
-    fleet = Fleet(engine, clock, settings)
-    bus = EventBus(clock, coalesce_s=settings.stream_coalesce_s, max_queued=settings.stream_max_queued)
-    app = init_app(ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings))
+    app, token = api_over(engine)
     span = f"from={start.isoformat().replace('+00:00', 'Z')}&to={end.isoformat().replace('+00:00', 'Z')}"
     results: dict[str, Any] = {}
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
