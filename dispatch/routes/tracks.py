@@ -18,13 +18,14 @@ from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
 from dispatch.openapi import DocumentedRoutes, parameter
-from dispatch.problems import InvalidParameter, NotFound, Unavailable, Unprocessable
+from dispatch.problems import InvalidParameter, Unavailable, Unprocessable
+from dispatch.routes.devices import DEVICES
 from dispatch.routes.instants import FROM, TO, TimeRange, time_range
 from dispatch.routes.params import Number, PathId, encode
 from dispatch.routes.track_formats import FORMATS, MEDIA_TYPES, TrackMeta, rfc3339, writer_for
+from dispatch.routes.units import UNITS
 from geo.track import OneLine, TrackPoint, distance_m, simplify, stops_and_trips
 from schemas.fix import NOT_FOR_DISPATCH, FixFlag
-from store import registry
 from store.tracks import TrackQuery, track_page, track_points
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,7 @@ _TRACK_RESPONSE = {"type": "object", "description": "GeoJSON FeatureCollection, 
 async def unit_track(request: web.Request) -> web.StreamResponse:
     """The fixes of the unit's devices while bound to it, one line through them, in time order."""
     unit_id = UNIT_ID.get(request)
-    if await run_db(registry.get_unit, request.app[ENGINE_KEY], unit_id) is None:
-        raise NotFound(f"no unit {unit_id}")
+    await UNITS.find(request, unit_id)
     return await _track(request, f"unit:{unit_id}", unit_id=unit_id)
 
 
@@ -93,8 +93,7 @@ async def unit_track(request: web.Request) -> web.StreamResponse:
 async def device_track(request: web.Request) -> web.StreamResponse:
     """Every stored fix of the device, in time order."""
     device_id = DEVICE_ID.get(request)
-    if await run_db(registry.get_device, request.app[ENGINE_KEY], device_id) is None:
-        raise NotFound(f"no device {device_id}")
+    await DEVICES.find(request, device_id)
     return await _track(request, f"device:{device_id}", device_id=device_id)
 
 
@@ -209,8 +208,7 @@ async def unit_summary(request: web.Request) -> web.Response:
     unit_id = UNIT_ID.get(request)
     settings = request.app[SETTINGS_KEY]
     span = time_range(request, settings.track_max_range_s)
-    if await run_db(registry.get_unit, request.app[ENGINE_KEY], unit_id) is None:
-        raise NotFound(f"no unit {unit_id}")
+    await UNITS.find(request, unit_id)
     query = TrackQuery(span.start, span.end, unit_id=unit_id)
     points = await _all_points(request, query, OneLine(settings.fusion_recency_window_s))
     detail = {"from": span.start.isoformat(), "to": span.end.isoformat(), "what": "summary"}
