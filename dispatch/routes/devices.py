@@ -34,7 +34,6 @@ DEVICES = Resource(
 @api.route(
     "POST",
     "/v1/devices",
-    summary="Register a device",
     role="admin",
     body=models.DeviceIn,
     response=models.DeviceOut,
@@ -42,43 +41,35 @@ DEVICES = Resource(
     errors=[409],
 )
 async def create_device(request: web.Request) -> web.Response:
-    """Register a body camera, phone, radio or tracker. Issue its credentials with
+    """Register a device
+
+    Register a body camera, phone, radio or tracker. Issue its credentials with
     POST /v1/devices/{id}/credentials, and bind it to a unit with POST /v1/units/{id}/devices."""
     return await DEVICES.create(request, await read_body(request, models.DeviceIn))
 
 
-@api.route(
-    "GET",
-    "/v1/devices",
-    summary="List devices",
-    role="viewer",
-    params=[After("devices"), LIMIT],
-    response=models.DeviceList,
-)
+@api.route("GET", "/v1/devices", role="viewer", params=[After("devices"), LIMIT], response=models.DeviceList)
 async def list_devices(request: web.Request) -> web.Response:
-    """Devices by id, paged with `after`/`limit`."""
+    """List devices
+
+    Devices by id, paged with `after`/`limit`."""
     page, next_after = await DEVICES.page(request, LIMIT.get(request))
     return encode(models.DeviceList(devices=[present.device_out(d) for d in page], next_after=next_after))
 
 
 @api.route(
-    "GET",
-    "/v1/devices/{id}",
-    summary="A device",
-    role="viewer",
-    params=[DEVICE_ID],
-    response=models.DeviceOut,
-    errors=[404],
+    "GET", "/v1/devices/{id}", role="viewer", params=[DEVICE_ID], response=models.DeviceOut, errors=[404]
 )
 async def get_device(request: web.Request) -> web.Response:
-    """A device's registry record (its location is read through its unit)."""
+    """A device
+
+    A device's registry record (its location is read through its unit)."""
     return encode(present.device_out(await DEVICES.find(request, DEVICE_ID.get(request))))
 
 
 @api.route(
     "PATCH",
     "/v1/devices/{id}",
-    summary="Change a device (enabled=false disables it)",
     role="admin",
     params=[DEVICE_ID],
     body=models.DevicePatch,
@@ -86,29 +77,26 @@ async def get_device(request: web.Request) -> web.Response:
     errors=[404],
 )
 async def patch_device(request: web.Request) -> web.Response:
-    """Change kind, priority or enabled. A disabled device no longer moves its unit."""
+    """Change a device (enabled=false disables it)
+
+    Change kind, priority or enabled. A disabled device no longer moves its unit."""
     body = await read_body(request, models.DevicePatch)
     return await DEVICES.change(request, **models.set_fields(body))
 
 
 @api.route(
-    "DELETE",
-    "/v1/devices/{id}",
-    summary="Disable a device",
-    role="admin",
-    params=[DEVICE_ID],
-    response=models.DeviceOut,
-    errors=[404],
+    "DELETE", "/v1/devices/{id}", role="admin", params=[DEVICE_ID], response=models.DeviceOut, errors=[404]
 )
 async def disable_device(request: web.Request) -> web.Response:
-    """Devices are never deleted (their fixes refer to them): this disables the device."""
+    """Disable a device
+
+    Devices are never deleted (their fixes refer to them): this disables the device."""
     return await DEVICES.change(request, enabled=False)
 
 
 @api.route(
     "POST",
     "/v1/devices/{id}/credentials",
-    summary="Issue the device's secret (shown once)",
     role="admin",
     params=[DEVICE_ID],
     response=models.CredentialsOut,
@@ -116,7 +104,9 @@ async def disable_device(request: web.Request) -> web.Response:
     errors=[404],
 )
 async def issue_credentials(request: web.Request) -> web.Response:
-    """A new random secret for MQTT (username = device id) and HTTP ingestion. It replaces any previous
+    """Issue the device's secret (shown once)
+
+    A new random secret for MQTT (username = device id) and HTTP ingestion. It replaces any previous
     secret, is shown in this answer only, and is stored as a scrypt hash."""
     device_id = DEVICE_ID.get(request)
     await DEVICES.find(request, device_id)

@@ -185,11 +185,11 @@ async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise InvalidParameter(exc.field, exc.message) from None
 
 
-@api.route(
-    "POST", "/v1/shifts", summary="Create a shift", role="admin", body=ShiftIn, response=ShiftOut, status=201
-)
+@api.route("POST", "/v1/shifts", role="admin", body=ShiftIn, response=ShiftOut, status=201)
 async def create_shift(request: web.Request) -> web.Response:
-    """A named shift over [starts_at, ends_at); assignments may name it instead of their times."""
+    """Create a shift
+
+    A named shift over [starts_at, ends_at); assignments may name it instead of their times."""
     body = await read_body(request, ShiftIn)
     made: duty.Shift = await _write(
         duty.create_shift,
@@ -205,16 +205,11 @@ async def create_shift(request: web.Request) -> web.Response:
     return encode(_shift(made), status=201)
 
 
-@api.route(
-    "GET",
-    "/v1/shifts",
-    summary="Shifts in a time range",
-    role="viewer",
-    params=[FROM, TO],
-    response=ShiftList,
-)
+@api.route("GET", "/v1/shifts", role="viewer", params=[FROM, TO], response=ShiftList)
 async def list_shifts(request: web.Request) -> web.Response:
-    """The shifts overlapping [from, to) (either absent: unbounded), by start."""
+    """Shifts in a time range
+
+    The shifts overlapping [from, to) (either absent: unbounded), by start."""
     start, end = FROM.get(request), TO.get(request)
     if start is not None and end is not None and end <= start:
         raise InvalidParameter("to", f"must be after from ({start.isoformat()}), got {end.isoformat()}")
@@ -225,7 +220,6 @@ async def list_shifts(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/v1/assignments",
-    summary="Assign a unit to a grid",
     role="dispatcher",
     body=AssignmentIn,
     response=AssignmentMade,
@@ -235,7 +229,9 @@ async def list_shifts(request: web.Request) -> web.Response:
     "first assignment in the way and `clashes` all of them; `replace: true` ends them at the new start.",
 )
 async def create_assignment(request: web.Request) -> web.Response:
-    """Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules."""
+    """Assign a unit to a grid
+
+    Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules."""
     body = await read_body(request, AssignmentIn)
     actor = principal(request).actor
     made: duty.Made = await _write(
@@ -256,16 +252,11 @@ async def create_assignment(request: web.Request) -> web.Response:
     return encode(AssignmentMade(_assignment(a), [_assignment(r) for r in made.replaced]), status=201)
 
 
-@api.route(
-    "GET",
-    "/v1/assignments",
-    summary="Who holds which grid at an instant",
-    role="viewer",
-    params=[AT, UNIT, GRID],
-    response=AssignmentList,
-)
+@api.route("GET", "/v1/assignments", role="viewer", params=[AT, UNIT, GRID], response=AssignmentList)
 async def list_assignments(request: web.Request) -> web.Response:
-    """The assignments holding their grid at `at` (default now), optionally of one unit or one grid."""
+    """Who holds which grid at an instant
+
+    The assignments holding their grid at `at` (default now), optionally of one unit or one grid."""
     at = AT.get(request) or _now(request)
     found = await run_db(
         duty.assignments_at,
@@ -280,14 +271,15 @@ async def list_assignments(request: web.Request) -> web.Response:
 @api.route(
     "DELETE",
     "/v1/assignments/{id}",
-    summary="End an assignment now",
     role="dispatcher",
     params=[ASSIGNMENT_ID],
     response=AssignmentOut,
     errors=[404, 409],
 )
 async def end_assignment(request: web.Request) -> web.Response:
-    """The assignment stops holding its grid now (one not begun never will); its history stays. 409 once
+    """End an assignment now
+
+    The assignment stops holding its grid now (one not begun never will); its history stays. 409 once
     it is over."""
     raw = ASSIGNMENT_ID.get(request)
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= _MAX_ROW_ID):

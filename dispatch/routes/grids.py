@@ -143,16 +143,12 @@ async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @api.route(
-    "GET",
-    "/v1/grids",
-    summary="Grids as a GeoJSON FeatureCollection",
-    role="viewer",
-    params=[LEVEL, PARENT, AT],
-    response=_COLLECTION,
-    media_type=GEOJSON,
+    "GET", "/v1/grids", role="viewer", params=[LEVEL, PARENT, AT], response=_COLLECTION, media_type=GEOJSON
 )
 async def list_grid_features(request: web.Request) -> web.Response:
-    """The current grids (or those valid at `at`), optionally of one level or one police grid's children."""
+    """Grids as a GeoJSON FeatureCollection
+
+    The current grids (or those valid at `at`), optionally of one level or one police grid's children."""
     levels = LEVEL.get(request)
     if levels is not None and len(levels) > 1:
         raise InvalidParameter("level", "give one level")
@@ -172,7 +168,6 @@ async def list_grid_features(request: web.Request) -> web.Response:
 @api.route(
     "GET",
     "/v1/grids/{id}",
-    summary="One grid as a GeoJSON Feature",
     role="viewer",
     params=[GRID_ID, AT],
     response=_FEATURE,
@@ -180,7 +175,9 @@ async def list_grid_features(request: web.Request) -> web.Response:
     media_type=GEOJSON,
 )
 async def read_grid(request: web.Request) -> web.Response:
-    """The grid's current version (or the one valid at `at`)."""
+    """One grid as a GeoJSON Feature
+
+    The grid's current version (or the one valid at `at`)."""
     grid_id = _grid_id(request)
     found = await run_db(grids.get_grid, request.app[ENGINE_KEY], grid_id, at=_at(request))
     if found is None:
@@ -191,7 +188,6 @@ async def read_grid(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/v1/grids",
-    summary="Create a grid",
     role="admin",
     body=GridIn,
     response=_FEATURE,
@@ -200,7 +196,9 @@ async def read_grid(request: web.Request) -> web.Response:
     media_type=GEOJSON,
 )
 async def create_grid(request: web.Request) -> web.Response:
-    """A new police or community grid; its first version is valid from now."""
+    """Create a grid
+
+    A new police or community grid; its first version is valid from now."""
     body = await read_body(request, GridIn)
     made = await _write(
         grids.create_grid,
@@ -218,7 +216,6 @@ async def create_grid(request: web.Request) -> web.Response:
 @api.route(
     "PATCH",
     "/v1/grids/{id}",
-    summary="Change a grid (a new version)",
     role="admin",
     params=[GRID_ID],
     body=GridPatch,
@@ -227,7 +224,9 @@ async def create_grid(request: web.Request) -> web.Response:
     media_type=GEOJSON,
 )
 async def update_grid(request: web.Request) -> web.Response:
-    """A changed name, parent or boundary closes the current version now and opens the next."""
+    """Change a grid (a new version)
+
+    A changed name, parent or boundary closes the current version now and opens the next."""
     grid_id = _grid_id(request)
     body = await read_body(request, GridPatch)
     _, changed = await _write(
@@ -245,7 +244,6 @@ async def update_grid(request: web.Request) -> web.Response:
 @api.route(
     "DELETE",
     "/v1/grids/{id}",
-    summary="Retire a grid",
     role="admin",
     params=[GRID_ID],
     response=_FEATURE,
@@ -253,7 +251,9 @@ async def update_grid(request: web.Request) -> web.Response:
     media_type=GEOJSON,
 )
 async def retire_grid(request: web.Request) -> web.Response:
-    """Its current version ends now; its history stays for reports. A police grid must have no children."""
+    """Retire a grid
+
+    Its current version ends now; its history stays for reports. A police grid must have no children."""
     grid_id = _grid_id(request)
     retired = await _write(grids.retire_grid, request.app[ENGINE_KEY], grid_id, now=_now(request))
     return _geojson(_feature(retired))

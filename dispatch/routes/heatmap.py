@@ -59,7 +59,6 @@ _COLLECTION: dict[str, Any] = {
 @api.route(
     "GET",
     "/v1/heatmap/incidents",
-    summary="Incidents counted per H3 hexagon between two times, as GeoJSON",
     role="viewer",
     params=[RES, FROM, TO, CATEGORY, PRIORITY, HOUR, WEEKDAY],
     response=_COLLECTION,
@@ -72,7 +71,9 @@ _COLLECTION: dict[str, Any] = {
     "the station's time zone (OUTPOST_STATION_TIMEZONE).",
 )
 async def incidents_heatmap(request: web.Request) -> web.Response:
-    """The hexagons with their counts."""
+    """Incidents counted per H3 hexagon between two times, as GeoJSON
+
+    The hexagons with their counts."""
     query = await _query(request)
     rows = await run_db(hex_counts, request.app[ENGINE_KEY], query)
     features = [

@@ -38,13 +38,14 @@ MAX_ACCURACY = Number("max_accuracy_m", "only units whose fix is at least this a
 @api.route(
     "GET",
     "/v1/units/nearest",
-    summary="The nearest matching units, with why and what was left out",
     role="viewer",
     params=[LON, LAT, K, STATUS, KIND, SKILL, MAX_AGE, RADIUS, MAX_ACCURACY],
     response=models.NearestOut,
 )
 async def nearest(request: web.Request) -> web.Response:
-    """The k nearest units by great-circle distance (exact), nearest first, filtered by status (default
+    """The nearest matching units, with why and what was left out
+
+    The k nearest units by great-circle distance (exact), nearest first, filtered by status (default
     available), kind, skills, fix age, radius and accuracy. `excluded` counts the nearer units left out, by
     reason (`status:<s>`, `kind`, `skills`, `stale`, `accuracy`; `out_of_radius` counts the matching units
     beyond the radius that would have filled the places left). ETAs are straight-line estimates. The read

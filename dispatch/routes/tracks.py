@@ -68,14 +68,15 @@ _TRACK_RESPONSE = {"type": "object", "description": "GeoJSON FeatureCollection, 
 @api.route(
     "GET",
     "/v1/units/{id}/track",
-    summary="A unit's track between two times, as GeoJSON, GPX or CSV (audited)",
     role="viewer",
     params=[UNIT_ID, FROM, TO, FORMAT, SIMPLIFY],
     response=_TRACK_RESPONSE,
     errors=[400, 404, 422],
 )
 async def unit_track(request: web.Request) -> web.StreamResponse:
-    """The fixes of the unit's devices while bound to it, one line through them, in time order."""
+    """A unit's track between two times, as GeoJSON, GPX or CSV (audited)
+
+    The fixes of the unit's devices while bound to it, one line through them, in time order."""
     unit_id = UNIT_ID.get(request)
     await UNITS.find(request, unit_id)
     return await _track(request, f"unit:{unit_id}", unit_id=unit_id)
@@ -84,14 +85,15 @@ async def unit_track(request: web.Request) -> web.StreamResponse:
 @api.route(
     "GET",
     "/v1/devices/{id}/track",
-    summary="A device's track between two times, as GeoJSON, GPX or CSV (audited)",
     role="viewer",
     params=[DEVICE_ID, FROM, TO, FORMAT, SIMPLIFY],
     response=_TRACK_RESPONSE,
     errors=[400, 404, 422],
 )
 async def device_track(request: web.Request) -> web.StreamResponse:
-    """Every stored fix of the device, in time order."""
+    """A device's track between two times, as GeoJSON, GPX or CSV (audited)
+
+    Every stored fix of the device, in time order."""
     device_id = DEVICE_ID.get(request)
     await DEVICES.find(request, device_id)
     return await _track(request, f"device:{device_id}", device_id=device_id)
@@ -194,7 +196,6 @@ class UnitSummary(msgspec.Struct):
 @api.route(
     "GET",
     "/v1/units/{id}/summary",
-    summary="Distance patrolled, stops and trips of a unit between two times (audited)",
     role="viewer",
     params=[UNIT_ID, FROM, TO],
     response=UnitSummary,
@@ -204,7 +205,9 @@ class UnitSummary(msgspec.Struct):
     "it began for at least OUTPOST_STOP_MIN_S; a trip: what lies between two stops.",
 )
 async def unit_summary(request: web.Request) -> web.Response:
-    """The summary of the unit's one line of fixes in the range."""
+    """Distance patrolled, stops and trips of a unit between two times (audited)
+
+    The summary of the unit's one line of fixes in the range."""
     unit_id = UNIT_ID.get(request)
     settings = request.app[SETTINGS_KEY]
     span = time_range(request, settings.track_max_range_s)

@@ -43,17 +43,12 @@ UNITS = Resource(
 
 
 @api.route(
-    "POST",
-    "/v1/units",
-    summary="Create a unit",
-    role="admin",
-    body=models.UnitIn,
-    response=models.UnitOut,
-    status=201,
-    errors=[409],
+    "POST", "/v1/units", role="admin", body=models.UnitIn, response=models.UnitOut, status=201, errors=[409]
 )
 async def create_unit(request: web.Request) -> web.Response:
-    """Register an officer, auxiliary or vehicle."""
+    """Create a unit
+
+    Register an officer, auxiliary or vehicle."""
     return await UNITS.create(request, await read_body(request, models.UnitIn))
 
 
@@ -80,13 +75,14 @@ def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> m
 @api.route(
     "GET",
     "/v1/units",
-    summary="List units, or the units in view (bbox)",
     role="viewer",
     params=[BBOX, LIST_KIND, LIST_STATUS, After("units"), LIMIT],
     response=models.UnitList,
 )
 async def list_units(request: web.Request) -> web.Response:
-    """Without `bbox`: the registry, by id, paged with `after`/`limit`, each with its live position. With
+    """List units, or the units in view (bbox)
+
+    Without `bbox`: the registry, by id, paged with `after`/`limit`, each with its live position. With
     `bbox`: the on-duty units whose live position is inside the box (a map view); that read of locations
     is written to the audit log."""
     app = request.app
@@ -118,17 +114,11 @@ async def list_units(request: web.Request) -> web.Response:
     return encode(models.UnitList(units=items, next_after=next_after))
 
 
-@api.route(
-    "GET",
-    "/v1/units/{id}",
-    summary="A unit: record, live position, devices and their last fixes",
-    role="viewer",
-    params=[UNIT_ID],
-    response=models.UnitDetail,
-    errors=[404],
-)
+@api.route("GET", "/v1/units/{id}", role="viewer", params=[UNIT_ID], response=models.UnitDetail, errors=[404])
 async def get_unit(request: web.Request) -> web.Response:
-    """The unit's registry record, live (fused) position, the devices bound to it now with each one's last
+    """A unit: record, live position, devices and their last fixes
+
+    The unit's registry record, live (fused) position, the devices bound to it now with each one's last
     fix, and whether its devices are separated. Written to the audit log."""
     app = request.app
     unit_id = UNIT_ID.get(request)
@@ -176,7 +166,6 @@ async def get_unit(request: web.Request) -> web.Response:
 @api.route(
     "PATCH",
     "/v1/units/{id}",
-    summary="Change a unit (enabled=false disables it)",
     role="admin",
     params=[UNIT_ID],
     body=models.UnitPatch,
@@ -184,22 +173,18 @@ async def get_unit(request: web.Request) -> web.Response:
     errors=[404],
 )
 async def patch_unit(request: web.Request) -> web.Response:
-    """Change name, kind, skills or enabled. A disabled unit leaves the live index."""
+    """Change a unit (enabled=false disables it)
+
+    Change name, kind, skills or enabled. A disabled unit leaves the live index."""
     body = await read_body(request, models.UnitPatch)
     return await UNITS.change(request, **models.set_fields(body))
 
 
-@api.route(
-    "DELETE",
-    "/v1/units/{id}",
-    summary="Disable a unit",
-    role="admin",
-    params=[UNIT_ID],
-    response=models.UnitOut,
-    errors=[404],
-)
+@api.route("DELETE", "/v1/units/{id}", role="admin", params=[UNIT_ID], response=models.UnitOut, errors=[404])
 async def disable_unit(request: web.Request) -> web.Response:
-    """Units are never deleted (their history stays meaningful): this disables the unit."""
+    """Disable a unit
+
+    Units are never deleted (their history stays meaningful): this disables the unit."""
     return await UNITS.change(request, enabled=False)
 
 
@@ -209,7 +194,6 @@ async def disable_unit(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/v1/units/{id}/status",
-    summary="Change a unit's status",
     role="dispatcher",
     params=[UNIT_ID],
     body=models.StatusIn,
@@ -217,7 +201,9 @@ async def disable_unit(request: web.Request) -> web.Response:
     errors=[404, 409],
 )
 async def set_status(request: web.Request) -> web.Response:
-    """Set the status. With `expected`, the change happens only if the current status is one of them
+    """Change a unit's status
+
+    Set the status. With `expected`, the change happens only if the current status is one of them
     (atomically; 409 with the current status otherwise). off_duty removes the unit from the live index."""
     body = await read_body(request, models.StatusIn)
     unit_id = UNIT_ID.get(request)
@@ -239,14 +225,15 @@ async def set_status(request: web.Request) -> web.Response:
 @api.route(
     "GET",
     "/v1/units/{id}/devices",
-    summary="A unit's device bindings",
     role="viewer",
     params=[UNIT_ID],
     response=models.BindingList,
     errors=[404],
 )
 async def list_bindings(request: web.Request) -> web.Response:
-    """Every binding of the unit, past, current and future, oldest first."""
+    """A unit's device bindings
+
+    Every binding of the unit, past, current and future, oldest first."""
     unit_id = UNIT_ID.get(request)
     await UNITS.find(request, unit_id)
     found = await run_db(registry.bindings_of_unit, request.app[ENGINE_KEY], unit_id)
@@ -256,7 +243,6 @@ async def list_bindings(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/v1/units/{id}/devices",
-    summary="Bind a device to the unit for a shift",
     role="dispatcher",
     params=[UNIT_ID],
     body=models.BindingIn,
@@ -265,7 +251,9 @@ async def list_bindings(request: web.Request) -> web.Response:
     errors=[404, 409],
 )
 async def bind_device(request: web.Request) -> web.Response:
-    """The device belongs to the unit from valid_from (default now) until valid_to (default open-ended).
+    """Bind a device to the unit for a shift
+
+    The device belongs to the unit from valid_from (default now) until valid_to (default open-ended).
     A device can belong to one unit at a time: an overlapping binding is a 409."""
     body = await read_body(request, models.BindingIn)
     app, unit_id = request.app, UNIT_ID.get(request)
@@ -296,14 +284,15 @@ async def bind_device(request: web.Request) -> web.Response:
 @api.route(
     "DELETE",
     "/v1/units/{id}/devices/{device_id}",
-    summary="Unbind a device from the unit",
     role="dispatcher",
     params=[UNIT_ID, DEVICE_ID],
     response=models.BindingList,
     errors=[404],
 )
 async def unbind_device(request: web.Request) -> web.Response:
-    """Ends the device's current binding to the unit now and drops future ones; answers the bindings left."""
+    """Unbind a device from the unit
+
+    Ends the device's current binding to the unit now and drops future ones; answers the bindings left."""
     app, unit_id, device_id = request.app, UNIT_ID.get(request), DEVICE_ID.get(request)
     changed = await run_db(
         registry.end_bindings, app[ENGINE_KEY], unit_id=unit_id, device_id=device_id, now=clock_now(request)
