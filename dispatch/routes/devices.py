@@ -10,8 +10,8 @@ from dispatch.keys import ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import NotFound
 from dispatch.routes import models, present
-from dispatch.routes.params import Integer, PathId, encode, read_body
-from dispatch.routes.resources import After, Resource
+from dispatch.routes.params import Integer, PathId, encode
+from dispatch.routes.resources import After, Edits, Resource, add_edit_routes
 from schemas.credentials import hash_secret, new_secret
 from store import registry
 
@@ -31,21 +31,23 @@ DEVICES = Resource(
 )
 
 
-@api.route(
-    "POST",
-    "/v1/devices",
-    role="admin",
-    body=models.DeviceIn,
-    response=models.DeviceOut,
-    status=201,
-    errors=[409],
+add_edit_routes(
+    api,
+    DEVICES,
+    Edits(
+        "/v1/devices",
+        models.DeviceIn,
+        models.DevicePatch,
+        models.DeviceOut,
+        create_doc="Register a device\n\nRegister a body camera, phone, radio or tracker. Issue its "
+        "credentials with POST /v1/devices/{id}/credentials, and bind it to a unit with "
+        "POST /v1/units/{id}/devices.",
+        patch_doc="Change a device (enabled=false disables it)\n\nChange kind, priority or enabled. A "
+        "disabled device no longer moves its unit.",
+        disable_doc="Disable a device\n\nDevices are never deleted (their fixes refer to them): "
+        "this disables the device.",
+    ),
 )
-async def create_device(request: web.Request) -> web.Response:
-    """Register a device
-
-    Register a body camera, phone, radio or tracker. Issue its credentials with
-    POST /v1/devices/{id}/credentials, and bind it to a unit with POST /v1/units/{id}/devices."""
-    return await DEVICES.create(request, await read_body(request, models.DeviceIn))
 
 
 @api.route("GET", "/v1/devices", role="viewer", params=[After("devices"), LIMIT], response=models.DeviceList)
@@ -65,33 +67,6 @@ async def get_device(request: web.Request) -> web.Response:
 
     A device's registry record (its location is read through its unit)."""
     return encode(present.device_out(await DEVICES.find(request, DEVICE_ID.get(request))))
-
-
-@api.route(
-    "PATCH",
-    "/v1/devices/{id}",
-    role="admin",
-    params=[DEVICE_ID],
-    body=models.DevicePatch,
-    response=models.DeviceOut,
-    errors=[404],
-)
-async def patch_device(request: web.Request) -> web.Response:
-    """Change a device (enabled=false disables it)
-
-    Change kind, priority or enabled. A disabled device no longer moves its unit."""
-    body = await read_body(request, models.DevicePatch)
-    return await DEVICES.change(request, **models.set_fields(body))
-
-
-@api.route(
-    "DELETE", "/v1/devices/{id}", role="admin", params=[DEVICE_ID], response=models.DeviceOut, errors=[404]
-)
-async def disable_device(request: web.Request) -> web.Response:
-    """Disable a device
-
-    Devices are never deleted (their fixes refer to them): this disables the device."""
-    return await DEVICES.change(request, enabled=False)
 
 
 @api.route(

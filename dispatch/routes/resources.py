@@ -1,8 +1,9 @@
 """What the registry's resources (units, devices) answer alike: create, find or 404, a page, a change.
 
 A `Resource` names how one kind of record is stored (`store.registry`), followed by the live picture (the
-fleet's `track_*`) and answered (`present.*_out`); the route modules keep their own handlers, parameters
-and documentation, and call these for the parts that are the same.
+fleet's `track_*`) and answered (`present.*_out`). `add_edit_routes` registers the admin's three routes that
+are the same for every resource (create, change, disable); the route modules keep their other handlers,
+and call the `Resource` for the parts that are the same.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from sqlalchemy import Engine
 from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
 from dispatch.keys import CLOCK_KEY, ENGINE_KEY, FLEET_KEY
+from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, NotFound
-from dispatch.routes.params import PathId, encode
+from dispatch.routes.models import set_fields
+from dispatch.routes.params import PathId, encode, read_body
 from store import registry
 
 
@@ -106,3 +109,46 @@ class Resource(Generic[R]):
             raise NotFound(f"no {self.noun} {record_id}")
         self.track(request.app[FLEET_KEY], record)
         return encode(self.out(record))
+
+
+@dataclass(frozen=True)
+class Edits:
+    """The admin's edits of one resource, and each route's docstring (summary, blank line, description)."""
+
+    path: str  # the collection: "/v1/units"
+    new: type[msgspec.Struct]  # the body that creates one
+    patch: type[msgspec.Struct]  # the body that changes one (UNSET fields keep their value)
+    out: type[msgspec.Struct]  # the answer
+    create_doc: str
+    patch_doc: str
+    disable_doc: str
+
+
+def add_edit_routes(api: DocumentedRoutes, resource: Resource[Any], edits: Edits) -> None:
+    """`POST path` (create, 409 for a taken id), `PATCH path/{id}` and `DELETE path/{id}` (disable: records
+    are never deleted), for admins; the handlers are named `create_<noun>`, `patch_<noun>` and
+    `disable_<noun>`."""
+    item = f"{edits.path}/{{{resource.path_id.name}}}"
+
+    async def create(request: web.Request) -> web.Response:
+        return await resource.create(request, await read_body(request, edits.new))
+
+    async def patch(request: web.Request) -> web.Response:
+        return await resource.change(request, **set_fields(await read_body(request, edits.patch)))
+
+    async def disable(request: web.Request) -> web.Response:
+        return await resource.change(request, enabled=False)
+
+    for verb, handler, doc in (
+        ("create", create, edits.create_doc),
+        ("patch", patch, edits.patch_doc),
+        ("disable", disable, edits.disable_doc),
+    ):
+        handler.__name__ = handler.__qualname__ = f"{verb}_{resource.noun}"
+        handler.__doc__ = doc
+    out, params = edits.out, [resource.path_id]
+    api.route("POST", edits.path, role="admin", body=edits.new, response=out, status=201, errors=[409])(
+        create
+    )
+    api.route("PATCH", item, role="admin", params=params, body=edits.patch, response=out, errors=[404])(patch)
+    api.route("DELETE", item, role="admin", params=params, response=out, errors=[404])(disable)

@@ -15,7 +15,7 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes import models, present
 from dispatch.routes.params import Bbox, Integer, PathId, Words, encode, read_body
-from dispatch.routes.resources import After, Resource, clock_now
+from dispatch.routes.resources import After, Edits, Resource, add_edit_routes, clock_now
 from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
 from store import registry
 
@@ -42,14 +42,21 @@ UNITS = Resource(
 # ---- registry ------------------------------------------------------------------------------------------
 
 
-@api.route(
-    "POST", "/v1/units", role="admin", body=models.UnitIn, response=models.UnitOut, status=201, errors=[409]
+add_edit_routes(
+    api,
+    UNITS,
+    Edits(
+        "/v1/units",
+        models.UnitIn,
+        models.UnitPatch,
+        models.UnitOut,
+        create_doc="Create a unit\n\nRegister an officer, auxiliary or vehicle.",
+        patch_doc="Change a unit (enabled=false disables it)\n\nChange name, kind, skills or enabled. "
+        "A disabled unit leaves the live index.",
+        disable_doc="Disable a unit\n\nUnits are never deleted (their history stays meaningful): "
+        "this disables the unit.",
+    ),
 )
-async def create_unit(request: web.Request) -> web.Response:
-    """Create a unit
-
-    Register an officer, auxiliary or vehicle."""
-    return await UNITS.create(request, await read_body(request, models.UnitIn))
 
 
 def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> models.UnitListItem:
@@ -161,31 +168,6 @@ async def get_unit(request: web.Request) -> web.Response:
             separated=bool(unit_state and unit_state.separated),
         )
     )
-
-
-@api.route(
-    "PATCH",
-    "/v1/units/{id}",
-    role="admin",
-    params=[UNIT_ID],
-    body=models.UnitPatch,
-    response=models.UnitOut,
-    errors=[404],
-)
-async def patch_unit(request: web.Request) -> web.Response:
-    """Change a unit (enabled=false disables it)
-
-    Change name, kind, skills or enabled. A disabled unit leaves the live index."""
-    body = await read_body(request, models.UnitPatch)
-    return await UNITS.change(request, **models.set_fields(body))
-
-
-@api.route("DELETE", "/v1/units/{id}", role="admin", params=[UNIT_ID], response=models.UnitOut, errors=[404])
-async def disable_unit(request: web.Request) -> web.Response:
-    """Disable a unit
-
-    Units are never deleted (their history stays meaningful): this disables the unit."""
-    return await UNITS.change(request, enabled=False)
 
 
 # ---- status --------------------------------------------------------------------------------------------
