@@ -15,7 +15,7 @@ from sqlalchemy import Engine, MetaData, Row, Select, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.tables import registry as registry_tables
-from store.times import as_utc
+from store.rows import record_of
 
 T = TypeVar("T")
 Build = Callable[[Row[Any]], T]  # a record from its row
@@ -88,40 +88,22 @@ bindings: Table = _md.tables["device_bindings"]
 
 def unit_of(row: Row[Any]) -> Unit:
     m = row._mapping
-    return Unit(
-        id=m["id"],
-        name=m["name"],
-        kind=m["kind"],
-        skills=tuple(m["skills"] or ()),
-        status=m["status"],
-        status_changed_at=as_utc(m["status_changed_at"]),
-        enabled=bool(m["enabled"]),
-        created_at=as_utc(m["created_at"]),
-    )
+    return record_of(Unit, row, skills=tuple(m["skills"] or ()), enabled=bool(m["enabled"]))
 
 
 def device_of(row: Row[Any]) -> Device:
     m = row._mapping
-    return Device(
-        id=m["id"],
-        kind=m["kind"],
+    return record_of(
+        Device,
+        row,
         enabled=bool(m["enabled"]),
         priority=int(m["priority"]),
         has_credentials=m["credentials_hash"] is not None,
-        registered_by=m["registered_by"],
-        created_at=as_utc(m["created_at"]),
     )
 
 
 def binding_of(row: Row[Any]) -> Binding:
-    m = row._mapping
-    return Binding(
-        id=int(m["id"]),
-        device_id=m["device_id"],
-        unit_id=m["unit_id"],
-        valid_from=as_utc(m["valid_from"]),
-        valid_to=as_utc(m["valid_to"]) if m["valid_to"] else None,
-    )
+    return record_of(Binding, row, id=int(row._mapping["id"]))
 
 
 def insert_new(engine: Engine, table: Table, values: Mapping[str, Any], *, what: str, build: Build[T]) -> T:
