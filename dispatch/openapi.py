@@ -107,7 +107,7 @@ class DocumentedRoutes:
     ) -> Callable[[H], H]:
         """Register `handler` for `method path`, requiring `role` (None: public), and document it. The
         operation's summary is the docstring's first paragraph (or `summary`), its description the rest (or
-        `description`)."""
+        `description`). A route with a path parameter answers 404 too; `errors` names the other problems."""
         spec = Operation(
             role, summary, params, body, response, status, tuple(errors), media_type, description
         )
@@ -148,6 +148,8 @@ class DocumentedRoutes:
             schema = self._schema(response) if not isinstance(response, dict) else response
             ok["content"] = {spec.media_type: {"schema": schema}}
         codes = set(spec.errors) | {400, 503}
+        if any(p["in"] == "path" for p in parameters):
+            codes.add(404)  # whatever a path names may not exist
         if role is not None:
             codes |= {401, 403}
         op["responses"] = {str(spec.status): ok, **{str(c): _problem(_ERRORS[c]) for c in sorted(codes)}}

@@ -32,6 +32,7 @@ api = DocumentedRoutes("incidents")
 
 INCIDENT_ID = PathId("id", "the incident's id")
 OFFER_ID = PathId("offer_id", "the offer's id")
+OFFER = (INCIDENT_ID, OFFER_ID)  # an offer of an incident
 STATE = Words("state", "only incidents in these states", INCIDENT_STATES)
 LIMIT = Integer("limit", "most incidents to return, newest first", default=100, minimum=1, maximum=1000)
 IDEMPOTENCY = IdempotencyHeader()
@@ -118,18 +119,20 @@ def _mutation(
     response: Any = m.StepOut,
     status: int = 200,
     params: tuple[Any, ...] = (INCIDENT_ID,),
-    optional_body: bool = False,
+    optional_body: Any = None,
     errors: tuple[int, ...] = (404, 409),
 ) -> Callable[[Handler], Handler]:
+    """A dispatcher's POST, made once per Idempotency-Key; `optional_body`: a body type that may be absent."""
+
     def register(handler: Handler) -> Handler:
-        if optional_body:
+        if optional_body is not None:
             _OPTIONAL_BODIES.append((path, "post"))
         return api.route(
             "POST",
             path,
             role="dispatcher",
             params=[*params, IDEMPOTENCY],
-            body=body,
+            body=body if optional_body is None else optional_body,
             response=response,
             status=status,
             errors=errors,
@@ -159,9 +162,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     return encode(found)
 
 
-@api.route(
-    "GET", "/v1/incidents/{id}", role="viewer", params=[INCIDENT_ID], response=m.IncidentOut, errors=[404]
-)
+@api.route("GET", "/v1/incidents/{id}", role="viewer", params=[INCIDENT_ID], response=m.IncidentOut)
 async def get_incident(request: web.Request) -> web.Response:
     """One incident and its whole record
 
@@ -179,7 +180,6 @@ async def get_incident(request: web.Request) -> web.Response:
     role="viewer",
     params=[INCIDENT_ID],
     response=m.Recommendations,
-    errors=[404],
 )
 async def recommendations(request: web.Request) -> web.Response:
     """Nearest suitable available units
@@ -195,7 +195,7 @@ async def recommendations(request: web.Request) -> web.Response:
     return encode(found)
 
 
-@_mutation("/v1/incidents/{id}/offers", body=m.OfferIn, response=m.OfferOut, status=201, optional_body=True)
+@_mutation("/v1/incidents/{id}/offers", optional_body=m.OfferIn, response=m.OfferOut, status=201)
 async def make_offer(request: web.Request) -> web.Response:
     """Offer the incident to a unit
 
@@ -209,7 +209,7 @@ async def make_offer(request: web.Request) -> web.Response:
     return encode(found, status=201)
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/accept", params=(INCIDENT_ID, OFFER_ID))
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/accept", params=OFFER)
 async def accept_offer(request: web.Request) -> web.Response:
     """The unit accepts the offer
 
@@ -218,12 +218,7 @@ async def accept_offer(request: web.Request) -> web.Response:
     return _stepped(await svc.accept(INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request)))
 
 
-@_mutation(
-    "/v1/incidents/{id}/offers/{offer_id}/decline",
-    body=m.ReasonIn,
-    params=(INCIDENT_ID, OFFER_ID),
-    optional_body=True,
-)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/decline", optional_body=m.ReasonIn, params=OFFER)
 async def decline_offer(request: web.Request) -> web.Response:
     """The unit declines the offer
 
@@ -231,12 +226,7 @@ async def decline_offer(request: web.Request) -> web.Response:
     return await _answer_offer(request, _service(request).decline)
 
 
-@_mutation(
-    "/v1/incidents/{id}/offers/{offer_id}/withdraw",
-    body=m.ReasonIn,
-    params=(INCIDENT_ID, OFFER_ID),
-    optional_body=True,
-)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/withdraw", optional_body=m.ReasonIn, params=OFFER)
 async def withdraw_offer(request: web.Request) -> web.Response:
     """Take a pending offer back
 
@@ -261,7 +251,7 @@ async def _unit_step(request: web.Request, event: Event) -> web.Response:
     return _stepped(stepped)
 
 
-@_mutation("/v1/incidents/{id}/en_route", body=m.UnitStepIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/en_route", optional_body=m.UnitStepIn)
 async def en_route(request: web.Request) -> web.Response:
     """A unit is on its way
 
@@ -269,7 +259,7 @@ async def en_route(request: web.Request) -> web.Response:
     return await _unit_step(request, Event.EN_ROUTE)
 
 
-@_mutation("/v1/incidents/{id}/on_scene", body=m.UnitStepIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/on_scene", optional_body=m.UnitStepIn)
 async def on_scene(request: web.Request) -> web.Response:
     """A unit is on scene
 
@@ -277,7 +267,7 @@ async def on_scene(request: web.Request) -> web.Response:
     return await _unit_step(request, Event.ARRIVE)
 
 
-@_mutation("/v1/incidents/{id}/resolve", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/resolve", optional_body=m.ReasonIn)
 async def resolve(request: web.Request) -> web.Response:
     """Resolved on scene
 
@@ -288,7 +278,7 @@ async def resolve(request: web.Request) -> web.Response:
     )
 
 
-@_mutation("/v1/incidents/{id}/cancel", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/cancel", optional_body=m.ReasonIn)
 async def cancel(request: web.Request) -> web.Response:
     """Call the incident off
 
@@ -299,7 +289,7 @@ async def cancel(request: web.Request) -> web.Response:
     )
 
 
-@_mutation("/v1/incidents/{id}/escalate", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/escalate", optional_body=m.ReasonIn)
 async def escalate(request: web.Request) -> web.Response:
     """Escalate one tier
 
@@ -341,7 +331,7 @@ async def evaluation(request: web.Request) -> web.Response:
     return _stepped(await _service(request).evaluate(INCIDENT_ID.get(request), body, actor=_actor(request)))
 
 
-@_mutation("/v1/incidents/{id}/close", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/close", optional_body=m.ReasonIn)
 async def close(request: web.Request) -> web.Response:
     """Close an evaluated incident
 

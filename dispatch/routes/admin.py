@@ -55,7 +55,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     return encode(models.TokenList(tokens=[_token_out(t) for t in tokens]))
 
 
-@api.route("DELETE", "/v1/tokens/{id}", role="admin", params=[TOKEN_ID], errors=[404], status=204)
+@api.route("DELETE", "/v1/tokens/{id}", role="admin", params=[TOKEN_ID], status=204)
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke an API token
 

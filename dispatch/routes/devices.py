@@ -59,9 +59,7 @@ async def list_devices(request: web.Request) -> web.Response:
     return encode(models.DeviceList(devices=[present.device_out(d) for d in page], next_after=next_after))
 
 
-@api.route(
-    "GET", "/v1/devices/{id}", role="viewer", params=[DEVICE_ID], response=models.DeviceOut, errors=[404]
-)
+@api.route("GET", "/v1/devices/{id}", role="viewer", params=[DEVICE_ID], response=models.DeviceOut)
 async def get_device(request: web.Request) -> web.Response:
     """A device
 
@@ -76,7 +74,6 @@ async def get_device(request: web.Request) -> web.Response:
     params=[DEVICE_ID],
     response=models.CredentialsOut,
     status=201,
-    errors=[404],
 )
 async def issue_credentials(request: web.Request) -> web.Response:
     """Issue the device's secret (shown once)

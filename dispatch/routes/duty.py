@@ -274,7 +274,7 @@ async def list_assignments(request: web.Request) -> web.Response:
     role="dispatcher",
     params=[ASSIGNMENT_ID],
     response=AssignmentOut,
-    errors=[404, 409],
+    errors=[409],
 )
 async def end_assignment(request: web.Request) -> web.Response:
     """End an assignment now

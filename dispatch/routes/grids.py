@@ -166,13 +166,7 @@ async def list_grid_features(request: web.Request) -> web.Response:
 
 
 @api.route(
-    "GET",
-    "/v1/grids/{id}",
-    role="viewer",
-    params=[GRID_ID, AT],
-    response=_FEATURE,
-    errors=[404],
-    media_type=GEOJSON,
+    "GET", "/v1/grids/{id}", role="viewer", params=[GRID_ID, AT], response=_FEATURE, media_type=GEOJSON
 )
 async def read_grid(request: web.Request) -> web.Response:
     """One grid as a GeoJSON Feature
@@ -220,7 +214,6 @@ async def create_grid(request: web.Request) -> web.Response:
     params=[GRID_ID],
     body=GridPatch,
     response=_FEATURE,
-    errors=[404],
     media_type=GEOJSON,
 )
 async def update_grid(request: web.Request) -> web.Response:
@@ -247,7 +240,7 @@ async def update_grid(request: web.Request) -> web.Response:
     role="admin",
     params=[GRID_ID],
     response=_FEATURE,
-    errors=[404, 409],
+    errors=[409],
     media_type=GEOJSON,
 )
 async def retire_grid(request: web.Request) -> web.Response:

@@ -62,7 +62,7 @@ _COLLECTION: dict[str, Any] = {
     role="viewer",
     params=[RES, FROM, TO, CATEGORY, PRIORITY, HOUR, WEEKDAY],
     response=_COLLECTION,
-    errors=[400, 422],
+    errors=[422],
     media_type=GEOJSON,
     description="Every incident stores its H3 cell at resolution 15 when it is stored; a hexagon at `res` "
     "counts the incidents whose cell descends from it (H3's hierarchy: a few per cent of incidents near a "

@@ -111,6 +111,17 @@ class Resource(Generic[R]):
         return encode(self.out(record))
 
 
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def named(handler: H, name: str, doc: str) -> H:
+    """A handler made in a function, named and documented for the OpenAPI document (its operationId is the
+    name; the docstring is its summary, blank line, description)."""
+    handler.__name__ = handler.__qualname__ = name
+    handler.__doc__ = doc
+    return handler
+
+
 @dataclass(frozen=True)
 class Edits:
     """The admin's edits of one resource, and each route's docstring (summary, blank line, description)."""
@@ -139,16 +150,12 @@ def add_edit_routes(api: DocumentedRoutes, resource: Resource[Any], edits: Edits
     async def disable(request: web.Request) -> web.Response:
         return await resource.change(request, enabled=False)
 
-    for verb, handler, doc in (
-        ("create", create, edits.create_doc),
-        ("patch", patch, edits.patch_doc),
-        ("disable", disable, edits.disable_doc),
-    ):
-        handler.__name__ = handler.__qualname__ = f"{verb}_{resource.noun}"
-        handler.__doc__ = doc
+    named(create, f"create_{resource.noun}", edits.create_doc)
+    named(patch, f"patch_{resource.noun}", edits.patch_doc)
+    named(disable, f"disable_{resource.noun}", edits.disable_doc)
     out, params = edits.out, [resource.path_id]
     api.route("POST", edits.path, role="admin", body=edits.new, response=out, status=201, errors=[409])(
         create
     )
-    api.route("PATCH", item, role="admin", params=params, body=edits.patch, response=out, errors=[404])(patch)
-    api.route("DELETE", item, role="admin", params=params, response=out, errors=[404])(disable)
+    api.route("PATCH", item, role="admin", params=params, body=edits.patch, response=out)(patch)
+    api.route("DELETE", item, role="admin", params=params, response=out)(disable)

@@ -121,7 +121,7 @@ async def list_units(request: web.Request) -> web.Response:
     return encode(models.UnitList(units=items, next_after=next_after))
 
 
-@api.route("GET", "/v1/units/{id}", role="viewer", params=[UNIT_ID], response=models.UnitDetail, errors=[404])
+@api.route("GET", "/v1/units/{id}", role="viewer", params=[UNIT_ID], response=models.UnitDetail)
 async def get_unit(request: web.Request) -> web.Response:
     """A unit: record, live position, devices and their last fixes
 
@@ -180,7 +180,7 @@ async def get_unit(request: web.Request) -> web.Response:
     params=[UNIT_ID],
     body=models.StatusIn,
     response=models.StatusOut,
-    errors=[404, 409],
+    errors=[409],
 )
 async def set_status(request: web.Request) -> web.Response:
     """Change a unit's status
@@ -204,14 +204,7 @@ async def set_status(request: web.Request) -> web.Response:
 # ---- bindings ------------------------------------------------------------------------------------------
 
 
-@api.route(
-    "GET",
-    "/v1/units/{id}/devices",
-    role="viewer",
-    params=[UNIT_ID],
-    response=models.BindingList,
-    errors=[404],
-)
+@api.route("GET", "/v1/units/{id}/devices", role="viewer", params=[UNIT_ID], response=models.BindingList)
 async def list_bindings(request: web.Request) -> web.Response:
     """A unit's device bindings
 
@@ -230,7 +223,7 @@ async def list_bindings(request: web.Request) -> web.Response:
     body=models.BindingIn,
     response=models.BindingOut,
     status=201,
-    errors=[404, 409],
+    errors=[409],
 )
 async def bind_device(request: web.Request) -> web.Response:
     """Bind a device to the unit for a shift
@@ -269,7 +262,6 @@ async def bind_device(request: web.Request) -> web.Response:
     role="dispatcher",
     params=[UNIT_ID, DEVICE_ID],
     response=models.BindingList,
-    errors=[404],
 )
 async def unbind_device(request: web.Request) -> web.Response:
     """Unbind a device from the unit
