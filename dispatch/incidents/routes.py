@@ -319,7 +319,7 @@ async def feedback(request: web.Request) -> web.Response:
 
     Outcome, notes and the handling officer, after resolution."""
     body = await read_body(request, m.FeedbackIn)
-    return _stepped(await _service(request).feedback(INCIDENT_ID.get(request), body, actor=_actor(request)))
+    return _stepped(await _service(request).review(INCIDENT_ID.get(request), body, actor=_actor(request)))
 
 
 @_mutation("/v1/incidents/{id}/evaluation", body=m.EvaluationIn)
@@ -328,7 +328,7 @@ async def evaluation(request: web.Request) -> web.Response:
 
     Score 1–5, evaluator and comments, after feedback."""
     body = await read_body(request, m.EvaluationIn)
-    return _stepped(await _service(request).evaluate(INCIDENT_ID.get(request), body, actor=_actor(request)))
+    return _stepped(await _service(request).review(INCIDENT_ID.get(request), body, actor=_actor(request)))
 
 
 @_mutation("/v1/incidents/{id}/close", optional_body=m.ReasonIn)
