@@ -9,6 +9,7 @@ itself an `ApiPlugin`, so the core routes and plugged-in packages are documented
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -19,6 +20,7 @@ from aiohttp import web
 from dispatch.auth import Role, requires
 
 REF = "#/components/schemas/{name}"
+_PATH_NAME = re.compile(r"\{(\w+)")  # the names of a path's parameters
 H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 
 
@@ -76,8 +78,11 @@ class Operation:
 class DocumentedRoutes:
     """Routes plus their OpenAPI paths and schema components (an `ApiPlugin`)."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, path_params: Iterable[Documented] = ()) -> None:
+        """`path_params`: what `{name}` means in this module's paths (e.g. `{id}`: the unit's id); a route
+        gets them from its path, in path order, unless its own `params` name one."""
         self.tag = tag
+        self.path_params = {p.openapi()["name"]: p for p in path_params}
         self.routes = web.RouteTableDef()
         self.openapi_paths: dict[str, dict[str, Any]] = {}
         self.openapi_components: dict[str, Any] = {}
@@ -108,8 +113,12 @@ class DocumentedRoutes:
         """Register `handler` for `method path`, requiring `role` (None: public), and document it. The
         operation's summary is the docstring's first paragraph (or `summary`), its description the rest (or
         `description`). A route with a path parameter answers 404 too; `errors` names the other problems."""
+        named = {p.openapi()["name"] for p in params}
+        implied = [
+            self.path_params[n] for n in _PATH_NAME.findall(path) if n in self.path_params and n not in named
+        ]
         spec = Operation(
-            role, summary, params, body, response, status, tuple(errors), media_type, description
+            role, summary, [*implied, *params], body, response, status, tuple(errors), media_type, description
         )
 
         def register(handler: H) -> H:

@@ -28,11 +28,10 @@ from store.incidents import IncidentStore
 T = TypeVar("T")
 INCIDENTS_KEY = web.AppKey("outpost.incidents", IncidentService)
 
-api = DocumentedRoutes("incidents")
 
 INCIDENT_ID = PathId("id", "the incident's id")
 OFFER_ID = PathId("offer_id", "the offer's id")
-OFFER = (INCIDENT_ID, OFFER_ID)  # an offer of an incident
+api = DocumentedRoutes("incidents", path_params=[INCIDENT_ID, OFFER_ID])
 STATE = Words("state", "only incidents in these states", INCIDENT_STATES)
 LIMIT = Integer("limit", "most incidents to return, newest first", default=100, minimum=1, maximum=1000)
 IDEMPOTENCY = IdempotencyHeader()
@@ -118,7 +117,6 @@ def _mutation(
     body: Any = None,
     response: Any = m.StepOut,
     status: int = 200,
-    params: tuple[Any, ...] = (INCIDENT_ID,),
     optional_body: Any = None,
     errors: tuple[int, ...] = (404, 409),
 ) -> Callable[[Handler], Handler]:
@@ -131,7 +129,7 @@ def _mutation(
             "POST",
             path,
             role="dispatcher",
-            params=[*params, IDEMPOTENCY],
+            params=[IDEMPOTENCY],
             body=body if optional_body is None else optional_body,
             response=response,
             status=status,
@@ -141,7 +139,7 @@ def _mutation(
     return register
 
 
-@_mutation("/v1/incidents", body=m.IncidentIn, response=m.Created, status=201, params=(), errors=())
+@_mutation("/v1/incidents", body=m.IncidentIn, response=m.Created, status=201, errors=())
 async def create_incident(request: web.Request) -> web.Response:
     """Report an incident
 
@@ -162,7 +160,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     return encode(found)
 
 
-@api.route("GET", "/v1/incidents/{id}", role="viewer", params=[INCIDENT_ID], response=m.IncidentOut)
+@api.route("GET", "/v1/incidents/{id}", role="viewer", response=m.IncidentOut)
 async def get_incident(request: web.Request) -> web.Response:
     """One incident and its whole record
 
@@ -174,13 +172,7 @@ async def get_incident(request: web.Request) -> web.Response:
     return encode(found)
 
 
-@api.route(
-    "GET",
-    "/v1/incidents/{id}/recommendations",
-    role="viewer",
-    params=[INCIDENT_ID],
-    response=m.Recommendations,
-)
+@api.route("GET", "/v1/incidents/{id}/recommendations", role="viewer", response=m.Recommendations)
 async def recommendations(request: web.Request) -> web.Response:
     """Nearest suitable available units
 
@@ -209,7 +201,7 @@ async def make_offer(request: web.Request) -> web.Response:
     return encode(found, status=201)
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/accept", params=OFFER)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
     """The unit accepts the offer
 
@@ -218,7 +210,7 @@ async def accept_offer(request: web.Request) -> web.Response:
     return _stepped(await svc.accept(INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request)))
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/decline", optional_body=m.ReasonIn, params=OFFER)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/decline", optional_body=m.ReasonIn)
 async def decline_offer(request: web.Request) -> web.Response:
     """The unit declines the offer
 
@@ -226,7 +218,7 @@ async def decline_offer(request: web.Request) -> web.Response:
     return await _answer_offer(request, _service(request).decline)
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/withdraw", optional_body=m.ReasonIn, params=OFFER)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/withdraw", optional_body=m.ReasonIn)
 async def withdraw_offer(request: web.Request) -> web.Response:
     """Take a pending offer back
 

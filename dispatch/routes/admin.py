@@ -14,9 +14,8 @@ from dispatch.routes import models
 from dispatch.routes.params import Integer, PathId, QueryText, encode, read_body
 from store import access
 
-api = DocumentedRoutes("administration")
-
 TOKEN_ID = PathId("id", "the token's numeric id")
+api = DocumentedRoutes("administration", path_params=[TOKEN_ID])
 LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maximum=10000)
 
 
@@ -55,7 +54,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     return encode(models.TokenList(tokens=[_token_out(t) for t in tokens]))
 
 
-@api.route("DELETE", "/v1/tokens/{id}", role="admin", params=[TOKEN_ID], status=204)
+@api.route("DELETE", "/v1/tokens/{id}", role="admin", status=204)
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke an API token
 

@@ -15,9 +15,8 @@ from dispatch.routes.resources import After, Edits, Resource, add_edit_routes
 from schemas.credentials import hash_secret, new_secret
 from store import registry
 
-api = DocumentedRoutes("devices")
-
 DEVICE_ID = PathId("id", "the device's id")
+api = DocumentedRoutes("devices", path_params=[DEVICE_ID])
 LIMIT = Integer("limit", "page size", default=500, minimum=1, maximum=5000)
 DEVICES = Resource(
     "device",
@@ -59,7 +58,7 @@ async def list_devices(request: web.Request) -> web.Response:
     return encode(models.DeviceList(devices=[present.device_out(d) for d in page], next_after=next_after))
 
 
-@api.route("GET", "/v1/devices/{id}", role="viewer", params=[DEVICE_ID], response=models.DeviceOut)
+@api.route("GET", "/v1/devices/{id}", role="viewer", response=models.DeviceOut)
 async def get_device(request: web.Request) -> web.Response:
     """A device
 
@@ -67,14 +66,7 @@ async def get_device(request: web.Request) -> web.Response:
     return encode(present.device_out(await DEVICES.find(request, DEVICE_ID.get(request))))
 
 
-@api.route(
-    "POST",
-    "/v1/devices/{id}/credentials",
-    role="admin",
-    params=[DEVICE_ID],
-    response=models.CredentialsOut,
-    status=201,
-)
+@api.route("POST", "/v1/devices/{id}/credentials", role="admin", response=models.CredentialsOut, status=201)
 async def issue_credentials(request: web.Request) -> web.Response:
     """Issue the device's secret (shown once)
 

@@ -26,8 +26,6 @@ from dispatch.routes.params import PathId, QueryText, encode, read_body
 from schemas.tables.grids import GRID_ID_PATTERN
 from store import duty
 
-api = DocumentedRoutes("duty")
-
 # The id columns are 32-bit on PostgreSQL: a larger number names nothing (and must not reach the driver).
 _MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, msgspec.Meta(ge=1, le=_MAX_ROW_ID)]
@@ -37,6 +35,7 @@ ShiftName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"
 BodyInstant = Annotated[str, msgspec.Meta(max_length=64)] | float
 
 ASSIGNMENT_ID = PathId("id", "the assignment's id")
+api = DocumentedRoutes("duty", path_params=[ASSIGNMENT_ID])
 AT = Instant("at", "the assignments holding their grid at this instant (default: now)", required=False)
 FROM = Instant("from", "shifts ending after this instant", required=False)
 TO = Instant("to", "shifts starting before this instant", required=False)
@@ -268,14 +267,7 @@ async def list_assignments(request: web.Request) -> web.Response:
     return encode(AssignmentList(at, [_assignment(a) for a in found]))
 
 
-@api.route(
-    "DELETE",
-    "/v1/assignments/{id}",
-    role="dispatcher",
-    params=[ASSIGNMENT_ID],
-    response=AssignmentOut,
-    errors=[409],
-)
+@api.route("DELETE", "/v1/assignments/{id}", role="dispatcher", response=AssignmentOut, errors=[409])
 async def end_assignment(request: web.Request) -> web.Response:
     """End an assignment now
 

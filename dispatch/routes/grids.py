@@ -23,9 +23,8 @@ from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
 from store import grids
 
-api = DocumentedRoutes("grids")
-
 GRID_ID = PathId("id", "the grid's id (e.g. community-mission)")
+api = DocumentedRoutes("grids", path_params=[GRID_ID])
 LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
 _ID = re.compile(GRID_ID_PATTERN)
 GEOJSON = "application/geo+json"
@@ -165,9 +164,7 @@ async def list_grid_features(request: web.Request) -> web.Response:
     return _geojson({"type": "FeatureCollection", "features": [_feature(r) for r in records]})
 
 
-@api.route(
-    "GET", "/v1/grids/{id}", role="viewer", params=[GRID_ID, AT], response=_FEATURE, media_type=GEOJSON
-)
+@api.route("GET", "/v1/grids/{id}", role="viewer", params=[AT], response=_FEATURE, media_type=GEOJSON)
 async def read_grid(request: web.Request) -> web.Response:
     """One grid as a GeoJSON Feature
 
@@ -207,15 +204,7 @@ async def create_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(made), status=201)
 
 
-@api.route(
-    "PATCH",
-    "/v1/grids/{id}",
-    role="admin",
-    params=[GRID_ID],
-    body=GridPatch,
-    response=_FEATURE,
-    media_type=GEOJSON,
-)
+@api.route("PATCH", "/v1/grids/{id}", role="admin", body=GridPatch, response=_FEATURE, media_type=GEOJSON)
 async def update_grid(request: web.Request) -> web.Response:
     """Change a grid (a new version)
 
@@ -234,15 +223,7 @@ async def update_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(changed))
 
 
-@api.route(
-    "DELETE",
-    "/v1/grids/{id}",
-    role="admin",
-    params=[GRID_ID],
-    response=_FEATURE,
-    errors=[409],
-    media_type=GEOJSON,
-)
+@api.route("DELETE", "/v1/grids/{id}", role="admin", response=_FEATURE, errors=[409], media_type=GEOJSON)
 async def retire_grid(request: web.Request) -> web.Response:
     """Retire a grid
 

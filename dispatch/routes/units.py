@@ -19,10 +19,9 @@ from dispatch.routes.resources import After, Edits, Resource, add_edit_routes, c
 from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
 from store import registry
 
-api = DocumentedRoutes("units")
-
 UNIT_ID = PathId("id", "the unit's id")
 DEVICE_ID = PathId("device_id", "the device's id")
+api = DocumentedRoutes("units", path_params=[UNIT_ID, DEVICE_ID])
 BBOX = Bbox()
 LIST_KIND = Words("kind", "only units of these kinds", UNIT_KINDS)
 LIST_STATUS = Words("status", "only units in these statuses", UNIT_STATUSES)
@@ -121,7 +120,7 @@ async def list_units(request: web.Request) -> web.Response:
     return encode(models.UnitList(units=items, next_after=next_after))
 
 
-@api.route("GET", "/v1/units/{id}", role="viewer", params=[UNIT_ID], response=models.UnitDetail)
+@api.route("GET", "/v1/units/{id}", role="viewer", response=models.UnitDetail)
 async def get_unit(request: web.Request) -> web.Response:
     """A unit: record, live position, devices and their last fixes
 
@@ -177,7 +176,6 @@ async def get_unit(request: web.Request) -> web.Response:
     "POST",
     "/v1/units/{id}/status",
     role="dispatcher",
-    params=[UNIT_ID],
     body=models.StatusIn,
     response=models.StatusOut,
     errors=[409],
@@ -204,7 +202,7 @@ async def set_status(request: web.Request) -> web.Response:
 # ---- bindings ------------------------------------------------------------------------------------------
 
 
-@api.route("GET", "/v1/units/{id}/devices", role="viewer", params=[UNIT_ID], response=models.BindingList)
+@api.route("GET", "/v1/units/{id}/devices", role="viewer", response=models.BindingList)
 async def list_bindings(request: web.Request) -> web.Response:
     """A unit's device bindings
 
@@ -219,7 +217,6 @@ async def list_bindings(request: web.Request) -> web.Response:
     "POST",
     "/v1/units/{id}/devices",
     role="dispatcher",
-    params=[UNIT_ID],
     body=models.BindingIn,
     response=models.BindingOut,
     status=201,
@@ -256,13 +253,7 @@ async def bind_device(request: web.Request) -> web.Response:
     return encode(present.binding_out(binding), status=201)
 
 
-@api.route(
-    "DELETE",
-    "/v1/units/{id}/devices/{device_id}",
-    role="dispatcher",
-    params=[UNIT_ID, DEVICE_ID],
-    response=models.BindingList,
-)
+@api.route("DELETE", "/v1/units/{id}/devices/{device_id}", role="dispatcher", response=models.BindingList)
 async def unbind_device(request: web.Request) -> web.Response:
     """Unbind a device from the unit
 
