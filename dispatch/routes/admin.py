@@ -11,6 +11,7 @@ from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter, NotFound
 from dispatch.routes import models
+from dispatch.routes.instants import Instant
 from dispatch.routes.params import Integer, PathId, QueryText, encode, read_body
 from store import access
 
@@ -19,7 +20,7 @@ api = DocumentedRoutes("administration", path_params=[TOKEN_ID])
 LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maximum=10000)
 
 
-SINCE = QueryText("since", "entries at or after this instant (RFC 3339)", "date-time")
+SINCE = Instant("since", "entries at or after this instant", required=False)
 ACTOR = QueryText("actor", "only this actor (e.g. token:3:console-1)")
 ACTION = QueryText("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
 
@@ -74,14 +75,7 @@ async def read_audit(request: web.Request) -> web.Response:
     """The audit log of location reads
 
     Who read which unit or area, when; oldest first. Entries queued in memory are written first."""
-    since = None
-    if raw := request.query.get("since"):
-        try:
-            since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidParameter("since", f"must be an RFC 3339 date-time, got {raw!r}") from None
-        if since.tzinfo is None:
-            raise InvalidParameter("since", "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
+    since = SINCE.get(request)
     await request.app[AUDIT_KEY].flush()
     entries = await run_db(
         access.read_audit,

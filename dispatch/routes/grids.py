@@ -18,6 +18,7 @@ from dispatch.blocking import run_db
 from dispatch.keys import CLOCK_KEY, ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
+from dispatch.routes.instants import Instant
 from dispatch.routes.params import PathId, QueryText, Words, read_body
 from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
@@ -53,7 +54,7 @@ class GridPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 PARENT = QueryText("parent", "only the community grids of this police grid (its id)")
-AT = QueryText("at", "the boundaries valid at this instant (RFC 3339; default: now)", "date-time")
+AT = Instant("at", "the boundaries valid at this instant (default: now)", required=False)
 
 _FEATURE: dict[str, Any] = {
     "type": "object",
@@ -105,19 +106,6 @@ def _grid_id(request: web.Request) -> str:
     return raw
 
 
-def _at(request: web.Request) -> datetime | None:
-    raw = request.query.get("at")
-    if not raw:
-        return None
-    try:
-        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidParameter("at", f"must be an RFC 3339 date-time, got {raw[:40]!r}") from None
-    if at.tzinfo is None:
-        raise InvalidParameter("at", "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
-    return at
-
-
 def _boundary(geometry: dict[str, Any]) -> Any:
     try:
         boundary = read_boundary(geometry)
@@ -159,7 +147,7 @@ async def list_grid_features(request: web.Request) -> web.Response:
         request.app[ENGINE_KEY],
         level=levels[0] if levels else None,
         parent=parent,
-        at=_at(request),
+        at=AT.get(request),
     )
     return _geojson({"type": "FeatureCollection", "features": [_feature(r) for r in records]})
 
@@ -170,7 +158,7 @@ async def read_grid(request: web.Request) -> web.Response:
 
     The grid's current version (or the one valid at `at`)."""
     grid_id = _grid_id(request)
-    found = await run_db(grids.get_grid, request.app[ENGINE_KEY], grid_id, at=_at(request))
+    found = await run_db(grids.get_grid, request.app[ENGINE_KEY], grid_id, at=AT.get(request))
     if found is None:
         raise NotFound(f"no grid {grid_id}" + (" at that time" if "at" in request.query else ""))
     return _geojson(_feature(found))
