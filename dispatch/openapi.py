@@ -78,10 +78,14 @@ class Operation:
 class DocumentedRoutes:
     """Routes plus their OpenAPI paths and schema components (an `ApiPlugin`)."""
 
-    def __init__(self, tag: str, path_params: Iterable[Documented] = ()) -> None:
+    def __init__(
+        self, tag: str, path_params: Iterable[Documented] = (), media_type: str = "application/json"
+    ) -> None:
         """`path_params`: what `{name}` means in this module's paths (e.g. `{id}`: the unit's id); a route
-        gets them from its path, in path order, unless its own `params` name one."""
+        gets them from its path, in path order, unless its own `params` name one. `media_type`: what the
+        module's routes answer unless a route says otherwise."""
         self.tag = tag
+        self.media_type = media_type
         self.path_params = {p.openapi()["name"]: p for p in path_params}
         self.routes = web.RouteTableDef()
         self.openapi_paths: dict[str, dict[str, Any]] = {}
@@ -107,7 +111,7 @@ class DocumentedRoutes:
         response: Any = None,
         status: int = 200,
         errors: Iterable[int] = (),
-        media_type: str = "application/json",
+        media_type: str = "",
         description: str = "",
     ) -> Callable[[H], H]:
         """Register `handler` for `method path`, requiring `role` (None: public), and document it. The
@@ -118,7 +122,15 @@ class DocumentedRoutes:
             self.path_params[n] for n in _PATH_NAME.findall(path) if n in self.path_params and n not in named
         ]
         spec = Operation(
-            role, summary, [*implied, *params], body, response, status, tuple(errors), media_type, description
+            role,
+            summary,
+            [*implied, *params],
+            body,
+            response,
+            status,
+            tuple(errors),
+            media_type or self.media_type,
+            description,
         )
 
         def register(handler: H) -> H:

@@ -18,16 +18,7 @@ from store import registry
 DEVICE_ID = PathId("id", "the device's id")
 api = DocumentedRoutes("devices", path_params=[DEVICE_ID])
 LIMIT = Integer("limit", "page size", default=500, minimum=1, maximum=5000)
-DEVICES = Resource(
-    "device",
-    DEVICE_ID,
-    registry.get_device,
-    registry.insert_device,
-    registry.update_device,
-    registry.list_devices,
-    Fleet.track_device,
-    present.device_out,
-)
+DEVICES = Resource("device", DEVICE_ID, registry.DEVICE_QUERIES, Fleet.track_device, present.device_out)
 
 
 add_edit_routes(

@@ -224,13 +224,13 @@ async def list_shifts(request: web.Request) -> web.Response:
     response=AssignmentMade,
     status=201,
     errors=[409],
-    description="409 when the grid has a holder or the unit holds another grid then: `holder` names the "
-    "first assignment in the way and `clashes` all of them; `replace: true` ends them at the new start.",
 )
 async def create_assignment(request: web.Request) -> web.Response:
     """Assign a unit to a grid
 
-    Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules."""
+    Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules. 409 when the
+    grid has a holder or the unit holds another grid then: `holder` names the first assignment in the way
+    and `clashes` all of them; `replace: true` ends them at the new start."""
     body = await read_body(request, AssignmentIn)
     actor = principal(request).actor
     made: duty.Made = await _write(

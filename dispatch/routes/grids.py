@@ -24,11 +24,11 @@ from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
 from store import grids
 
+GEOJSON = "application/geo+json"
 GRID_ID = PathId("id", "the grid's id (e.g. community-mission)")
-api = DocumentedRoutes("grids", path_params=[GRID_ID])
+api = DocumentedRoutes("grids", path_params=[GRID_ID], media_type=GEOJSON)
 LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
 _ID = re.compile(GRID_ID_PATTERN)
-GEOJSON = "application/geo+json"
 
 GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -54,7 +54,7 @@ class GridPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 PARENT = QueryText("parent", "only the community grids of this police grid (its id)")
-AT = Instant("at", "the boundaries valid at this instant (default: now)", required=False)
+AT = Instant("at", "the boundaries valid at this instant, now if absent", required=False)
 
 _FEATURE: dict[str, Any] = {
     "type": "object",
@@ -129,9 +129,7 @@ async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise InvalidParameter("body", str(exc)) from None
 
 
-@api.route(
-    "GET", "/v1/grids", role="viewer", params=[LEVEL, PARENT, AT], response=_COLLECTION, media_type=GEOJSON
-)
+@api.route("GET", "/v1/grids", role="viewer", params=[LEVEL, PARENT, AT], response=_COLLECTION)
 async def list_grid_features(request: web.Request) -> web.Response:
     """Grids as a GeoJSON FeatureCollection
 
@@ -152,7 +150,7 @@ async def list_grid_features(request: web.Request) -> web.Response:
     return _geojson({"type": "FeatureCollection", "features": [_feature(r) for r in records]})
 
 
-@api.route("GET", "/v1/grids/{id}", role="viewer", params=[AT], response=_FEATURE, media_type=GEOJSON)
+@api.route("GET", "/v1/grids/{id}", role="viewer", params=[AT], response=_FEATURE)
 async def read_grid(request: web.Request) -> web.Response:
     """One grid as a GeoJSON Feature
 
@@ -164,16 +162,7 @@ async def read_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(found))
 
 
-@api.route(
-    "POST",
-    "/v1/grids",
-    role="admin",
-    body=GridIn,
-    response=_FEATURE,
-    status=201,
-    errors=[409],
-    media_type=GEOJSON,
-)
+@api.route("POST", "/v1/grids", role="admin", body=GridIn, response=_FEATURE, status=201, errors=[409])
 async def create_grid(request: web.Request) -> web.Response:
     """Create a grid
 
@@ -192,7 +181,7 @@ async def create_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(made), status=201)
 
 
-@api.route("PATCH", "/v1/grids/{id}", role="admin", body=GridPatch, response=_FEATURE, media_type=GEOJSON)
+@api.route("PATCH", "/v1/grids/{id}", role="admin", body=GridPatch, response=_FEATURE)
 async def update_grid(request: web.Request) -> web.Response:
     """Change a grid (a new version)
 
@@ -211,7 +200,7 @@ async def update_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(changed))
 
 
-@api.route("DELETE", "/v1/grids/{id}", role="admin", response=_FEATURE, errors=[409], media_type=GEOJSON)
+@api.route("DELETE", "/v1/grids/{id}", role="admin", response=_FEATURE, errors=[409])
 async def retire_grid(request: web.Request) -> web.Response:
     """Retire a grid
 

@@ -15,7 +15,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from aiohttp import web
-from sqlalchemy import Engine
 
 from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
@@ -65,16 +64,13 @@ class Resource(Generic[R]):
 
     noun: str  # "unit": NotFound says "no unit <id>"
     path_id: PathId
-    get: Callable[[Engine, str], R | None]
-    insert: Callable[..., R]  # (engine, *, id, ..., now)
-    update: Callable[..., R | None]  # (engine, id, **changes); None when there is no such record
-    listing: Callable[..., list[R]]  # (engine, *, after_id, limit, **filters)
+    queries: registry.Queries[R]
     track: Callable[[Fleet, R], None]  # let the live picture follow the stored record
     out: Callable[[R], msgspec.Struct]  # the API body of a record
 
     async def find(self, request: web.Request, record_id: str) -> R:
         """The record, or NotFound."""
-        record = await run_db(self.get, request.app[ENGINE_KEY], record_id)
+        record = await run_db(self.queries.get, request.app[ENGINE_KEY], record_id)
         if record is None:
             raise NotFound(f"no {self.noun} {record_id}")
         return record
@@ -83,7 +79,9 @@ class Resource(Generic[R]):
         """Store a new record from `body`'s fields (409 for a taken id), follow it, answer 201."""
         fields = msgspec.structs.asdict(body)
         try:
-            record = await run_db(self.insert, request.app[ENGINE_KEY], **fields, now=clock_now(request))
+            record = await run_db(
+                self.queries.insert, request.app[ENGINE_KEY], **fields, now=clock_now(request)
+            )
         except registry.Duplicate as exc:
             raise Conflict(str(exc), current_state={"id": fields["id"]}) from None
         self.track(request.app[FLEET_KEY], record)
@@ -92,7 +90,7 @@ class Resource(Generic[R]):
     async def page(self, request: web.Request, limit: int, **filters: Any) -> tuple[list[R], str | None]:
         """Up to `limit` records after the `after` query parameter, and the next page's `after` (or None)."""
         records = await run_db(
-            self.listing,
+            self.queries.listing,
             request.app[ENGINE_KEY],
             **filters,
             after_id=request.query.get("after"),
@@ -104,7 +102,7 @@ class Resource(Generic[R]):
     async def change(self, request: web.Request, **changes: Any) -> web.Response:
         """Store the changes, let the live picture follow, answer with the record."""
         record_id = self.path_id.get(request)
-        record = await run_db(self.update, request.app[ENGINE_KEY], record_id, **changes)
+        record = await run_db(self.queries.update, request.app[ENGINE_KEY], record_id, **changes)
         if record is None:
             raise NotFound(f"no {self.noun} {record_id}")
         self.track(request.app[FLEET_KEY], record)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, MetaData, Row, Select, Table, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,7 @@ from schemas.tables import registry as registry_tables
 from store.rows import record_of
 
 T = TypeVar("T")
+R = TypeVar("R")
 Build = Callable[[Row[Any]], T]  # a record from its row
 
 
@@ -137,3 +138,13 @@ def page(
         query = query.limit(limit)
     with engine.connect() as conn:
         return [build(r) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class Queries(Generic[R]):
+    """The four queries every kind of registry record has (units, devices): by id, insert, change, page."""
+
+    get: Callable[[Engine, str], R | None]
+    insert: Callable[..., R]  # (engine, *, id, ..., now); raises Duplicate for a taken id
+    update: Callable[..., R | None]  # (engine, id, **changes); None when there is no such record
+    listing: Callable[..., list[R]]  # (engine, *, after_id, limit, **filters)
