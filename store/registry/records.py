@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from sqlalchemy import Engine, MetaData, Row, Select, Table, select
 from sqlalchemy.exc import IntegrityError
 
@@ -52,9 +53,9 @@ class Unit:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
-    """A body camera, phone, radio or tracker. The secret is never read back, only whether one exists."""
+class Device(msgspec.Struct, frozen=True):
+    """A body camera, phone, radio or tracker. The secret is never read back, only whether one exists. (A
+    Struct: the API answers it as it is, `dispatch.routes.models.DeviceOut`.)"""
 
     id: str
     kind: str
