@@ -19,8 +19,8 @@ from dispatch.incidents.idempotency import IdempotencyHeader, idempotent
 from dispatch.incidents.service import IncidentService
 from dispatch.incidents.states import Event
 from dispatch.keys import AUDIT_KEY
-from dispatch.openapi import DocumentedRoutes, parameter
-from dispatch.problems import InvalidParameter
+from dispatch.openapi import DocumentedRoutes
+from dispatch.routes.instants import Instant
 from dispatch.routes.params import Integer, PathId, Words, encode, read_body
 from schemas.tables.incidents import INCIDENT_STATES
 from store.incidents import IncidentStore
@@ -39,39 +39,11 @@ IDEMPOTENCY = IdempotencyHeader()
 _OPTIONAL_BODIES: list[tuple[str, str]] = []
 
 
-class Since:
-    """`since`: only incidents reported at or after this instant (ISO 8601 or epoch seconds)."""
-
-    name = "since"
-
-    def openapi(self) -> dict[str, Any]:
-        """The OpenAPI parameter object."""
-        return parameter(
-            self.name,
-            "query",
-            self.__doc__,
-            {"type": "string", "examples": ["2024-05-01T08:00:00Z", "1714550400"]},
-        )
-
-    def get(self, request: web.Request) -> float | None:
-        """Epoch seconds, or None when absent."""
-        raw = request.query.get(self.name)
-        if not raw:
-            return None
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            raise InvalidParameter(self.name, f"must be ISO 8601 or epoch seconds, got {raw!r}") from None
-        if parsed.tzinfo is None:
-            raise InvalidParameter(self.name, "needs a time zone (e.g. a trailing Z)")
-        return parsed.timestamp()
+def _epoch_s(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
 
 
-SINCE = Since()
+SINCE = Instant("since", "only incidents reported at or after this instant", required=False)
 
 
 def _service(request: web.Request) -> IncidentService:
@@ -155,7 +127,7 @@ async def list_incidents(request: web.Request) -> web.Response:
 
     Incidents newest first, by state and report time."""
     found = await _service(request).list_incidents(
-        states=STATE.get(request) or (), since=SINCE.get(request), limit=LIMIT.get(request)
+        states=STATE.get(request) or (), since=_epoch_s(SINCE.get(request)), limit=LIMIT.get(request)
     )
     return encode(found)
 
