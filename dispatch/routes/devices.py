@@ -11,7 +11,7 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import NotFound
 from dispatch.routes import models, present
 from dispatch.routes.params import Integer, PathId, encode
-from dispatch.routes.resources import After, Edits, Resource, add_edit_routes
+from dispatch.routes.resources import After, Resource, add_edit_routes
 from schemas.credentials import hash_secret, new_secret
 from store import registry
 
@@ -22,21 +22,7 @@ DEVICES = Resource("device", DEVICE_ID, registry.DEVICE_QUERIES, Fleet.track_dev
 
 
 add_edit_routes(
-    api,
-    DEVICES,
-    Edits(
-        "/v1/devices",
-        models.DeviceIn,
-        models.DevicePatch,
-        models.DeviceOut,
-        create_doc="Register a device\n\nRegister a body camera, phone, radio or tracker. Issue its "
-        "credentials with POST /v1/devices/{id}/credentials, and bind it to a unit with "
-        "POST /v1/units/{id}/devices.",
-        patch_doc="Change a device (enabled=false disables it)\n\nChange kind, priority or enabled. A "
-        "disabled device no longer moves its unit.",
-        disable_doc="Disable a device\n\nDevices are never deleted (their fixes refer to them): "
-        "this disables the device.",
-    ),
+    api, DEVICES, (models.DeviceIn, models.DevicePatch, models.DeviceOut), kept="their fixes refer to them"
 )
 
 

@@ -21,7 +21,7 @@ UNSET: Any = msgspec.UNSET
 
 
 class UnitIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new unit. It starts off duty unless `status` says otherwise."""
+    """An officer, auxiliary or vehicle. It starts off duty unless `status` says otherwise."""
 
     id: UnitId
     name: Name
@@ -32,7 +32,8 @@ class UnitIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class UnitPatch(msgspec.Struct, forbid_unknown_fields=True):
-    """Fields to change on a unit (absent fields keep their value); enabled=false disables it."""
+    """Fields to change on a unit (absent fields keep their value); enabled=false disables it, and a
+    disabled unit leaves the live index."""
 
     name: Name | msgspec.UnsetType = UNSET
     kind: UnitKind | msgspec.UnsetType = UNSET
@@ -132,7 +133,9 @@ class StatusOut(msgspec.Struct):
 
 
 class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new device. Higher priority wins when fusing a unit's position from devices of equal quality."""
+    """A body camera, phone, radio or tracker. Higher priority wins when fusing a unit's position from devices
+    of equal quality. Issue its credentials with POST /v1/devices/{id}/credentials, and bind it to a unit
+    with POST /v1/units/{id}/devices."""
 
     id: DeviceId
     kind: DeviceKind
@@ -141,7 +144,8 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class DevicePatch(msgspec.Struct, forbid_unknown_fields=True):
-    """Fields to change on a device; enabled=false disables it (its credentials stop working)."""
+    """Fields to change on a device; enabled=false disables it (its credentials stop working, and it no
+    longer moves its unit)."""
 
     kind: DeviceKind | msgspec.UnsetType = UNSET
     priority: int | msgspec.UnsetType = UNSET

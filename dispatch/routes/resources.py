@@ -8,6 +8,7 @@ and call the `Resource` for the parts that are the same.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,6 +111,7 @@ class Resource(Generic[R]):
 
 
 H = TypeVar("H", bound=Callable[..., Any])
+Body = msgspec.Struct
 
 
 def named(handler: H, name: str, doc: str) -> H:
@@ -120,40 +122,36 @@ def named(handler: H, name: str, doc: str) -> H:
     return handler
 
 
-@dataclass(frozen=True)
-class Edits:
-    """The admin's edits of one resource, and each route's docstring (summary, blank line, description)."""
-
-    path: str  # the collection: "/v1/units"
-    new: type[msgspec.Struct]  # the body that creates one
-    patch: type[msgspec.Struct]  # the body that changes one (UNSET fields keep their value)
-    out: type[msgspec.Struct]  # the answer
-    create_doc: str
-    patch_doc: str
-    disable_doc: str
-
-
-def add_edit_routes(api: DocumentedRoutes, resource: Resource[Any], edits: Edits) -> None:
-    """`POST path` (create, 409 for a taken id), `PATCH path/{id}` and `DELETE path/{id}` (disable: records
-    are never deleted), for admins; the handlers are named `create_<noun>`, `patch_<noun>` and
-    `disable_<noun>`."""
-    item = f"{edits.path}/{{{resource.path_id.name}}}"
+def add_edit_routes(
+    api: DocumentedRoutes,
+    resource: Resource[Any],
+    bodies: tuple[type[Body], type[Body], type[Body]],
+    kept: str,
+) -> None:
+    """The admin's edits of `resource` at `/v1/<noun>s`: `POST` (create from the first body, 409 for a taken
+    id), `PATCH …/{id}` (the second body's set fields) and `DELETE …/{id}` (disable: records are never
+    deleted, because `kept`), each answering the third body. The handlers are `create_<noun>`,
+    `patch_<noun>` and `disable_<noun>`; their descriptions are the bodies' docstrings."""
+    new, change, out = bodies
+    noun, path = resource.noun, f"/v1/{resource.noun}s"
+    item, params = f"{path}/{{{resource.path_id.name}}}", [resource.path_id]
 
     async def create(request: web.Request) -> web.Response:
-        return await resource.create(request, await read_body(request, edits.new))
+        return await resource.create(request, await read_body(request, new))
 
     async def patch(request: web.Request) -> web.Response:
-        return await resource.change(request, **set_fields(await read_body(request, edits.patch)))
+        return await resource.change(request, **set_fields(await read_body(request, change)))
 
     async def disable(request: web.Request) -> web.Response:
         return await resource.change(request, enabled=False)
 
-    named(create, f"create_{resource.noun}", edits.create_doc)
-    named(patch, f"patch_{resource.noun}", edits.patch_doc)
-    named(disable, f"disable_{resource.noun}", edits.disable_doc)
-    out, params = edits.out, [resource.path_id]
-    api.route("POST", edits.path, role="admin", body=edits.new, response=out, status=201, errors=[409])(
-        create
+    named(create, f"create_{noun}", f"Register a {noun}\n\n{inspect.getdoc(new)}")
+    named(patch, f"patch_{noun}", f"Change a {noun} (enabled=false disables it)\n\n{inspect.getdoc(change)}")
+    named(
+        disable,
+        f"disable_{noun}",
+        f"Disable a {noun}\n\n{noun.capitalize()}s are never deleted ({kept}): this disables the {noun}.",
     )
-    api.route("PATCH", item, role="admin", params=params, body=edits.patch, response=out)(patch)
+    api.route("POST", path, role="admin", body=new, response=out, status=201, errors=[409])(create)
+    api.route("PATCH", item, role="admin", params=params, body=change, response=out)(patch)
     api.route("DELETE", item, role="admin", params=params, response=out)(disable)

@@ -29,7 +29,7 @@ from dispatch.routes.models import (
     UnitPatch,
 )
 from dispatch.routes.params import Bbox, Integer, PathId, Words, encode, read_body
-from dispatch.routes.resources import After, Edits, Resource, add_edit_routes, clock_now
+from dispatch.routes.resources import After, Resource, add_edit_routes, clock_now
 from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
 from store import registry
 
@@ -46,21 +46,7 @@ UNITS = Resource("unit", UNIT_ID, registry.UNIT_QUERIES, Fleet.track_unit, prese
 # ---- registry ------------------------------------------------------------------------------------------
 
 
-add_edit_routes(
-    api,
-    UNITS,
-    Edits(
-        "/v1/units",
-        UnitIn,
-        UnitPatch,
-        UnitOut,
-        create_doc="Create a unit\n\nRegister an officer, auxiliary or vehicle.",
-        patch_doc="Change a unit (enabled=false disables it)\n\nChange name, kind, skills or enabled. "
-        "A disabled unit leaves the live index.",
-        disable_doc="Disable a unit\n\nUnits are never deleted (their history stays meaningful): "
-        "this disables the unit.",
-    ),
-)
+add_edit_routes(api, UNITS, (UnitIn, UnitPatch, UnitOut), kept="their history stays meaningful")
 
 
 def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> UnitListItem:
