@@ -10,14 +10,12 @@ table as it is); on SQLite it is the same MultiPolygon as WKB, and `geo` does th
 
 from __future__ import annotations
 
-from geoalchemy2 import Geometry
 from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -36,7 +34,6 @@ GRID_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 def define(md: MetaData, flavour: Flavour) -> Table:
     """Add `grids` to `md`."""
-    geometry = Geometry("MULTIPOLYGON", srid=4326, spatial_index=True) if flavour.spatial else LargeBinary()
     return Table(
         "grids",
         md,
@@ -47,7 +44,7 @@ def define(md: MetaData, flavour: Flavour) -> Table:
         # The police grid of a community grid (NULL for police grids). Not a foreign key: the id names a
         # grid, not one of its versions, and a parent may be versioned independently.
         Column("parent_id", String(64)),
-        Column("geom", geometry, nullable=False),
+        Column("geom", flavour.area("MULTIPOLYGON"), nullable=False),
         Column("valid_from", DateTime(timezone=True), nullable=False),
         Column("valid_to", DateTime(timezone=True)),  # NULL: current
         PrimaryKeyConstraint("id", "version", name="pk_grids"),

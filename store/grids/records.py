@@ -12,14 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from geoalchemy2.elements import WKBElement
-from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, Engine, MetaData, Row, Select, Table, and_, or_, select
 
 from geo.grids import Grid, GridIndex, Level, as_geometry
 from schemas.tables import grids as grid_tables
 from schemas.tables.flavour import Flavour
+from store.geometry import decode_geometry
 from store.times import as_utc, utc
 
 _TABLES: dict[str, Table] = {
@@ -62,18 +61,6 @@ def table(conn: Connection | Engine) -> Table:
     return _TABLES[conn.dialect.name]
 
 
-def encode_geometry(conn: Connection, geometry: MultiPolygon) -> Any:
-    """The column value of a boundary on this connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return from_shape(geometry, srid=4326)
-    return shapely.to_wkb(geometry)
-
-
-def _decode_geometry(value: Any) -> MultiPolygon:
-    shape = to_shape(value) if isinstance(value, WKBElement) else shapely.from_wkb(bytes(value))
-    return as_geometry(shape)
-
-
 def record(row: Row[Any]) -> GridRecord:
     """A record from a row of the grids table."""
     m = row._mapping
@@ -83,7 +70,7 @@ def record(row: Row[Any]) -> GridRecord:
         level=m["level"],
         name=m["name"],
         parent_id=m["parent_id"],
-        geometry=_decode_geometry(m["geom"]),
+        geometry=as_geometry(decode_geometry(m["geom"])),
         valid_from=as_utc(m["valid_from"]),
         valid_to=as_utc(m["valid_to"]) if m["valid_to"] is not None else None,
     )
