@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatch.openapi import DocumentedRoutes
 from dispatch.routes import (
     admin,
+    coverage,
     devices,
     duty,
     grids,
@@ -19,7 +20,7 @@ from dispatch.routes import (
 )
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest (`nearest`) must precede
-# /v1/units/{id} (`units`).
+# /v1/units/{id} (`units`), and /v1/grids/coverage (`coverage`) /v1/grids/{id} (`grids`).
 CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     health.api,
     nearest.api,
@@ -30,6 +31,7 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     admin.api,
     web.api,
     wall.api,
+    coverage.api,
     grids.api,
     duty.api,
     heatmap.api,
