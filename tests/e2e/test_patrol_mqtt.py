@@ -52,7 +52,8 @@ async def test_grid_events_go_out_on_mqtt_through_the_root(sqlite_url: str, tmp_
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(serve(settings, "all", stop=stop, on_ready=ready.set_result))
     try:
-        await asyncio.wait({ready, server}, return_when=asyncio.FIRST_COMPLETED)
+        started: set[asyncio.Future[Any]] = {ready, server}
+        await asyncio.wait(started, return_when=asyncio.FIRST_COMPLETED)
         if not ready.done():
             server.result()  # raises why Outpost could not start
         admin = {"Authorization": f"Bearer {token}"}
