@@ -8,6 +8,7 @@ from dispatch.routes import (
     coverage,
     devices,
     duty,
+    geofences,
     grids,
     health,
     heatmap,
@@ -34,5 +35,6 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     coverage.api,
     grids.api,
     duty.api,
+    geofences.api,
     heatmap.api,
 )

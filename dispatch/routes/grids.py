@@ -119,7 +119,8 @@ def _at(request: web.Request) -> datetime | None:
     return at
 
 
-def _boundary(geometry: dict[str, Any]) -> Any:
+def boundary_of(geometry: dict[str, Any]) -> Any:
+    """The checked area of a GeoJSON Polygon or MultiPolygon in a body (400 naming body.geometry)."""
     try:
         boundary = read_boundary(geometry)
     except BoundaryError as exc:
@@ -212,7 +213,7 @@ async def create_grid(request: web.Request) -> web.Response:
         level=body.level,
         name=body.name,
         parent_id=body.parent_id,
-        geometry=_boundary(body.geometry),
+        geometry=boundary_of(body.geometry),
         now=_now(request),
     )
     return _geojson(_feature(made), status=201)
@@ -239,7 +240,7 @@ async def update_grid(request: web.Request) -> web.Response:
         grid_id,
         name=None if body.name is UNSET else body.name,
         parent_id=None if body.parent_id is UNSET else body.parent_id,
-        geometry=_boundary(body.geometry) if isinstance(body.geometry, dict) else None,
+        geometry=boundary_of(body.geometry) if isinstance(body.geometry, dict) else None,
         now=_now(request),
     )
     return _geojson(_feature(changed))
