@@ -14,12 +14,10 @@ import aiomqtt
 import msgspec
 import pytest
 
-from outpost.root import Running, serve
-from outpost.settings import load_settings
 from store import access
 from store.engine import open_engine
 from tests.ingest.mqtt_collect import collect
-from tests.support.services import free_port
+from tests.support.outpost_run import running_outpost
 
 pytestmark = pytest.mark.slow
 
@@ -38,36 +36,16 @@ async def test_grid_events_go_out_on_mqtt_through_the_root(sqlite_url: str, tmp_
         _, token = access.create_token(engine, role="admin", name="e2e", now=datetime.now(UTC))
     finally:
         engine.dispose()
-    mqtt_port = free_port()
-    settings = load_settings(
-        {
-            "OUTPOST_DATABASE_URL": sqlite_url,
-            "OUTPOST_HTTP_PORT": str(free_port()),
-            "OUTPOST_MQTT_LISTEN": f"127.0.0.1:{mqtt_port}",
-            "OUTPOST_SPOOL_DIR": str(tmp_path / "spool"),
-            "OUTPOST_REGISTER_UNKNOWN_DEVICES": "true",
-        }
-    )
-    stop = asyncio.Event()
-    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(serve(settings, "all", stop=stop, on_ready=ready.set_result))
-    try:
-        started: set[asyncio.Future[Any]] = {ready, server}
-        await asyncio.wait(started, return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
-            server.result()  # raises why Outpost could not start
-        admin = {"Authorization": f"Bearer {token}"}
-        grid = {"id": "police-square", "level": "police", "name": "Square", "geometry": SQUARE}
+    admin = {"Authorization": f"Bearer {token}"}
+    grid = {"id": "police-square", "level": "police", "name": "Square", "geometry": SQUARE}
+    async with running_outpost(sqlite_url, tmp_path, OUTPOST_REGISTER_UNKNOWN_DEVICES="true") as (base, port):
         async with (
-            aiohttp.ClientSession(base_url=ready.result().http_url) as http,
+            aiohttp.ClientSession(base_url=base.http_url) as http,
             http.post("/v1/grids", json=grid, headers=admin) as resp,
         ):
             assert resp.status == 201, await resp.text()
-        async with collect(mqtt_port, "outpost/v1/events/#") as heard:
-            events = await _walk_until_heard(mqtt_port, heard)
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 60)
+        async with collect(port, "outpost/v1/events/#") as heard:
+            events = await _walk_until_heard(port, heard)
     kinds = {e["type"] for e in events}
     assert kinds >= {"grid.entered"} and kinds <= {"grid.entered", "grid.exited"}
     for topic, event in zip(heard.messages, events, strict=True):
