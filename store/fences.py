@@ -19,7 +19,8 @@ from geo.zones import ZoneSet
 from schemas.tables import fences as fence_tables
 from schemas.tables.flavour import Flavour
 from store.geometry import decode_geometry, encode_geometry
-from store.times import as_utc, utc
+from store.rows import record_of
+from store.times import utc
 
 _TABLES: dict[str, Table] = {
     dialect: fence_tables.define(MetaData(), Flavour(dialect)) for dialect in ("postgresql", "sqlite")
@@ -56,11 +57,7 @@ def _table(engine: Engine) -> Table:
 
 
 def _record(row: Row[Any]) -> FenceRecord:
-    fields: dict[str, Any] = dict(row._mapping)
-    fields["geometry"] = decode_geometry(fields.pop("geom"))
-    for name in ("created_at", "updated_at"):
-        fields[name] = as_utc(fields[name])
-    return FenceRecord(**fields)
+    return record_of(FenceRecord, row, geometry=decode_geometry(row._mapping["geom"]))
 
 
 def list_fences(engine: Engine) -> list[FenceRecord]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from schemas.tables.columns import instant
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
 
@@ -21,7 +22,6 @@ _CIRCLE = "(kind = 'circle') = (radius_m IS NOT NULL AND center_lon IS NOT NULL 
 
 def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
     """Add `geofences` to `md`."""
-    when = sa.DateTime(timezone=True)
     return sa.Table(
         "geofences",
         md,
@@ -33,8 +33,8 @@ def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
         sa.Column("center_lat", sa.Float),
         sa.Column("radius_m", sa.Float),
         sa.Column("dwell_s", sa.Float),  # NULL: the setting OUTPOST_FENCE_DWELL_S
-        sa.Column("created_at", when, nullable=False),
-        sa.Column("updated_at", when, nullable=False),
+        instant("created_at", nullable=False),
+        instant("updated_at", nullable=False),
         one_of("geofences", "kind", FENCE_KINDS),
         sa.CheckConstraint(_CIRCLE, name="ck_geofences_circle"),
     )

@@ -23,7 +23,17 @@ from store.registry.pairings import (
     insert_binding,
     unit_for_device,
 )
-from store.registry.records import Binding, Device, Duplicate, Overlap, Unit, bindings, devices, units
+from store.registry.records import (
+    Binding,
+    Device,
+    Duplicate,
+    Overlap,
+    Queries,
+    Unit,
+    bindings,
+    devices,
+    units,
+)
 from store.registry.roster import (
     compare_and_set_unit_status,
     count_units,
@@ -35,11 +45,17 @@ from store.registry.roster import (
     update_unit,
 )
 
+UNIT_QUERIES = Queries(get_unit, insert_unit, update_unit, list_units)
+DEVICE_QUERIES = Queries(get_device, insert_device, update_device, list_devices)
+
 __all__ = [
+    "DEVICE_QUERIES",
+    "UNIT_QUERIES",
     "Binding",
     "Device",
     "Duplicate",
     "Overlap",
+    "Queries",
     "Unit",
     "bindings",
     "bindings_active_at",

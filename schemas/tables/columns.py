@@ -1,0 +1,25 @@
+"""Column shapes every table uses alike: an instant (timezone-aware), a serial id, the time a row was made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+# SQLite autoincrements an INTEGER PRIMARY KEY only; PostgreSQL gets a 64-bit one.
+BIG_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+def instant(name: str, nullable: bool = True, **kwargs: Any) -> sa.Column[Any]:
+    """A timezone-aware instant (UTC in the database)."""
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+def created_at(name: str = "created_at") -> sa.Column[Any]:
+    """When the row was made, set by the database."""
+    return instant(name, nullable=False, server_default=sa.func.now())
+
+
+def serial_id(kind: Any = BIG_ID) -> sa.Column[Any]:
+    """`id`: an autoincremented primary key, 64-bit unless `kind` says otherwise."""
+    return sa.Column("id", kind, primary_key=True, autoincrement=True)
