@@ -18,7 +18,10 @@ Reported: fixes/s stored in the steady state of the sustained phase (its first 2
 latency p50/p99 (a benchmark-only column `inserted_at DEFAULT clock_timestamp()` is added to `fixes`; the
 batch commits right after) split into publish→receive and receive→insert, the subscriber's CPU per 1000
 fixes (utime+stime of its process), the CPU use of each party, the drain rate of the backlog, the ratios
-outpost/raw, and the oracle: every (device, seq) published is stored exactly once.
+outpost/raw, and the oracle: every (device, seq) published is stored exactly once. Then (unless --no-grids)
+the grids comparison: the same sustained phase for outpost ingest feeding a live picture and its patrol
+watch (`python -m outpost.ingest_only --live-picture`), once with no grids and once with the 51 SF grids
+imported, printing both rates, both CPU costs and the ratios with/without (goal: rate >= 0.9).
 
 OUTPOST_BENCH_QUICK=1 shortens the run (20 s, 50k backlog); OUTPOST_BENCH_RESULT names a file for the figures
 as JSON (benchmarks/run_all.py). A busy machine shows in "whole machine" CPU: read the figures with it.
@@ -30,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -47,14 +51,19 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Engine, text  # noqa: E402
 
+from sim.simulate.build_demo_data import DISTRICTS_PATH, NEIGHBORHOODS_PATH  # noqa: E402
 from store.devices import register_unknown  # noqa: E402
 from store.engine import open_engine  # noqa: E402
+from store.grids import import_grids  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
 from tests.support.services import Mosquitto, PgCluster, free_port  # noqa: E402
 
 TOPIC = "outpost/v1/devices/{}/fix"
 KINDS = ("outpost", "raw")
+# The grids comparison: outpost ingest feeding a live picture with its patrol watch, without grids, then
+# with the 51 shipped SF grids (10 police districts, 41 neighbourhoods) loaded.
+GRID_KINDS = ("live", "grids")
 STEADY_AFTER_S = 2.0  # the sustained rate is measured after this ramp-up
 
 
@@ -104,13 +113,8 @@ def _generate(
             sent += 1
             seqs[d] += 1
             ts = last_ms[d] = max(now_ms, last_ms[d] + 1)  # unique per device: (device_id, ts) is the key
-            jitter = (sent % 97) * 1e-6
-            payload = b'{"ts":%d,"lat":%.6f,"lon":%.6f,"seq":%d}' % (
-                ts,
-                37.75 + jitter,
-                -122.45 + jitter,
-                seqs[d],
-            )
+            lon, lat = where(d, seqs[d])
+            payload = b'{"ts":%d,"lat":%.6f,"lon":%.6f,"seq":%d}' % (ts, lat, lon, seqs[d])
             topic = topics[d]
             variable = len(topic).to_bytes(2, "big") + topic + (sent % 65535 + 1).to_bytes(2, "big")
             packets.append(b"\x32" + _varint(len(variable) + len(payload)) + variable + payload)
@@ -126,6 +130,25 @@ def _generate(
     sock.sendall(b"\xe0\x00")
     sock.close()
     out.put((seqs, time.process_time()))
+
+
+# Devices are spread over San Francisco (where the shipped grids are), each driving its own straight line
+# at ~1 m a fix (12 m/s at 12 fixes/s), back to its start every 2,000 fixes: a grid lookup sees units
+# everywhere, near borders and crossing them, as a real fleet would.
+SF_BOX = (-122.51, 37.71, 0.14, 0.10)  # west, south, width, height (degrees)
+STEP_DEG = 1e-5
+
+
+def where(device: str, seq: int) -> tuple[float, float]:
+    """(lon, lat) of a device's `seq`-th fix."""
+    i = int(device.rsplit("-", 1)[-1]) if device[-1].isdigit() else hash(device)
+    west, south, width, height = SF_BOX
+    k = seq % 2000
+    angle = i * 2.399963
+    return (
+        west + (i * 0.6180339887 % 1.0) * width + k * STEP_DEG * math.cos(angle),
+        south + (i * 0.7548776662 % 1.0) * height + k * STEP_DEG * math.sin(angle),
+    )
 
 
 def publish_load(
@@ -307,9 +330,11 @@ def start_subscriber(
         OUTPOST_DATABASE_URL=db_url,
         OUTPOST_MQTT_URL=broker.url,
         OUTPOST_SPOOL_DIR=str(work / "spool"),
-        OUTPOST_MQTT_CLIENT_ID="bench-outpost",
+        OUTPOST_MQTT_CLIENT_ID=f"bench-{kind}",
     )
     cmd = [sys.executable, "-m", "outpost.ingest_only", "--log-level", "WARNING", "--metrics-port", str(port)]
+    if kind in GRID_KINDS:
+        cmd.append("--live-picture")
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT), port
 
 
@@ -363,6 +388,13 @@ def prepare_db(cluster: PgCluster, name: str, devices: list[str]) -> Engine:
     now = datetime.now(UTC)
     for d in devices:
         register_unknown(engine, d, now=now)
+    if name == "bench_grids":
+        for path, level, prop in (
+            (DISTRICTS_PATH, "police", "district"),
+            (NEIGHBORHOODS_PATH, "community", "neighborhood"),
+        ):
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            import_grids(engine, doc, level=level, name_property=prop, now=now)
     return engine
 
 
@@ -524,6 +556,17 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> dict[str, An
             f"{figures['ratio_capacity'] or float('nan'):.2f}; "
             f"CPU per fix {figures['ratio_cpu_per_fix']:.2f}x"
         )
+    live, grids = results.get("live"), results.get("grids")
+    if live is not None and grids is not None:
+        figures["ratio_grids_rate"] = grids.steady_rate / live.steady_rate
+        figures["ratio_grids_cpu_per_fix"] = grids.cpu_s_per_1000 / live.cpu_s_per_1000
+        say(
+            f"live picture without grids: {live.steady_rate:,.0f} fixes/s, "
+            f"CPU {live.cpu_s_per_1000:.3f} s/1k; "
+            f"with the 51 SF grids: {grids.steady_rate:,.0f} fixes/s, CPU {grids.cpu_s_per_1000:.3f} s/1k; "
+            f"ratio with/without: rate {figures['ratio_grids_rate']:.2f} (goal >= 0.9), "
+            f"CPU per fix {figures['ratio_grids_cpu_per_fix']:.2f}x"
+        )
     p99 = out.latency_ms["publish→insert"][1]
     verdict = {
         "sustained >= 10,000 fixes/s": out.steady_rate >= 10000,
@@ -542,13 +585,14 @@ async def main(args: argparse.Namespace) -> None:
     devices = [f"bench-{i:05d}" for i in range(args.devices)]
     cluster, broker = PgCluster().start(), Mosquitto().start()
     try:
-        kinds = ("outpost",) if args.outpost_only else KINDS
+        kinds: tuple[str, ...] = ("outpost",) if args.outpost_only else KINDS
+        kinds += () if args.no_grids else GRID_KINDS
         engines = {kind: prepare_db(cluster, f"bench_{kind}", devices) for kind in kinds}
         say(f"PostgreSQL :{cluster.port}, Mosquitto :{broker.port}, {len(devices)} devices; logs in {work}")
         results = {kind: Result(kind) for kind in kinds}
         for kind, r in results.items():
             await sustained(r, args, broker, cluster, engines[kind], devices, work)
-            if args.backlog:
+            if args.backlog and kind not in GRID_KINDS:
                 await capacity(r, args, broker, cluster, engines[kind], devices, work)
         figures = report(results, args)
         if target := os.environ.get("OUTPOST_BENCH_RESULT"):
@@ -571,6 +615,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--backlog-rate", type=float, default=25000.0, help="publish rate of the backlog, fixes/s")
     p.add_argument("--outpost-only", action="store_true", help="skip the raw baseline")
+    p.add_argument("--no-grids", action="store_true", help="skip the live picture with/without grids")
     return p.parse_args(argv)
 
 

@@ -28,12 +28,14 @@ from dispatch.keys import (
     ENGINE_KEY,
     FLEET_KEY,
     OPENAPI_KEY,
+    PATROL_KEY,
     SETTINGS_KEY,
     TOKENS_KEY,
     ApiContext,
 )
 from dispatch.live import FleetEvent
 from dispatch.openapi import build_document
+from dispatch.patrol import Patrol
 from dispatch.problems import problems_middleware
 from dispatch.routes import CORE_ROUTES
 from dispatch.routes.stream import stream_event
@@ -103,6 +105,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
     app[AUDIT_KEY] = AuditLog(
         ctx.engine, ctx.clock, flush_s=ctx.settings.audit_flush_s, max_pending=ctx.settings.audit_max_pending
     )
+    app[PATROL_KEY] = Patrol(ctx.engine, ctx.fleet, ctx.bus, ctx.clock, ctx.settings)
     sources = [*CORE_ROUTES, *plugins]
     for source in sources:
         app.add_routes(source.routes)
@@ -111,6 +114,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
     app.cleanup_ctx.append(_gc_policy)
     app.cleanup_ctx.append(_audit)
     app.cleanup_ctx.append(_live_stream)
+    app.cleanup_ctx.append(_patrol)
     for plugin in plugins:
         plugin.setup(app)
     return app
@@ -151,6 +155,18 @@ async def _live_stream(app: web.Application) -> AsyncIterator[None]:
             yield
     finally:
         unsubscribe()
+
+
+async def _patrol(app: web.Application) -> AsyncIterator[None]:
+    """Load grids, geofences and assignments once the fleet is ready, then judge on the clock."""
+    patrol = app[PATROL_KEY]
+    await patrol.reload()
+    await patrol.check()
+    try:
+        async with _running(patrol.run(), "patrol"):
+            yield
+    finally:
+        patrol.stop()
 
 
 @contextlib.asynccontextmanager

@@ -23,8 +23,11 @@ import geo
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
 from dispatch.live import DeviceState, FleetEvent, Picture, UnitState
+from dispatch.live.zones import ZoneTracker
 from dispatch.problems import NotFound
 from dispatch.settings import ApiSettings
+from geo.grids import GridIndex, Location
+from geo.zones import ZoneSet
 from schemas.fix import Fix
 from store import fixes as fix_store
 from store import registry
@@ -40,6 +43,8 @@ class Fleet:
         self._clock = clock
         self.picture = Picture(settings)
         self.index = self.picture.index  # the same object for the picture's life (`load` refills it)
+        # Each unit's grids and geofences; dispatch.patrol loads them and feeds it the change records.
+        self.zones = ZoneTracker(GridIndex(()), ZoneSet(()))
         self._status_lock = asyncio.Lock()
         self._apply_lock = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()  # batches scheduled by apply_soon, not yet applied
@@ -61,6 +66,10 @@ class Fleet:
     def position(self, unit_id: str) -> geo.UnitPosition | None:
         """The unit's fused position with its status, kind and skills (also when not indexed), or None."""
         return self.picture.position(unit_id)
+
+    def location(self, p: geo.UnitPosition) -> Location:
+        """The police and community grid at a unit's position (from its tracker when it is followed)."""
+        return self.zones.location(p.unit_id, p.lon, p.lat)
 
     def in_bbox(
         self, min_lon: float, min_lat: float, max_lon: float, max_lat: float

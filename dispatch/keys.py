@@ -18,6 +18,7 @@ from dispatch.auth import TokenAuthority
 from dispatch.clock import Clock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
+from dispatch.patrol import Patrol
 from dispatch.settings import ApiSettings
 
 
@@ -41,3 +42,4 @@ SETTINGS_KEY = web.AppKey("outpost.api_settings", ApiSettings)
 AUDIT_KEY = web.AppKey("outpost.audit", AuditLog)
 TOKENS_KEY = web.AppKey("outpost.tokens", TokenAuthority)
 OPENAPI_KEY = web.AppKey("outpost.openapi", dict[str, Any])
+PATROL_KEY = web.AppKey("outpost.patrol", Patrol)

@@ -98,6 +98,24 @@ class ApiSettings:
     # The longest time range one heat map may count (s); a longer one gets 422. The count runs in the
     # database, so raising it costs time per request, not memory.
     heatmap_max_range_s: Annotated[float, Meta(gt=0, le=10 * 366 * 86400)] = 366 * 86400.0
+    # A unit is out of its assigned grid only beyond this distance from it (m); it counts as back once
+    # inside (the band between is hysteresis). Also what "inside" allows for coverage. Larger: fewer alerts
+    # for GPS error along borders, later alerts for real departures.
+    grid_tolerance_m: Annotated[float, Meta(ge=0, le=10_000)] = 50.0
+    # ... and only after staying out this long (s) is an out_of_grid alert raised. Shorter: earlier alerts,
+    # more of them for a quick errand across the border.
+    out_of_grid_dwell_s: Annotated[float, Meta(ge=0, le=86400)] = 300.0
+    # A grid whose holder is absent, off duty or busy elsewhere this long (s) raises a coverage gap.
+    # Shorter: earlier warnings, more noise from short absences.
+    coverage_gap_s: Annotated[float, Meta(ge=0, le=86400)] = 600.0
+    # A unit inside a geofence this long (s) raises a dwell event, unless the fence sets its own.
+    fence_dwell_s: Annotated[float, Meta(gt=0, le=86400)] = 300.0
+    # How often out-of-grid dwells, coverage gaps and fence dwells are judged and the assignments re-read
+    # (s). Lower: alerts closer to their deadline, one small query more each time.
+    patrol_check_s: Annotated[float, Meta(gt=0, le=3600)] = 5.0
+    # Grids and geofences are re-read from the database this often (s) to pick up `outpost grids import`
+    # run by another process (changes through this API apply at once). Lower: sooner, one query more.
+    zones_refresh_s: Annotated[float, Meta(gt=0, le=86400)] = 30.0
 
 
 @dataclass(frozen=True)

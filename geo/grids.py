@@ -8,19 +8,18 @@ both; `locate` then answers the one whose id sorts first, the same on every run 
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import shapely
-from shapely import STRtree
 from shapely.affinity import affine_transform
-from shapely.geometry import LineString, MultiPolygon, Point
+from shapely.geometry import MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 
 from geo.distance import EARTH_RADIUS_M
+from geo.zones import Crossing, ZoneSet, crossings_of, ordered
 
 # The same values as schemas.tables.grids.GRID_LEVELS, spelled out because geo stays pure (that module
 # pulls in SQLAlchemy); tests/geo/test_grids.py checks they agree. Coarse first.
@@ -52,33 +51,6 @@ class Location(NamedTuple):
     police: Grid | None
 
 
-class Crossing(NamedTuple):
-    """A segment enters or leaves a grid at `fraction` (0 = the first fix, 1 = the second)."""
-
-    fraction: float
-    grid_id: str
-    kind: Literal["enter", "exit"]
-
-
-class _Level:
-    """The grids of one level, their STRtree and their prepared geometries (indices agree)."""
-
-    def __init__(self, grids: list[Grid]) -> None:
-        self.grids = sorted(grids, key=lambda g: g.id)
-        self.geoms = [g.geometry for g in self.grids]
-        for geom in self.geoms:
-            shapely.prepare(geom)
-        self.tree = STRtree(self.geoms)
-
-    def covering(self, lon: float, lat: float) -> list[int]:
-        """Indices (ascending, so by id) of the grids that cover the point."""
-        hits = self.tree.query(Point(lon, lat))
-        if len(hits) == 0:
-            return []
-        hits.sort()
-        return [int(i) for i in hits if shapely.intersects_xy(self.geoms[i], lon, lat)]
-
-
 class GridIndex:
     """Every current grid, searchable by point, segment and id. Derived state: rebuilt from the store."""
 
@@ -90,8 +62,8 @@ class GridIndex:
             if grid.level not in LEVELS:
                 raise ValueError(f"grid {grid.id!r}: level must be one of {', '.join(LEVELS)}")
             self._by_id[grid.id] = grid
-        self._levels = {
-            level: _Level([g for g in self._by_id.values() if g.level == level]) for level in LEVELS
+        self._levels: dict[Level, ZoneSet[Grid]] = {
+            level: ZoneSet([g for g in self._by_id.values() if g.level == level]) for level in LEVELS
         }
 
     def __len__(self) -> int:
@@ -107,7 +79,7 @@ class GridIndex:
     def grids(self, level: Level | None = None) -> list[Grid]:
         """The grids of one level (or all), by id."""
         levels = LEVELS if level is None else (level,)
-        return [g for lv in levels for g in self._levels[lv].grids]
+        return [g for lv in levels for g in self._levels[lv].zones]
 
     def locate(self, lon: float, lat: float) -> Location:
         """The community and the police grid that hold the point; on a shared border, the lower id."""
@@ -115,13 +87,13 @@ class GridIndex:
         for level in LEVELS:
             lv = self._levels[level]
             hits = lv.covering(lon, lat)
-            found[level] = lv.grids[hits[0]] if hits else None
+            found[level] = lv.zones[hits[0]] if hits else None
         return Location(community=found["community"], police=found["police"])
 
     def covering(self, level: Level, lon: float, lat: float) -> list[Grid]:
         """Every grid of `level` that covers the point (more than one only on borders and overlaps)."""
         lv = self._levels[level]
-        return [lv.grids[i] for i in lv.covering(lon, lat)]
+        return [lv.zones[i] for i in lv.covering(lon, lat)]
 
     def distance_outside_m(self, grid_id: str, lon: float, lat: float) -> float:
         """Metres from the point to the grid (0 inside or on its border), in local equirectangular metres."""
@@ -148,48 +120,27 @@ class GridIndex:
         if grid_id is not None:
             grids = [self._by_id[grid_id]]
         else:
-            segment = LineString([start, end])
-            grids = [lv.grids[int(i)] for lv in self._levels.values() for i in sorted(lv.tree.query(segment))]
-        found = [c for grid in grids for c in _crossings_of(grid, start, end)]
-        return sorted(found, key=lambda c: (c.fraction, c.kind != "exit", c.grid_id))
+            grids = [g for lv in self._levels.values() for g in lv.crossing(start, end)]
+        return ordered(c for grid in grids for c in crossings_of(grid, start, end))
+
+    def covering_ids(self, lon: float, lat: float) -> list[str]:
+        """The ids of every grid of either level that covers the point, police first."""
+        return [i for lv in self._levels.values() for i in lv.covering_ids(lon, lat)]
+
+    def clearance_deg(self, lon: float, lat: float, cap_deg: float) -> float:
+        """Degrees (lon/lat plane, at most `cap_deg`) from the point to the nearest border of any grid."""
+        return min(lv.clearance_deg(lon, lat, cap_deg) for lv in self._levels.values())
 
     def neighbours(self, grid_id: str) -> list[Grid]:
         """The other grids of the same level that touch this one (a shared border or corner), by id."""
         grid = self._by_id[grid_id]
         lv = self._levels[grid.level]
         hits = lv.tree.query(grid.geometry, predicate="dwithin", distance=TOUCH_TOLERANCE_DEG)
-        return [lv.grids[int(i)] for i in sorted(hits) if lv.grids[int(i)].id != grid_id]
+        return [lv.zones[int(i)] for i in sorted(hits) if lv.zones[int(i)].id != grid_id]
 
     def children(self, police_id: str) -> list[Grid]:
         """The community grids whose parent is this police grid, by id."""
-        return [g for g in self._levels["community"].grids if g.parent_id == police_id]
-
-
-def _crossings_of(grid: Grid, start: tuple[float, float], end: tuple[float, float]) -> list[Crossing]:
-    if start == end:
-        return []
-    segment = LineString([start, end])
-    geom = grid.geometry
-    cuts = shapely.intersection(segment, geom.boundary)
-    fractions = sorted(
-        {0.0, 1.0, *(segment.project(Point(xy), normalized=True) for xy in shapely.get_coordinates(cuts))}
-    )
-    (x0, y0), (x1, y1) = start, end
-
-    def inside(t: float) -> bool:
-        return bool(shapely.intersects_xy(geom, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
-
-    # The state is constant between consecutive cuts: sample each interval's middle, and both ends. The
-    # state at either end is exactly what `locate` sees there, which keeps the two consistent.
-    states = [inside(0.0)]
-    states += [inside((a + b) / 2) for a, b in itertools.pairwise(fractions)]
-    states.append(inside(1.0))
-    # A change between states j and j+1 happens at fractions[j].
-    return [
-        Crossing(fractions[j], grid.id, "enter" if states[j + 1] else "exit")
-        for j in range(len(states) - 1)
-        if states[j] != states[j + 1]
-    ]
+        return [g for g in self._levels["community"].zones if g.parent_id == police_id]
 
 
 def as_geometry(geometry: BaseGeometry) -> MultiPolygon:

@@ -28,6 +28,7 @@ from dispatch.incidents.alarms import raise_alarm
 from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.patrol import event_messages
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.channel import DeviceChannel
@@ -168,7 +169,9 @@ class _Parts:
             coalesce_s=settings.api.stream_coalesce_s,
             max_queued=settings.api.stream_max_queued,
             replay_max=settings.api.stream_replay_events,
-            device_sink=lambda event: channel.send(device_messages(event), str(event.get("type"))),
+            device_sink=lambda event: channel.send(
+                [*device_messages(event), *event_messages(event)], str(event.get("type"))
+            ),
         )
         fleet = Fleet(engine, self.clock, settings.api)
         await fleet.rebuild(engine, settings.api.index_lookback_s)

@@ -5,6 +5,8 @@
     outpost/v1/devices/{device_id}/alarm     a device's SOS (handed to dispatch)
     outpost/v1/devices/{device_id}/offers    what Outpost sends a device: offers, their end, outcomes
     owntracks/{user}/{device}[/{subtopic}]   OwnTracks; the device id is "{user}/{device}"
+    outpost/v1/events/{kind}                 what Outpost tells everyone listening: grid, fence,
+                                             out-of-grid and coverage events (`kind` = the event's type)
 
 Pure string work, no I/O. The parsers run once per message on the ingest's hot path: they slice and
 compare, and allocate no more than the device id they return.
@@ -13,6 +15,7 @@ compare, and allocate no more than the device id they return.
 from __future__ import annotations
 
 DEVICES_PREFIX = "outpost/v1/devices/"
+EVENTS_PREFIX = "outpost/v1/events/"
 OWNTRACKS_ROOT = "owntracks"
 OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
 
@@ -28,6 +31,11 @@ _FIX_SUFFIX = "/" + FIX
 def device_topic(device_id: str, kind: str) -> str:
     """`outpost/v1/devices/{device_id}/{kind}` (`device_id` "+" makes the subscription filter)."""
     return f"{DEVICES_PREFIX}{device_id}/{kind}"
+
+
+def event_topic(kind: str) -> str:
+    """`outpost/v1/events/{kind}`, where Outpost publishes its events of that type (`+` for all)."""
+    return f"{EVENTS_PREFIX}{kind}"
 
 
 def owntracks_topic(user: str, device: str) -> str:

@@ -56,6 +56,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (4, "grid tables", _create_tables),
     (5, "duty tables (shifts, assignments)", _create_tables),
     (6, "incident H3 cells and the import source", add_incident_cells),
+    (7, "geofence table", _create_tables),
 )
 
 

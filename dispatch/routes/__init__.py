@@ -5,8 +5,10 @@ from __future__ import annotations
 from dispatch.openapi import DocumentedRoutes
 from dispatch.routes import (
     admin,
+    coverage,
     devices,
     duty,
+    geofences,
     grids,
     health,
     heatmap,
@@ -19,7 +21,7 @@ from dispatch.routes import (
 )
 
 # Order matters: aiohttp matches in registration order, and /v1/units/nearest (`nearest`) must precede
-# /v1/units/{id} (`units`).
+# /v1/units/{id} (`units`), and /v1/grids/coverage (`coverage`) /v1/grids/{id} (`grids`).
 CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     health.api,
     nearest.api,
@@ -30,7 +32,9 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     admin.api,
     web.api,
     wall.api,
+    coverage.api,
     grids.api,
     duty.api,
+    geofences.api,
     heatmap.api,
 )

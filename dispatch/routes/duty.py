@@ -17,7 +17,7 @@ from aiohttp import web
 
 from dispatch.auth import principal
 from dispatch.blocking import run_db
-from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY
+from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, PATROL_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes.instants import Instant, parse_instant
@@ -245,6 +245,7 @@ async def create_assignment(request: web.Request) -> web.Response:
         actor=actor,
         now=_now(request),
     )
+    await request.app[PATROL_KEY].check()  # the patrol watch judges the new holder now
     a = made.assignment
     detail = {"unit": a.unit_id, "grid": a.grid_id, "replaced": [r.id for r in made.replaced]}
     request.app[AUDIT_KEY].record(actor, "create_assignment", f"assignment:{a.id}", detail)
@@ -280,6 +281,7 @@ async def end_assignment(request: web.Request) -> web.Response:
     ended: duty.Assignment = await _write(
         duty.end_assignment, request.app[ENGINE_KEY], int(raw), actor=actor, now=_now(request)
     )
+    await request.app[PATROL_KEY].check()
     request.app[AUDIT_KEY].record(
         actor, "end_assignment", f"assignment:{ended.id}", {"unit": ended.unit_id, "grid": ended.grid_id}
     )

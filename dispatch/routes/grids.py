@@ -15,7 +15,7 @@ from aiohttp import web
 from shapely.geometry import mapping
 
 from dispatch.blocking import run_db
-from dispatch.keys import CLOCK_KEY, ENGINE_KEY
+from dispatch.keys import CLOCK_KEY, ENGINE_KEY, PATROL_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes.instants import Instant
@@ -106,7 +106,8 @@ def _grid_id(request: web.Request) -> str:
     return raw
 
 
-def _boundary(geometry: dict[str, Any]) -> Any:
+def boundary_of(geometry: dict[str, Any]) -> Any:
+    """The checked area of a GeoJSON Polygon or MultiPolygon in a body (400 naming body.geometry)."""
     try:
         boundary = read_boundary(geometry)
     except BoundaryError as exc:
@@ -118,9 +119,12 @@ def _now(request: web.Request) -> datetime:
     return datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
 
 
-async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def _write(request: web.Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Write through `fn`; the live patrol watch takes the grids as they now are."""
     try:
-        return await run_db(fn, *args, **kwargs)
+        done = await run_db(fn, request.app[ENGINE_KEY], *args, **kwargs)
+        await request.app[PATROL_KEY].reload()
+        return done
     except grids.GridNotFound as exc:
         raise NotFound(str(exc)) from None
     except grids.GridConflict as exc:
@@ -169,13 +173,13 @@ async def create_grid(request: web.Request) -> web.Response:
     A new police or community grid; its first version is valid from now."""
     body = await read_body(request, GridIn)
     made = await _write(
+        request,
         grids.create_grid,
-        request.app[ENGINE_KEY],
         grid_id=body.id,
         level=body.level,
         name=body.name,
         parent_id=body.parent_id,
-        geometry=_boundary(body.geometry),
+        geometry=boundary_of(body.geometry),
         now=_now(request),
     )
     return _geojson(_feature(made), status=201)
@@ -189,12 +193,12 @@ async def update_grid(request: web.Request) -> web.Response:
     grid_id = _grid_id(request)
     body = await read_body(request, GridPatch)
     _, changed = await _write(
+        request,
         grids.update_grid,
-        request.app[ENGINE_KEY],
         grid_id,
         name=None if body.name is UNSET else body.name,
         parent_id=None if body.parent_id is UNSET else body.parent_id,
-        geometry=_boundary(body.geometry) if isinstance(body.geometry, dict) else None,
+        geometry=boundary_of(body.geometry) if isinstance(body.geometry, dict) else None,
         now=_now(request),
     )
     return _geojson(_feature(changed))
@@ -206,5 +210,5 @@ async def retire_grid(request: web.Request) -> web.Response:
 
     Its current version ends now; its history stays for reports. A police grid must have no children."""
     grid_id = _grid_id(request)
-    retired = await _write(grids.retire_grid, request.app[ENGINE_KEY], grid_id, now=_now(request))
+    retired = await _write(request, grids.retire_grid, grid_id, now=_now(request))
     return _geojson(_feature(retired))

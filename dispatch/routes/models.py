@@ -54,8 +54,15 @@ class UnitOut(msgspec.Struct):
     created_at: datetime
 
 
+class GridRef(msgspec.Struct):
+    """A patrol grid a unit is in: its id and name."""
+
+    id: str
+    name: str
+
+
 class Position(msgspec.Struct):
-    """A unit's live (fused) position."""
+    """A unit's live (fused) position, and the police and community grid it is in (null: none)."""
 
     lon: float
     lat: float
@@ -64,6 +71,8 @@ class Position(msgspec.Struct):
     accuracy_m: float | None
     device_id: str | None
     in_index: bool  # false when off duty or disabled: kept, but not offered to dispatch
+    community_grid: GridRef | None = None
+    police_grid: GridRef | None = None
 
 
 class UnitListItem(msgspec.Struct):
@@ -210,6 +219,8 @@ class NearestUnit(msgspec.Struct):
     lon: float
     lat: float
     reason: str
+    community_grid: GridRef | None = None
+    police_grid: GridRef | None = None
 
 
 class NearestQuery(msgspec.Struct):

@@ -67,9 +67,9 @@ async def nearest(request: web.Request) -> web.Response:
         max_accuracy_m=MAX_ACCURACY.get(request),
     )
     result = app[FLEET_KEY].nearest(lon, lat, k, **filters)
-    now_s = app[CLOCK_KEY].now()
+    now_s, fleet = app[CLOCK_KEY].now(), app[FLEET_KEY]
     units = [
-        present.nearest_unit(n, rank, now_s, settings, skills)
+        present.nearest_unit(n, rank, now_s, settings, skills, fleet.location(n.entry))
         for rank, n in enumerate(result.neighbors, start=1)
     ]
     app[AUDIT_KEY].record(

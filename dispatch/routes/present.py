@@ -8,8 +8,10 @@ import msgspec
 
 import geo
 from dispatch.bodies import body_of
+from dispatch.fleet import Fleet
 from dispatch.routes import models
 from dispatch.settings import ApiSettings
+from geo.grids import Grid, Location
 from schemas.fix import Fix, FixFlag
 from store import registry
 
@@ -38,8 +40,17 @@ def binding_out(b: registry.Binding) -> models.BindingOut:
     return msgspec.convert(b, models.BindingOut, from_attributes=True)
 
 
-def position_out(p: geo.UnitPosition, now_s: float, *, in_index: bool) -> models.Position:
-    """A live position with its age."""
+def grid_ref(grid: Grid | None) -> models.GridRef | None:
+    """A grid's id and name (None: no grid)."""
+    return None if grid is None else models.GridRef(id=grid.id, name=grid.name)
+
+
+def live_position(fleet: Fleet, unit_id: str, now_s: float) -> models.Position | None:
+    """The unit's live position with its age and grids, or None."""
+    p = fleet.position(unit_id)
+    if p is None:
+        return None
+    where = fleet.location(p)
     return models.Position(
         lon=p.lon,
         lat=p.lat,
@@ -47,7 +58,9 @@ def position_out(p: geo.UnitPosition, now_s: float, *, in_index: bool) -> models
         fix_age_s=round(max(0.0, now_s - p.ts_s), 3),
         accuracy_m=p.accuracy_m,
         device_id=p.device_id,
-        in_index=in_index,
+        in_index=fleet.indexed(unit_id),
+        community_grid=grid_ref(where.community),
+        police_grid=grid_ref(where.police),
     )
 
 
@@ -80,7 +93,12 @@ def distance_words(distance_m: float) -> str:
 
 
 def nearest_unit(
-    n: geo.Neighbor, rank: int, now_s: float, settings: ApiSettings, skills_asked: tuple[str, ...]
+    n: geo.Neighbor,
+    rank: int,
+    now_s: float,
+    settings: ApiSettings,
+    skills_asked: tuple[str, ...],
+    where: Location,
 ) -> models.NearestUnit:
     """One recommended unit and why: 'nearest available police unit, 412 m, fix 8 s old'."""
     e = n.entry
@@ -103,4 +121,6 @@ def nearest_unit(
         fix_age_s=round(age_s, 3),
         skills=sorted(e.skills),
         reason=reason,
+        community_grid=grid_ref(where.community),
+        police_grid=grid_ref(where.police),
     )

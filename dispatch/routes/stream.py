@@ -30,6 +30,7 @@ from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
 from dispatch.live import DevicesSeparated, FleetEvent, StatusChanged, UnitMoved
 from dispatch.openapi import DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter
+from dispatch.routes import present
 from dispatch.routes.params import Bbox
 from dispatch.routes.present import utc_of
 
@@ -65,6 +66,15 @@ class LastEventId:
 LAST_EVENT_ID = LastEventId()
 
 
+def grids_at(fleet: Fleet, unit_id: str, lon: float, lat: float) -> Event:
+    """A unit event's `community_grid` and `police_grid` ({id, name} or null) at (lon, lat)."""
+    where = fleet.zones.location(unit_id, lon, lat)
+    return {
+        "community_grid": msgspec.to_builtins(present.grid_ref(where.community)),
+        "police_grid": msgspec.to_builtins(present.grid_ref(where.police)),
+    }
+
+
 def stream_event(event: FleetEvent, fleet: Fleet) -> tuple[Event, str | None]:
     """The stream payload of a fleet event, and its coalescing key (moves coalesce per unit)."""
     if isinstance(event, UnitMoved):
@@ -77,6 +87,7 @@ def stream_event(event: FleetEvent, fleet: Fleet) -> tuple[Event, str | None]:
                 "ts": utc_of(event.ts_s).isoformat(),
                 "accuracy_m": event.accuracy_m,
                 "device_id": event.device_id,
+                **grids_at(fleet, event.unit_id, event.lon, event.lat),
             },
             event.unit_id,
         )
@@ -186,6 +197,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                                 "accuracy_m": p.accuracy_m,
                                 "status": p.status,
                                 "kind": p.kind,
+                                **grids_at(app[FLEET_KEY], p.unit_id, p.lon, p.lat),
                             }
                         )
                     )

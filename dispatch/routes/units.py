@@ -51,9 +51,7 @@ add_edit_routes(api, UNITS, (UnitIn, UnitPatch, UnitOut), kept="their history st
 
 def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> UnitListItem:
     fleet = request.app[FLEET_KEY]
-    position = fleet.position(unit_id)
-    now_s = request.app[CLOCK_KEY].now()
-    pos = present.position_out(position, now_s, in_index=fleet.indexed(unit_id)) if position else None
+    pos = present.live_position(fleet, unit_id, request.app[CLOCK_KEY].now())
     # Units in view are answered from the picture, without reading the registry.
     source: registry.Unit | UnitState | None = record or fleet.unit(unit_id)
     assert source is not None
@@ -142,10 +140,7 @@ async def get_unit(request: web.Request) -> web.Response:
                 last_usable_fix=present.fix_out(state.usable_fix),
             )
         )
-    position = fleet.position(unit_id)
-    pos = (
-        present.position_out(position, now.timestamp(), in_index=fleet.indexed(unit_id)) if position else None
-    )
+    pos = present.live_position(fleet, unit_id, now.timestamp())
     unit_state = fleet.unit(unit_id)
     app[AUDIT_KEY].record(principal(request).actor, "read_unit", unit_id, None)
     return encode(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import LargeBinary
 
 
 @dataclass(frozen=True)
@@ -18,3 +22,9 @@ class Flavour:
     @property
     def spatial(self) -> bool:
         return self.dialect == "postgresql"
+
+    def area(self, geometry_type: str) -> Any:
+        """The column type of an area: PostGIS `geometry(<type>,4326)` with a GiST index, or WKB bytes."""
+        if self.spatial:
+            return Geometry(geometry_type, srid=4326, spatial_index=True)
+        return LargeBinary()

@@ -11,7 +11,6 @@ table as it is); on SQLite it is the same MultiPolygon as WKB, and `geo` does th
 from __future__ import annotations
 
 import sqlalchemy as sa
-from geoalchemy2 import Geometry
 
 from schemas.tables.columns import instant
 from schemas.tables.flavour import Flavour
@@ -25,9 +24,6 @@ GRID_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
     """Add `grids` to `md`."""
-    geometry = (
-        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True) if flavour.spatial else sa.LargeBinary()
-    )
     return sa.Table(
         "grids",
         md,
@@ -38,7 +34,7 @@ def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
         # The police grid of a community grid (NULL for police grids). Not a foreign key: the id names a
         # grid, not one of its versions, and a parent may be versioned independently.
         sa.Column("parent_id", sa.String(64)),
-        sa.Column("geom", geometry, nullable=False),
+        sa.Column("geom", flavour.area("MULTIPOLYGON"), nullable=False),
         instant("valid_from", nullable=False),
         instant("valid_to"),  # NULL: current
         sa.PrimaryKeyConstraint("id", "version", name="pk_grids"),

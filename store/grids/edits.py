@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, text, update
 
 from geo.boundaries import parent_by_area
 from geo.grids import Grid, Level
+from store.geometry import encode_geometry
 from store.grids.records import (
     GridConflict,
     GridError,
@@ -22,7 +23,6 @@ from store.grids.records import (
     GridRecord,
     current_by_id,
     current_of,
-    encode_geometry,
     next_version,
     same_boundary,
     table,

@@ -12,14 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from geoalchemy2.elements import WKBElement
-from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, Engine, MetaData, Row, Select, Table, and_, or_, select
 
 from geo.grids import Grid, GridIndex, Level, as_geometry
 from schemas.tables import grids as grid_tables
 from schemas.tables.flavour import Flavour
+from store.geometry import decode_geometry
 from store.rows import record_of
 from store.times import utc
 
@@ -63,21 +62,9 @@ def table(conn: Connection | Engine) -> Table:
     return _TABLES[conn.dialect.name]
 
 
-def encode_geometry(conn: Connection, geometry: MultiPolygon) -> Any:
-    """The column value of a boundary on this connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return from_shape(geometry, srid=4326)
-    return shapely.to_wkb(geometry)
-
-
-def _decode_geometry(value: Any) -> MultiPolygon:
-    shape = to_shape(value) if isinstance(value, WKBElement) else shapely.from_wkb(bytes(value))
-    return as_geometry(shape)
-
-
 def record(row: Row[Any]) -> GridRecord:
     """A record from a row of the grids table."""
-    return record_of(GridRecord, row, geometry=_decode_geometry(row._mapping["geom"]))
+    return record_of(GridRecord, row, geometry=as_geometry(decode_geometry(row._mapping["geom"])))
 
 
 def _valid(t: Table, at: datetime | None) -> Any:

@@ -31,7 +31,7 @@ from store import access
 from store.engine import open_engine
 from store.fixes import FixWriter
 from tests.ingest.ingest_harness import register, wait_for
-from tests.support.services import free_port
+from tests.support.outpost_run import running_outpost
 
 REPLY = "/ingest/v1/devices/{}/reply"
 ALARM = "/ingest/v1/devices/{}/alarm"
@@ -259,37 +259,17 @@ def problem(status: int, title: str) -> dict[str, Any]:
 async def test_a_unit_accepts_its_offer_over_http_through_the_composition_root(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    from outpost.root import Running, serve
-    from outpost.settings import load_settings
-
     engine = open_engine(sqlite_url, pool_size=1)
     try:
         register(engine, "cam-1", unit_id="unit-1", secret="s3cret")
         _, token = access.create_token(engine, role="dispatcher", name="e2e", now=datetime.now(UTC))
     finally:
         engine.dispose()
-    settings = load_settings(
-        {
-            "OUTPOST_DATABASE_URL": sqlite_url,
-            "OUTPOST_HTTP_PORT": str(free_port()),
-            "OUTPOST_MQTT_LISTEN": f"127.0.0.1:{free_port()}",
-            "OUTPOST_SPOOL_DIR": str(tmp_path / "spool"),
-        }
-    )
-    stop = asyncio.Event()
-    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(serve(settings, "all", stop=stop, on_ready=ready.set_result))
-    try:
-        started: set[asyncio.Future[Any]] = {ready, server}
-        await asyncio.wait(started, return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
-            server.result()  # raises why Outpost could not start
-        base = ready.result()
-        async with aiohttp.ClientSession(base_url=base.http_url) as http:
-            await play_offer_accepted_over_http(http, str(token))
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 60)
+    async with (
+        running_outpost(sqlite_url, tmp_path) as (base, _),
+        aiohttp.ClientSession(base_url=base.http_url) as http,
+    ):
+        await play_offer_accepted_over_http(http, str(token))
 
 
 async def play_offer_accepted_over_http(http: aiohttp.ClientSession, token: str) -> None:
