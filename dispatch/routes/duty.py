@@ -20,7 +20,7 @@ from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
-from dispatch.routes.instants import Instant, parse_instant
+from dispatch.routes.instants import Instant, optional_range, parse_instant
 from dispatch.routes.models import UnitId
 from dispatch.routes.params import PathId, QueryText, encode, read_body
 from schemas.tables.grids import GRID_ID_PATTERN
@@ -215,9 +215,7 @@ async def create_shift(request: web.Request) -> web.Response:
 )
 async def list_shifts(request: web.Request) -> web.Response:
     """The shifts overlapping [from, to) (either absent: unbounded), by start."""
-    start, end = FROM.get(request), TO.get(request)
-    if start is not None and end is not None and end <= start:
-        raise InvalidParameter("to", f"must be after from ({start.isoformat()}), got {end.isoformat()}")
+    start, end = optional_range(request, FROM, TO)
     found = await run_db(duty.list_shifts, request.app[ENGINE_KEY], start=start, end=end)
     return encode(ShiftList([_shift(s) for s in found]))
 

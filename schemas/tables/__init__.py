@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from schemas.tables import access, duty, grids, incidents, registry, telemetry
+from schemas.tables import access, attendance, duty, grids, incidents, registry, status, telemetry
 from schemas.tables.flavour import Flavour
 
 __all__ = ["Flavour", "build_metadata"]
@@ -24,4 +24,6 @@ def build_metadata(flavour: Flavour) -> MetaData:
     incidents.define(md, flavour)
     grids.define(md, flavour)
     duty.define(md)
+    status.define(md)
+    attendance.define(md)
     return md

@@ -25,26 +25,28 @@ from store.registry.pairings import (
 )
 from store.registry.records import Binding, Device, Duplicate, Overlap, Unit, bindings, devices, units
 from store.registry.roster import (
-    compare_and_set_unit_status,
     count_units,
     get_unit,
     insert_unit,
     insert_units_bulk,
     list_units,
-    set_unit_status,
     update_unit,
 )
+from store.registry.statuses import Outcome as StatusOutcome
+from store.registry.statuses import StatusChange, change_unit_status, status_history
 
 __all__ = [
     "Binding",
     "Device",
     "Duplicate",
     "Overlap",
+    "StatusChange",
+    "StatusOutcome",
     "Unit",
     "bindings",
     "bindings_active_at",
     "bindings_of_unit",
-    "compare_and_set_unit_status",
+    "change_unit_status",
     "count_units",
     "device_credentials_hash",
     "devices",
@@ -58,7 +60,7 @@ __all__ = [
     "list_devices",
     "list_units",
     "set_device_credentials",
-    "set_unit_status",
+    "status_history",
     "unit_for_device",
     "units",
     "update_device",
