@@ -47,6 +47,11 @@ class FieldContext:
         """The unit the device is bound to now (the store's bindings are the truth), or None."""
         return await run_db(registry.unit_for_device, self.engine, device_id, self.now())
 
+    def cached_grid(self, grid_id: str) -> tuple[GridIndex, Grid] | None:
+        """The grid from the grids already read (no database call: the hot path's), or None."""
+        index = self._grids
+        return (index, index.get(grid_id)) if index is not None and grid_id in index else None
+
     async def grid(self, grid_id: str) -> tuple[GridIndex, Grid] | None:
         """The current grid with this id and the index holding it, or None when no current grid has it."""
         index = self._grids

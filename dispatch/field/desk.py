@@ -5,6 +5,7 @@ too ("retry")."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -13,13 +14,15 @@ from sqlalchemy import Engine
 from dispatch.clock import Clock
 from dispatch.events import EventBus
 from dispatch.field.answers import DeviceAnswer
+from dispatch.field.auto_checkin import AutoCheckin
+from dispatch.field.checkins import Checkins
 from dispatch.field.context import FieldContext
 from dispatch.field.downlink import DeviceSender, answer_message, no_channel
 from dispatch.field.status import report_status
 from dispatch.fleet import Fleet
 from dispatch.problems import Unavailable
 from dispatch.settings import FieldSettings
-from schemas.topics import STATUS
+from schemas.topics import CHECKIN, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ class FieldDesk:
         send: DeviceSender = no_channel,
     ) -> None:
         self.ctx = FieldContext(engine, fleet, bus, clock, settings, send)
-        self._parts: dict[str, Part] = {STATUS: self._status}
+        self.checkins = Checkins(self.ctx)
+        self.auto_checkin = AutoCheckin(self.ctx, self.checkins) if settings.auto_checkin else None
+        self._parts: dict[str, Part] = {STATUS: self._status, CHECKIN: self.checkins.check_in}
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -55,6 +60,18 @@ class FieldDesk:
             answer = DeviceAnswer(False, f"not taken, retry: {exc.detail}", (STORE_UNAVAILABLE,))
         self.ctx.send([answer_message(device_id, kind, answer.body())], f"{kind} outcome")
         return answer
+
+    async def run(self) -> None:
+        """The desk's timers, while the API runs: automatic check-ins follow the picture."""
+        auto = self.auto_checkin
+        if auto is None:
+            await asyncio.Event().wait()
+            return
+        unsubscribe = self.ctx.fleet.subscribe_changes(auto.on_change)
+        try:
+            await auto.run()
+        finally:
+            unsubscribe()
 
     async def _status(self, device_id: str, payload: bytes) -> DeviceAnswer:
         return await report_status(self.ctx, device_id, payload)
