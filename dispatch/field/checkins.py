@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from dispatch.blocking import run_db
-from dispatch.field.answers import DEVICE_UNBOUND, MALFORMED, DeviceAnswer, decode
+from dispatch.field.answers import DEVICE_UNBOUND, DeviceAnswer
 from dispatch.field.context import FieldContext
 from dispatch.field.evidence import Gathered, gather, position_of
 from dispatch.field.verdict import Position, explain, reasons
@@ -50,15 +50,10 @@ class Checkins:
     def __init__(self, ctx: FieldContext) -> None:
         self._ctx = ctx
 
-    async def check_in(self, device_id: str, payload: bytes) -> DeviceAnswer:
+    async def check_in(self, device_id: str, body: CheckinIn, payload: bytes) -> DeviceAnswer:
         """A device's check-in: the verdict with every reason, or why it was refused."""
         ctx = self._ctx
         now_s = ctx.clock.now()
-        body = decode(payload, CheckinIn)
-        if body is None:
-            return await ctx.refusals.refuse(
-                device_id, CHECKIN, payload, (MALFORMED,), "malformed check-in", now_s
-            )
         first = await run_db(attendance.find_checkin, ctx.engine, device_id, body.checkin_id)
         if first is not None:
             return answer_of(first, ctx, repeated=True)

@@ -8,12 +8,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dispatch.field import checkin_routes, command_routes
+from dispatch.field import checkin_routes, command_routes, rollcall_routes
 from dispatch.field.api import FIELD_KEY, api
 from dispatch.field.desk import FieldDesk
 from dispatch.openapi import RoutesPlugin
 
-ROUTE_MODULES = (checkin_routes, command_routes)  # imported for the routes they register on `api`
+ROUTE_MODULES = (
+    checkin_routes,
+    command_routes,
+    rollcall_routes,
+)  # imported for the routes they register on `api`
 
 
 class FieldPlugin(RoutesPlugin):

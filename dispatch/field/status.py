@@ -5,7 +5,7 @@ own unit's (the one it is bound to now), only along the transitions a device may
 from __future__ import annotations
 
 from dispatch.blocking import run_db
-from dispatch.field.answers import DEVICE_UNBOUND, MALFORMED, DeviceAnswer, decode
+from dispatch.field.answers import DEVICE_UNBOUND, DeviceAnswer
 from dispatch.field.context import FieldContext
 from dispatch.field.transitions import judge
 from schemas.device_messages import StatusIn
@@ -16,12 +16,9 @@ UNIT_DISABLED = "unit_disabled"
 STATUS_CHANGED_MEANWHILE = "status_changed_meanwhile"
 
 
-async def report_status(ctx: FieldContext, device_id: str, payload: bytes) -> DeviceAnswer:
+async def report_status(ctx: FieldContext, device_id: str, body: StatusIn, payload: bytes) -> DeviceAnswer:
     """Take a device's status report: the unit's new status, or every reason why not."""
     now_s = ctx.clock.now()
-    body = decode(payload, StatusIn)
-    if body is None:
-        return await ctx.refusals.refuse(device_id, STATUS, payload, (MALFORMED,), "malformed status", now_s)
     unit_id = await ctx.bound_unit(device_id)
     if unit_id is None:
         detail = f"device {device_id} is bound to no unit now"

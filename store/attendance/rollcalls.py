@@ -15,6 +15,7 @@ from store.rows import record_of
 from store.times import utc
 
 SILENT = "silent"
+WITHOUT_FIX = "answered_without_fix"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,34 +91,41 @@ def rollcall_units(engine: Engine, rollcall_id: str) -> list[RollCallUnit]:
         return [record_of(RollCallUnit, r) for r in rows]
 
 
-def record_answer(
+def record_answered(engine: Engine, rollcall_id: str, unit_id: str, *, device_id: str, at: datetime) -> None:
+    """The unit answered (its result waits for a fresh fix); only its first answer is kept."""
+    t = rollcall_units_table
+    with engine.begin() as conn:
+        conn.execute(
+            update(t)
+            .where(t.c.rollcall_id == rollcall_id, t.c.unit_id == unit_id, t.c.answered_at.is_(None))
+            .values(answered_at=utc(at), answered_by=device_id)
+        )
+
+
+def record_result(
     engine: Engine,
     rollcall_id: str,
     unit_id: str,
     *,
-    device_id: str,
-    answered_at: datetime,
+    result: str,
     fix_ts: datetime | None,
     lon: float | None,
     lat: float | None,
     inside: bool | None,
-    result: str,
 ) -> bool:
-    """Record a unit's answer and result, unless it has one already (the first that counts stands);
-    whether this one was recorded."""
+    """The unit's result, with the fix it was judged by, unless it has one (the first stands); whether
+    this one was recorded."""
     t = rollcall_units_table
     with engine.begin() as conn:
         done = conn.execute(
             update(t)
             .where(t.c.rollcall_id == rollcall_id, t.c.unit_id == unit_id, t.c.result.is_(None))
             .values(
-                answered_at=utc(answered_at),
-                answered_by=device_id,
+                result=result,
                 fix_ts=utc(fix_ts) if fix_ts is not None else None,
                 lon=lon,
                 lat=lat,
                 inside=inside,
-                result=result,
             )
         )
     return done.rowcount == 1
@@ -137,7 +145,8 @@ def record_reping(engine: Engine, rollcall_id: str, unit_ids: Sequence[str], *, 
 
 
 def close_rollcall(engine: Engine, rollcall_id: str, *, at: datetime) -> bool:
-    """Close the roll call: every unit still without a result is silent. False when it was closed already."""
+    """Close the roll call: every unit still without a result is `answered_without_fix` when it answered,
+    `silent` otherwise. False when it was closed already."""
     t = rollcall_units_table
     with engine.begin() as conn:
         closed = conn.execute(
@@ -147,7 +156,7 @@ def close_rollcall(engine: Engine, rollcall_id: str, *, at: datetime) -> bool:
         )
         if closed.rowcount != 1:
             return False
-        conn.execute(
-            update(t).where(t.c.rollcall_id == rollcall_id, t.c.result.is_(None)).values(result=SILENT)
-        )
+        pending = (t.c.rollcall_id == rollcall_id) & t.c.result.is_(None)
+        conn.execute(update(t).where(pending, t.c.answered_at.is_not(None)).values(result=WITHOUT_FIX))
+        conn.execute(update(t).where(pending).values(result=SILENT))
     return True
