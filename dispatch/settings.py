@@ -152,7 +152,7 @@ class DispatchSettings:
 
 @dataclass(frozen=True)
 class FieldSettings:
-    """Officers in the field: check-ins, roll calls and device health."""
+    """Officers in the field: check-ins and roll calls."""
 
     # A check-in counts inside its grid when the fix is at most this far outside it (m). Higher: fewer
     # refusals at the border, and officers checked in from the next street.
@@ -175,11 +175,3 @@ class FieldSettings:
     # After the deadline, silent units are pinged once more and answers still count, as `late`, this long
     # (s); then the roll call closes and the silent are reported. Longer: more late answers, later result.
     rollcall_late_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0
-    # A device on duty with no fix for this many times its usual interval is reported offline. Lower:
-    # earlier warnings, more false alarms from a device in a tunnel.
-    offline_intervals: Annotated[float, Meta(ge=1, le=1000)] = 3.0
-    # ... but never sooner than this long without a fix (s), whatever its usual interval.
-    offline_min_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0
-    # A fix reporting this much battery or less raises a low-battery event, once until it charges above
-    # it again (percent; 0: off).
-    low_battery_pct: Annotated[float, Meta(ge=0, le=100)] = 15.0
