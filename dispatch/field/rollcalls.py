@@ -155,17 +155,21 @@ class RollCalls:
             )
         unit = rollcall.units[unit_id]
         refs["unit_id"] = unit_id
-        if unit.answered_by is None:
+        first = unit.answered_by is None
+        if first:
             unit.answered_by = device_id
+        answered = (device_id, ctx.now())
+        carried = position_of(ctx, device_id, body.fix)
+        result = unit.result or await self._judge(rollcall, unit, carried, answered if first else None)
+        if result is None and first:
             await run_db(
                 attendance.record_answered,
                 ctx.engine,
                 rollcall.id,
                 unit_id,
                 device_id=device_id,
-                at=ctx.now(),
+                at=answered[1],
             )
-        result = unit.result or await self._judge(rollcall, unit, position_of(ctx, device_id, body.fix))
         if result is None:
             return DeviceAnswer(True, "answer taken: waiting for a fresh fix", refs={**refs, "result": None})
         return DeviceAnswer(True, f"counted: {result}", refs={**refs, "result": result})
@@ -182,8 +186,15 @@ class RollCalls:
             if unit.answered_by is not None or unit.called.position_only:
                 self._spawn(self._judge(rollcall, unit, None))
 
-    async def _judge(self, rollcall: _Open, unit: _Unit, carried: Position | None) -> str | None:
-        """Decide the unit's result from its freshest fix; None while it has none."""
+    async def _judge(
+        self,
+        rollcall: _Open,
+        unit: _Unit,
+        carried: Position | None,
+        answered: tuple[str, datetime] | None = None,
+    ) -> str | None:
+        """Decide the unit's result from its freshest fix (recording its answer with it, when `answered`);
+        None while it has none."""
         ctx = self._ctx
         p = self._freshest(unit, carried)
         if p is None or p.ts_s <= rollcall.start_s or unit.result is not None or unit.judging:
@@ -211,6 +222,7 @@ class RollCalls:
                 lon=p.lon,
                 lat=p.lat,
                 inside=inside,
+                answered=answered,
             )
         finally:
             unit.judging = False

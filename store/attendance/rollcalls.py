@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from store.attendance.records import RollCall, RollCallUnit, rollcall_units_table, rollcalls
 from store.rows import record_of
@@ -112,21 +112,26 @@ def record_result(
     lon: float | None,
     lat: float | None,
     inside: bool | None,
+    answered: tuple[str, datetime] | None = None,
 ) -> bool:
-    """The unit's result, with the fix it was judged by, unless it has one (the first stands); whether
-    this one was recorded."""
+    """The unit's result, with the fix it was judged by (and its answer, device and time, when it comes
+    with it), unless it has one (the first stands); whether this one was recorded."""
     t = rollcall_units_table
+    values: dict[str, Any] = {
+        "result": result,
+        "fix_ts": utc(fix_ts) if fix_ts is not None else None,
+        "lon": lon,
+        "lat": lat,
+        "inside": inside,
+    }
+    if answered is not None:
+        values["answered_by"] = func.coalesce(t.c.answered_by, answered[0])
+        values["answered_at"] = func.coalesce(t.c.answered_at, utc(answered[1]))
     with engine.begin() as conn:
         done = conn.execute(
             update(t)
             .where(t.c.rollcall_id == rollcall_id, t.c.unit_id == unit_id, t.c.result.is_(None))
-            .values(
-                result=result,
-                fix_ts=utc(fix_ts) if fix_ts is not None else None,
-                lon=lon,
-                lat=lat,
-                inside=inside,
-            )
+            .values(**values)
         )
     return done.rowcount == 1
 
