@@ -15,6 +15,7 @@ import gc
 import logging
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
+from typing import Unpack
 
 from sqlalchemy import Engine
 
@@ -50,32 +51,12 @@ class Fleet:
 
     # ---- reading ---------------------------------------------------------------------------------------
 
-    def nearest(
-        self,
-        lon: float,
-        lat: float,
-        k: int,
-        *,
-        statuses: Collection[str] | None = ("available",),
-        kinds: Collection[str] | None = None,
-        skills: Collection[str] | None = None,
-        max_age_s: float | None = None,
-        radius_m: float | None = None,
-        max_accuracy_m: float | None = None,
-    ) -> geo.NearestResult:
-        """The k nearest indexed units matching every filter, exactly by great-circle distance."""
-        return self.index.nearest(
-            lon,
-            lat,
-            k,
-            statuses=statuses,
-            kinds=kinds,
-            skills=skills,
-            max_age_s=max_age_s,
-            now_s=self._clock.now(),
-            radius_m=radius_m,
-            max_accuracy_m=max_accuracy_m,
-        )
+    def nearest(self, lon: float, lat: float, k: int, **filters: Unpack[geo.Filters]) -> geo.NearestResult:
+        """The k nearest indexed units matching every filter (statuses: available unless said), exactly by
+        great-circle distance."""
+        query = geo.Filters(statuses=("available",))
+        query.update(filters)
+        return self.index.nearest(lon, lat, k, now_s=self._clock.now(), **query)
 
     def position(self, unit_id: str) -> geo.UnitPosition | None:
         """The unit's fused position with its status, kind and skills (also when not indexed), or None."""

@@ -9,7 +9,9 @@ itself an `ApiPlugin`, so the core routes and plugged-in packages are documented
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -18,6 +20,7 @@ from aiohttp import web
 from dispatch.auth import Role, requires
 
 REF = "#/components/schemas/{name}"
+_PATH_NAME = re.compile(r"\{(\w+)")  # the names of a path's parameters
 H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 
 
@@ -57,11 +60,33 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Operation:
+    """What a route declares about itself, beyond its method and path (see `DocumentedRoutes.route`)."""
+
+    role: Role | None
+    summary: str
+    params: Sequence[Documented]
+    body: Any
+    response: Any
+    status: int
+    errors: tuple[int, ...]
+    media_type: str
+    description: str
+
+
 class DocumentedRoutes:
     """Routes plus their OpenAPI paths and schema components (an `ApiPlugin`)."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(
+        self, tag: str, path_params: Iterable[Documented] = (), media_type: str = "application/json"
+    ) -> None:
+        """`path_params`: what `{name}` means in this module's paths (e.g. `{id}`: the unit's id); a route
+        gets them from its path, in path order, unless its own `params` name one. `media_type`: what the
+        module's routes answer unless a route says otherwise."""
         self.tag = tag
+        self.media_type = media_type
+        self.path_params = {p.openapi()["name"]: p for p in path_params}
         self.routes = web.RouteTableDef()
         self.openapi_paths: dict[str, dict[str, Any]] = {}
         self.openapi_components: dict[str, Any] = {}
@@ -79,74 +104,76 @@ class DocumentedRoutes:
         method: str,
         path: str,
         *,
-        summary: str,
         role: Role | None,
+        summary: str = "",
         params: Sequence[Documented] = (),
         body: Any = None,
         response: Any = None,
         status: int = 200,
         errors: Iterable[int] = (),
-        media_type: str = "application/json",
+        media_type: str = "",
         description: str = "",
     ) -> Callable[[H], H]:
-        """Register `handler` for `method path`, requiring `role` (None: public), and document it."""
+        """Register `handler` for `method path`, requiring `role` (None: public), and document it. The
+        operation's summary is the docstring's first paragraph (or `summary`), its description the rest (or
+        `description`). A route with a path parameter answers 404 too; `errors` names the other problems."""
+        named = {p.openapi()["name"] for p in params}
+        implied = [
+            self.path_params[n] for n in _PATH_NAME.findall(path) if n in self.path_params and n not in named
+        ]
+        spec = Operation(
+            role,
+            summary,
+            [*implied, *params],
+            body,
+            response,
+            status,
+            tuple(errors),
+            media_type or self.media_type,
+            description,
+        )
 
         def register(handler: H) -> H:
             if role is not None:
                 requires(role)(handler)
             self.routes.route(method, path)(handler)
-            self.openapi_paths.setdefault(path, {})[method.lower()] = self._operation(
-                handler,
-                summary=summary,
-                role=role,
-                params=params,
-                body=body,
-                response=response,
-                status=status,
-                errors=errors,
-                media_type=media_type,
-                description=description,
-            )
+            self.openapi_paths.setdefault(path, {})[method.lower()] = self._operation(handler, spec)
             return handler
 
         return register
 
-    def _operation(
-        self,
-        handler: H,
-        *,
-        summary: str,
-        role: Role | None,
-        params: Sequence[Documented],
-        body: Any,
-        response: Any,
-        status: int,
-        errors: Iterable[int],
-        media_type: str,
-        description: str,
-    ) -> dict[str, Any]:
-        doc = (description or (handler.__doc__ or "")).strip()
+    def _operation(self, handler: H, spec: Operation) -> dict[str, Any]:
+        summary, doc = spec.summary, handler.__doc__ or ""
+        if not summary:
+            summary, _, doc = (part.strip() for part in doc.partition("\n\n"))
+        if not summary:
+            raise ValueError(f"{handler.__name__}: a route needs a summary (its docstring's first paragraph)")
+        doc = (spec.description or doc).strip()
+        role = spec.role
         op: dict[str, Any] = {"operationId": handler.__name__, "tags": [self.tag], "summary": summary}
         if doc:
             op["description"] = doc + (f"\n\nRole: {role} or higher." if role else "")
         if role is None:
             op["security"] = []
-        parameters = [p.openapi() for p in params]
+        parameters = [p.openapi() for p in spec.params]
         if parameters:
             op["parameters"] = parameters
-        if body is not None:
+        if spec.body is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": self._schema(body)}},
+                "content": {"application/json": {"schema": self._schema(spec.body)}},
             }
         ok: dict[str, Any] = {"description": "success"}
-        if response is not None:
+        if spec.response is not None:
+            response = spec.response
             schema = self._schema(response) if not isinstance(response, dict) else response
-            ok["content"] = {media_type: {"schema": schema}}
-        codes = set(errors) | {400, 503}
+            ok["content"] = {spec.media_type: {"schema": schema}}
+        codes = set(spec.errors) | {400, 503}
+        if any(p["in"] == "path" for p in parameters):
+            codes.add(404)  # whatever a path names may not exist
         if role is not None:
             codes |= {401, 403}
-        op["responses"] = {str(status): ok, **{str(c): _problem(_ERRORS[c]) for c in sorted(codes)}}
+        op["responses"] = {str(spec.status): ok, **{str(c): _problem(_ERRORS[c]) for c in sorted(codes)}}
         return op
 
 

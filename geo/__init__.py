@@ -9,7 +9,7 @@ from geo.bbox import BBox, bbox_around, valid_lon_lat
 from geo.distance import EARTH_RADIUS_M, destination, haversine_m, initial_bearing_deg
 from geo.fusion import DeviceFix, fuse, separation
 from geo.index import PositionIndex
-from geo.units import KINDS, STATUSES, Change, NearestResult, Neighbor, UnitPosition
+from geo.units import KINDS, STATUSES, Change, Filters, NearestResult, Neighbor, UnitPosition
 
 __all__ = [
     "EARTH_RADIUS_M",
@@ -18,6 +18,7 @@ __all__ = [
     "BBox",
     "Change",
     "DeviceFix",
+    "Filters",
     "NearestResult",
     "Neighbor",
     "PositionIndex",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Collection
+from typing import NamedTuple, TypedDict
 
 from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
 
@@ -73,3 +74,16 @@ def check_attrs(entry: UnitPosition) -> None:
         raise ValueError(f"unknown status {entry.status!r}; expected one of {STATUS_ORDER}")
     if entry.kind not in KINDS:
         raise ValueError(f"unknown kind {entry.kind!r}; expected one of {sorted(KINDS)}")
+
+
+class Filters(TypedDict, total=False):
+    """What a nearest query may filter on (the keyword arguments of `PositionIndex.nearest` but the
+    clock): allowed statuses and kinds, skills all required, the oldest fix (s), a radius (m), the worst
+    accuracy (m)."""
+
+    statuses: Collection[str] | None
+    kinds: Collection[str] | None
+    skills: Collection[str] | None
+    max_age_s: float | None
+    radius_m: float | None
+    max_accuracy_m: float | None

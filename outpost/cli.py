@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from outpost import grids_cli, incidents_cli, roster_cli, tools
 from outpost.demo import DemoOptions, run_demo
+from outpost.imports import add_import_commands
 from outpost.logs import configure_logging
 from outpost.root import Role, Running, run_migrate, serve
 from outpost.settings import (
@@ -152,9 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=("admin", "dispatcher", "viewer"))
     p.add_argument("--name", default="cli", help="a label for the token (who or what uses it)")
     p.set_defaults(handler=_token_create)
-    grids_cli.add_grids_arguments(sub)
-    incidents_cli.add_incidents_arguments(sub)
-    roster_cli.add_roster_arguments(sub)
+    add_import_commands(
+        sub,
+        (
+            ("grids", "patrol grids (police districts, community grids)", grids_cli),
+            ("incidents", "incidents (historic reports for heat maps)", incidents_cli),
+            ("roster", "duty rosters (which unit holds which grid in which shift)", roster_cli),
+        ),
+    )
     for command, role, short, long in _ROLES:
         sub.add_parser(command, help=short, description=long).set_defaults(handler=_serve(role))
     p = sub.add_parser(

@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from outpost.imports import refuse
 from outpost.root import run_migrate
 from outpost.settings import Settings
 from store import grids
 from store.engine import open_engine
 
 
-def add_grids_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The `grids` command and its `import` subcommand."""
-    commands = sub.add_parser("grids", help="patrol grids (police districts, community grids)")
-    grid_sub = commands.add_subparsers(dest="grids_command", required=True)
-    p = grid_sub.add_parser(
-        "import",
-        help="import one level of grids from a GeoJSON FeatureCollection (all or nothing; safe to rerun)",
-        description="Import police or community grids from a GeoJSON FeatureCollection into "
-        "OUTPOST_DATABASE_URL. Every feature is checked first; one bad feature stops the import and "
-        "nothing is written. Importing the same file again changes nothing; a changed boundary becomes "
-        "a new version (the old one stays valid for the past). Without --parent-property, a community "
-        "grid's parent is the police grid holding the largest share of its area; those under 80 %% are "
-        "listed for checking.",
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """`outpost grids import`'s FILE and options."""
     p.add_argument("file", type=Path, metavar="FILE", help="a GeoJSON FeatureCollection (lon, lat)")
     p.add_argument("--level", required=True, choices=("police", "community"))
     p.add_argument(
@@ -42,11 +30,16 @@ def add_grids_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         metavar="NAME",
         help="community grids: the property naming the parent police grid (its name or id)",
     )
-    p.set_defaults(handler=import_command)
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run `outpost grids import`."""
+    """import one level of grids from a GeoJSON FeatureCollection (all or nothing; safe to rerun)
+
+    Import police or community grids from a GeoJSON FeatureCollection into OUTPOST_DATABASE_URL. Every feature
+    is checked first; one bad feature stops the import and nothing is written. Importing the same file again
+    changes nothing; a changed boundary becomes a new version (the old one stays valid for the past). Without
+    --parent-property, a community grid's parent is the police grid holding the largest share of its area;
+    those under 80 % are listed for checking."""
     try:
         document = json.loads(Path(args.file).read_bytes())
     except OSError as exc:
@@ -73,8 +66,7 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"outpost grids import: {message}; nothing was imported", file=sys.stderr)
-    return 2
+    return refuse("grids", message)
 
 
 def _print_report(report: grids.ImportReport, source: str) -> None:

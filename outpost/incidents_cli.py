@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from outpost.imports import refuse
 from outpost.incident_csv import FIELDS, HeaderError, Rejected, open_text, read_rows
 from outpost.root import run_migrate
 from outpost.settings import Settings
@@ -24,19 +25,8 @@ _BATCH = 1000
 _BAR = 30  # characters
 
 
-def add_incidents_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The `incidents` command and its `import` subcommand."""
-    commands = sub.add_parser("incidents", help="incidents (historic reports for heat maps)")
-    incident_sub = commands.add_subparsers(dest="incidents_command", required=True)
-    p = incident_sub.add_parser(
-        "import",
-        help="import SFPD-style incident reports from CSV as closed historic incidents (safe to rerun)",
-        description="Import incident reports from a CSV file (.csv or .csv.gz) into OUTPOST_DATABASE_URL as "
-        "closed incidents with source 'import'. Columns as DataSF's export has them: ts_iso8601_utc (or "
-        "ts; RFC 3339 with a zone), lat, lon, category, and optionally descript, pd_district, address; "
-        "other columns are ignored. Bad rows are listed with their line numbers and reasons and the "
-        "rest is imported; importing the same file again adds nothing.",
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """`outpost incidents import`'s FILE and options."""
     p.add_argument("file", type=Path, metavar="FILE", help="the CSV file (.csv or .csv.gz)")
     p.add_argument(
         "--column",
@@ -45,7 +35,6 @@ def add_incidents_arguments(sub: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="FIELD=HEADER",
         help=f"read FIELD from the column HEADER (fields: {', '.join(FIELDS)}); repeatable",
     )
-    p.set_defaults(handler=import_command)
 
 
 @dataclass
@@ -56,7 +45,13 @@ class _Tally:
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run `outpost incidents import`."""
+    """import SFPD-style incident reports from CSV as closed historic incidents (safe to rerun)
+
+    Import incident reports from a CSV file (.csv or .csv.gz) into OUTPOST_DATABASE_URL as closed incidents
+    with source 'import'. Columns as DataSF's export has them: ts_iso8601_utc (or ts; RFC 3339 with a zone),
+    lat, lon, category, and optionally descript, pd_district, address; other columns are ignored. Bad rows
+    are listed with their line numbers and reasons and the rest is imported; importing the same file again
+    adds nothing."""
     overrides: dict[str, str] = {}
     for item in args.column:
         name, sep, header = item.partition("=")
@@ -120,5 +115,4 @@ def _progress(out: TextIO, done_rows: int, total: int, *, done: bool = False) ->
 
 
 def _fail(message: str) -> int:
-    print(f"outpost incidents import: {message}; nothing was imported", file=sys.stderr)
-    return 2
+    return refuse("incidents", message)

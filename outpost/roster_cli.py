@@ -15,26 +15,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from outpost.imports import refuse
 from outpost.root import run_migrate
 from outpost.settings import Settings
 from store import access, duty
 from store.engine import open_engine
 
-_PROG = "outpost roster import"
 
-
-def add_roster_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The `roster` command and its `import` subcommand."""
-    commands = sub.add_parser("roster", help="duty rosters (which unit holds which grid in which shift)")
-    roster_sub = commands.add_subparsers(dest="roster_command", required=True)
-    p = roster_sub.add_parser(
-        "import",
-        help="import a roster of assignments from CSV (all or nothing; safe to rerun)",
-        description="Import assignments into OUTPOST_DATABASE_URL from a CSV file with the header "
-        f"{','.join(duty.COLUMNS)} (date YYYY-MM-DD, start and end HH:MM local times; an end at or "
-        "before the start is the next day). Every line is checked first; every problem is printed with "
-        "its line number and nothing is imported. Lines already stored are left as they are.",
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """`outpost roster import`'s FILE and options."""
     p.add_argument("file", type=Path, metavar="FILE", help="the roster, CSV in UTF-8")
     p.add_argument(
         "--timezone",
@@ -42,11 +31,15 @@ def add_roster_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser
         metavar="AREA/CITY",
         help="the station's time zone, in which the file's times are read (IANA name, default UTC)",
     )
-    p.set_defaults(handler=import_command)
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run `outpost roster import`."""
+    """import a roster of assignments from CSV (all or nothing; safe to rerun)
+
+    Import assignments into OUTPOST_DATABASE_URL from a CSV file with the header
+    date,shift,start,end,unit_id,grid_id (date YYYY-MM-DD, start and end HH:MM local times; an end at or
+    before the start is the next day). Every line is checked first; every problem is printed with its line
+    number and nothing is imported. Lines already stored are left as they are."""
     try:
         zone = ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -82,5 +75,4 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"{_PROG}: {message}; nothing was imported", file=sys.stderr)
-    return 2
+    return refuse("roster", message)

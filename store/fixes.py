@@ -41,7 +41,8 @@ from schemas.tables import Flavour, telemetry
 from schemas.tables.telemetry import FIX_COLUMNS, GEOM_EXPRESSION
 from store.errors import StoreUnavailable as StoreUnavailable  # re-exported: callers import it here
 from store.errors import is_unavailable, sqlite_error_name
-from store.times import as_utc, utc
+from store.rows import record_of
+from store.times import utc
 
 log = logging.getLogger(__name__)
 
@@ -257,22 +258,7 @@ def _release_after(raw: PoolProxiedConnection, exc: Exception) -> None:
 
 
 def _fix(row: Row[Any]) -> Fix:
-    m = row._mapping
-    return Fix(
-        device_id=m["device_id"],
-        ts=as_utc(m["ts"]),
-        lon=m["lon"],
-        lat=m["lat"],
-        received_at=as_utc(m["received_at"]),
-        unit_id=m["unit_id"],
-        accuracy_m=m["accuracy_m"],
-        speed_mps=m["speed_mps"],
-        heading_deg=m["heading_deg"],
-        altitude_m=m["altitude_m"],
-        battery_pct=m["battery_pct"],
-        seq=m["seq"],
-        flags=m["flags"],
-    )
+    return record_of(Fix, row)
 
 
 def latest_fixes(engine: Engine, since: datetime, *, usable_only: bool = False) -> list[Fix]:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection
 
 from dispatch.blocking import run_db
+from dispatch.incidents import models as m
 from dispatch.incidents.arrival import Watched
 from dispatch.incidents.candidates import Situation, read_situation
 from dispatch.incidents.core import Deps, Stepped, arm_sla, conflict, iso, progress_of, publish, step
@@ -177,60 +180,67 @@ async def sla_due(deps: Deps, incident_id: str) -> None:
         _publish_escalated(deps, stepped, reason, breached=True)
 
 
-async def feedback_locked(
-    deps: Deps, incident_id: str, *, outcome: str, officer: str, notes: str, actor: str
-) -> Stepped:
-    """Record the handling officer's feedback (after resolution)."""
-    return await _record_step(
-        deps,
-        incident_id,
+@dataclass(frozen=True)
+class _Review:
+    """A step that records a review of the handling: its event, table, reason, and what is published."""
+
+    event: Event
+    insert: Callable[[Connection, dict[str, Any]], object]
+    kind: str
+    reason: Callable[[dict[str, Any]], str]
+    published: tuple[str, ...]
+
+
+_REVIEWS: dict[type, _Review] = {
+    m.FeedbackIn: _Review(
         Event.FEEDBACK,
         db.insert_feedback,
-        {"outcome": outcome, "notes": notes, "officer": officer},
-        actor=actor,
-        reason=outcome,
-        kind="feedback_recorded",
-        published={"outcome": outcome, "officer": officer},
-    )
-
-
-async def evaluate_locked(
-    deps: Deps, incident_id: str, *, score: int, evaluator: str, comments: str, actor: str
-) -> Stepped:
-    """Record the evaluation of the handling (after feedback)."""
-    return await _record_step(
-        deps,
-        incident_id,
+        "feedback_recorded",
+        lambda f: f["outcome"],
+        ("outcome", "officer"),
+    ),
+    m.EvaluationIn: _Review(
         Event.EVALUATE,
         db.insert_evaluation,
-        {"score": score, "evaluator": evaluator, "comments": comments},
-        actor=actor,
-        reason=f"score {score}",
-        kind="evaluated",
-        published={"score": score, "evaluator": evaluator},
+        "evaluated",
+        lambda f: f"score {f['score']}",
+        ("score", "evaluator"),
+    ),
+}
+
+
+async def review_locked(
+    deps: Deps, incident_id: str, body: m.FeedbackIn | m.EvaluationIn, *, actor: str
+) -> Stepped:
+    """Record the handling officer's feedback (after resolution) or the evaluation of the handling (after
+    feedback), by the type of `body`."""
+    review = _REVIEWS[type(body)]
+    fields = msgspec.structs.asdict(body)
+    published = {k: fields[k] for k in review.published}
+    return await _record_step(
+        deps, incident_id, review, fields, actor=actor, reason=review.reason(fields), published=published
     )
 
 
 async def _record_step(
     deps: Deps,
     incident_id: str,
-    event: Event,
-    insert: Callable[[Connection, dict[str, Any]], object],
+    review: _Review,
     fields: dict[str, Any],
     *,
     actor: str,
     reason: str,
-    kind: str,
     published: dict[str, Any],
 ) -> Stepped:
-    """Step the incident by `event`, inserting `fields` (with who and when) in the same transaction."""
+    """Step the incident by the review's event, inserting `fields` (with who and when) in the same
+    transaction."""
     at = deps.clock.now()
 
     def record(conn: Connection, row: db.IncidentRow, after: Progress) -> None:
-        insert(conn, {"incident_id": incident_id, **fields, "recorded_by": actor, "at": at})
+        review.insert(conn, {"incident_id": incident_id, **fields, "recorded_by": actor, "at": at})
 
-    stepped = await step(deps, incident_id, event, actor=actor, reason=reason, effects=record)
-    publish(deps, kind, stepped.before, stepped.after, at, **published)
+    stepped = await step(deps, incident_id, review.event, actor=actor, reason=reason, effects=record)
+    publish(deps, review.kind, stepped.before, stepped.after, at, **published)
     return stepped
 
 

@@ -7,24 +7,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
-from geo import NearestResult, UnitPosition
+from geo import Filters, NearestResult, UnitPosition
 
 
 class FleetPort(Protocol):
     """The live picture: nearest units, positions, atomic status changes, move notifications."""
 
-    def nearest(
-        self,
-        lon: float,
-        lat: float,
-        k: int,
-        *,
-        statuses: Collection[str] | None = None,
-        kinds: Collection[str] | None = None,
-        max_age_s: float | None = None,
-    ) -> NearestResult:
+    def nearest(self, lon: float, lat: float, k: int, **filters: Unpack[Filters]) -> NearestResult:
         """The k nearest units matching the filters, exactly by great-circle distance."""
         ...
 

@@ -19,8 +19,8 @@ from dispatch.incidents.idempotency import IdempotencyHeader, idempotent
 from dispatch.incidents.service import IncidentService
 from dispatch.incidents.states import Event
 from dispatch.keys import AUDIT_KEY
-from dispatch.openapi import DocumentedRoutes, parameter
-from dispatch.problems import InvalidParameter
+from dispatch.openapi import DocumentedRoutes
+from dispatch.routes.instants import Instant
 from dispatch.routes.params import Integer, PathId, Words, encode, read_body
 from schemas.tables.incidents import INCIDENT_STATES
 from store.incidents import IncidentStore
@@ -28,10 +28,10 @@ from store.incidents import IncidentStore
 T = TypeVar("T")
 INCIDENTS_KEY = web.AppKey("outpost.incidents", IncidentService)
 
-api = DocumentedRoutes("incidents")
 
 INCIDENT_ID = PathId("id", "the incident's id")
 OFFER_ID = PathId("offer_id", "the offer's id")
+api = DocumentedRoutes("incidents", path_params=[INCIDENT_ID, OFFER_ID])
 STATE = Words("state", "only incidents in these states", INCIDENT_STATES)
 LIMIT = Integer("limit", "most incidents to return, newest first", default=100, minimum=1, maximum=1000)
 IDEMPOTENCY = IdempotencyHeader()
@@ -39,39 +39,11 @@ IDEMPOTENCY = IdempotencyHeader()
 _OPTIONAL_BODIES: list[tuple[str, str]] = []
 
 
-class Since:
-    """`since`: only incidents reported at or after this instant (ISO 8601 or epoch seconds)."""
-
-    name = "since"
-
-    def openapi(self) -> dict[str, Any]:
-        """The OpenAPI parameter object."""
-        return parameter(
-            self.name,
-            "query",
-            self.__doc__,
-            {"type": "string", "examples": ["2024-05-01T08:00:00Z", "1714550400"]},
-        )
-
-    def get(self, request: web.Request) -> float | None:
-        """Epoch seconds, or None when absent."""
-        raw = request.query.get(self.name)
-        if not raw:
-            return None
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            raise InvalidParameter(self.name, f"must be ISO 8601 or epoch seconds, got {raw!r}") from None
-        if parsed.tzinfo is None:
-            raise InvalidParameter(self.name, "needs a time zone (e.g. a trailing Z)")
-        return parsed.timestamp()
+def _epoch_s(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
 
 
-SINCE = Since()
+SINCE = Instant("since", "only incidents reported at or after this instant", required=False)
 
 
 def _service(request: web.Request) -> IncidentService:
@@ -113,25 +85,24 @@ def _stepped(s: Stepped) -> web.Response:
 
 def _mutation(
     path: str,
-    summary: str,
     *,
     body: Any = None,
     response: Any = m.StepOut,
     status: int = 200,
-    params: tuple[Any, ...] = (INCIDENT_ID,),
-    optional_body: bool = False,
+    optional_body: Any = None,
     errors: tuple[int, ...] = (404, 409),
 ) -> Callable[[Handler], Handler]:
+    """A dispatcher's POST, made once per Idempotency-Key; `optional_body`: a body type that may be absent."""
+
     def register(handler: Handler) -> Handler:
-        if optional_body:
+        if optional_body is not None:
             _OPTIONAL_BODIES.append((path, "post"))
         return api.route(
             "POST",
             path,
-            summary=summary,
             role="dispatcher",
-            params=[*params, IDEMPOTENCY],
-            body=body,
+            params=[IDEMPOTENCY],
+            body=body if optional_body is None else optional_body,
             response=response,
             status=status,
             errors=errors,
@@ -140,49 +111,32 @@ def _mutation(
     return register
 
 
-@_mutation(
-    "/v1/incidents",
-    "Report an incident",
-    body=m.IncidentIn,
-    response=m.Created,
-    status=201,
-    params=(),
-    errors=(),
-)
+@_mutation("/v1/incidents", body=m.IncidentIn, response=m.Created, status=201, errors=())
 async def create_incident(request: web.Request) -> web.Response:
-    """Record an incident (lon, lat, category, priority P1–P4, source). Priorities in
+    """Report an incident
+
+    Record an incident (lon, lat, category, priority P1–P4, source). Priorities in
     `OUTPOST_AUTO_DISPATCH_PRIORITIES` are offered at once to the nearest suitable available units."""
     report = await read_body(request, m.IncidentIn)
     return encode(await _service(request).create(report, actor=_actor(request)), status=201)
 
 
-@api.route(
-    "GET",
-    "/v1/incidents",
-    summary="List incidents",
-    role="viewer",
-    params=[STATE, SINCE, LIMIT],
-    response=m.IncidentList,
-)
+@api.route("GET", "/v1/incidents", role="viewer", params=[STATE, SINCE, LIMIT], response=m.IncidentList)
 async def list_incidents(request: web.Request) -> web.Response:
-    """Incidents newest first, by state and report time."""
+    """List incidents
+
+    Incidents newest first, by state and report time."""
     found = await _service(request).list_incidents(
-        states=STATE.get(request) or (), since=SINCE.get(request), limit=LIMIT.get(request)
+        states=STATE.get(request) or (), since=_epoch_s(SINCE.get(request)), limit=LIMIT.get(request)
     )
     return encode(found)
 
 
-@api.route(
-    "GET",
-    "/v1/incidents/{id}",
-    summary="One incident and its whole record",
-    role="viewer",
-    params=[INCIDENT_ID],
-    response=m.IncidentOut,
-    errors=[404],
-)
+@api.route("GET", "/v1/incidents/{id}", role="viewer", response=m.IncidentOut)
 async def get_incident(request: web.Request) -> web.Response:
-    """State, offers, units, the audit trail (who, when, why), response intervals and decision snapshots.
+    """One incident and its whole record
+
+    State, offers, units, the audit trail (who, when, why), response intervals and decision snapshots.
     Snapshots hold units' positions, so the read is written to the audit log."""
     found = await _service(request).get(INCIDENT_ID.get(request))
     units = sorted({c["unit_id"] for s in found.snapshots for c in s.candidates if "unit_id" in c})
@@ -190,17 +144,11 @@ async def get_incident(request: web.Request) -> web.Response:
     return encode(found)
 
 
-@api.route(
-    "GET",
-    "/v1/incidents/{id}/recommendations",
-    summary="Nearest suitable available units",
-    role="viewer",
-    params=[INCIDENT_ID],
-    response=m.Recommendations,
-    errors=[404],
-)
+@api.route("GET", "/v1/incidents/{id}/recommendations", role="viewer", response=m.Recommendations)
 async def recommendations(request: web.Request) -> web.Response:
-    """For each unit slot still open (P1: a police officer and an auxiliary), the nearest available units of
+    """Nearest suitable available units
+
+    For each unit slot still open (P1: a police officer and an auxiliary), the nearest available units of
     that kind with distance, fix age, an ETA estimate and why; units already offered it are left out.
     The read (units' positions) is written to the audit log."""
     found = await _service(request).recommendations(INCIDENT_ID.get(request))
@@ -211,16 +159,11 @@ async def recommendations(request: web.Request) -> web.Response:
     return encode(found)
 
 
-@_mutation(
-    "/v1/incidents/{id}/offers",
-    "Offer the incident to a unit",
-    body=m.OfferIn,
-    response=m.OfferOut,
-    status=201,
-    optional_body=True,
-)
+@_mutation("/v1/incidents/{id}/offers", optional_body=m.OfferIn, response=m.OfferOut, status=201)
 async def make_offer(request: web.Request) -> web.Response:
-    """Offer to `unit_id`, or without it to the recommended unit. 409 when the unit is not available (another
+    """Offer the incident to a unit
+
+    Offer to `unit_id`, or without it to the recommended unit. 409 when the unit is not available (another
     dispatcher won it) or the incident cannot take offers in its state. Unanswered within
     `OUTPOST_OFFER_TIMEOUT_S`, the offer goes to the next nearest available unit."""
     body = await _optional(request, m.OfferIn)
@@ -230,38 +173,28 @@ async def make_offer(request: web.Request) -> web.Response:
     return encode(found, status=201)
 
 
-@_mutation(
-    "/v1/incidents/{id}/offers/{offer_id}/accept",
-    "The unit accepts the offer",
-    params=(INCIDENT_ID, OFFER_ID),
-)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
-    """The unit takes the incident (a dispatcher on its behalf; devices answer over MQTT)."""
+    """The unit accepts the offer
+
+    The unit takes the incident (a dispatcher on its behalf; devices answer over MQTT)."""
     svc = _service(request)
     return _stepped(await svc.accept(INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request)))
 
 
-@_mutation(
-    "/v1/incidents/{id}/offers/{offer_id}/decline",
-    "The unit declines the offer",
-    body=m.ReasonIn,
-    params=(INCIDENT_ID, OFFER_ID),
-    optional_body=True,
-)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/decline", optional_body=m.ReasonIn)
 async def decline_offer(request: web.Request) -> web.Response:
-    """The unit declines; it is available again and the next nearest eligible unit is offered."""
+    """The unit declines the offer
+
+    The unit declines; it is available again and the next nearest eligible unit is offered."""
     return await _answer_offer(request, _service(request).decline)
 
 
-@_mutation(
-    "/v1/incidents/{id}/offers/{offer_id}/withdraw",
-    "Take a pending offer back",
-    body=m.ReasonIn,
-    params=(INCIDENT_ID, OFFER_ID),
-    optional_body=True,
-)
+@_mutation("/v1/incidents/{id}/offers/{offer_id}/withdraw", optional_body=m.ReasonIn)
 async def withdraw_offer(request: web.Request) -> web.Response:
-    """The unit is available again; nothing is offered automatically in its place."""
+    """Take a pending offer back
+
+    The unit is available again; nothing is offered automatically in its place."""
     return await _answer_offer(request, _service(request).withdraw)
 
 
@@ -282,48 +215,60 @@ async def _unit_step(request: web.Request, event: Event) -> web.Response:
     return _stepped(stepped)
 
 
-@_mutation("/v1/incidents/{id}/en_route", "A unit is on its way", body=m.UnitStepIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/en_route", optional_body=m.UnitStepIn)
 async def en_route(request: web.Request) -> web.Response:
-    """The unit (named, or the only one that can) left for the incident. Telemetry also detects it."""
+    """A unit is on its way
+
+    The unit (named, or the only one that can) left for the incident. Telemetry also detects it."""
     return await _unit_step(request, Event.EN_ROUTE)
 
 
-@_mutation("/v1/incidents/{id}/on_scene", "A unit is on scene", body=m.UnitStepIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/on_scene", optional_body=m.UnitStepIn)
 async def on_scene(request: web.Request) -> web.Response:
-    """The unit arrived (telemetry detects it within `OUTPOST_ARRIVAL_RADIUS_M`; this is the manual way)."""
+    """A unit is on scene
+
+    The unit arrived (telemetry detects it within `OUTPOST_ARRIVAL_RADIUS_M`; this is the manual way)."""
     return await _unit_step(request, Event.ARRIVE)
 
 
-@_mutation("/v1/incidents/{id}/resolve", "Resolved on scene", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/resolve", optional_body=m.ReasonIn)
 async def resolve(request: web.Request) -> web.Response:
-    """Handled: every engaged unit is available again."""
+    """Resolved on scene
+
+    Handled: every engaged unit is available again."""
     body = await _optional(request, m.ReasonIn)
     return _stepped(
         await _service(request).resolve(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
     )
 
 
-@_mutation("/v1/incidents/{id}/cancel", "Call the incident off", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/cancel", optional_body=m.ReasonIn)
 async def cancel(request: web.Request) -> web.Response:
-    """Pending offers are withdrawn and engaged units released."""
+    """Call the incident off
+
+    Pending offers are withdrawn and engaged units released."""
     body = await _optional(request, m.ReasonIn)
     return _stepped(
         await _service(request).cancel(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
     )
 
 
-@_mutation("/v1/incidents/{id}/escalate", "Escalate one tier", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/escalate", optional_body=m.ReasonIn)
 async def escalate(request: web.Request) -> web.Response:
-    """community_grid → police_grid → station → command_centre; the new tier's SLA timer starts."""
+    """Escalate one tier
+
+    community_grid → police_grid → station → command_centre; the new tier's SLA timer starts."""
     body = await _optional(request, m.ReasonIn)
     return _stepped(
         await _service(request).escalate(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
     )
 
 
-@_mutation("/v1/incidents/{id}/transfer", "Transfer to another agency", body=m.TransferIn)
+@_mutation("/v1/incidents/{id}/transfer", body=m.TransferIn)
 async def transfer(request: web.Request) -> web.Response:
-    """Handed over (to another agency or jurisdiction): offers withdrawn, units released."""
+    """Transfer to another agency
+
+    Handed over (to another agency or jurisdiction): offers withdrawn, units released."""
     body = await read_body(request, m.TransferIn)
     return _stepped(
         await _service(request).transfer(
@@ -332,23 +277,29 @@ async def transfer(request: web.Request) -> web.Response:
     )
 
 
-@_mutation("/v1/incidents/{id}/feedback", "Record the handling officer's feedback", body=m.FeedbackIn)
+@_mutation("/v1/incidents/{id}/feedback", body=m.FeedbackIn)
 async def feedback(request: web.Request) -> web.Response:
-    """Outcome, notes and the handling officer, after resolution."""
+    """Record the handling officer's feedback
+
+    Outcome, notes and the handling officer, after resolution."""
     body = await read_body(request, m.FeedbackIn)
-    return _stepped(await _service(request).feedback(INCIDENT_ID.get(request), body, actor=_actor(request)))
+    return _stepped(await _service(request).review(INCIDENT_ID.get(request), body, actor=_actor(request)))
 
 
-@_mutation("/v1/incidents/{id}/evaluation", "Record the evaluation of the handling", body=m.EvaluationIn)
+@_mutation("/v1/incidents/{id}/evaluation", body=m.EvaluationIn)
 async def evaluation(request: web.Request) -> web.Response:
-    """Score 1–5, evaluator and comments, after feedback."""
+    """Record the evaluation of the handling
+
+    Score 1–5, evaluator and comments, after feedback."""
     body = await read_body(request, m.EvaluationIn)
-    return _stepped(await _service(request).evaluate(INCIDENT_ID.get(request), body, actor=_actor(request)))
+    return _stepped(await _service(request).review(INCIDENT_ID.get(request), body, actor=_actor(request)))
 
 
-@_mutation("/v1/incidents/{id}/close", "Close an evaluated incident", body=m.ReasonIn, optional_body=True)
+@_mutation("/v1/incidents/{id}/close", optional_body=m.ReasonIn)
 async def close(request: web.Request) -> web.Response:
-    """The loop is closed: nothing more can happen to the incident."""
+    """Close an evaluated incident
+
+    The loop is closed: nothing more can happen to the incident."""
     body = await _optional(request, m.ReasonIn)
     return _stepped(
         await _service(request).close(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)

@@ -276,29 +276,10 @@ class IncidentService:
         async with self.deps.lock(incident_id):
             return await lifecycle.escalate_locked(self.deps, incident_id, actor=actor, reason=reason)
 
-    async def feedback(self, incident_id: str, body: m.FeedbackIn, *, actor: str) -> Stepped:
-        """Record the handling officer's feedback."""
+    async def review(self, incident_id: str, body: m.FeedbackIn | m.EvaluationIn, *, actor: str) -> Stepped:
+        """Record the handling officer's feedback (`FeedbackIn`) or the evaluation of the handling."""
         async with self.deps.lock(incident_id):
-            return await lifecycle.feedback_locked(
-                self.deps,
-                incident_id,
-                outcome=body.outcome,
-                officer=body.officer,
-                notes=body.notes,
-                actor=actor,
-            )
-
-    async def evaluate(self, incident_id: str, body: m.EvaluationIn, *, actor: str) -> Stepped:
-        """Record the evaluation of the handling."""
-        async with self.deps.lock(incident_id):
-            return await lifecycle.evaluate_locked(
-                self.deps,
-                incident_id,
-                score=body.score,
-                evaluator=body.evaluator,
-                comments=body.comments,
-                actor=actor,
-            )
+            return await lifecycle.review_locked(self.deps, incident_id, body, actor=actor)
 
     async def close(self, incident_id: str, *, actor: str, reason: str | None = None) -> Stepped:
         """Close an evaluated incident."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
+from dispatch.bodies import S, body_of
 from dispatch.incidents import models as m
 from dispatch.incidents.core import progress_of
 from dispatch.incidents.intervals import Milestones, response_intervals
@@ -16,78 +18,19 @@ from store import incidents as db
 _INTERNAL = frozenset({Event.TIMEOUT, Event.SLA_BREACH})
 
 
-def _dt(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)
-
-
-def _odt(epoch_s: float | None) -> datetime | None:
-    return None if epoch_s is None else _dt(epoch_s)
-
-
 def offer_out(o: db.OfferRow) -> m.OfferOut:
-    return m.OfferOut(
-        id=o.id,
-        unit_id=o.unit_id,
-        state=o.state,
-        slot=o.slot,
-        automatic=bool(o.automatic),
-        offered_by=o.offered_by,
-        offered_at=_dt(o.offered_at),
-        expires_at=_dt(o.expires_at),
-        answered_by=o.answered_by,
-        answered_at=_odt(o.answered_at),
-        snapshot_id=o.snapshot_id,
-    )
-
-
-def _unit(e: db.EngagementRow) -> m.EngagedUnitOut:
-    return m.EngagedUnitOut(
-        unit_id=e.unit_id,
-        slot=e.slot,
-        state=e.state,
-        offer_id=e.offer_id,
-        assigned_at=_dt(e.assigned_at),
-        en_route_at=_odt(e.en_route_at),
-        on_scene_at=_odt(e.on_scene_at),
-        released_at=_odt(e.released_at),
-        release_reason=e.release_reason,
-    )
+    return body_of(m.OfferOut, o)
 
 
 def _transition(t: db.TransitionRow) -> m.TransitionOut:
-    return m.TransitionOut(
-        seq=t.seq,
-        event=t.event,
-        from_state=t.from_state,
-        to_state=t.to_state,
-        from_tier=TIERS[t.from_tier],
-        to_tier=TIERS[t.to_tier],
-        at=_dt(t.at),
-        actor=t.actor,
-        reason=t.reason,
-        unit_id=t.unit_id,
-        offer_id=t.offer_id,
+    return body_of(m.TransitionOut, t, from_tier=TIERS[t.from_tier], to_tier=TIERS[t.to_tier])
+
+
+def _review(found: dict[str, Any] | None, cls: type[S]) -> S | None:
+    # The row's keys are SQLAlchemy's names (a str subclass msgspec does not take as keys).
+    return (
+        None if found is None else msgspec.convert({str(k): v for k, v in found.items()}, cls, strict=False)
     )
-
-
-def _snapshot(s: db.SnapshotRow) -> m.SnapshotOut:
-    return m.SnapshotOut(
-        id=s.id,
-        at=_dt(s.at),
-        actor=s.actor,
-        decision=s.decision,
-        slot=s.slot,
-        chosen_unit_id=s.chosen_unit_id,
-        query=s.query,
-        candidates=s.candidates,
-        excluded=s.excluded,
-    )
-
-
-def _review(found: dict[str, Any] | None, cls: type[Any]) -> Any:
-    if found is None:
-        return None
-    return cls(**{k: _dt(v) if k == "at" else v for k, v in found.items()})
 
 
 def intervals_of(row: db.IncidentRow) -> m.IntervalsOut:
@@ -107,34 +50,16 @@ def read_incident(store: db.IncidentStore, incident_id: str) -> m.IncidentOut:
         history = db.transitions(conn, incident_id)
         snapshots = db.snapshots(conn, incident_id)
         feedback, evaluation = db.review(conn, incident_id)
-    return m.IncidentOut(
-        id=row.id,
-        state=row.state,
-        priority=row.priority,
-        category=row.category,
-        source=row.source,
-        description=row.description,
-        reporter=row.reporter,
-        address=row.address,
-        lon=row.lon,
-        lat=row.lat,
+    return body_of(
+        m.IncidentOut,
+        row,
         tier=TIERS[row.tier],
-        tier_entered_at=_dt(row.tier_entered_at),
-        sla_due_at=_odt(row.sla_due_at),
-        created_by=row.created_by,
-        transferred_to=row.transferred_to,
-        reported_at=_dt(row.reported_at),
-        dispatched_at=_odt(row.dispatched_at),
-        en_route_at=_odt(row.en_route_at),
-        on_scene_at=_odt(row.on_scene_at),
-        resolved_at=_odt(row.resolved_at),
-        ended_at=_odt(row.ended_at),
         allowed=[e.value for e in allowed_events(progress_of(row)) if e not in _INTERNAL],
         offers=[offer_out(o) for o in offers],
-        units=[_unit(u) for u in units],
+        units=[body_of(m.EngagedUnitOut, u) for u in units],
         history=[_transition(t) for t in history],
         intervals=intervals_of(row),
-        snapshots=[_snapshot(s) for s in snapshots],
+        snapshots=[body_of(m.SnapshotOut, s) for s in snapshots],
         feedback=_review(feedback, m.FeedbackOut),
         evaluation=_review(evaluation, m.EvaluationOut),
     )
@@ -146,20 +71,4 @@ def list_summaries(
     """Incidents newest first, filtered by state and report time."""
     with store.read() as conn:
         rows = db.list_incidents(conn, states=states, since=since, limit=limit)
-    return m.IncidentList(
-        incidents=[
-            m.IncidentSummary(
-                id=r.id,
-                state=r.state,
-                priority=r.priority,
-                category=r.category,
-                source=r.source,
-                lon=r.lon,
-                lat=r.lat,
-                address=r.address,
-                tier=TIERS[r.tier],
-                reported_at=_dt(r.reported_at),
-            )
-            for r in rows
-        ]
-    )
+    return m.IncidentList(incidents=[body_of(m.IncidentSummary, r, tier=TIERS[r.tier]) for r in rows])

@@ -11,16 +11,16 @@ from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter, NotFound
 from dispatch.routes import models
+from dispatch.routes.instants import Instant
 from dispatch.routes.params import Integer, PathId, QueryText, encode, read_body
 from store import access
 
-api = DocumentedRoutes("administration")
-
 TOKEN_ID = PathId("id", "the token's numeric id")
+api = DocumentedRoutes("administration", path_params=[TOKEN_ID])
 LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maximum=10000)
 
 
-SINCE = QueryText("since", "entries at or after this instant (RFC 3339)", "date-time")
+SINCE = Instant("since", "entries at or after this instant", required=False)
 ACTOR = QueryText("actor", "only this actor (e.g. token:3:console-1)")
 ACTION = QueryText("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
 
@@ -31,17 +31,11 @@ def _token_out(t: access.ApiToken, secret: str | None = None) -> models.TokenOut
     )
 
 
-@api.route(
-    "POST",
-    "/v1/tokens",
-    summary="Create an API token (shown once)",
-    role="admin",
-    body=models.TokenIn,
-    response=models.TokenOut,
-    status=201,
-)
+@api.route("POST", "/v1/tokens", role="admin", body=models.TokenIn, response=models.TokenOut, status=201)
 async def create_token(request: web.Request) -> web.Response:
-    """A new bearer token with a role. The token is in this answer only; its sha256 is stored."""
+    """Create an API token (shown once)
+
+    A new bearer token with a role. The token is in this answer only; its sha256 is stored."""
     body = await read_body(request, models.TokenIn)
     now = datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
     record, secret = await run_db(
@@ -52,24 +46,20 @@ async def create_token(request: web.Request) -> web.Response:
     return response
 
 
-@api.route("GET", "/v1/tokens", summary="List API tokens", role="admin", response=models.TokenList)
+@api.route("GET", "/v1/tokens", role="admin", response=models.TokenList)
 async def list_tokens(request: web.Request) -> web.Response:
-    """Every token's id, name, role and dates (never the token itself)."""
+    """List API tokens
+
+    Every token's id, name, role and dates (never the token itself)."""
     tokens = await run_db(access.list_tokens, request.app[ENGINE_KEY])
     return encode(models.TokenList(tokens=[_token_out(t) for t in tokens]))
 
 
-@api.route(
-    "DELETE",
-    "/v1/tokens/{id}",
-    summary="Revoke an API token",
-    role="admin",
-    params=[TOKEN_ID],
-    errors=[404],
-    status=204,
-)
+@api.route("DELETE", "/v1/tokens/{id}", role="admin", status=204)
 async def revoke_token(request: web.Request) -> web.Response:
-    """The token stops working at once."""
+    """Revoke an API token
+
+    The token stops working at once."""
     raw = TOKEN_ID.get(request)
     if not raw.isdigit():
         raise InvalidParameter("id", f"must be a token's numeric id, got {raw!r}")
@@ -80,24 +70,12 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@api.route(
-    "GET",
-    "/v1/audit",
-    summary="The audit log of location reads",
-    role="admin",
-    params=[SINCE, ACTOR, ACTION, LIMIT],
-    response=models.AuditList,
-)
+@api.route("GET", "/v1/audit", role="admin", params=[SINCE, ACTOR, ACTION, LIMIT], response=models.AuditList)
 async def read_audit(request: web.Request) -> web.Response:
-    """Who read which unit or area, when; oldest first. Entries queued in memory are written first."""
-    since = None
-    if raw := request.query.get("since"):
-        try:
-            since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidParameter("since", f"must be an RFC 3339 date-time, got {raw!r}") from None
-        if since.tzinfo is None:
-            raise InvalidParameter("since", "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
+    """The audit log of location reads
+
+    Who read which unit or area, when; oldest first. Entries queued in memory are written first."""
+    since = SINCE.get(request)
     await request.app[AUDIT_KEY].flush()
     entries = await run_db(
         access.read_audit,

@@ -10,113 +10,58 @@ from dispatch.keys import ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import NotFound
 from dispatch.routes import models, present
-from dispatch.routes.params import Integer, PathId, encode, read_body
-from dispatch.routes.resources import After, Resource
+from dispatch.routes.params import Integer, PathId, encode
+from dispatch.routes.resources import After, Edits, Resource, add_edit_routes
 from schemas.credentials import hash_secret, new_secret
 from store import registry
 
-api = DocumentedRoutes("devices")
-
 DEVICE_ID = PathId("id", "the device's id")
+api = DocumentedRoutes("devices", path_params=[DEVICE_ID])
 LIMIT = Integer("limit", "page size", default=500, minimum=1, maximum=5000)
-DEVICES = Resource(
-    "device",
-    DEVICE_ID,
-    registry.get_device,
-    registry.insert_device,
-    registry.update_device,
-    registry.list_devices,
-    Fleet.track_device,
-    present.device_out,
+DEVICES = Resource("device", DEVICE_ID, registry.DEVICE_QUERIES, Fleet.track_device, present.device_out)
+
+
+add_edit_routes(
+    api,
+    DEVICES,
+    Edits(
+        "/v1/devices",
+        models.DeviceIn,
+        models.DevicePatch,
+        models.DeviceOut,
+        create_doc="Register a device\n\nRegister a body camera, phone, radio or tracker. Issue its "
+        "credentials with POST /v1/devices/{id}/credentials, and bind it to a unit with "
+        "POST /v1/units/{id}/devices.",
+        patch_doc="Change a device (enabled=false disables it)\n\nChange kind, priority or enabled. A "
+        "disabled device no longer moves its unit.",
+        disable_doc="Disable a device\n\nDevices are never deleted (their fixes refer to them): "
+        "this disables the device.",
+    ),
 )
 
 
-@api.route(
-    "POST",
-    "/v1/devices",
-    summary="Register a device",
-    role="admin",
-    body=models.DeviceIn,
-    response=models.DeviceOut,
-    status=201,
-    errors=[409],
-)
-async def create_device(request: web.Request) -> web.Response:
-    """Register a body camera, phone, radio or tracker. Issue its credentials with
-    POST /v1/devices/{id}/credentials, and bind it to a unit with POST /v1/units/{id}/devices."""
-    return await DEVICES.create(request, await read_body(request, models.DeviceIn))
-
-
-@api.route(
-    "GET",
-    "/v1/devices",
-    summary="List devices",
-    role="viewer",
-    params=[After("devices"), LIMIT],
-    response=models.DeviceList,
-)
+@api.route("GET", "/v1/devices", role="viewer", params=[After("devices"), LIMIT], response=models.DeviceList)
 async def list_devices(request: web.Request) -> web.Response:
-    """Devices by id, paged with `after`/`limit`."""
+    """List devices
+
+    Devices by id, paged with `after`/`limit`."""
     page, next_after = await DEVICES.page(request, LIMIT.get(request))
     return encode(models.DeviceList(devices=[present.device_out(d) for d in page], next_after=next_after))
 
 
-@api.route(
-    "GET",
-    "/v1/devices/{id}",
-    summary="A device",
-    role="viewer",
-    params=[DEVICE_ID],
-    response=models.DeviceOut,
-    errors=[404],
-)
+@api.route("GET", "/v1/devices/{id}", role="viewer", response=models.DeviceOut)
 async def get_device(request: web.Request) -> web.Response:
-    """A device's registry record (its location is read through its unit)."""
+    """A device
+
+    A device's registry record (its location is read through its unit)."""
     return encode(present.device_out(await DEVICES.find(request, DEVICE_ID.get(request))))
 
 
-@api.route(
-    "PATCH",
-    "/v1/devices/{id}",
-    summary="Change a device (enabled=false disables it)",
-    role="admin",
-    params=[DEVICE_ID],
-    body=models.DevicePatch,
-    response=models.DeviceOut,
-    errors=[404],
-)
-async def patch_device(request: web.Request) -> web.Response:
-    """Change kind, priority or enabled. A disabled device no longer moves its unit."""
-    body = await read_body(request, models.DevicePatch)
-    return await DEVICES.change(request, **models.set_fields(body))
-
-
-@api.route(
-    "DELETE",
-    "/v1/devices/{id}",
-    summary="Disable a device",
-    role="admin",
-    params=[DEVICE_ID],
-    response=models.DeviceOut,
-    errors=[404],
-)
-async def disable_device(request: web.Request) -> web.Response:
-    """Devices are never deleted (their fixes refer to them): this disables the device."""
-    return await DEVICES.change(request, enabled=False)
-
-
-@api.route(
-    "POST",
-    "/v1/devices/{id}/credentials",
-    summary="Issue the device's secret (shown once)",
-    role="admin",
-    params=[DEVICE_ID],
-    response=models.CredentialsOut,
-    status=201,
-    errors=[404],
-)
+@api.route("POST", "/v1/devices/{id}/credentials", role="admin", response=models.CredentialsOut, status=201)
 async def issue_credentials(request: web.Request) -> web.Response:
-    """A new random secret for MQTT (username = device id) and HTTP ingestion. It replaces any previous
+    """Issue the device's secret (shown once)
+
+    A new random secret for MQTT (username = device id) and HTTP ingestion. It replaces any previous
     secret, is shown in this answer only, and is stored as a scrypt hash."""
     device_id = DEVICE_ID.get(request)
     await DEVICES.find(request, device_id)

@@ -25,8 +25,6 @@ from dispatch.routes.params import MAX_ROW_ID, PathId, QueryText, encode, read_b
 from schemas.tables.grids import GRID_ID_PATTERN
 from store import duty
 
-api = DocumentedRoutes("duty")
-
 RowId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)]
 GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
 ShiftName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -34,6 +32,7 @@ ShiftName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"
 BodyInstant = Annotated[str, msgspec.Meta(max_length=64)] | float
 
 ASSIGNMENT_ID = PathId("id", "the assignment's id")
+api = DocumentedRoutes("duty", path_params=[ASSIGNMENT_ID])
 AT = Instant("at", "the assignments holding their grid at this instant (default: now)", required=False)
 FROM = Instant("from", "shifts ending after this instant", required=False)
 TO = Instant("to", "shifts starting before this instant", required=False)
@@ -170,11 +169,11 @@ async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise InvalidParameter(exc.field, exc.message) from None
 
 
-@api.route(
-    "POST", "/v1/shifts", summary="Create a shift", role="admin", body=ShiftIn, response=ShiftOut, status=201
-)
+@api.route("POST", "/v1/shifts", role="admin", body=ShiftIn, response=ShiftOut, status=201)
 async def create_shift(request: web.Request) -> web.Response:
-    """A named shift over [starts_at, ends_at); assignments may name it instead of their times."""
+    """Create a shift
+
+    A named shift over [starts_at, ends_at); assignments may name it instead of their times."""
     body = await read_body(request, ShiftIn)
     made: duty.Shift = await _write(
         duty.create_shift,
@@ -190,16 +189,11 @@ async def create_shift(request: web.Request) -> web.Response:
     return encode(_shift(made), status=201)
 
 
-@api.route(
-    "GET",
-    "/v1/shifts",
-    summary="Shifts in a time range",
-    role="viewer",
-    params=[FROM, TO],
-    response=ShiftList,
-)
+@api.route("GET", "/v1/shifts", role="viewer", params=[FROM, TO], response=ShiftList)
 async def list_shifts(request: web.Request) -> web.Response:
-    """The shifts overlapping [from, to) (either absent: unbounded), by start."""
+    """Shifts in a time range
+
+    The shifts overlapping [from, to) (either absent: unbounded), by start."""
     start, end = optional_range(request, FROM, TO)
     found = await run_db(duty.list_shifts, request.app[ENGINE_KEY], start=start, end=end)
     return encode(ShiftList([_shift(s) for s in found]))
@@ -208,17 +202,18 @@ async def list_shifts(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/v1/assignments",
-    summary="Assign a unit to a grid",
     role="dispatcher",
     body=AssignmentIn,
     response=AssignmentMade,
     status=201,
     errors=[409],
-    description="409 when the grid has a holder or the unit holds another grid then: `holder` names the "
-    "first assignment in the way and `clashes` all of them; `replace: true` ends them at the new start.",
 )
 async def create_assignment(request: web.Request) -> web.Response:
-    """Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules."""
+    """Assign a unit to a grid
+
+    Unit `unit_id` holds `grid_id` over the times given or its shift's, under the seed's rules. 409 when the
+    grid has a holder or the unit holds another grid then: `holder` names the first assignment in the way
+    and `clashes` all of them; `replace: true` ends them at the new start."""
     body = await read_body(request, AssignmentIn)
     actor = principal(request).actor
     made: duty.Made = await _write(
@@ -239,16 +234,11 @@ async def create_assignment(request: web.Request) -> web.Response:
     return encode(AssignmentMade(_assignment(a), [_assignment(r) for r in made.replaced]), status=201)
 
 
-@api.route(
-    "GET",
-    "/v1/assignments",
-    summary="Who holds which grid at an instant",
-    role="viewer",
-    params=[AT, UNIT, GRID],
-    response=AssignmentList,
-)
+@api.route("GET", "/v1/assignments", role="viewer", params=[AT, UNIT, GRID], response=AssignmentList)
 async def list_assignments(request: web.Request) -> web.Response:
-    """The assignments holding their grid at `at` (default now), optionally of one unit or one grid."""
+    """Who holds which grid at an instant
+
+    The assignments holding their grid at `at` (default now), optionally of one unit or one grid."""
     at = AT.get(request) or _now(request)
     found = await run_db(
         duty.assignments_at,
@@ -260,17 +250,11 @@ async def list_assignments(request: web.Request) -> web.Response:
     return encode(AssignmentList(at, [_assignment(a) for a in found]))
 
 
-@api.route(
-    "DELETE",
-    "/v1/assignments/{id}",
-    summary="End an assignment now",
-    role="dispatcher",
-    params=[ASSIGNMENT_ID],
-    response=AssignmentOut,
-    errors=[404, 409],
-)
+@api.route("DELETE", "/v1/assignments/{id}", role="dispatcher", response=AssignmentOut, errors=[409])
 async def end_assignment(request: web.Request) -> web.Response:
-    """The assignment stops holding its grid now (one not begun never will); its history stays. 409 once
+    """End an assignment now
+
+    The assignment stops holding its grid now (one not begun never will); its history stays. 409 once
     it is over."""
     assignment_id = ASSIGNMENT_ID.row_id(request, "an assignment id")
     actor = principal(request).actor

@@ -18,17 +18,17 @@ from dispatch.blocking import run_db
 from dispatch.keys import CLOCK_KEY, ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
+from dispatch.routes.instants import Instant
 from dispatch.routes.params import PathId, QueryText, Words, read_body
 from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
 from store import grids
 
-api = DocumentedRoutes("grids")
-
+GEOJSON = "application/geo+json"
 GRID_ID = PathId("id", "the grid's id (e.g. community-mission)")
+api = DocumentedRoutes("grids", path_params=[GRID_ID], media_type=GEOJSON)
 LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
 _ID = re.compile(GRID_ID_PATTERN)
-GEOJSON = "application/geo+json"
 
 GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -54,7 +54,7 @@ class GridPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 PARENT = QueryText("parent", "only the community grids of this police grid (its id)")
-AT = QueryText("at", "the boundaries valid at this instant (RFC 3339; default: now)", "date-time")
+AT = Instant("at", "the boundaries valid at this instant, now if absent", required=False)
 
 _FEATURE: dict[str, Any] = {
     "type": "object",
@@ -106,19 +106,6 @@ def _grid_id(request: web.Request) -> str:
     return raw
 
 
-def _at(request: web.Request) -> datetime | None:
-    raw = request.query.get("at")
-    if not raw:
-        return None
-    try:
-        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidParameter("at", f"must be an RFC 3339 date-time, got {raw[:40]!r}") from None
-    if at.tzinfo is None:
-        raise InvalidParameter("at", "needs a time zone (e.g. 2024-05-30T17:00:00Z)")
-    return at
-
-
 def _boundary(geometry: dict[str, Any]) -> Any:
     try:
         boundary = read_boundary(geometry)
@@ -142,17 +129,11 @@ async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise InvalidParameter("body", str(exc)) from None
 
 
-@api.route(
-    "GET",
-    "/v1/grids",
-    summary="Grids as a GeoJSON FeatureCollection",
-    role="viewer",
-    params=[LEVEL, PARENT, AT],
-    response=_COLLECTION,
-    media_type=GEOJSON,
-)
+@api.route("GET", "/v1/grids", role="viewer", params=[LEVEL, PARENT, AT], response=_COLLECTION)
 async def list_grid_features(request: web.Request) -> web.Response:
-    """The current grids (or those valid at `at`), optionally of one level or one police grid's children."""
+    """Grids as a GeoJSON FeatureCollection
+
+    The current grids (or those valid at `at`), optionally of one level or one police grid's children."""
     levels = LEVEL.get(request)
     if levels is not None and len(levels) > 1:
         raise InvalidParameter("level", "give one level")
@@ -164,43 +145,28 @@ async def list_grid_features(request: web.Request) -> web.Response:
         request.app[ENGINE_KEY],
         level=levels[0] if levels else None,
         parent=parent,
-        at=_at(request),
+        at=AT.get(request),
     )
     return _geojson({"type": "FeatureCollection", "features": [_feature(r) for r in records]})
 
 
-@api.route(
-    "GET",
-    "/v1/grids/{id}",
-    summary="One grid as a GeoJSON Feature",
-    role="viewer",
-    params=[GRID_ID, AT],
-    response=_FEATURE,
-    errors=[404],
-    media_type=GEOJSON,
-)
+@api.route("GET", "/v1/grids/{id}", role="viewer", params=[AT], response=_FEATURE)
 async def read_grid(request: web.Request) -> web.Response:
-    """The grid's current version (or the one valid at `at`)."""
+    """One grid as a GeoJSON Feature
+
+    The grid's current version (or the one valid at `at`)."""
     grid_id = _grid_id(request)
-    found = await run_db(grids.get_grid, request.app[ENGINE_KEY], grid_id, at=_at(request))
+    found = await run_db(grids.get_grid, request.app[ENGINE_KEY], grid_id, at=AT.get(request))
     if found is None:
         raise NotFound(f"no grid {grid_id}" + (" at that time" if "at" in request.query else ""))
     return _geojson(_feature(found))
 
 
-@api.route(
-    "POST",
-    "/v1/grids",
-    summary="Create a grid",
-    role="admin",
-    body=GridIn,
-    response=_FEATURE,
-    status=201,
-    errors=[409],
-    media_type=GEOJSON,
-)
+@api.route("POST", "/v1/grids", role="admin", body=GridIn, response=_FEATURE, status=201, errors=[409])
 async def create_grid(request: web.Request) -> web.Response:
-    """A new police or community grid; its first version is valid from now."""
+    """Create a grid
+
+    A new police or community grid; its first version is valid from now."""
     body = await read_body(request, GridIn)
     made = await _write(
         grids.create_grid,
@@ -215,19 +181,11 @@ async def create_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(made), status=201)
 
 
-@api.route(
-    "PATCH",
-    "/v1/grids/{id}",
-    summary="Change a grid (a new version)",
-    role="admin",
-    params=[GRID_ID],
-    body=GridPatch,
-    response=_FEATURE,
-    errors=[404],
-    media_type=GEOJSON,
-)
+@api.route("PATCH", "/v1/grids/{id}", role="admin", body=GridPatch, response=_FEATURE)
 async def update_grid(request: web.Request) -> web.Response:
-    """A changed name, parent or boundary closes the current version now and opens the next."""
+    """Change a grid (a new version)
+
+    A changed name, parent or boundary closes the current version now and opens the next."""
     grid_id = _grid_id(request)
     body = await read_body(request, GridPatch)
     _, changed = await _write(
@@ -242,18 +200,11 @@ async def update_grid(request: web.Request) -> web.Response:
     return _geojson(_feature(changed))
 
 
-@api.route(
-    "DELETE",
-    "/v1/grids/{id}",
-    summary="Retire a grid",
-    role="admin",
-    params=[GRID_ID],
-    response=_FEATURE,
-    errors=[404, 409],
-    media_type=GEOJSON,
-)
+@api.route("DELETE", "/v1/grids/{id}", role="admin", response=_FEATURE, errors=[409])
 async def retire_grid(request: web.Request) -> web.Response:
-    """Its current version ends now; its history stays for reports. A police grid must have no children."""
+    """Retire a grid
+
+    Its current version ends now; its history stays for reports. A police grid must have no children."""
     grid_id = _grid_id(request)
     retired = await _write(grids.retire_grid, request.app[ENGINE_KEY], grid_id, now=_now(request))
     return _geojson(_feature(retired))

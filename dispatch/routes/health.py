@@ -13,9 +13,11 @@ from dispatch.routes.params import encode
 api = DocumentedRoutes("operations")
 
 
-@api.route("GET", "/healthz", summary="Readiness", role=None, response=Health, errors=[503])
+@api.route("GET", "/healthz", role=None, response=Health, errors=[503])
 async def healthz(request: web.Request) -> web.Response:
-    """200 once the live index has been rebuilt and the API serves; 503 before. No token needed."""
+    """Readiness
+
+    200 once the live index has been rebuilt and the API serves; 503 before. No token needed."""
     fleet = request.app[FLEET_KEY]
     status = 200 if fleet.ready else 503
     return encode(
@@ -23,28 +25,19 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-@api.route(
-    "GET",
-    "/metrics",
-    summary="Prometheus metrics",
-    role="viewer",
-    response={"type": "string"},
-    media_type="text/plain",
-)
+@api.route("GET", "/metrics", role="viewer", response={"type": "string"}, media_type="text/plain")
 async def metrics(request: web.Request) -> web.Response:
-    """Metrics in the Prometheus text format."""
+    """Prometheus metrics
+
+    Metrics in the Prometheus text format."""
     response = web.Response(body=generate_latest())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
 
-@api.route(
-    "GET",
-    "/openapi.json",
-    summary="This API's OpenAPI 3.1 document (open: browsers and client generators read it tokenless)",
-    role=None,
-    response={"type": "object"},
-)
+@api.route("GET", "/openapi.json", role=None, response={"type": "object"})
 async def openapi(request: web.Request) -> web.Response:
-    """The OpenAPI document, generated from the route declarations."""
+    """This API's OpenAPI 3.1 document (open: browsers and client generators read it tokenless)
+
+    The OpenAPI document, generated from the route declarations."""
     return encode(request.app[OPENAPI_KEY])

@@ -59,11 +59,10 @@ _COLLECTION: dict[str, Any] = {
 @api.route(
     "GET",
     "/v1/heatmap/incidents",
-    summary="Incidents counted per H3 hexagon between two times, as GeoJSON",
     role="viewer",
     params=[RES, FROM, TO, CATEGORY, PRIORITY, HOUR, WEEKDAY],
     response=_COLLECTION,
-    errors=[400, 422],
+    errors=[422],
     media_type=GEOJSON,
     description="Every incident stores its H3 cell at resolution 15 when it is stored; a hexagon at `res` "
     "counts the incidents whose cell descends from it (H3's hierarchy: a few per cent of incidents near a "
@@ -72,7 +71,9 @@ _COLLECTION: dict[str, Any] = {
     "the station's time zone (OUTPOST_STATION_TIMEZONE).",
 )
 async def incidents_heatmap(request: web.Request) -> web.Response:
-    """The hexagons with their counts."""
+    """Incidents counted per H3 hexagon between two times, as GeoJSON
+
+    The hexagons with their counts."""
     query = await _query(request)
     rows = await run_db(hex_counts, request.app[ENGINE_KEY], query)
     features = [

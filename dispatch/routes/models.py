@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from schemas.vocabulary import DeviceKind, UnitKind, UnitStatus
+from store.registry import Device
 
 RoleName = Literal["admin", "dispatcher", "viewer"]
 
@@ -149,16 +150,8 @@ class DevicePatch(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool | msgspec.UnsetType = UNSET
 
 
-class DeviceOut(msgspec.Struct):
+class DeviceOut(Device, frozen=True):
     """A device's registry record (the secret is never shown again; `has_credentials` says one exists)."""
-
-    id: str
-    kind: str
-    enabled: bool
-    priority: int
-    has_credentials: bool
-    registered_by: str
-    created_at: datetime
 
 
 class DeviceList(msgspec.Struct):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import geo
 from dispatch.auth import principal
 from dispatch.keys import AUDIT_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
 from dispatch.openapi import DocumentedRoutes
@@ -38,13 +39,14 @@ MAX_ACCURACY = Number("max_accuracy_m", "only units whose fix is at least this a
 @api.route(
     "GET",
     "/v1/units/nearest",
-    summary="The nearest matching units, with why and what was left out",
     role="viewer",
     params=[LON, LAT, K, STATUS, KIND, SKILL, MAX_AGE, RADIUS, MAX_ACCURACY],
     response=models.NearestOut,
 )
 async def nearest(request: web.Request) -> web.Response:
-    """The k nearest units by great-circle distance (exact), nearest first, filtered by status (default
+    """The nearest matching units, with why and what was left out
+
+    The k nearest units by great-circle distance (exact), nearest first, filtered by status (default
     available), kind, skills, fix age, radius and accuracy. `excluded` counts the nearer units left out, by
     reason (`status:<s>`, `kind`, `skills`, `stale`, `accuracy`; `out_of_radius` counts the matching units
     beyond the radius that would have filled the places left). ETAs are straight-line estimates. The read
@@ -54,22 +56,17 @@ async def nearest(request: web.Request) -> web.Response:
     lon, lat, k = LON.need(request), LAT.need(request), K.get(request)
     if k > settings.nearest_max_k:
         raise InvalidParameter("k", f"must be at most {settings.nearest_max_k}, got {k}")
-    statuses_asked = STATUS.get(request) or ("available",)
-    statuses = None if "any" in statuses_asked else statuses_asked
-    kinds, skills = KIND.get(request), SKILL.get(request) or ()
-    max_age_s = MAX_AGE.get(request, settings.max_fix_age_s)
-    radius_m, max_accuracy_m = RADIUS.get(request), MAX_ACCURACY.get(request)
-    result = app[FLEET_KEY].nearest(
-        lon,
-        lat,
-        k,
-        statuses=statuses,
-        kinds=kinds,
+    asked = STATUS.get(request) or ("available",)
+    skills = SKILL.get(request) or ()
+    filters = geo.Filters(
+        statuses=None if "any" in asked else asked,
+        kinds=KIND.get(request),
         skills=skills,
-        max_age_s=max_age_s,
-        radius_m=radius_m,
-        max_accuracy_m=max_accuracy_m,
+        max_age_s=MAX_AGE.get(request, settings.max_fix_age_s),
+        radius_m=RADIUS.get(request),
+        max_accuracy_m=MAX_ACCURACY.get(request),
     )
+    result = app[FLEET_KEY].nearest(lon, lat, k, **filters)
     now_s = app[CLOCK_KEY].now()
     units = [
         present.nearest_unit(n, rank, now_s, settings, skills)
@@ -81,6 +78,7 @@ async def nearest(request: web.Request) -> web.Response:
         f"point:{lon:.6f},{lat:.6f}",
         {"k": k, "units": [u.id for u in units]},
     )
+    statuses, kinds = filters["statuses"], filters["kinds"]
     query = models.NearestQuery(
         lon=lon,
         lat=lat,
@@ -88,8 +86,8 @@ async def nearest(request: web.Request) -> web.Response:
         status=list(statuses) if statuses else None,
         kind=list(kinds) if kinds else None,
         skill=list(skills),
-        max_age_s=max_age_s,
-        radius_m=radius_m,
-        max_accuracy_m=max_accuracy_m,
+        max_age_s=filters["max_age_s"],
+        radius_m=filters["radius_m"],
+        max_accuracy_m=filters["max_accuracy_m"],
     )
     return encode(models.NearestOut(units=units, excluded=dict(result.excluded), query=query))

@@ -58,11 +58,17 @@ class PathId:
 
 
 @dataclass(frozen=True)
-class Number:
-    """A finite float query parameter within [minimum, maximum]."""
+class Query:
+    """A query parameter: its name, and what it means (its OpenAPI description)."""
 
     name: str
     description: str
+
+
+@dataclass(frozen=True)
+class Number(Query):
+    """A finite float query parameter within [minimum, maximum]."""
+
     minimum: float | None = None
     maximum: float | None = None
     positive: bool = False  # strictly greater than zero
@@ -109,11 +115,9 @@ class Number:
 
 
 @dataclass(frozen=True)
-class Integer:
+class Integer(Query):
     """An integer query parameter within [minimum, maximum], with a default."""
 
-    name: str
-    description: str
     default: int
     minimum: int
     maximum: int
@@ -149,11 +153,9 @@ class Integer:
 
 
 @dataclass(frozen=True)
-class Words:
+class Words(Query):
     """A list of words: repeated (`?skill=a&skill=b`) and/or comma-separated (`?skill=a,b`)."""
 
-    name: str
-    description: str
     choices: Sequence[str] | None = None  # None: any non-empty word
     extra_choices: Sequence[str] = ()  # accepted besides `choices` (e.g. "any")
 
@@ -184,12 +186,10 @@ class Words:
 
 
 @dataclass(frozen=True)
-class QueryText:
+class QueryText(Query):
     """A string query parameter the route reads and checks itself, documented (`fmt`: an OpenAPI format;
     `pattern`: the regular expression a value matches)."""
 
-    name: str
-    description: str
     fmt: str | None = None
     pattern: str | None = None
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 
 import geo
+from dispatch.bodies import body_of
 from dispatch.routes import models
 from dispatch.settings import ApiSettings
 from schemas.fix import Fix, FixFlag
@@ -55,17 +56,7 @@ def fix_out(f: Fix | None) -> models.FixOut | None:
     if f is None:
         return None
     flags = [flag.name.lower() for flag in FixFlag if flag and flag.name and f.flags & flag]
-    return models.FixOut(
-        ts=f.ts,
-        received_at=f.received_at,
-        lon=f.lon,
-        lat=f.lat,
-        accuracy_m=f.accuracy_m,
-        speed_mps=f.speed_mps,
-        heading_deg=f.heading_deg,
-        battery_pct=f.battery_pct,
-        flags=flags,
-    )
+    return body_of(models.FixOut, f, flags=flags)
 
 
 def eta_speed_mps(kind: str, settings: ApiSettings) -> float:
@@ -102,17 +93,14 @@ def nearest_unit(
         f"{which} {e.status.replace('_', ' ')} {e.kind} unit{with_skills}, {distance_words(n.distance_m)}, "
         f"fix {age_s:.0f} s old{accuracy}"
     )
-    return models.NearestUnit(
+    return body_of(
+        models.NearestUnit,
+        e,
         id=e.unit_id,
         distance_m=n.distance_m,
         eta_s=round(n.distance_m / speed, 1),
         eta_basis=f"straight line at {speed:g} m/s for {e.kind} (estimate)",
         fix_age_s=round(age_s, 3),
-        accuracy_m=e.accuracy_m,
-        status=e.status,
-        kind=e.kind,
         skills=sorted(e.skills),
-        lon=e.lon,
-        lat=e.lat,
         reason=reason,
     )

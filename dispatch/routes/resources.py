@@ -1,8 +1,9 @@
 """What the registry's resources (units, devices) answer alike: create, find or 404, a page, a change.
 
 A `Resource` names how one kind of record is stored (`store.registry`), followed by the live picture (the
-fleet's `track_*`) and answered (`present.*_out`); the route modules keep their own handlers, parameters
-and documentation, and call these for the parts that are the same.
+fleet's `track_*`) and answered (`present.*_out`). `add_edit_routes` registers the admin's three routes that
+are the same for every resource (create, change, disable); the route modules keep their other handlers,
+and call the `Resource` for the parts that are the same.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from aiohttp import web
-from sqlalchemy import Engine
 
 from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
 from dispatch.keys import CLOCK_KEY, ENGINE_KEY, FLEET_KEY
+from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, NotFound
-from dispatch.routes.params import PathId, encode
+from dispatch.routes.models import set_fields
+from dispatch.routes.params import PathId, encode, read_body
 from store import registry
 
 
@@ -62,16 +64,13 @@ class Resource(Generic[R]):
 
     noun: str  # "unit": NotFound says "no unit <id>"
     path_id: PathId
-    get: Callable[[Engine, str], R | None]
-    insert: Callable[..., R]  # (engine, *, id, ..., now)
-    update: Callable[..., R | None]  # (engine, id, **changes); None when there is no such record
-    listing: Callable[..., list[R]]  # (engine, *, after_id, limit, **filters)
+    queries: registry.Queries[R]
     track: Callable[[Fleet, R], None]  # let the live picture follow the stored record
     out: Callable[[R], msgspec.Struct]  # the API body of a record
 
     async def find(self, request: web.Request, record_id: str) -> R:
         """The record, or NotFound."""
-        record = await run_db(self.get, request.app[ENGINE_KEY], record_id)
+        record = await run_db(self.queries.get, request.app[ENGINE_KEY], record_id)
         if record is None:
             raise NotFound(f"no {self.noun} {record_id}")
         return record
@@ -80,7 +79,9 @@ class Resource(Generic[R]):
         """Store a new record from `body`'s fields (409 for a taken id), follow it, answer 201."""
         fields = msgspec.structs.asdict(body)
         try:
-            record = await run_db(self.insert, request.app[ENGINE_KEY], **fields, now=clock_now(request))
+            record = await run_db(
+                self.queries.insert, request.app[ENGINE_KEY], **fields, now=clock_now(request)
+            )
         except registry.Duplicate as exc:
             raise Conflict(str(exc), current_state={"id": fields["id"]}) from None
         self.track(request.app[FLEET_KEY], record)
@@ -89,7 +90,7 @@ class Resource(Generic[R]):
     async def page(self, request: web.Request, limit: int, **filters: Any) -> tuple[list[R], str | None]:
         """Up to `limit` records after the `after` query parameter, and the next page's `after` (or None)."""
         records = await run_db(
-            self.listing,
+            self.queries.listing,
             request.app[ENGINE_KEY],
             **filters,
             after_id=request.query.get("after"),
@@ -101,8 +102,58 @@ class Resource(Generic[R]):
     async def change(self, request: web.Request, **changes: Any) -> web.Response:
         """Store the changes, let the live picture follow, answer with the record."""
         record_id = self.path_id.get(request)
-        record = await run_db(self.update, request.app[ENGINE_KEY], record_id, **changes)
+        record = await run_db(self.queries.update, request.app[ENGINE_KEY], record_id, **changes)
         if record is None:
             raise NotFound(f"no {self.noun} {record_id}")
         self.track(request.app[FLEET_KEY], record)
         return encode(self.out(record))
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def named(handler: H, name: str, doc: str) -> H:
+    """A handler made in a function, named and documented for the OpenAPI document (its operationId is the
+    name; the docstring is its summary, blank line, description)."""
+    handler.__name__ = handler.__qualname__ = name
+    handler.__doc__ = doc
+    return handler
+
+
+@dataclass(frozen=True)
+class Edits:
+    """The admin's edits of one resource, and each route's docstring (summary, blank line, description)."""
+
+    path: str  # the collection: "/v1/units"
+    new: type[msgspec.Struct]  # the body that creates one
+    patch: type[msgspec.Struct]  # the body that changes one (UNSET fields keep their value)
+    out: type[msgspec.Struct]  # the answer
+    create_doc: str
+    patch_doc: str
+    disable_doc: str
+
+
+def add_edit_routes(api: DocumentedRoutes, resource: Resource[Any], edits: Edits) -> None:
+    """`POST path` (create, 409 for a taken id), `PATCH path/{id}` and `DELETE path/{id}` (disable: records
+    are never deleted), for admins; the handlers are named `create_<noun>`, `patch_<noun>` and
+    `disable_<noun>`."""
+    item = f"{edits.path}/{{{resource.path_id.name}}}"
+
+    async def create(request: web.Request) -> web.Response:
+        return await resource.create(request, await read_body(request, edits.new))
+
+    async def patch(request: web.Request) -> web.Response:
+        return await resource.change(request, **set_fields(await read_body(request, edits.patch)))
+
+    async def disable(request: web.Request) -> web.Response:
+        return await resource.change(request, enabled=False)
+
+    named(create, f"create_{resource.noun}", edits.create_doc)
+    named(patch, f"patch_{resource.noun}", edits.patch_doc)
+    named(disable, f"disable_{resource.noun}", edits.disable_doc)
+    out, params = edits.out, [resource.path_id]
+    api.route("POST", edits.path, role="admin", body=edits.new, response=out, status=201, errors=[409])(
+        create
+    )
+    api.route("PATCH", item, role="admin", params=params, body=edits.patch, response=out)(patch)
+    api.route("DELETE", item, role="admin", params=params, response=out)(disable)

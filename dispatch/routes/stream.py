@@ -132,14 +132,15 @@ def sse(event: Event, event_id: int = 0) -> bytes:
 @api.route(
     "GET",
     "/v1/stream",
-    summary="Live unit positions and status changes (Server-Sent Events)",
     role="viewer",
     params=[BBOX, LAST_EVENT_ID],
     response={"type": "string"},
     media_type="text/event-stream",
 )
 async def stream(request: web.Request) -> web.StreamResponse:
-    """A `text/event-stream` of `unit.moved` (coalesced per unit), `unit.status`, `unit.devices_separated`
+    """Live unit positions and status changes (Server-Sent Events)
+
+    A `text/event-stream` of `unit.moved` (coalesced per unit), `unit.status`, `unit.devices_separated`
     and other live events (incidents), each `data:` a JSON object with a `type` and each with an increasing
     `id:`. Reconnect with `Last-Event-ID` to be sent what was missed, or a `resync` event when that is
     older than the server's buffer (reload the snapshot then)."""

@@ -10,6 +10,7 @@ patrolled, the stops and the trips. Every answer is a read of positions and is a
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -17,11 +18,12 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
-from dispatch.openapi import DocumentedRoutes, parameter
+from dispatch.openapi import Documented, DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter, Unavailable, Unprocessable
 from dispatch.routes.devices import DEVICES
 from dispatch.routes.instants import FROM, TO, TimeRange, time_range
-from dispatch.routes.params import Number, PathId, encode
+from dispatch.routes.params import Number, encode
+from dispatch.routes.resources import Resource, named
 from dispatch.routes.track_formats import FORMATS, MEDIA_TYPES, TrackMeta, rfc3339, writer_for
 from dispatch.routes.units import UNITS
 from geo.track import OneLine, TrackPoint, distance_m, simplify, stops_and_trips
@@ -32,8 +34,6 @@ log = logging.getLogger(__name__)
 
 api = DocumentedRoutes("tracks")
 
-UNIT_ID = PathId("id", "the unit's id")
-DEVICE_ID = PathId("id", "the device's id")
 SIMPLIFY = Number(
     "simplify_m", "simplify the track: no dropped fix lies further than this from it (m)", 0, 10_000
 )
@@ -62,39 +62,34 @@ class _Format:
 
 
 FORMAT = _Format()
-_TRACK_RESPONSE = {"type": "object", "description": "GeoJSON FeatureCollection, GPX 1.1 or CSV (see format)"}
+_TRACK = {"type": "object", "description": "GeoJSON FeatureCollection, GPX 1.1 or CSV (see format)"}
 
 
-@api.route(
-    "GET",
-    "/v1/units/{id}/track",
-    summary="A unit's track between two times, as GeoJSON, GPX or CSV (audited)",
-    role="viewer",
-    params=[UNIT_ID, FROM, TO, FORMAT, SIMPLIFY],
-    response=_TRACK_RESPONSE,
-    errors=[400, 404, 422],
+def _track_route(resource: Resource[Any], doc: str) -> None:
+    """`GET /v1/<resource>s/{id}/track`: the track of one unit or one device."""
+    owner = f"{resource.noun}_id"
+
+    async def track(request: web.Request) -> web.StreamResponse:
+        record_id = resource.path_id.get(request)
+        await resource.find(request, record_id)
+        return await _track(request, f"{resource.noun}:{record_id}", **{owner: record_id})
+
+    params: list[Documented] = [resource.path_id, FROM, TO, FORMAT, SIMPLIFY]
+    path = f"/v1/{resource.noun}s/{{id}}/track"
+    handler = named(track, f"{resource.noun}_track", doc)
+    api.route("GET", path, role="viewer", params=params, response=_TRACK, errors=[422])(handler)
+
+
+_track_route(
+    UNITS,
+    "A unit's track between two times, as GeoJSON, GPX or CSV (audited)\n\nThe fixes of the unit's devices "
+    "while bound to it, one line through them, in time order.",
 )
-async def unit_track(request: web.Request) -> web.StreamResponse:
-    """The fixes of the unit's devices while bound to it, one line through them, in time order."""
-    unit_id = UNIT_ID.get(request)
-    await UNITS.find(request, unit_id)
-    return await _track(request, f"unit:{unit_id}", unit_id=unit_id)
-
-
-@api.route(
-    "GET",
-    "/v1/devices/{id}/track",
-    summary="A device's track between two times, as GeoJSON, GPX or CSV (audited)",
-    role="viewer",
-    params=[DEVICE_ID, FROM, TO, FORMAT, SIMPLIFY],
-    response=_TRACK_RESPONSE,
-    errors=[400, 404, 422],
+_track_route(
+    DEVICES,
+    "A device's track between two times, as GeoJSON, GPX or CSV (audited)\n\nEvery stored fix of the device, "
+    "in time order.",
 )
-async def device_track(request: web.Request) -> web.StreamResponse:
-    """Every stored fix of the device, in time order."""
-    device_id = DEVICE_ID.get(request)
-    await DEVICES.find(request, device_id)
-    return await _track(request, f"device:{device_id}", device_id=device_id)
 
 
 async def _track(
@@ -194,18 +189,19 @@ class UnitSummary(msgspec.Struct):
 @api.route(
     "GET",
     "/v1/units/{id}/summary",
-    summary="Distance patrolled, stops and trips of a unit between two times (audited)",
     role="viewer",
-    params=[UNIT_ID, FROM, TO],
+    params=[UNITS.path_id, FROM, TO],
     response=UnitSummary,
-    errors=[400, 404, 422],
+    errors=[422],
     description="Distance: great-circle legs between consecutive fixes, leaving out fixes flagged low "
     "accuracy, impossible speed, out of order or mock. A stop: a stay within OUTPOST_STOP_RADIUS_M of where "
     "it began for at least OUTPOST_STOP_MIN_S; a trip: what lies between two stops.",
 )
 async def unit_summary(request: web.Request) -> web.Response:
-    """The summary of the unit's one line of fixes in the range."""
-    unit_id = UNIT_ID.get(request)
+    """Distance patrolled, stops and trips of a unit between two times (audited)
+
+    The summary of the unit's one line of fixes in the range."""
+    unit_id = UNITS.path_id.get(request)
     settings = request.app[SETTINGS_KEY]
     span = time_range(request, settings.track_max_range_s)
     await UNITS.find(request, unit_id)

@@ -13,51 +13,57 @@ from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, FLEET_KEY
 from dispatch.live import UnitState
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
-from dispatch.routes import models, present
+from dispatch.routes import present
+from dispatch.routes.models import (
+    BindingIn,
+    BindingList,
+    BindingOut,
+    StatusIn,
+    StatusOut,
+    UnitDetail,
+    UnitDevice,
+    UnitIn,
+    UnitList,
+    UnitListItem,
+    UnitOut,
+    UnitPatch,
+)
 from dispatch.routes.params import Bbox, Integer, PathId, Words, encode, read_body
-from dispatch.routes.resources import After, Resource, clock_now
+from dispatch.routes.resources import After, Edits, Resource, add_edit_routes, clock_now
 from schemas.vocabulary import UNIT_KINDS, UNIT_STATUSES
 from store import registry
 
-api = DocumentedRoutes("units")
-
 UNIT_ID = PathId("id", "the unit's id")
 DEVICE_ID = PathId("device_id", "the device's id")
+api = DocumentedRoutes("units", path_params=[UNIT_ID, DEVICE_ID])
 BBOX = Bbox()
 LIST_KIND = Words("kind", "only units of these kinds", UNIT_KINDS)
 LIST_STATUS = Words("status", "only units in these statuses", UNIT_STATUSES)
 LIMIT = Integer("limit", "page size of the registry listing", default=500, minimum=1, maximum=5000)
-UNITS = Resource(
-    "unit",
-    UNIT_ID,
-    registry.get_unit,
-    registry.insert_unit,
-    registry.update_unit,
-    registry.list_units,
-    Fleet.track_unit,
-    present.unit_out,
-)
+UNITS = Resource("unit", UNIT_ID, registry.UNIT_QUERIES, Fleet.track_unit, present.unit_out)
 
 
 # ---- registry ------------------------------------------------------------------------------------------
 
 
-@api.route(
-    "POST",
-    "/v1/units",
-    summary="Create a unit",
-    role="admin",
-    body=models.UnitIn,
-    response=models.UnitOut,
-    status=201,
-    errors=[409],
+add_edit_routes(
+    api,
+    UNITS,
+    Edits(
+        "/v1/units",
+        UnitIn,
+        UnitPatch,
+        UnitOut,
+        create_doc="Create a unit\n\nRegister an officer, auxiliary or vehicle.",
+        patch_doc="Change a unit (enabled=false disables it)\n\nChange name, kind, skills or enabled. "
+        "A disabled unit leaves the live index.",
+        disable_doc="Disable a unit\n\nUnits are never deleted (their history stays meaningful): "
+        "this disables the unit.",
+    ),
 )
-async def create_unit(request: web.Request) -> web.Response:
-    """Register an officer, auxiliary or vehicle."""
-    return await UNITS.create(request, await read_body(request, models.UnitIn))
 
 
-def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> models.UnitListItem:
+def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> UnitListItem:
     fleet = request.app[FLEET_KEY]
     position = fleet.position(unit_id)
     now_s = request.app[CLOCK_KEY].now()
@@ -66,7 +72,7 @@ def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> m
     source: registry.Unit | UnitState | None = record or fleet.unit(unit_id)
     assert source is not None
     skills = list(record.skills) if record is not None else sorted(source.skills)
-    return models.UnitListItem(
+    return UnitListItem(
         id=unit_id,
         name=source.name,
         kind=source.kind,
@@ -80,13 +86,14 @@ def _item(request: web.Request, unit_id: str, record: registry.Unit | None) -> m
 @api.route(
     "GET",
     "/v1/units",
-    summary="List units, or the units in view (bbox)",
     role="viewer",
     params=[BBOX, LIST_KIND, LIST_STATUS, After("units"), LIMIT],
-    response=models.UnitList,
+    response=UnitList,
 )
 async def list_units(request: web.Request) -> web.Response:
-    """Without `bbox`: the registry, by id, paged with `after`/`limit`, each with its live position. With
+    """List units, or the units in view (bbox)
+
+    Without `bbox`: the registry, by id, paged with `after`/`limit`, each with its live position. With
     `bbox`: the on-duty units whose live position is inside the box (a map view); that read of locations
     is written to the audit log."""
     app = request.app
@@ -105,7 +112,7 @@ async def list_units(request: web.Request) -> web.Response:
             "bbox:" + ",".join(f"{v:.6f}" for v in box),
             {"units": len(items)},
         )
-        return encode(models.UnitList(units=items))
+        return encode(UnitList(units=items))
     page, next_after = await UNITS.page(request, LIMIT.get(request), kinds=kinds, statuses=statuses)
     items = [_item(request, r.id, r) for r in page]
     if any(i.position is not None for i in items):
@@ -115,20 +122,14 @@ async def list_units(request: web.Request) -> web.Response:
             "units:" + (page[0].id if page else ""),
             {"units_with_position": sum(1 for i in items if i.position is not None)},
         )
-    return encode(models.UnitList(units=items, next_after=next_after))
+    return encode(UnitList(units=items, next_after=next_after))
 
 
-@api.route(
-    "GET",
-    "/v1/units/{id}",
-    summary="A unit: record, live position, devices and their last fixes",
-    role="viewer",
-    params=[UNIT_ID],
-    response=models.UnitDetail,
-    errors=[404],
-)
+@api.route("GET", "/v1/units/{id}", role="viewer", response=UnitDetail)
 async def get_unit(request: web.Request) -> web.Response:
-    """The unit's registry record, live (fused) position, the devices bound to it now with each one's last
+    """A unit: record, live position, devices and their last fixes
+
+    The unit's registry record, live (fused) position, the devices bound to it now with each one's last
     fix, and whether its devices are separated. Written to the audit log."""
     app = request.app
     unit_id = UNIT_ID.get(request)
@@ -143,13 +144,11 @@ async def get_unit(request: web.Request) -> web.Response:
             stored = await run_db(registry.get_device, app[ENGINE_KEY], b.device_id)
             kind, priority = (stored.kind, stored.priority) if stored else ("other", 0)
             devices.append(
-                models.UnitDevice(
-                    id=b.device_id, kind=kind, priority=priority, last_fix=None, last_usable_fix=None
-                )
+                UnitDevice(id=b.device_id, kind=kind, priority=priority, last_fix=None, last_usable_fix=None)
             )
             continue
         devices.append(
-            models.UnitDevice(
+            UnitDevice(
                 id=state.id,
                 kind=state.kind,
                 priority=state.priority,
@@ -164,7 +163,7 @@ async def get_unit(request: web.Request) -> web.Response:
     unit_state = fleet.unit(unit_id)
     app[AUDIT_KEY].record(principal(request).actor, "read_unit", unit_id, None)
     return encode(
-        models.UnitDetail(
+        UnitDetail(
             unit=present.unit_out(record),
             position=pos,
             devices=devices,
@@ -173,53 +172,18 @@ async def get_unit(request: web.Request) -> web.Response:
     )
 
 
-@api.route(
-    "PATCH",
-    "/v1/units/{id}",
-    summary="Change a unit (enabled=false disables it)",
-    role="admin",
-    params=[UNIT_ID],
-    body=models.UnitPatch,
-    response=models.UnitOut,
-    errors=[404],
-)
-async def patch_unit(request: web.Request) -> web.Response:
-    """Change name, kind, skills or enabled. A disabled unit leaves the live index."""
-    body = await read_body(request, models.UnitPatch)
-    return await UNITS.change(request, **models.set_fields(body))
-
-
-@api.route(
-    "DELETE",
-    "/v1/units/{id}",
-    summary="Disable a unit",
-    role="admin",
-    params=[UNIT_ID],
-    response=models.UnitOut,
-    errors=[404],
-)
-async def disable_unit(request: web.Request) -> web.Response:
-    """Units are never deleted (their history stays meaningful): this disables the unit."""
-    return await UNITS.change(request, enabled=False)
-
-
 # ---- status --------------------------------------------------------------------------------------------
 
 
 @api.route(
-    "POST",
-    "/v1/units/{id}/status",
-    summary="Change a unit's status",
-    role="dispatcher",
-    params=[UNIT_ID],
-    body=models.StatusIn,
-    response=models.StatusOut,
-    errors=[404, 409],
+    "POST", "/v1/units/{id}/status", role="dispatcher", body=StatusIn, response=StatusOut, errors=[409]
 )
 async def set_status(request: web.Request) -> web.Response:
-    """Set the status. With `expected`, the change happens only if the current status is one of them
+    """Change a unit's status
+
+    Set the status. With `expected`, the change happens only if the current status is one of them
     (atomically; 409 with the current status otherwise). off_duty removes the unit from the live index."""
-    body = await read_body(request, models.StatusIn)
+    body = await read_body(request, StatusIn)
     unit_id = UNIT_ID.get(request)
     fleet, actor = request.app[FLEET_KEY], principal(request).actor
     if body.expected is None:
@@ -232,44 +196,38 @@ async def set_status(request: web.Request) -> web.Response:
             f"unit {unit_id} is {record.status}, not one of {', '.join(body.expected)}",
             current_state={"status": record.status},
         )
-    return encode(models.StatusOut(id=unit_id, status=body.status))
+    return encode(StatusOut(id=unit_id, status=body.status))
 
 
 # ---- bindings ------------------------------------------------------------------------------------------
 
 
-@api.route(
-    "GET",
-    "/v1/units/{id}/devices",
-    summary="A unit's device bindings",
-    role="viewer",
-    params=[UNIT_ID],
-    response=models.BindingList,
-    errors=[404],
-)
+@api.route("GET", "/v1/units/{id}/devices", role="viewer", response=BindingList)
 async def list_bindings(request: web.Request) -> web.Response:
-    """Every binding of the unit, past, current and future, oldest first."""
+    """A unit's device bindings
+
+    Every binding of the unit, past, current and future, oldest first."""
     unit_id = UNIT_ID.get(request)
     await UNITS.find(request, unit_id)
     found = await run_db(registry.bindings_of_unit, request.app[ENGINE_KEY], unit_id)
-    return encode(models.BindingList(bindings=[present.binding_out(b) for b in found]))
+    return encode(BindingList(bindings=[present.binding_out(b) for b in found]))
 
 
 @api.route(
     "POST",
     "/v1/units/{id}/devices",
-    summary="Bind a device to the unit for a shift",
     role="dispatcher",
-    params=[UNIT_ID],
-    body=models.BindingIn,
-    response=models.BindingOut,
+    body=BindingIn,
+    response=BindingOut,
     status=201,
-    errors=[404, 409],
+    errors=[409],
 )
 async def bind_device(request: web.Request) -> web.Response:
-    """The device belongs to the unit from valid_from (default now) until valid_to (default open-ended).
+    """Bind a device to the unit for a shift
+
+    The device belongs to the unit from valid_from (default now) until valid_to (default open-ended).
     A device can belong to one unit at a time: an overlapping binding is a 409."""
-    body = await read_body(request, models.BindingIn)
+    body = await read_body(request, BindingIn)
     app, unit_id = request.app, UNIT_ID.get(request)
     valid_from = body.valid_from or clock_now(request)
     for name, value in (("body.valid_from", valid_from), ("body.valid_to", body.valid_to)):
@@ -295,17 +253,11 @@ async def bind_device(request: web.Request) -> web.Response:
     return encode(present.binding_out(binding), status=201)
 
 
-@api.route(
-    "DELETE",
-    "/v1/units/{id}/devices/{device_id}",
-    summary="Unbind a device from the unit",
-    role="dispatcher",
-    params=[UNIT_ID, DEVICE_ID],
-    response=models.BindingList,
-    errors=[404],
-)
+@api.route("DELETE", "/v1/units/{id}/devices/{device_id}", role="dispatcher", response=BindingList)
 async def unbind_device(request: web.Request) -> web.Response:
-    """Ends the device's current binding to the unit now and drops future ones; answers the bindings left."""
+    """Unbind a device from the unit
+
+    Ends the device's current binding to the unit now and drops future ones; answers the bindings left."""
     app, unit_id, device_id = request.app, UNIT_ID.get(request), DEVICE_ID.get(request)
     changed = await run_db(
         registry.end_bindings, app[ENGINE_KEY], unit_id=unit_id, device_id=device_id, now=clock_now(request)
@@ -314,4 +266,4 @@ async def unbind_device(request: web.Request) -> web.Response:
         raise NotFound(f"device {device_id} is not bound to unit {unit_id} now or later")
     app[FLEET_KEY].unbind(unit_id, device_id)
     found = await run_db(registry.bindings_of_unit, app[ENGINE_KEY], unit_id)
-    return encode(models.BindingList(bindings=[present.binding_out(b) for b in found]))
+    return encode(BindingList(bindings=[present.binding_out(b) for b in found]))

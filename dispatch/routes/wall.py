@@ -45,15 +45,11 @@ def _responses(engine: Engine, since_s: float) -> list[float]:
     return [r.on_scene_at - r.reported_at for r in rows if r.on_scene_at is not None]
 
 
-@api.route(
-    "GET",
-    "/v1/map/response-today",
-    summary="Today's median response time, for the wall",
-    role="viewer",
-    response=ResponseToday,
-)
+@api.route("GET", "/v1/map/response-today", role="viewer", response=ResponseToday)
 async def response_today(request: web.Request) -> web.Response:
-    """Median seconds from report to the first unit on scene, over today's incidents that had one."""
+    """Today's median response time, for the wall
+
+    Median seconds from report to the first unit on scene, over today's incidents that had one."""
     since_s = local_midnight(request.app[CLOCK_KEY].now())
     found = await run_db(_responses, request.app[ENGINE_KEY], since_s)
     return encode(

@@ -106,22 +106,19 @@ def _security_headers(request: web.Request) -> dict[str, str]:
     }
 
 
-@api.route("GET", "/", summary="The live map (a redirect to /map)", role=None, status=302)
+@api.route("GET", "/", role=None, status=302)
 async def root(request: web.Request) -> web.Response:
-    """Redirects to `/map`. No token needed."""
+    """The live map (a redirect to /map)
+
+    Redirects to `/map`. No token needed."""
     raise web.HTTPFound("/map")
 
 
-@api.route(
-    "GET",
-    "/map",
-    summary="The live map page",
-    role=None,
-    response={"type": "string"},
-    media_type="text/html",
-)
+@api.route("GET", "/map", role=None, response={"type": "string"}, media_type="text/html")
 async def map_page(request: web.Request) -> web.StreamResponse:
-    """The command room's live map (`?wall=1`: wall mode). The page holds no data and needs no token; it
+    """The live map page
+
+    The command room's live map (`?wall=1`: wall mode). The page holds no data and needs no token; it
     asks for one and then reads the API like any client."""
     return web.FileResponse(STATIC_DIR / "index.html", headers=_security_headers(request))
 
@@ -150,7 +147,6 @@ STATIC_PATH = StaticPath()
 @api.route(
     "GET",
     STATIC_PREFIX + "{path:.+}",
-    summary="The map page's scripts, styles, images and shipped GeoJSON",
     role=None,
     params=[STATIC_PATH],
     response={"type": "string"},
@@ -158,7 +154,9 @@ STATIC_PATH = StaticPath()
     errors=[404],
 )
 async def static_file(request: web.Request) -> web.StreamResponse:
-    """A file of the page (plain ES modules, the vendored Leaflet, the shipped base layer). No token."""
+    """The map page's scripts, styles, images and shipped GeoJSON
+
+    A file of the page (plain ES modules, the vendored Leaflet, the shipped base layer). No token."""
     target = STATIC_PATH.get(request)
     headers = _security_headers(request)
     if target.relative_to(STATIC_DIR).as_posix().startswith(_VENDOR):
@@ -172,15 +170,11 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 api.openapi_paths[STATIC_PREFIX + "{path}"] = api.openapi_paths.pop(STATIC_PREFIX + "{path:.+}")
 
 
-@api.route(
-    "GET",
-    "/v1/map/config",
-    summary="The live map's base layer and display settings",
-    role="viewer",
-    response=MapConfig,
-)
+@api.route("GET", "/v1/map/config", role="viewer", response=MapConfig)
 async def map_config(request: web.Request) -> web.Response:
-    """Tiles (`OUTPOST_MAP_TILES`) when configured, the shipped GeoJSON layers, and when a fix is stale."""
+    """The live map's base layer and display settings
+
+    Tiles (`OUTPOST_MAP_TILES`) when configured, the shipped GeoJSON layers, and when a fix is stale."""
     settings, who = request.app[SETTINGS_KEY], principal(request)
     return encode(
         MapConfig(

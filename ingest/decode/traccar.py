@@ -21,24 +21,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from ingest.decode import common
 from ingest.decode import reasons as r
-from ingest.decode.common import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    KNOT_MPS,
-    ElementError,
-    admit,
-    as_utc,
-    check_device_id,
-    decode_elements,
-    heading,
-    name_error,
-    never_raises,
-    number,
-    required,
-    scaled,
-    unknown_if_negative,
-    utc_from_epoch_s,
-)
 from ingest.decode.model import Candidate, Decoded, empty
 
 # Traccar: a numeric timestamp below Integer.MAX_VALUE is in seconds, else milliseconds.
@@ -76,19 +60,19 @@ _FAST = msgspec.json.Decoder(Location | list[Location])
 _ONE = msgspec.json.Decoder(Location)
 
 
-@never_raises
+@common.never_raises
 def decode_traccar_http(
     query: Mapping[str, str],
     body: bytes,
     content_type: str | None,
     *,
     received_at: datetime | None = None,
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    max_payload_bytes: int = common.DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> Decoded:
     """Decode one OsmAnd / Traccar Client request (query, form body, or JSON body)."""
     out = empty()
     # No blank check: a request without a body may carry its fix in the query.
-    if not admit(out, body, max_payload_bytes, None, None):
+    if not common.admit(out, body, max_payload_bytes, None, None):
         return out
     if _is_json(query, body, content_type):
         _decode_json(body, out)
@@ -100,9 +84,9 @@ def decode_traccar_http(
     device_id = params.get("id") or params.get("deviceid")
     try:
         if not device_id:
-            raise ElementError(r.MISSING_FIELD, "`id` (or `deviceid`) is required")
-        out.candidates.append(_from_params(check_device_id(device_id), params, received_at))
-    except ElementError as bad:
+            raise common.ElementError(r.MISSING_FIELD, "`id` (or `deviceid`) is required")
+        out.candidates.append(_from_params(common.check_device_id(device_id), params, received_at))
+    except common.ElementError as bad:
         out.reject(bad.reason, bad.device_id, bad.detail)
     return out
 
@@ -118,12 +102,12 @@ def _from_params(device_id: str, params: Mapping[str, str], received_at: datetim
         for name in names:
             value = params.get(name)
             if value:  # an empty parameter is an absent one
-                return number(value, name)
+                return common.number(value, name)
         return None
 
     try:
         if params.get("valid", "").lower() in ("false", "0"):
-            raise ElementError(r.INVALID_FIX, "the device marks this fix `valid=false`")
+            raise common.ElementError(r.INVALID_FIX, "the device marks this fix `valid=false`")
         lat, lon = num("lat"), num("lon")
         if "location" in params and (lat is None or lon is None):
             lat, lon = _location_param(params["location"])
@@ -131,16 +115,16 @@ def _from_params(device_id: str, params: Mapping[str, str], received_at: datetim
         return Candidate(
             device_id=device_id,
             ts=_timestamp(stamp) if stamp else received_at or datetime.now(UTC),
-            lon=required(lon, "lon"),
-            lat=required(lat, "lat"),
-            accuracy_m=unknown_if_negative(num("accuracy")),
-            speed_mps=scaled(unknown_if_negative(num("speed")), KNOT_MPS),
-            heading_deg=heading(num("bearing", "heading")),
+            lon=common.required(lon, "lon"),
+            lat=common.required(lat, "lat"),
+            accuracy_m=common.unknown_if_negative(num("accuracy")),
+            speed_mps=common.scaled(common.unknown_if_negative(num("speed")), common.KNOT_MPS),
+            heading_deg=common.heading(num("bearing", "heading")),
             altitude_m=num("altitude"),
-            battery_pct=unknown_if_negative(num("batt")),
+            battery_pct=common.unknown_if_negative(num("batt")),
             mock=params.get("mock", "").lower() in ("true", "1"),
         )
-    except ElementError as bad:
+    except common.ElementError as bad:
         bad.device_id = device_id
         raise
 
@@ -148,8 +132,8 @@ def _from_params(device_id: str, params: Mapping[str, str], received_at: datetim
 def _location_param(value: str) -> tuple[float | None, float | None]:
     parts = value.split(",")
     if len(parts) != 2:
-        raise ElementError(r.INVALID_SCHEMA, f"`location` {value[:40]!r} is not lat,lon")
-    return number(parts[0], "location"), number(parts[1], "location")
+        raise common.ElementError(r.INVALID_SCHEMA, f"`location` {value[:40]!r} is not lat,lon")
+    return common.number(parts[0], "location"), common.number(parts[1], "location")
 
 
 def _timestamp(value: str) -> datetime:
@@ -157,48 +141,48 @@ def _timestamp(value: str) -> datetime:
     value = value.strip()
     if _NUMERIC.fullmatch(value):
         stamp = float(value)
-        return utc_from_epoch_s(stamp if abs(stamp) < _SECONDS_BELOW else stamp / 1000.0, "timestamp")
+        return common.utc_from_epoch_s(stamp if abs(stamp) < _SECONDS_BELOW else stamp / 1000.0, "timestamp")
     if value.lower() in ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
-        raise ElementError(r.NON_FINITE, f"`timestamp` is {value}")
+        raise common.ElementError(r.NON_FINITE, f"`timestamp` is {value}")
     try:
         if "T" in value:
-            return as_utc(datetime.fromisoformat(value), "timestamp")
+            return common.as_utc(datetime.fromisoformat(value), "timestamp")
         return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
-        raise ElementError(r.INVALID_TIMESTAMP, f"`timestamp` {value[:40]!r} is not a time") from None
+        raise common.ElementError(r.INVALID_TIMESTAMP, f"`timestamp` {value[:40]!r} is not a time") from None
 
 
 def _decode_json(body: bytes, out: Decoded) -> None:
     try:
         envelope = _ENVELOPE.decode(body)
     except msgspec.DecodeError as err:
-        reason, detail = name_error(err)
+        reason, detail = common.name_error(err)
         out.reject(reason, None, detail)
         return
     try:
-        device_id = check_device_id(str(envelope.device_id))
-    except ElementError as bad:
+        device_id = common.check_device_id(str(envelope.device_id))
+    except common.ElementError as bad:
         out.reject(bad.reason, None, bad.detail)
         return
 
     def handle(location: Location) -> None:
         out.candidates.append(_from_location(device_id, location))
 
-    decode_elements(envelope.location, _FAST, _ONE, handle, out, device_id, "traccar")
+    common.decode_elements(envelope.location, _FAST, _ONE, handle, out, device_id, "traccar")
 
 
 def _from_location(device_id: str, loc: Location) -> Candidate:
     coords = loc.coords
-    level = unknown_if_negative(loc.battery.level) if loc.battery is not None else None
+    level = common.unknown_if_negative(loc.battery.level) if loc.battery is not None else None
     return Candidate(
         device_id=device_id,
-        ts=as_utc(loc.timestamp, "location.timestamp"),
+        ts=common.as_utc(loc.timestamp, "location.timestamp"),
         lon=coords.longitude,
         lat=coords.latitude,
-        accuracy_m=unknown_if_negative(coords.accuracy),
-        speed_mps=unknown_if_negative(coords.speed),
-        heading_deg=heading(coords.heading),
+        accuracy_m=common.unknown_if_negative(coords.accuracy),
+        speed_mps=common.unknown_if_negative(coords.speed),
+        heading_deg=common.heading(coords.heading),
         altitude_m=coords.altitude,
-        battery_pct=scaled(level, 100.0),
+        battery_pct=common.scaled(level, 100.0),
         mock=loc.mock,
     )

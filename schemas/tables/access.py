@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-)
+import sqlalchemy as sa
+
+from schemas.tables.columns import created_at, instant, serial_id
 
 ROLES = ("admin", "dispatcher", "viewer")
 
 
-def define(md: MetaData) -> None:
+def define(md: sa.MetaData) -> None:
     """Add `api_tokens` and `audit_log` to `md`."""
-    Table(
+    sa.Table(
         "api_tokens",
         md,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("name", Text, nullable=False),
-        Column("role", String(16), nullable=False),
+        serial_id(sa.Integer),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
         # sha256 of the token: tokens are long random strings, so a fast hash is enough and lookups stay O(1).
-        Column("token_hash", String(64), nullable=False, unique=True),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("revoked_at", DateTime(timezone=True)),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        created_at(),
+        instant("revoked_at"),
     )
-    Table(
+    sa.Table(
         "audit_log",
         md,
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-        Column("at", DateTime(timezone=True), nullable=False),
-        Column("actor", Text, nullable=False),  # "token:<id>:<name>" or "device:<id>"
-        Column("action", Text, nullable=False),  # e.g. "read_unit", "nearest", "units_in_bbox"
-        Column("subject", Text, nullable=False),  # unit id, bbox, or point queried
-        Column("detail", JSON),
-        Index("ix_audit_log_at", "at"),
+        serial_id(),
+        instant("at", nullable=False),
+        sa.Column("actor", sa.Text, nullable=False),  # "token:<id>:<name>" or "device:<id>"
+        sa.Column("action", sa.Text, nullable=False),  # e.g. "read_unit", "nearest", "units_in_bbox"
+        sa.Column("subject", sa.Text, nullable=False),  # unit id, bbox, or point queried
+        sa.Column("detail", sa.JSON),
+        sa.Index("ix_audit_log_at", "at"),
     )

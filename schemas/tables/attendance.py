@@ -28,7 +28,7 @@ def define(md: sa.MetaData) -> None:
         unit_ref(),
         _text("grid_id", 64),  # the grid assigned at the time (none: refused for that reason)
         sa.Column("assignment_id", sa.Integer),
-        instant("at", required=True),
+        instant("at", nullable=False),
         instant("fix_ts"),
         *(sa.Column(name, sa.Float) for name in ("lon", "lat", "accuracy_m", "distance_m")),
         sa.Column("accepted", sa.Boolean, nullable=False),
@@ -43,8 +43,8 @@ def define(md: sa.MetaData) -> None:
         "rollcalls",
         md,
         _text("id", 36, nullable=False, primary_key=True),
-        instant("started_at", required=True),
-        instant("deadline_at", required=True),
+        instant("started_at", nullable=False),
+        instant("deadline_at", nullable=False),
         sa.Column("scope", sa.JSON, nullable=False),  # {"kind": "on_duty" | "grid" | "units", ...}
         sa.Column("started_by", sa.Text, nullable=False),
         sa.Column("state", sa.String(8), nullable=False, server_default="open"),

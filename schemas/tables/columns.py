@@ -1,20 +1,33 @@
-"""Columns many tables declare alike: a serial id, a reference to a unit, an instant."""
+"""Column shapes every table uses alike: an instant (timezone-aware), a serial id, the time a row was made,
+a reference to a unit."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String
+from typing import Any
+
+import sqlalchemy as sa
+
+# SQLite autoincrements an INTEGER PRIMARY KEY only; PostgreSQL gets a 64-bit one.
+BIG_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
-def serial_id() -> Column[int]:
-    """`id`, an integer primary key the database numbers."""
-    return Column("id", Integer, primary_key=True, autoincrement=True)
+def instant(name: str, nullable: bool = True, **kwargs: Any) -> sa.Column[Any]:
+    """A timezone-aware instant (UTC in the database)."""
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable, **kwargs)
 
 
-def unit_ref(*, primary_key: bool = False) -> Column[str]:
+def created_at(name: str = "created_at") -> sa.Column[Any]:
+    """When the row was made, set by the database."""
+    return instant(name, nullable=False, server_default=sa.func.now())
+
+
+def serial_id(kind: Any = BIG_ID) -> sa.Column[Any]:
+    """`id`: an autoincremented primary key, 64-bit unless `kind` says otherwise."""
+    return sa.Column("id", kind, primary_key=True, autoincrement=True)
+
+
+def unit_ref(*, primary_key: bool = False) -> sa.Column[Any]:
     """`unit_id`, the unit a row is about (never NULL)."""
-    return Column("unit_id", String(64), ForeignKey("units.id"), nullable=False, primary_key=primary_key)
-
-
-def instant(name: str, *, required: bool = False) -> Column[object]:
-    """A timezone-aware instant (NULL allowed unless `required`)."""
-    return Column(name, DateTime(timezone=True), nullable=not required)
+    return sa.Column(
+        "unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=False, primary_key=primary_key
+    )

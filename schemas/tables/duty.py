@@ -8,55 +8,45 @@ interval an assignment holds its grid is therefore [starts_at, coalesce(ended_at
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-)
+import sqlalchemy as sa
+
+from schemas.tables.columns import created_at, instant, serial_id
 
 
-def define(md: MetaData) -> None:
+def define(md: sa.MetaData) -> None:
     """Add `shifts` and `assignments` to `md`."""
-    Table(
+    sa.Table(
         "shifts",
         md,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("name", Text, nullable=False),
-        Column("starts_at", DateTime(timezone=True), nullable=False),
-        Column("ends_at", DateTime(timezone=True), nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        CheckConstraint("ends_at > starts_at", name="ck_shifts_interval"),
-        Index("ix_shifts_starts_at", "starts_at"),
+        serial_id(sa.Integer),
+        sa.Column("name", sa.Text, nullable=False),
+        instant("starts_at", nullable=False),
+        instant("ends_at", nullable=False),
+        created_at(),
+        sa.CheckConstraint("ends_at > starts_at", name="ck_shifts_interval"),
+        sa.Index("ix_shifts_starts_at", "starts_at"),
     )
-    Table(
+    sa.Table(
         "assignments",
         md,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("unit_id", String(64), ForeignKey("units.id"), nullable=False),
+        serial_id(sa.Integer),
+        sa.Column("unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=False),
         # Not a foreign key: grids are versioned by (id, version) and an assignment names the grid, whose
         # boundary may change while it is held (see schemas.tables.grids).
-        Column("grid_id", String(64), nullable=False),
-        Column("shift_id", Integer, ForeignKey("shifts.id")),
-        Column("starts_at", DateTime(timezone=True), nullable=False),
-        Column("ends_at", DateTime(timezone=True), nullable=False),
-        Column("created_by", Text, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        sa.Column("grid_id", sa.String(64), nullable=False),
+        sa.Column("shift_id", sa.Integer, sa.ForeignKey("shifts.id")),
+        instant("starts_at", nullable=False),
+        instant("ends_at", nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+        created_at(),
         # Set when the assignment ended before `ends_at`: by whom, and by which assignment if replaced.
-        Column("ended_at", DateTime(timezone=True)),
-        Column("ended_by", Text),
-        Column("replaced_by", Integer, ForeignKey("assignments.id")),
-        CheckConstraint("ends_at > starts_at", name="ck_assignments_interval"),
-        CheckConstraint(
+        instant("ended_at"),
+        sa.Column("ended_by", sa.Text),
+        sa.Column("replaced_by", sa.Integer, sa.ForeignKey("assignments.id")),
+        sa.CheckConstraint("ends_at > starts_at", name="ck_assignments_interval"),
+        sa.CheckConstraint(
             "ended_at IS NULL OR (ended_at >= starts_at AND ended_at <= ends_at)", name="ck_assignments_ended"
         ),
-        Index("ix_assignments_grid", "grid_id", "starts_at"),
-        Index("ix_assignments_unit", "unit_id", "starts_at"),
+        sa.Index("ix_assignments_grid", "grid_id", "starts_at"),
+        sa.Index("ix_assignments_unit", "unit_id", "starts_at"),
     )

@@ -10,21 +10,10 @@ table as it is); on SQLite it is the same MultiPolygon as WKB, and `geo` does th
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-)
 
+from schemas.tables.columns import instant
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
 
@@ -34,28 +23,30 @@ GRID_LEVELS = ("police", "community")
 GRID_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 
-def define(md: MetaData, flavour: Flavour) -> Table:
+def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
     """Add `grids` to `md`."""
-    geometry = Geometry("MULTIPOLYGON", srid=4326, spatial_index=True) if flavour.spatial else LargeBinary()
-    return Table(
+    geometry = (
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True) if flavour.spatial else sa.LargeBinary()
+    )
+    return sa.Table(
         "grids",
         md,
-        Column("id", String(64), nullable=False),
-        Column("version", Integer, nullable=False),
-        Column("level", String(16), nullable=False),
-        Column("name", Text, nullable=False),
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("level", sa.String(16), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
         # The police grid of a community grid (NULL for police grids). Not a foreign key: the id names a
         # grid, not one of its versions, and a parent may be versioned independently.
-        Column("parent_id", String(64)),
-        Column("geom", geometry, nullable=False),
-        Column("valid_from", DateTime(timezone=True), nullable=False),
-        Column("valid_to", DateTime(timezone=True)),  # NULL: current
-        PrimaryKeyConstraint("id", "version", name="pk_grids"),
+        sa.Column("parent_id", sa.String(64)),
+        sa.Column("geom", geometry, nullable=False),
+        instant("valid_from", nullable=False),
+        instant("valid_to"),  # NULL: current
+        sa.PrimaryKeyConstraint("id", "version", name="pk_grids"),
         one_of("grids", "level", GRID_LEVELS),
-        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="ck_grids_interval"),
-        CheckConstraint(
+        sa.CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="ck_grids_interval"),
+        sa.CheckConstraint(
             "(level = 'police' AND parent_id IS NULL) OR (level = 'community' AND parent_id IS NOT NULL)",
             name="ck_grids_parent",
         ),
-        Index("ix_grids_current", "level", "parent_id", "valid_to"),
+        sa.Index("ix_grids_current", "level", "parent_id", "valid_to"),
     )

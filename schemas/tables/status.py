@@ -17,7 +17,7 @@ def define(md: MetaData) -> None:
         unit_ref(),
         Column("from_status", String(16), nullable=False),
         Column("to_status", String(16), nullable=False),
-        instant("at", required=True),
+        instant("at", nullable=False),
         Column("actor", Text, nullable=False),  # token:…, device:…, or the incident loop's actor
         Column("why", Text, nullable=False, server_default=""),
         Index("ix_status_history_unit", "unit_id", "at"),

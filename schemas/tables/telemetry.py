@@ -4,24 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Computed,
-    DateTime,
-    Float,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-)
 
+from schemas.tables.columns import instant, serial_id
 from schemas.tables.flavour import Flavour
 
 # The hot path COPYs exactly these columns, in this order (see store.fixes).
@@ -42,48 +28,48 @@ FIX_COLUMNS = (
 )
 
 
-def define(md: MetaData, flavour: Flavour) -> None:
+def define(md: sa.MetaData, flavour: Flavour) -> None:
     """Add `fixes` and `rejected_messages` to `md`."""
-    columns: list[Column[object]] = [
-        Column("device_id", String(128), nullable=False),
-        Column("unit_id", String(64)),
-        Column("ts", DateTime(timezone=True), nullable=False),
-        Column("received_at", DateTime(timezone=True), nullable=False),
-        Column("lon", Float(53), nullable=False),
-        Column("lat", Float(53), nullable=False),
-        Column("accuracy_m", Float(24)),
-        Column("speed_mps", Float(24)),
-        Column("heading_deg", Float(24)),
-        Column("altitude_m", Float(24)),
-        Column("battery_pct", Float(24)),
-        Column("seq", BigInteger),
-        Column("flags", Integer, nullable=False, server_default="0"),
+    columns: list[sa.Column[object]] = [
+        sa.Column("device_id", sa.String(128), nullable=False),
+        sa.Column("unit_id", sa.String(64)),
+        instant("ts", nullable=False),
+        instant("received_at", nullable=False),
+        sa.Column("lon", sa.Float(53), nullable=False),
+        sa.Column("lat", sa.Float(53), nullable=False),
+        sa.Column("accuracy_m", sa.Float(24)),
+        sa.Column("speed_mps", sa.Float(24)),
+        sa.Column("heading_deg", sa.Float(24)),
+        sa.Column("altitude_m", sa.Float(24)),
+        sa.Column("battery_pct", sa.Float(24)),
+        sa.Column("seq", sa.BigInteger),
+        sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
     ]
     if flavour.spatial:
         columns.append(_geom_column(flavour))
     kwargs: dict[str, Any] = {}
     if flavour.partitioned:
         kwargs["postgresql_partition_by"] = "RANGE (ts)"
-    Table(
+    sa.Table(
         "fixes",
         md,
         *columns,
         # Unique on (device_id, ts): a redelivered message or a replayed device buffer is a no-op.
-        PrimaryKeyConstraint("device_id", "ts", name="pk_fixes"),
-        Index("ix_fixes_unit_ts", "unit_id", "ts"),
-        Index("ix_fixes_ts", "ts"),
+        sa.PrimaryKeyConstraint("device_id", "ts", name="pk_fixes"),
+        sa.Index("ix_fixes_unit_ts", "unit_id", "ts"),
+        sa.Index("ix_fixes_ts", "ts"),
         **kwargs,
     )
-    Table(
+    sa.Table(
         "rejected_messages",
         md,
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-        Column("received_at", DateTime(timezone=True), nullable=False),
-        Column("source", Text, nullable=False),
-        Column("device_id", String(128)),
-        Column("reasons", JSON, nullable=False),
-        Column("raw", LargeBinary, nullable=False),
-        Index("ix_rejected_received_at", "received_at"),
+        serial_id(),
+        instant("received_at", nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("device_id", sa.String(128)),
+        sa.Column("reasons", sa.JSON, nullable=False),
+        sa.Column("raw", sa.LargeBinary, nullable=False),
+        sa.Index("ix_rejected_received_at", "received_at"),
     )
 
 
@@ -91,7 +77,7 @@ def define(md: MetaData, flavour: Flavour) -> None:
 GEOM_EXPRESSION = "ST_SetSRID(ST_MakePoint(lon, lat), 4326)"
 
 
-def _geom_column(flavour: Flavour) -> Column[object]:
+def _geom_column(flavour: Flavour) -> sa.Column[object]:
     # No GiST index: it would tax every insert, and the queries on history (tracks, heat maps) are bounded
     # by time and unit first.
     geometry = Geometry("POINT", srid=4326, spatial_index=False)
@@ -100,6 +86,6 @@ def _geom_column(flavour: Flavour) -> Column[object]:
         # stored NULL in generated columns of rows inserted into compressed chunks (timescaledb #8926, #9314),
         # which is exactly where late fixes from offline buffers land. NOT NULL makes any writer that forgets
         # it fail loudly instead of storing a fix without a point.
-        return Column("geom", geometry, nullable=False)
+        return sa.Column("geom", geometry, nullable=False)
     # Generated, so COPY writes plain numbers and no writer can get it wrong.
-    return Column("geom", geometry, Computed(GEOM_EXPRESSION, persisted=True))
+    return sa.Column("geom", geometry, sa.Computed(GEOM_EXPRESSION, persisted=True))

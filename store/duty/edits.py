@@ -14,23 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, select, text, update
 
-from store.duty.records import (
-    KIND_OF_LEVEL,
-    LEVEL_OF_KIND,
-    Assignment,
-    AssignmentConflict,
-    Clash,
-    DutyError,
-    DutyNotFound,
-    Shift,
-    assignment_of,
-    assignments,
-    clashes_of,
-    get_assignment,
-    get_shift,
-    shift_of,
-    shifts,
-)
+from store.duty import records
 from store.grids.records import current_of
 from store.registry.records import units
 from store.times import utc
@@ -38,7 +22,7 @@ from store.times import utc
 _KIND_WORDS = {"police": "a police officer", "auxiliary": "an auxiliary", "vehicle": "a vehicle"}
 
 
-class DutyConflict(DutyError):  # noqa: N818 (reads as a verdict)
+class DutyConflict(records.DutyError):
     """The change clashes with the assignment as it is (already ended)."""
 
 
@@ -46,8 +30,8 @@ class DutyConflict(DutyError):  # noqa: N818 (reads as a verdict)
 class Made:
     """A new assignment and the assignments it replaced (ended at its start)."""
 
-    assignment: Assignment
-    replaced: tuple[Assignment, ...] = ()
+    assignment: records.Assignment
+    replaced: tuple[records.Assignment, ...] = ()
 
 
 def lock(conn: Connection) -> None:
@@ -64,39 +48,43 @@ def lock(conn: Connection) -> None:
 def _interval(field: str, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     start, end = utc(start), utc(end)
     if end <= start:
-        raise DutyError(field, f"must be after the start ({start.isoformat()}), got {end.isoformat()}")
+        raise records.DutyError(
+            field, f"must be after the start ({start.isoformat()}), got {end.isoformat()}"
+        )
     return start, end
 
 
 def create_shift(
     engine: Engine, *, name: str, starts_at: datetime, ends_at: datetime, now: datetime
-) -> Shift:
+) -> records.Shift:
     """A new shift over [starts_at, ends_at)."""
     start, end = _interval("body.ends_at", starts_at, ends_at)
     with engine.begin() as conn:
         return insert_shift(conn, name=name, start=start, end=end, now=now)
 
 
-def insert_shift(conn: Connection, *, name: str, start: datetime, end: datetime, now: datetime) -> Shift:
+def insert_shift(
+    conn: Connection, *, name: str, start: datetime, end: datetime, now: datetime
+) -> records.Shift:
     """Insert a shift inside an open transaction."""
     values = {"name": name, "starts_at": utc(start), "ends_at": utc(end), "created_at": utc(now)}
-    row = conn.execute(shifts.insert().values(**values).returning(*shifts.c)).one()
-    return shift_of(row)
+    row = conn.execute(records.shifts.insert().values(**values).returning(*records.shifts.c)).one()
+    return records.shift_of(row)
 
 
 def check_fit(conn: Connection, unit_id: str, grid_id: str) -> None:
     """The unit and the grid exist (the grid current) and the unit's kind may hold the grid's level."""
     kind = conn.execute(select(units.c.kind).where(units.c.id == unit_id)).scalar()
     if kind is None:
-        raise DutyError("body.unit_id", f"no unit {unit_id}")
+        raise records.DutyError("body.unit_id", f"no unit {unit_id}")
     grid = current_of(conn, grid_id)
     if grid is None:
-        raise DutyError("body.grid_id", f"no current grid {grid_id}")
-    if LEVEL_OF_KIND.get(kind) != grid.level:
+        raise records.DutyError("body.grid_id", f"no current grid {grid_id}")
+    if records.LEVEL_OF_KIND.get(kind) != grid.level:
         who = _KIND_WORDS.get(kind, kind)
-        raise DutyError(
+        raise records.DutyError(
             "body.grid_id",
-            f"{grid.level} grid {grid_id} takes {_KIND_WORDS[KIND_OF_LEVEL[grid.level]]}; "
+            f"{grid.level} grid {grid_id} takes {_KIND_WORDS[records.KIND_OF_LEVEL[grid.level]]}; "
             f"unit {unit_id} is {who}",
         )
 
@@ -107,16 +95,18 @@ def resolve_times(
     """The interval asked for: given, or the shift's; given times must lie inside the given shift."""
     if shift_id is None:
         if starts_at is None or ends_at is None:
-            raise DutyError("body.starts_at" if starts_at is None else "body.ends_at", "give it, or shift_id")
+            raise records.DutyError(
+                "body.starts_at" if starts_at is None else "body.ends_at", "give it, or shift_id"
+            )
         return _interval("body.ends_at", starts_at, ends_at)
-    shift = get_shift(conn, shift_id)
+    shift = records.get_shift(conn, shift_id)
     if shift is None:
-        raise DutyError("body.shift_id", f"no shift {shift_id}")
+        raise records.DutyError("body.shift_id", f"no shift {shift_id}")
     start, end = _interval(
         "body.ends_at", starts_at or shift.starts_at, ends_at if ends_at is not None else shift.ends_at
     )
     if start < shift.starts_at or end > shift.ends_at:
-        raise DutyError(
+        raise records.DutyError(
             "body.starts_at" if start < shift.starts_at else "body.ends_at",
             f"must lie inside shift {shift.id} "
             f"({shift.starts_at.isoformat()} to {shift.ends_at.isoformat()})",
@@ -134,7 +124,7 @@ def insert_assignment(
     end: datetime,
     actor: str,
     now: datetime,
-) -> Assignment:
+) -> records.Assignment:
     """Insert an assignment inside an open transaction (its rules checked by the caller)."""
     values = {
         "unit_id": unit_id,
@@ -145,14 +135,18 @@ def insert_assignment(
         "created_by": actor,
         "created_at": utc(now),
     }
-    return assignment_of(conn.execute(assignments.insert().values(**values).returning(*assignments.c)).one())
+    return records.assignment_of(
+        conn.execute(records.assignments.insert().values(**values).returning(*records.assignments.c)).one()
+    )
 
 
-def _end(conn: Connection, held: Assignment, at: datetime, *, actor: str, by: int | None) -> Assignment:
+def _end(
+    conn: Connection, held: records.Assignment, at: datetime, *, actor: str, by: int | None
+) -> records.Assignment:
     ended_at = max(held.starts_at, min(utc(at), held.until))
-    query = update(assignments).where(assignments.c.id == held.id)
+    query = update(records.assignments).where(records.assignments.c.id == held.id)
     conn.execute(query.values(ended_at=ended_at, ended_by=actor, replaced_by=by))
-    ended = get_assignment(conn, held.id)
+    ended = records.get_assignment(conn, held.id)
     assert ended is not None  # updated inside this transaction
     return ended
 
@@ -175,9 +169,11 @@ def create_assignment(
         lock(conn)
         start, end = resolve_times(conn, shift_id=shift_id, starts_at=starts_at, ends_at=ends_at)
         check_fit(conn, unit_id, grid_id)
-        clashes: list[Clash] = clashes_of(conn, unit_id=unit_id, grid_id=grid_id, start=start, end=end)
+        clashes: list[records.Clash] = records.clashes_of(
+            conn, unit_id=unit_id, grid_id=grid_id, start=start, end=end
+        )
         if clashes and not replace:
-            raise AssignmentConflict(clashes)
+            raise records.AssignmentConflict(clashes)
         made = insert_assignment(
             conn,
             unit_id=unit_id,
@@ -192,13 +188,13 @@ def create_assignment(
         return Made(made, replaced)
 
 
-def end_assignment(engine: Engine, assignment_id: int, *, actor: str, now: datetime) -> Assignment:
+def end_assignment(engine: Engine, assignment_id: int, *, actor: str, now: datetime) -> records.Assignment:
     """End an assignment at `now` (one that has not begun never will); `DutyConflict` once it is over."""
     with engine.begin() as conn:
         lock(conn)
-        held = get_assignment(conn, assignment_id)
+        held = records.get_assignment(conn, assignment_id)
         if held is None:
-            raise DutyNotFound("id", f"no assignment {assignment_id}")
+            raise records.DutyNotFound("id", f"no assignment {assignment_id}")
         if held.until <= utc(now) or held.until == held.starts_at:
             raise DutyConflict("id", f"assignment {assignment_id} ended at {held.until.isoformat()}")
         return _end(conn, held, now, actor=actor, by=None)

@@ -14,7 +14,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, MetaData, Row, Table, 
 
 from schemas.tables import duty as duty_tables
 from schemas.tables import registry as registry_tables
-from store.times import as_utc, utc
+from store.rows import record_of
+from store.times import utc
 
 _MD = MetaData()
 registry_tables.define(_MD)  # the foreign keys' targets; their queries live in store.registry
@@ -102,32 +103,14 @@ class AssignmentConflict(DutyError):  # noqa: N818 (reads as a verdict)
         self.clashes = clashes
 
 
-def _dt(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
 def shift_of(row: Row[Any]) -> Shift:
     """A shift from its row."""
-    m = row._mapping
-    return Shift(m["id"], m["name"], as_utc(m["starts_at"]), as_utc(m["ends_at"]), as_utc(m["created_at"]))
+    return record_of(Shift, row)
 
 
 def assignment_of(row: Row[Any]) -> Assignment:
     """An assignment from its row."""
-    m = row._mapping
-    return Assignment(
-        id=m["id"],
-        unit_id=m["unit_id"],
-        grid_id=m["grid_id"],
-        shift_id=m["shift_id"],
-        starts_at=as_utc(m["starts_at"]),
-        ends_at=as_utc(m["ends_at"]),
-        created_by=m["created_by"],
-        created_at=as_utc(m["created_at"]),
-        ended_at=_dt(m["ended_at"]),
-        ended_by=m["ended_by"],
-        replaced_by=m["replaced_by"],
-    )
+    return record_of(Assignment, row)
 
 
 def _until() -> ColumnElement[Any]:

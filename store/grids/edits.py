@@ -14,7 +14,7 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, Engine, text, update
 
 from geo.boundaries import parent_by_area
-from geo.grids import Level
+from geo.grids import Grid, Level
 from store.grids.records import (
     GridConflict,
     GridError,
@@ -39,17 +39,10 @@ def lock(conn: Connection) -> None:
 
 
 def put(
-    conn: Connection,
-    current: GridRecord | None,
-    *,
-    grid_id: str,
-    level: Level,
-    name: str,
-    parent_id: str | None,
-    geometry: MultiPolygon,
-    now: datetime,
+    conn: Connection, current: GridRecord | None, grid: Grid, now: datetime
 ) -> tuple[Outcome, GridRecord]:
-    """Make `grid_id`'s current version say this: unchanged, a new version, or a new grid."""
+    """Make the grid's current version (`current`) say `grid`: unchanged, a new version, or a new grid."""
+    grid_id, level, name, parent_id, geometry = grid.id, grid.level, grid.name, grid.parent_id, grid.geometry
     if current is not None:
         if current.level != level:
             raise GridConflict(f"grid {grid_id} is a {current.level} grid, not a {level} grid")
@@ -126,9 +119,7 @@ def create_grid(
         if current_of(conn, grid_id) is not None:
             raise GridConflict(f"grid {grid_id} exists")
         parent = resolve_parent(conn, level, parent_id, geometry)
-        _, made = put(
-            conn, None, grid_id=grid_id, level=level, name=name, parent_id=parent, geometry=geometry, now=now
-        )
+        _, made = put(conn, None, Grid(grid_id, level, name, parent, geometry), now)
         return made
 
 
@@ -152,16 +143,11 @@ def update_grid(
             if parent_id is None
             else resolve_parent(conn, current.level, parent_id, current.geometry)
         )
-        return put(
-            conn,
-            current,
-            grid_id=grid_id,
-            level=current.level,
-            name=current.name if name is None else name,
-            parent_id=parent,
-            geometry=current.geometry if geometry is None else geometry,
-            now=now,
+        name = current.name if name is None else name
+        wanted = Grid(
+            grid_id, current.level, name, parent, current.geometry if geometry is None else geometry
         )
+        return put(conn, current, wanted, now)
 
 
 def retire_grid(engine: Engine, grid_id: str, *, now: datetime) -> GridRecord:

@@ -19,7 +19,7 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import Engine
 
 from geo.boundaries import BoundaryError, area_shares, read_boundary
-from geo.grids import LEVELS, Level
+from geo.grids import LEVELS, Grid, Level
 from store.grids.edits import Outcome, lock, put
 from store.grids.records import GridError, GridRecord, current_by_id
 
@@ -105,16 +105,8 @@ def import_grids(
         mine = current_by_id(conn, lv)
         for index, item in planned:
             parent = _parent(index, item, lv, police, report) if lv == "community" else None
-            outcome, _ = put(
-                conn,
-                mine.get(item.grid_id),
-                grid_id=item.grid_id,
-                level=lv,
-                name=item.name,
-                parent_id=parent,
-                geometry=item.geometry,
-                now=now,
-            )
+            wanted = Grid(item.grid_id, lv, item.name, parent, item.geometry)
+            outcome, _ = put(conn, mine.get(item.grid_id), wanted, now)
             report.outcomes[item.grid_id] = outcome
     report.absent = sorted(set(mine) - set(report.outcomes))
     return report

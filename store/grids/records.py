@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine, MetaData, Row, Select, Table, and_, o
 from geo.grids import Grid, GridIndex, Level, as_geometry
 from schemas.tables import grids as grid_tables
 from schemas.tables.flavour import Flavour
-from store.times import as_utc, utc
+from store.rows import record_of
+from store.times import utc
 
 _TABLES: dict[str, Table] = {
     dialect: grid_tables.define(MetaData(), Flavour(dialect)) for dialect in ("postgresql", "sqlite")
@@ -76,17 +77,7 @@ def _decode_geometry(value: Any) -> MultiPolygon:
 
 def record(row: Row[Any]) -> GridRecord:
     """A record from a row of the grids table."""
-    m = row._mapping
-    return GridRecord(
-        id=m["id"],
-        version=m["version"],
-        level=m["level"],
-        name=m["name"],
-        parent_id=m["parent_id"],
-        geometry=_decode_geometry(m["geom"]),
-        valid_from=as_utc(m["valid_from"]),
-        valid_to=as_utc(m["valid_to"]) if m["valid_to"] is not None else None,
-    )
+    return record_of(GridRecord, row, geometry=_decode_geometry(row._mapping["geom"]))
 
 
 def _valid(t: Table, at: datetime | None) -> Any:

@@ -23,7 +23,17 @@ from store.registry.pairings import (
     insert_binding,
     unit_for_device,
 )
-from store.registry.records import Binding, Device, Duplicate, Overlap, Unit, bindings, devices, units
+from store.registry.records import (
+    Binding,
+    Device,
+    Duplicate,
+    Overlap,
+    Queries,
+    Unit,
+    bindings,
+    devices,
+    units,
+)
 from store.registry.roster import (
     count_units,
     get_unit,
@@ -35,11 +45,17 @@ from store.registry.roster import (
 from store.registry.statuses import Outcome as StatusOutcome
 from store.registry.statuses import StatusChange, change_unit_status, status_history
 
+UNIT_QUERIES = Queries(get_unit, insert_unit, update_unit, list_units)
+DEVICE_QUERIES = Queries(get_device, insert_device, update_device, list_devices)
+
 __all__ = [
+    "DEVICE_QUERIES",
+    "UNIT_QUERIES",
     "Binding",
     "Device",
     "Duplicate",
     "Overlap",
+    "Queries",
     "StatusChange",
     "StatusOutcome",
     "Unit",

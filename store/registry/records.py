@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+import msgspec
 from sqlalchemy import Engine, MetaData, Row, Select, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.tables import registry as registry_tables
-from store.times import as_utc
+from store.rows import record_of
 
 T = TypeVar("T")
+R = TypeVar("R")
 Build = Callable[[Row[Any]], T]  # a record from its row
 
 
@@ -51,9 +53,9 @@ class Unit:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
-    """A body camera, phone, radio or tracker. The secret is never read back, only whether one exists."""
+class Device(msgspec.Struct, frozen=True):
+    """A body camera, phone, radio or tracker. The secret is never read back, only whether one exists. (A
+    Struct: the API answers it as it is, `dispatch.routes.models.DeviceOut`.)"""
 
     id: str
     kind: str
@@ -88,40 +90,22 @@ bindings: Table = _md.tables["device_bindings"]
 
 def unit_of(row: Row[Any]) -> Unit:
     m = row._mapping
-    return Unit(
-        id=m["id"],
-        name=m["name"],
-        kind=m["kind"],
-        skills=tuple(m["skills"] or ()),
-        status=m["status"],
-        status_changed_at=as_utc(m["status_changed_at"]),
-        enabled=bool(m["enabled"]),
-        created_at=as_utc(m["created_at"]),
-    )
+    return record_of(Unit, row, skills=tuple(m["skills"] or ()), enabled=bool(m["enabled"]))
 
 
 def device_of(row: Row[Any]) -> Device:
     m = row._mapping
-    return Device(
-        id=m["id"],
-        kind=m["kind"],
+    return record_of(
+        Device,
+        row,
         enabled=bool(m["enabled"]),
         priority=int(m["priority"]),
         has_credentials=m["credentials_hash"] is not None,
-        registered_by=m["registered_by"],
-        created_at=as_utc(m["created_at"]),
     )
 
 
 def binding_of(row: Row[Any]) -> Binding:
-    m = row._mapping
-    return Binding(
-        id=int(m["id"]),
-        device_id=m["device_id"],
-        unit_id=m["unit_id"],
-        valid_from=as_utc(m["valid_from"]),
-        valid_to=as_utc(m["valid_to"]) if m["valid_to"] else None,
-    )
+    return record_of(Binding, row, id=int(row._mapping["id"]))
 
 
 def insert_new(engine: Engine, table: Table, values: Mapping[str, Any], *, what: str, build: Build[T]) -> T:
@@ -155,3 +139,13 @@ def page(
         query = query.limit(limit)
     with engine.connect() as conn:
         return [build(r) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class Queries(Generic[R]):
+    """The four queries every kind of registry record has (units, devices): by id, insert, change, page."""
+
+    get: Callable[[Engine, str], R | None]
+    insert: Callable[..., R]  # (engine, *, id, ..., now); raises Duplicate for a taken id
+    update: Callable[..., R | None]  # (engine, id, **changes); None when there is no such record
+    listing: Callable[..., list[R]]  # (engine, *, after_id, limit, **filters)

@@ -63,9 +63,9 @@ async def act(w: World, incident_id: str, name: str, unit: str) -> None:
     elif name in ("resolve", "cancel", "escalate", "close"):
         await getattr(svc, name)(incident_id, actor=who)
     elif name == "feedback":
-        await svc.feedback(incident_id, m.FeedbackIn(outcome="done", officer="PC 1"), actor=who)
+        await svc.review(incident_id, m.FeedbackIn(outcome="done", officer="PC 1"), actor=who)
     elif name == "evaluate":
-        await svc.evaluate(incident_id, m.EvaluationIn(score=3, evaluator="Sgt"), actor=who)
+        await svc.review(incident_id, m.EvaluationIn(score=3, evaluator="Sgt"), actor=who)
     elif name == "tick":
         await w.advance(61)
 

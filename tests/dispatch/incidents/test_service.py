@@ -86,12 +86,10 @@ async def test_the_loop_from_accept_to_close_with_intervals(world: World) -> Non
     assert got.sla_due_at is None
     await world.service.resolve(incident_id, actor="token:1:alice")
     assert world.status("u1") == "available"
-    await world.service.feedback(
+    await world.service.review(
         incident_id, m.FeedbackIn(outcome="advice given", officer="PC 17"), actor="token:1:alice"
     )
-    await world.service.evaluate(
-        incident_id, m.EvaluationIn(score=4, evaluator="Sgt Lee"), actor="token:2:lee"
-    )
+    await world.service.review(incident_id, m.EvaluationIn(score=4, evaluator="Sgt Lee"), actor="token:2:lee")
     await world.service.close(incident_id, actor="token:2:lee")
     got = await world.service.get(incident_id)
     assert [h.to_state for h in got.history] == [
