@@ -177,29 +177,46 @@ class Fleet:
 
     # ---- status ----------------------------------------------------------------------------------------
 
-    async def set_status(self, unit_id: str, status: str, *, actor: str) -> None:
+    async def set_status(self, unit_id: str, status: str, *, actor: str, why: str = "") -> None:
         """Set a unit's status (database first, then memory); NotFound for an unknown unit."""
-        async with self._status_lock:
-            now = datetime.fromtimestamp(self._clock.now(), UTC)
-            if not await run_db(registry.set_unit_status, self._engine, unit_id, status, now=now):
-                raise NotFound(f"no unit {unit_id}")
-            await self._status_changed(unit_id, status, actor)
+        if not (await self.change_status(unit_id, status, actor=actor, why=why)).found:
+            raise NotFound(f"no unit {unit_id}")
 
     async def compare_and_set_status(
-        self, unit_id: str, expected: Collection[str], new: str, *, actor: str
+        self, unit_id: str, expected: Collection[str], new: str, *, actor: str, why: str = ""
     ) -> bool:
         """Set the status to `new` only if it is one of `expected`, atomically in the database.
 
         Two dispatchers racing for one unit get one True; the loser sees False. Memory follows the database.
         """
+        return (await self.change_status(unit_id, new, expected=expected, actor=actor, why=why)).written
+
+    async def change_status(
+        self,
+        unit_id: str,
+        new: str,
+        *,
+        expected: Collection[str] | None = None,
+        actor: str,
+        why: str = "",
+    ) -> registry.StatusOutcome:
+        """Set the status (only from one of `expected`, when given), recorded in the status history with
+        `actor` and `why`; what the database found and did. Memory follows the database."""
         async with self._status_lock:
             now = datetime.fromtimestamp(self._clock.now(), UTC)
-            won = await run_db(
-                registry.compare_and_set_unit_status, self._engine, unit_id, expected, new, now=now
+            outcome = await run_db(
+                registry.change_unit_status,
+                self._engine,
+                unit_id,
+                new,
+                expected=expected,
+                actor=actor,
+                why=why,
+                now=now,
             )
-            if won:
+            if outcome.written:
                 await self._status_changed(unit_id, new, actor)
-            return won
+            return outcome
 
     async def _status_changed(self, unit_id: str, status: str, actor: str) -> None:
         if self.picture.unit(unit_id) is None:

@@ -177,6 +177,19 @@ class DocumentedRoutes:
         return op
 
 
+class RoutesPlugin:
+    """An `ApiPlugin` whose routes and OpenAPI entries are one `DocumentedRoutes`; a subclass attaches
+    what its routes need in `setup`."""
+
+    def __init__(self, api: DocumentedRoutes) -> None:
+        self.routes = api.routes
+        self.openapi_paths: Mapping[str, Any] = api.openapi_paths
+        self.openapi_components: Mapping[str, Any] = api.openapi_components
+
+    def setup(self, app: web.Application) -> None:
+        """Nothing to attach."""
+
+
 class HasOpenApi(Protocol):
     """Anything that contributes paths (and optionally schema components) to the document."""
 

@@ -166,3 +166,30 @@ class DispatchSettings:
     departure_distance_m: Annotated[float, Meta(ge=0, le=100_000)] = 100.0
     # Idempotency-Key records are kept this long (s); a retry after that runs again. Longer: more rows.
     idempotency_ttl_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 86400.0
+
+
+@dataclass(frozen=True)
+class FieldSettings:
+    """Officers in the field: check-ins and roll calls."""
+
+    # A check-in counts inside its grid when the fix is at most this far outside it (m). Higher: fewer
+    # refusals at the border, and officers checked in from the next street.
+    checkin_tolerance_m: Annotated[float, Meta(ge=0, le=10_000)] = 50.0
+    # A check-in's fix must be at most this old when the check-in arrives (s). Higher: a device that lost
+    # its fix a while ago still checks in.
+    checkin_max_fix_age_s: Annotated[float, Meta(gt=0, le=86400)] = 120.0
+    # A check-in's fix must be at least this accurate (m). Higher: coarse network fixes count.
+    checkin_max_accuracy_m: Annotated[float, Meta(gt=0, le=100_000)] = 100.0
+    # A check-in counts from this long before the assignment starts (s) until it ends. Higher: officers
+    # may check in earlier for their shift.
+    checkin_early_s: Annotated[float, Meta(ge=0, le=86400)] = 900.0
+    # The attendance view calls a first check-in this long after the assignment's start late (s).
+    checkin_late_after_s: Annotated[float, Meta(ge=0, le=86400)] = 300.0
+    # Check a unit in automatically when one of its devices' fixes first lies inside its assigned grid
+    # during the assignment (source `auto`). Off: officers check in themselves.
+    auto_checkin: bool = False
+    # A roll call's answers are due within this long of its start when the request names no deadline (s).
+    rollcall_deadline_s: Annotated[float, Meta(gt=0, le=86400)] = 120.0
+    # After the deadline, silent units are pinged once more and answers still count, as `late`, this long
+    # (s); then the roll call closes and the silent are reported. Longer: more late answers, later result.
+    rollcall_late_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0

@@ -1,16 +1,57 @@
-"""Device replies to offers and alarms: not fixes. They skip decoding, validation and storage and go
-straight to dispatch's handler (the `OnDeviceMessage` port), from MQTT topics or from HTTP."""
+"""Device messages that are not fixes (replies to offers, alarms, duty status, check-ins, roll-call
+answers): they skip decoding, validation and storage and go straight to dispatch's handler (the
+`OnDeviceMessage` port), from MQTT topics or from HTTP.
+
+Only a registered, enabled device's message is handed on, and the kinds that change state (status,
+check-in, answer) only in their shape (`schemas.device_messages`); anything else is refused with a named
+reason, which the caller dead-letters and counts. An alarm is never refused for its body (an SOS button may
+send anything): its position falls back to the unit's.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
 
+import msgspec
+
 from ingest import metrics
 from ingest.ports import DeviceOutcome, OnDeviceMessage, Registry
-from schemas.topics import DEVICE_MESSAGE_KINDS, device_message_of
+from ingest.rules import DISABLED_DEVICE, UNKNOWN_DEVICE
+from schemas.device_messages import SHAPES
+from schemas.topics import ALARM, DEVICE_MESSAGE_KINDS, REPLY, device_message_of
 
 log = logging.getLogger(__name__)
+
+MALFORMED_MESSAGE = "malformed_message"
+DEVICE_MESSAGE_REASONS = (MALFORMED_MESSAGE,)  # beside unknown_device and disabled_device
+# Over MQTT, replies and alarms were always judged by dispatch alone (an alarm is never refused for its body).
+_CHECKED_OVER_MQTT = frozenset(DEVICE_MESSAGE_KINDS) - {REPLY, ALARM}
+
+
+def refusal(
+    registry: Registry,
+    device_id: str,
+    kind: str,
+    payload: bytes,
+    *,
+    strict: bool,
+    allow_unknown: bool = False,
+) -> tuple[str, str] | None:
+    """Why ingest refuses this device message, as (reason, detail); None: hand it on. `strict`: check the
+    shape of every kind (HTTP); otherwise only of the kinds that change state. `allow_unknown`: an unknown
+    device is judged by dispatch (HTTP with unknown devices registered on first contact)."""
+    device = registry.get(device_id)
+    if device is None and not allow_unknown:
+        return UNKNOWN_DEVICE, f"device {device_id} is not registered"
+    if device is not None and not device.enabled:
+        return DISABLED_DEVICE, f"device {device_id} is disabled"
+    if strict or kind in _CHECKED_OVER_MQTT:
+        try:
+            msgspec.json.decode(payload.strip() or b"{}", type=SHAPES[kind])
+        except msgspec.DecodeError as exc:  # ValidationError included
+            return MALFORMED_MESSAGE, f"malformed {kind}: {exc}"
+    return None
 
 
 class DeviceMessages:
@@ -25,28 +66,27 @@ class DeviceMessages:
         """Whether replies and alarms reach a dispatcher (the `ingest` role has none attached)."""
         return self._handler is not None
 
-    def from_mqtt(self, topic: str, payload: bytes) -> None:
-        """A message on a device topic that is not a fix: forwarded if it is a reply or an alarm of a known,
-        enabled device; dropped (no answer over MQTT) otherwise."""
+    def from_mqtt(self, topic: str, payload: bytes) -> tuple[str | None, str] | None:
+        """A message on a device topic that is not a fix: forwarded when its device is known and enabled
+        and it has its kind's shape; otherwise (device id, reason) for the caller to dead-letter. Messages
+        on other topics, or with no dispatcher attached, are left alone (None)."""
         parsed = device_message_of(topic)
         if parsed is None or self._handler is None:
-            return
+            return None
         device_id, kind = parsed
-        device = self._registry.get(device_id)
-        if device is None or not device.enabled:
-            # Only a registered, enabled device may answer offers or raise an alarm (a P1 incident).
-            log.warning(
-                "device message from an unknown or disabled device ignored",
-                extra={"device_id": device_id, "kind": kind},
-            )
-            return
+        refused = refusal(self._registry, device_id, kind, payload, strict=False)
+        if refused is not None:
+            extra = {"device_id": device_id, "kind": kind, "reason": refused[0]}
+            log.warning("device message refused", extra=extra)
+            return device_id, refused[0]
         try:
             self.forward(device_id, kind, payload)
         except Exception:
             log.exception("device message handler failed", extra={"device_id": device_id, "kind": kind})
+        return None
 
     def forward(self, device_id: str, kind: str, payload: bytes) -> Awaitable[DeviceOutcome] | None:
-        """Hand a device's reply or alarm (`kind` in DEVICE_MESSAGE_KINDS) to dispatch, as MQTT does; the
+        """Hand a device's message (`kind` in DEVICE_MESSAGE_KINDS) to dispatch, as MQTT does; the
         running task of its outcome, when the handler gives one. Raises what the handler raises."""
         if kind not in DEVICE_MESSAGE_KINDS:
             raise ValueError(f"device message kind {kind!r}: not one of {DEVICE_MESSAGE_KINDS}")

@@ -39,7 +39,7 @@ from ingest.acknowledge import Acknowledger
 from ingest.aio import first_of
 from ingest.batch import Batch, Batcher, Parked
 from ingest.decode import Decoded, decode_mqtt
-from ingest.device_messages import DeviceMessages
+from ingest.device_messages import DEVICE_MESSAGE_REASONS, DeviceMessages
 from ingest.devices import DeviceDirectory
 from ingest.drain import drain, drain_some
 from ingest.durable import Durability
@@ -64,7 +64,7 @@ from schemas.topics import is_device_message_topic
 
 log = logging.getLogger(__name__)
 
-ALL_REASONS = (*REASONS, PROCESSING_FAILED, STORE_REFUSED)
+ALL_REASONS = (*REASONS, PROCESSING_FAILED, STORE_REFUSED, *DEVICE_MESSAGE_REASONS)
 
 _FINAL_FLUSH_S = 15.0
 
@@ -124,7 +124,9 @@ class Pipeline:
         for topic, payload, token in messages:
             try:
                 if is_device_message_topic(topic):
-                    self._device_messages.from_mqtt(topic, payload)
+                    refused = self._device_messages.from_mqtt(topic, payload)
+                    if refused is not None:
+                        intake.dead_letter(batch, topic, payload, (refused[1],), refused[0], received_at)
                     continue
                 decoded = decode_mqtt(topic, payload, max_payload_bytes=limit)
                 if intake.should_park(decoded):
@@ -153,6 +155,15 @@ class Pipeline:
         """Hand a device's reply or alarm (`kind` in DEVICE_MESSAGE_KINDS) to dispatch, as MQTT does; the
         running task of its outcome, when the handler gives one. Raises what the handler raises."""
         return self._device_messages.forward(device_id, kind, payload)
+
+    def refuse_device_message(
+        self, source: str, payload: bytes, reason: str, device_id: str, received_s: float
+    ) -> None:
+        """Dead-letter a device message refused before dispatch saw it (HTTP; MQTT does this itself)."""
+        batch = self._batcher.current
+        received_at = datetime.fromtimestamp(received_s, UTC)
+        self._intake.dead_letter(batch, source, payload, (reason,), device_id, received_at)
+        self._batcher.touch()
 
     def _publish(self, accepted: list[Fix]) -> None:
         """Hand validated fixes to the live picture: fresh before they are even stored."""

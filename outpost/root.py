@@ -22,6 +22,8 @@ from sqlalchemy import Engine
 from dispatch.app import ApiContext, ApiPlugin, init_app
 from dispatch.clock import Clock, SystemClock
 from dispatch.events import EventBus
+from dispatch.field.desk import FieldDesk
+from dispatch.field.plugin import FieldPlugin
 from dispatch.fleet import Fleet
 from dispatch.follow import follow_database
 from dispatch.incidents.alarms import raise_alarm
@@ -33,7 +35,7 @@ from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
-from ingest.ports import OnDeviceMessage
+from ingest.ports import DeviceOutcome, OnDeviceMessage
 from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
@@ -176,8 +178,9 @@ class _Parts:
         fleet = Fleet(engine, self.clock, settings.api)
         await fleet.rebuild(engine, settings.api.index_lookback_s)
         incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
-        plugins: list[ApiPlugin] = [IncidentsPlugin(incidents)]
-        on_device_message = self._device_messages(incidents, fleet, channel)
+        desk = FieldDesk(engine, fleet, bus, self.clock, settings.field, channel.send)
+        plugins: list[ApiPlugin] = [IncidentsPlugin(incidents), FieldPlugin(desk)]
+        on_device_message = self._device_messages(incidents, fleet, desk, channel)
         if role == "all":
             pipeline = build_pipeline(
                 self.ingest_settings,
@@ -215,12 +218,15 @@ class _Parts:
         return site_url(runner, settings.api.http_host)
 
     def _device_messages(
-        self, incidents: IncidentService, fleet: Fleet, channel: DeviceChannel
+        self, incidents: IncidentService, fleet: Fleet, desk: FieldDesk, channel: DeviceChannel
     ) -> OnDeviceMessage:
-        """Replies to offers and SOS alarms arriving from devices over MQTT or HTTP; the future of each
-        outcome is returned so HTTP can tell the device, which also hears it over MQTT."""
+        """Device messages arriving over MQTT or HTTP: replies to offers and SOS alarms to the incident
+        loop, status reports, check-ins and roll-call answers to the field desk; the future of each outcome
+        is returned so HTTP can tell the device, which also hears it over MQTT."""
 
-        def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceReply] | None:
+        def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceOutcome] | None:
+            if kind in desk.kinds:
+                return self.supervisor.spawn(desk.take(device_id, kind, payload), f"{kind}-{device_id}")
             if kind == "reply":
                 outcome = incidents.handle_device_reply(device_id, payload)
             elif kind == "alarm":

@@ -28,7 +28,7 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 import msgspec
 
 from dispatch.incidents.policy import policy_from
-from dispatch.settings import ApiSettings, DispatchSettings
+from dispatch.settings import ApiSettings, DispatchSettings, FieldSettings
 from dispatch.zones import station_zone
 from ingest.settings import IngestSettings
 from outpost.logs import FORMATS
@@ -240,10 +240,18 @@ class Settings:
     ingest: IngestSettings
     api: ApiSettings
     dispatch: DispatchSettings
+    field: FieldSettings
     log: LogSettings
 
 
-SETTINGS_CLASSES = (StoreSettings, IngestSettings, ApiSettings, DispatchSettings, LogSettings)
+SETTINGS_CLASSES = (
+    StoreSettings,
+    IngestSettings,
+    ApiSettings,
+    DispatchSettings,
+    FieldSettings,
+    LogSettings,
+)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -254,6 +262,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ingest=load(IngestSettings, sources),
         api=load(ApiSettings, sources),
         dispatch=load(DispatchSettings, sources),
+        field=load(FieldSettings, sources),
         log=load(LogSettings, sources),
     )
     # The list settings' entries are parsed where they are used; parsing them now stops a bad entry at

@@ -3,8 +3,14 @@
     outpost/v1/devices/{device_id}/fix       a device's fixes, Outpost's own format (ingest decodes them)
     outpost/v1/devices/{device_id}/reply     a device's answer to an offer (handed to dispatch)
     outpost/v1/devices/{device_id}/alarm     a device's SOS (handed to dispatch)
+    outpost/v1/devices/{device_id}/status    a device reports its unit's duty status (handed to dispatch)
+    outpost/v1/devices/{device_id}/checkin   a device checks its unit in on its grid (handed to dispatch)
+    outpost/v1/devices/{device_id}/answer    a device answers a roll call (handed to dispatch)
     outpost/v1/devices/{device_id}/offers    what Outpost sends a device: offers, their end, outcomes
+    outpost/v1/devices/{device_id}/rollcall  what Outpost sends a device: a roll call to answer
+    outpost/v1/devices/{device_id}/cmd       what Outpost sends a device: commands (request_fix, set_interval)
     owntracks/{user}/{device}[/{subtopic}]   OwnTracks; the device id is "{user}/{device}"
+    owntracks/{user}/{device}/cmd            what Outpost sends an OwnTracks phone (reportLocation)
     outpost/v1/events/{kind}                 what Outpost tells everyone listening: grid, fence,
                                              out-of-grid and coverage events (`kind` = the event's type)
 
@@ -22,8 +28,15 @@ OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
 FIX = "fix"
 REPLY = "reply"
 ALARM = "alarm"
+STATUS = "status"
+CHECKIN = "checkin"
+ANSWER = "answer"
 OFFERS = "offers"
-DEVICE_MESSAGE_KINDS = (REPLY, ALARM)  # what a device may send besides fixes
+ROLLCALL = "rollcall"
+CMD = "cmd"
+# What a device may send besides fixes. What Outpost sends (offers, rollcall, cmd) is never one of them, so
+# ingest never hears its own messages as a device's.
+DEVICE_MESSAGE_KINDS = (REPLY, ALARM, STATUS, CHECKIN, ANSWER)
 
 _FIX_SUFFIX = "/" + FIX
 
@@ -41,6 +54,14 @@ def event_topic(kind: str) -> str:
 def owntracks_topic(user: str, device: str) -> str:
     """`owntracks/{user}/{device}`, where the OwnTracks app publishes its locations."""
     return f"{OWNTRACKS_PREFIX}{user}/{device}"
+
+
+def owntracks_command_topic(device_id: str) -> str | None:
+    """`owntracks/{user}/{device}/cmd` for an OwnTracks device id ("user/device"); None for another id."""
+    user, sep, device = device_id.partition("/")
+    if not sep or not user or not device or "/" in device:
+        return None
+    return f"{owntracks_topic(user, device)}/{CMD}"
 
 
 def owntracks_device_id(user: str, device: str) -> str:

@@ -2,15 +2,11 @@
 
 A fresh database already has both (step 1 creates `incidents` from today's definition), so each part checks
 before it acts and the step is safe on any database: add `h3_cell` where it is missing, fill it where it is
-NULL, widen the CHECK on `source` where it does not allow `import` yet. Widening a CHECK removes no row's
-validity, so it needs no rewrite of the table: PostgreSQL drops and re-adds the constraint; SQLite cannot
-alter a constraint, and its documented way to loosen one is to edit the table's stored CREATE statement
-(https://sqlite.org/lang_altertable.html, "making other kinds of table schema changes").
+NULL, widen the CHECK on `source` where it does not allow `import` yet (`store.checks`, in place).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, text
@@ -18,9 +14,9 @@ from sqlalchemy import Connection, text
 from geo.hexes import cell_of
 from schemas.tables import Flavour
 from schemas.tables.incidents import SOURCES
+from store.checks import set_allowed
 
 _BATCH = 5000
-_SOURCE_CHECK = re.compile(r"CHECK \(source IN \([^)]*\)\)")
 
 
 def add_incident_cells(conn: Connection, flavour: Flavour, _settings: object) -> None:
@@ -58,33 +54,4 @@ def backfill_cells(conn: Connection) -> int:
 
 def set_sources(conn: Connection, flavour: Flavour, sources: Sequence[str]) -> None:
     """Make the CHECK on `incidents.source` allow exactly `sources` (nothing when it already does)."""
-    wanted = "CHECK (source IN ({}))".format(", ".join(f"'{s}'" for s in sources))
-    if flavour.dialect == "postgresql":
-        current = conn.execute(
-            text(
-                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conname = 'ck_incidents_source' AND conrelid = 'incidents'::regclass"
-            )
-        ).scalar()
-        if current is not None and set(re.findall(r"'([^']*)'", current)) == set(sources):
-            return
-        conn.execute(text("ALTER TABLE incidents DROP CONSTRAINT IF EXISTS ck_incidents_source"))
-        conn.execute(text(f"ALTER TABLE incidents ADD CONSTRAINT ck_incidents_source {wanted}"))
-        return
-    sql = conn.execute(
-        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'incidents'")
-    ).scalar_one()
-    match = _SOURCE_CHECK.search(sql)
-    if match is None:
-        raise RuntimeError("incidents has no CHECK on source to widen; the table is not Outpost's")
-    if match.group(0) == wanted:
-        return
-    version = int(conn.execute(text("PRAGMA schema_version")).scalar_one())
-    conn.execute(text("PRAGMA writable_schema = ON"))
-    conn.execute(
-        text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'incidents'"),
-        {"sql": sql[: match.start()] + wanted + sql[match.end() :]},
-    )
-    # Every connection re-reads the schema when the version moves (the documented procedure).
-    conn.execute(text(f"PRAGMA schema_version = {version + 1}"))
-    conn.execute(text("PRAGMA writable_schema = OFF"))
+    set_allowed(conn, flavour, "incidents", "source", sources)

@@ -7,6 +7,7 @@ range is tested at its bounds without anyone writing a test for it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -38,7 +39,7 @@ BY_NAME = {s.name: s for s in SETTINGS}
 
 def _part(settings: Any, name: str) -> Any:
     """The loaded value of field `name`, whichever concern owns it."""
-    for part in (settings.store, settings.ingest, settings.api, settings.dispatch, settings.log):
+    for part in (getattr(settings, f.name) for f in dataclasses.fields(settings)):
         if hasattr(part, name):
             return getattr(part, name)
     raise KeyError(name)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from dispatch.blocking import run_db
 from dispatch.incidents.routes import INCIDENTS_KEY, api
 from dispatch.incidents.service import IncidentService
+from dispatch.openapi import RoutesPlugin
 
 log = logging.getLogger(__name__)
 
@@ -25,26 +25,12 @@ log = logging.getLogger(__name__)
 _PURGE_EVERY_S = 3600.0
 
 
-class IncidentsPlugin:
+class IncidentsPlugin(RoutesPlugin):
     """Mount with `init_app(ctx, plugins=[IncidentsPlugin(service)])`."""
 
     def __init__(self, service: IncidentService) -> None:
+        super().__init__(api)
         self.service = service
-
-    @property
-    def routes(self) -> web.RouteTableDef:
-        """The incident routes."""
-        return api.routes
-
-    @property
-    def openapi_paths(self) -> Mapping[str, Any]:
-        """OpenAPI path items of every incident route."""
-        return api.openapi_paths
-
-    @property
-    def openapi_components(self) -> Mapping[str, Any]:
-        """The schemas those paths refer to."""
-        return api.openapi_components
 
     def setup(self, app: web.Application) -> None:
         """Put the service on the app and run its timers while the app runs."""

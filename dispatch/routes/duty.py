@@ -8,7 +8,6 @@ community grid, a vehicle none; one holder per grid and one grid per unit at a t
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,15 +19,13 @@ from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, PATROL_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
-from dispatch.routes.instants import Instant, parse_instant
+from dispatch.routes.instants import Instant, optional_range, parse_instant
 from dispatch.routes.models import UnitId
-from dispatch.routes.params import PathId, QueryText, encode, read_body
+from dispatch.routes.params import MAX_ROW_ID, PathId, QueryText, encode, read_body
 from schemas.tables.grids import GRID_ID_PATTERN
 from store import duty
 
-# The id columns are 32-bit on PostgreSQL: a larger number names nothing (and must not reach the driver).
-_MAX_ROW_ID = 2**31 - 1
-RowId = Annotated[int, msgspec.Meta(ge=1, le=_MAX_ROW_ID)]
+RowId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)]
 GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
 ShiftName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # RFC 3339 with a time zone, or epoch seconds (a string or a number), read by `instants.parse_instant`.
@@ -39,11 +36,8 @@ api = DocumentedRoutes("duty", path_params=[ASSIGNMENT_ID])
 AT = Instant("at", "the assignments holding their grid at this instant (default: now)", required=False)
 FROM = Instant("from", "shifts ending after this instant", required=False)
 TO = Instant("to", "shifts starting before this instant", required=False)
-_GRID = re.compile(GRID_ID_PATTERN)
-_UNIT = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
-
-
-UNIT = QueryText("unit", "only the assignments of this unit (its id)", pattern=_UNIT.pattern)
+UNIT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+UNIT = QueryText("unit", "only the assignments of this unit (its id)", pattern=UNIT_ID_PATTERN)
 GRID = QueryText("grid", "only the assignments of this grid (its id)", pattern=GRID_ID_PATTERN)
 
 
@@ -161,15 +155,6 @@ def _now(request: web.Request) -> datetime:
     return datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
 
 
-def _matching(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    if not pattern.match(raw):
-        raise InvalidParameter(name, f"must be {what}, got {raw[:40]!r}")
-    return raw
-
-
 async def _write(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return await run_db(fn, *args, **kwargs)
@@ -209,9 +194,7 @@ async def list_shifts(request: web.Request) -> web.Response:
     """Shifts in a time range
 
     The shifts overlapping [from, to) (either absent: unbounded), by start."""
-    start, end = FROM.get(request), TO.get(request)
-    if start is not None and end is not None and end <= start:
-        raise InvalidParameter("to", f"must be after from ({start.isoformat()}), got {end.isoformat()}")
+    start, end = optional_range(request, FROM, TO)
     found = await run_db(duty.list_shifts, request.app[ENGINE_KEY], start=start, end=end)
     return encode(ShiftList([_shift(s) for s in found]))
 
@@ -262,8 +245,8 @@ async def list_assignments(request: web.Request) -> web.Response:
         duty.assignments_at,
         request.app[ENGINE_KEY],
         at,
-        unit_id=_matching(request, "unit", _UNIT, "a unit id"),
-        grid_id=_matching(request, "grid", _GRID, "a grid id"),
+        unit_id=UNIT.get(request),
+        grid_id=GRID.get(request),
     )
     return encode(AssignmentList(at, [_assignment(a) for a in found]))
 
@@ -274,12 +257,10 @@ async def end_assignment(request: web.Request) -> web.Response:
 
     The assignment stops holding its grid now (one not begun never will); its history stays. 409 once
     it is over."""
-    raw = ASSIGNMENT_ID.get(request)
-    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= _MAX_ROW_ID):
-        raise InvalidParameter("id", f"must be an assignment id (a positive integer), got {raw[:40]!r}")
+    assignment_id = ASSIGNMENT_ID.row_id(request, "an assignment id")
     actor = principal(request).actor
     ended: duty.Assignment = await _write(
-        duty.end_assignment, request.app[ENGINE_KEY], int(raw), actor=actor, now=_now(request)
+        duty.end_assignment, request.app[ENGINE_KEY], assignment_id, actor=actor, now=_now(request)
     )
     await request.app[PATROL_KEY].check()
     request.app[AUDIT_KEY].record(

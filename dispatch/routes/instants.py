@@ -90,3 +90,16 @@ def time_range(request: web.Request, max_s: float) -> TimeRange:
             max_range_s=max_s,
         )
     return TimeRange(start, end)
+
+
+def optional_range(
+    request: web.Request, start: Instant, end: Instant
+) -> tuple[datetime | None, datetime | None]:
+    """Two optional instants (either absent: unbounded on that side); 400 naming `end` when both are given
+    and `end` is not after `start`."""
+    first, last = start.get(request), end.get(request)
+    if first is not None and last is not None and last <= first:
+        raise InvalidParameter(
+            end.name, f"must be after {start.name} ({first.isoformat()}), got {last.isoformat()}"
+        )
+    return first, last

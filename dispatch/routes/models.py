@@ -128,10 +128,12 @@ class UnitDetail(msgspec.Struct):
 
 
 class StatusIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new status; with `expected`, only if the current status is one of them (else 409)."""
+    """A new status; with `expected`, only if the current status is one of them (else 409). `why` is kept
+    in the unit's status history."""
 
     status: UnitStatus
     expected: list[UnitStatus] | None = None
+    why: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
 class StatusOut(msgspec.Struct):

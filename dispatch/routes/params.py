@@ -7,6 +7,7 @@ the parameter. Bodies are msgspec types: `read_body` decodes and validates, `enc
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ T = TypeVar("T")
 
 # No id Outpost stores is longer (device ids: 128 characters); a longer path segment names nothing.
 MAX_ID_LENGTH = 256
+# Numbered rows' ids are 32-bit on PostgreSQL: a larger number names nothing (and must not reach the driver).
+MAX_ROW_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,13 @@ class PathId:
         if not value.isprintable():
             raise InvalidParameter(self.name, "must not contain control characters")
         return value
+
+    def row_id(self, request: web.Request, what: str) -> int:
+        """The segment as the id of a numbered row (`what`: "an assignment id"); 400 naming it otherwise."""
+        raw = request.match_info[self.name]
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ROW_ID):
+            raise InvalidParameter(self.name, f"must be {what} (a positive integer), got {raw[:40]!r}")
+        return int(raw)
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,15 @@ class QueryText(Query):
         if self.pattern:
             schema["pattern"] = self.pattern
         return parameter(self.name, "query", self.description, schema)
+
+    def get(self, request: web.Request) -> str | None:
+        """The value, or None when absent; 400 naming it when it does not match `pattern`."""
+        raw = request.query.get(self.name)
+        if raw is None or self.pattern is None:
+            return raw
+        if not re.match(self.pattern, raw):
+            raise InvalidParameter(self.name, f"must match {self.pattern}, got {raw[:40]!r}")
+        return raw
 
 
 @dataclass(frozen=True)

@@ -168,8 +168,10 @@ async def set_status(request: web.Request) -> web.Response:
     unit_id = UNIT_ID.get(request)
     fleet, actor = request.app[FLEET_KEY], principal(request).actor
     if body.expected is None:
-        await fleet.set_status(unit_id, body.status, actor=actor)
-    elif not await fleet.compare_and_set_status(unit_id, body.expected, body.status, actor=actor):
+        await fleet.set_status(unit_id, body.status, actor=actor, why=body.why)
+    elif not await fleet.compare_and_set_status(
+        unit_id, body.expected, body.status, actor=actor, why=body.why
+    ):
         record = await UNITS.find(request, unit_id)
         raise Conflict(
             f"unit {unit_id} is {record.status}, not one of {', '.join(body.expected)}",

@@ -10,11 +10,12 @@ of its fix, so its own buffer does the rest:
   `Authorization: Bearer`); the basic-auth user name is not checked (OwnTracks sends its user there).
 - 503: not durable in time (database down and spool full, or overloaded): retry later.
 
-Replies and alarms (`POST /ingest/v1/devices/{device_id}/reply` and `/alarm`, the HTTP twins of the MQTT
-topics) are authenticated the same way (401, 403), limited to `max_payload_bytes` (413), checked for shape
-(400), and handed to dispatch through `Pipeline.forward_device_message`. 202 answers with what dispatch made
-of them: `{"outcome": "taken" | "refused" | "forwarded", "detail"}` ("forwarded": no outcome within
-`http_durable_timeout_s`, or none reported); 503 when no dispatcher is attached (the `ingest` role).
+Device messages (`POST /ingest/v1/devices/{device_id}/reply`, `/alarm`, `/status`, `/checkin`, `/answer`,
+the HTTP twins of the MQTT topics) are authenticated the same way (401, 403), limited to `max_payload_bytes`
+(413), checked for shape (400), and handed to dispatch through `Pipeline.forward_device_message`; a refused
+one is dead-lettered with its reason. 202 answers with what dispatch made of them: `{"outcome": "taken" |
+"refused" | "forwarded", "detail", "reasons"}` ("forwarded": no outcome within `http_durable_timeout_s`, or
+none reported); 503 when no dispatcher is attached (the `ingest` role).
 
 The composition root mounts `routes(pipeline)`; the API's bearer-token middleware skips `/ingest/`.
 """
@@ -22,16 +23,17 @@ The composition root mounts `routes(pipeline)`; the API's bearer-token middlewar
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from ingest.decode import decode_owntracks_http, decode_traccar_http
 from ingest.http.auth import DeviceAuth
-from ingest.http.devices import ALARM_PATH, REPLY_PATH, device_message
+from ingest.http.devices import device_message, device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH, read_body, submit_fixes
-from ingest.http.openapi import OPENAPI_PATHS
+from ingest.http.openapi import OPENAPI_COMPONENTS, OPENAPI_PATHS
 from ingest.pipeline import Pipeline
+from schemas.topics import DEVICE_MESSAGE_KINDS
 
 __all__ = ["OPENAPI_PATHS", "DeviceAuth", "IngestRoutes", "routes"]
 
@@ -64,15 +66,19 @@ def routes(pipeline: Pipeline, *, clock: Callable[[], float] = time.time) -> web
         decoded = decode_owntracks_http(user, device, body, max_payload_bytes=limit)
         return await submit_fixes(pipeline, auth, request, decoded, body, received_s, owntracks=True)
 
-    @table.post(REPLY_PATH)
-    async def reply(request: web.Request) -> web.Response:
-        return await device_message(pipeline, auth, request, "reply")
-
-    @table.post(ALARM_PATH)
-    async def alarm(request: web.Request) -> web.Response:
-        return await device_message(pipeline, auth, request, "alarm")
-
+    for kind in DEVICE_MESSAGE_KINDS:
+        table.post(device_path(kind))(_device_handler(pipeline, auth, kind, clock))
     return table
+
+
+def _device_handler(
+    pipeline: Pipeline, auth: DeviceAuth, kind: str, clock: Callable[[], float]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        return await device_message(pipeline, auth, request, kind, clock())
+
+    handle.__name__ = f"device_{kind}"
+    return handle
 
 
 class IngestRoutes:
@@ -81,6 +87,7 @@ class IngestRoutes:
     def __init__(self, pipeline: Pipeline) -> None:
         self.routes = routes(pipeline)
         self.openapi_paths = OPENAPI_PATHS
+        self.openapi_components = OPENAPI_COMPONENTS
 
     def setup(self, app: web.Application) -> None:
         """Nothing to attach: the pipeline runs under the ingest task."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.http.devices import ALARM_PATH, REPLY_PATH
+import msgspec
+
+from ingest.http.devices import device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH
+from schemas.device_messages import SHAPES
+from schemas.topics import ANSWER, CHECKIN, DEVICE_MESSAGE_KINDS, STATUS
 
 _PROBLEM = {
     "application/problem+json": {
@@ -73,9 +77,20 @@ _DEVICE_BODIES: dict[str, dict[str, Any]] = {
         "description": "Optional (an empty body is an SOS): without lon/lat, the unit's last position.",
     },
 }
+# The newer kinds' bodies come from their msgspec shapes, the types ingest checks them with.
+_GENERATED = (STATUS, CHECKIN, ANSWER)
+_REF = "#/components/schemas/{name}"
+_schemas, OPENAPI_COMPONENTS = msgspec.json.schema_components(
+    [SHAPES[k] for k in _GENERATED], ref_template=_REF
+)
+_DEVICE_BODIES.update(dict(zip(_GENERATED, (dict(s) for s in _schemas), strict=True)))
 _DEVICE_SUMMARIES = {
     "reply": "A device accepts or declines an offer (the HTTP twin of MQTT `outpost/v1/devices/{id}/reply`)",
     "alarm": "A device raises an SOS: a P1 incident (the HTTP twin of MQTT `outpost/v1/devices/{id}/alarm`)",
+    "status": "A device reports its unit's duty status (HTTP twin of MQTT `outpost/v1/devices/{id}/status`)",
+    "checkin": "A device checks its unit in on its grid; the answer gives every reason (MQTT twin: "
+    "`outpost/v1/devices/{id}/checkin`)",
+    "answer": "A device answers a roll call (the HTTP twin of MQTT `outpost/v1/devices/{id}/answer`)",
 }
 
 
@@ -95,7 +110,7 @@ def _device_operation(kind: str) -> dict[str, Any]:
             },
         ],
         "requestBody": {
-            "required": kind == "reply",
+            "required": kind != "alarm",
             "content": {"application/json": {"schema": _DEVICE_BODIES[kind]}},
         },
         "responses": {
@@ -111,6 +126,11 @@ def _device_operation(kind: str) -> dict[str, Any]:
                             "properties": {
                                 "outcome": {"type": "string", "enum": ["taken", "refused", "forwarded"]},
                                 "detail": {"type": "string"},
+                                "reasons": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": "Every reason a check-in, status or answer was refused.",
+                                },
                             },
                         }
                     }
@@ -187,6 +207,5 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         },
     },
-    REPLY_PATH: {"post": _device_operation("reply")},
-    ALARM_PATH: {"post": _device_operation("alarm")},
+    **{device_path(kind): {"post": _device_operation(kind)} for kind in DEVICE_MESSAGE_KINDS},
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from schemas.tables import access, duty, fences, grids, incidents, registry, telemetry
+from schemas.tables import access, attendance, duty, fences, grids, incidents, registry, status, telemetry
 from schemas.tables.flavour import Flavour
 
 __all__ = ["Flavour", "build_metadata"]
@@ -25,4 +25,6 @@ def build_metadata(flavour: Flavour) -> MetaData:
     grids.define(md, flavour)
     duty.define(md)
     fences.define(md, flavour)
+    status.define(md)
+    attendance.define(md)
     return md

@@ -1,4 +1,5 @@
-"""Column shapes every table uses alike: an instant (timezone-aware), a serial id, the time a row was made."""
+"""Column shapes every table uses alike: an instant (timezone-aware), a serial id, the time a row was made,
+a reference to a unit."""
 
 from __future__ import annotations
 
@@ -23,3 +24,10 @@ def created_at(name: str = "created_at") -> sa.Column[Any]:
 def serial_id(kind: Any = BIG_ID) -> sa.Column[Any]:
     """`id`: an autoincremented primary key, 64-bit unless `kind` says otherwise."""
     return sa.Column("id", kind, primary_key=True, autoincrement=True)
+
+
+def unit_ref(*, primary_key: bool = False) -> sa.Column[Any]:
+    """`unit_id`, the unit a row is about (never NULL)."""
+    return sa.Column(
+        "unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=False, primary_key=primary_key
+    )

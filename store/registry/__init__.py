@@ -35,15 +35,15 @@ from store.registry.records import (
     units,
 )
 from store.registry.roster import (
-    compare_and_set_unit_status,
     count_units,
     get_unit,
     insert_unit,
     insert_units_bulk,
     list_units,
-    set_unit_status,
     update_unit,
 )
+from store.registry.statuses import Outcome as StatusOutcome
+from store.registry.statuses import StatusChange, change_unit_status, status_history
 
 UNIT_QUERIES = Queries(get_unit, insert_unit, update_unit, list_units)
 DEVICE_QUERIES = Queries(get_device, insert_device, update_device, list_devices)
@@ -56,11 +56,13 @@ __all__ = [
     "Duplicate",
     "Overlap",
     "Queries",
+    "StatusChange",
+    "StatusOutcome",
     "Unit",
     "bindings",
     "bindings_active_at",
     "bindings_of_unit",
-    "compare_and_set_unit_status",
+    "change_unit_status",
     "count_units",
     "device_credentials_hash",
     "devices",
@@ -74,7 +76,7 @@ __all__ = [
     "list_devices",
     "list_units",
     "set_device_credentials",
-    "set_unit_status",
+    "status_history",
     "unit_for_device",
     "units",
     "update_device",

@@ -78,28 +78,6 @@ def update_unit(engine: Engine, unit_id: str, **changes: Any) -> Unit | None:
     return get_unit(engine, unit_id)
 
 
-def set_unit_status(engine: Engine, unit_id: str, status: str, *, now: datetime) -> bool:
-    """Set a unit's status unconditionally; False when the unit does not exist."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(units).where(units.c.id == unit_id).values(status=status, status_changed_at=as_utc(now))
-        )
-    return result.rowcount == 1
-
-
-def compare_and_set_unit_status(
-    engine: Engine, unit_id: str, expected: Collection[str], new: str, *, now: datetime
-) -> bool:
-    """Set the status only if it is one of `expected`, atomically in the database (one winner per race)."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(units)
-            .where(units.c.id == unit_id, units.c.status.in_(list(expected)))
-            .values(status=new, status_changed_at=as_utc(now))
-        )
-    return result.rowcount == 1
-
-
 def count_units(engine: Engine) -> int:
     """How many units are registered."""
     with engine.connect() as conn:

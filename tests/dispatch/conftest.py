@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -90,8 +90,10 @@ async def running_api(
     settings: ApiSettings | None = None,
     clock: ManualClock | None = None,
     plugins: Sequence[ApiPlugin] = (),
+    make_plugins: Callable[[Engine, Fleet, EventBus, ManualClock], Sequence[ApiPlugin]] | None = None,
 ) -> AsyncIterator[LiveApi]:
-    """Start the API app on a free port over the database at `url`."""
+    """Start the API app on a free port over the database at `url` (`make_plugins`: plugins built on the
+    API's own engine, fleet, bus and clock)."""
     engine = open_engine(url, pool_size=4)
     clock = clock or ManualClock(START_S)
     settings = settings or ApiSettings()
@@ -102,6 +104,8 @@ async def running_api(
         max_queued=settings.stream_max_queued,
         replay_max=settings.stream_replay_events,
     )
+    if make_plugins is not None:
+        plugins = [*plugins, *make_plugins(engine, fleet, bus, clock)]
     app = init_app(ApiContext(engine=engine, fleet=fleet, bus=bus, clock=clock, settings=settings), plugins)
     now = datetime.fromtimestamp(clock.now(), UTC)
     tokens = {

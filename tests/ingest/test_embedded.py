@@ -185,7 +185,7 @@ async def test_puback_waits_until_the_fix_is_committed(
         await wait_for(held.entered.is_set, what="the fix reaching the database")
         # A message on a topic ingest does not read, sent after the fix on the same connection, is
         # acknowledged on receipt by amqtt; the fix, received first, is still not: its PUBACK waits.
-        pub.publish("outpost/v1/devices/dev-slow-db/status", b"on")
+        pub.publish("outpost/v1/devices/dev-slow-db/telemetry", b"on")
         await wait_for(lambda: pub.acked == 1, what="the status message acked")
         assert pub.pending == 1 and e.stored() == 0
         held.release()

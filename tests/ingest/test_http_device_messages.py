@@ -29,7 +29,7 @@ from ingest.settings import IngestSettings
 from ingest.validate import Validator
 from store import access
 from store.engine import open_engine
-from store.fixes import FixWriter
+from store.fixes import FixWriter, count_rejected
 from tests.ingest.ingest_harness import register, wait_for
 from tests.support.outpost_run import running_outpost
 
@@ -99,8 +99,14 @@ async def serving(
     await directory.load_at_start()
     app = web.Application()
     app.add_routes(routes(pipeline))
-    async with TestClient(TestServer(app)) as client:
-        yield client
+    stop = asyncio.Event()
+    flushing = asyncio.create_task(pipeline.run(stop))  # dead letters are flushed like fixes
+    try:
+        async with TestClient(TestServer(app)) as client:
+            yield client
+    finally:
+        stop.set()
+        await flushing
 
 
 @pytest.fixture
@@ -173,6 +179,42 @@ async def test_wrong_secret_another_devices_id_unknown_and_disabled_devices_are_
         )
         assert (await answer(retired))[1]["reasons"] == ["disabled_device"]
     assert dispatcher.got == []
+
+
+async def test_status_checkin_and_answer_have_http_twins_whose_refusals_are_dead_lettered(
+    engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, "phone-1", secret="one")
+    register(engine, "retired", enabled=False)
+    dispatcher = Dispatcher()
+    key = {"key": "one"}
+    path = "/ingest/v1/devices/{}/{}"
+    async with serving(engine, tmp_path, dispatcher) as client:
+        taken = [
+            await client.post(path.format("phone-1", kind), json=body, params=key)
+            for kind, body in (
+                ("status", {"status": "on_duty"}),
+                ("checkin", {"checkin_id": "c-1", "fix": {"ts": 1717088400000, "lat": 37.7, "lon": -122.4}}),
+                ("answer", {"rollcall_id": "r-1"}),
+            )
+        ]
+        assert [r.status for r in taken] == [202, 202, 202]
+        refused = [
+            await client.post(path.format("phone-1", "status"), json={"status": "asleep"}, params=key),
+            await client.post(path.format("phone-1", "checkin"), json={"fix": {}}, params=key),
+            await client.post(path.format("stranger", "answer"), json={"rollcall_id": "r-1"}),
+            await client.post(path.format("retired", "status"), json={"status": "on_duty"}),
+        ]
+        bodies = [await answer(r) for r in refused]
+        assert [(status, body["reasons"]) for status, body in bodies] == [
+            (400, ["malformed_message"]),
+            (400, ["malformed_message"]),
+            (403, ["unknown_device"]),
+            (403, ["disabled_device"]),
+        ]
+        await wait_for(lambda: count_rejected(engine) == 4, what="four dead letters")
+    assert [kind for _, kind, _ in dispatcher.got] == ["status", "checkin", "answer"]
+    assert count_rejected(engine, "malformed_message") == 2
 
 
 async def test_a_device_registered_after_start_is_held_to_its_secret(engine: Engine, tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
+from ingest.pipeline import Pipeline
 from ingest.runner import build_pipeline
+from ingest.settings import IngestSettings
 from ingest.validate import DeviceInfo
 from store.engine import open_engine
 from store.fixes import count_fixes, count_rejected, fetch_fixes
@@ -183,18 +185,23 @@ async def test_device_registered_after_start_is_found_on_a_miss(
     assert count_rejected(pg_engine) == 0
 
 
+def forwarding(
+    mosquitto: Mosquitto, engine: Engine, tmp_path: Path
+) -> tuple[IngestSettings, Pipeline, list[tuple[str, str, bytes]]]:
+    """A pipeline whose device messages are collected in the list it returns."""
+    got: list[tuple[str, str, bytes]] = []
+    settings = ingest_settings(mosquitto.url, tmp_path)
+    pipeline = build_pipeline(
+        settings, engine, on_accepted=lambda f: None, on_device_message=lambda d, k, p: got.append((d, k, p))
+    )
+    return settings, pipeline, got
+
+
 async def test_device_replies_and_alarms_are_forwarded(
     mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
 ) -> None:
-    got: list[tuple[str, str, bytes]] = []
     register(pg_engine, "cam-1")
-    settings = ingest_settings(mosquitto.url, tmp_path)
-    pipeline = build_pipeline(
-        settings,
-        pg_engine,
-        on_accepted=lambda f: None,
-        on_device_message=lambda d, k, p: got.append((d, k, p)),
-    )
+    settings, pipeline, got = forwarding(mosquitto, pg_engine, tmp_path)
     async with running_ingest(settings, pg_engine, pipeline=pipeline):
         # An unregistered device cannot raise an alarm (a P1 incident) nor answer an offer.
         await mosquitto_pub(mosquitto.port, "outpost/v1/devices/stranger/alarm", b'{"kind": "panic"}')
@@ -205,6 +212,30 @@ async def test_device_replies_and_alarms_are_forwarded(
         ("cam-1", "alarm", b'{"kind": "panic"}'),
         ("cam-1", "reply", b'{"offer": 7, "accept": true}'),
     ]
+
+
+async def test_status_checkin_and_answer_messages_are_shape_checked_and_refusals_dead_lettered(
+    mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
+) -> None:
+    register(pg_engine, "cam-1")
+    register(pg_engine, "cam-off", enabled=False)
+    settings, pipeline, got = forwarding(mosquitto, pg_engine, tmp_path)
+    refused = {
+        "outpost/v1/devices/stranger/status": (b'{"status": "on_duty"}', "unknown_device"),
+        "outpost/v1/devices/cam-off/checkin": (b'{"checkin_id": "c1"}', "disabled_device"),
+        "outpost/v1/devices/cam-1/status": (b'{"status": "asleep"}', "malformed_message"),
+        "outpost/v1/devices/cam-1/checkin": (b"{}", "malformed_message"),
+        "outpost/v1/devices/cam-1/answer": (b"nonsense", "malformed_message"),
+    }
+    async with running_ingest(settings, pg_engine, pipeline=pipeline):
+        for topic, (payload, _) in refused.items():
+            await mosquitto_pub(mosquitto.port, topic, payload)
+        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-1/answer", b'{"rollcall_id": "r1"}')
+        await wait_for(lambda: len(got) == 1 and count_rejected(pg_engine) == len(refused))
+    assert got == [("cam-1", "answer", b'{"rollcall_id": "r1"}')]
+    for reason in ("unknown_device", "disabled_device"):
+        assert count_rejected(pg_engine, reason) == 1
+    assert count_rejected(pg_engine, "malformed_message") == 3
 
 
 async def test_the_directory_starts_from_its_cached_copy_when_the_database_is_down(

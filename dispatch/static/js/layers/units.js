@@ -8,7 +8,7 @@ import { age, el, metres } from "../dom.js";
 const GLYPH = { police: "P", auxiliary: "A", vehicle: "V" };
 const BADGE = {
   off_duty: "OFF", available: "AVL", offered: "OFR", assigned: "ASG", en_route: "ENR", on_scene: "ONS",
-  busy: "BSY", out_of_service: "OOS",
+  busy: "BSY", out_of_service: "OOS", break: "BRK",
 };
 
 function bearingDeg(from, to) {
