@@ -94,15 +94,12 @@ def standing(row: attendance.Attendance, now: datetime, late_after_s: float) -> 
 
 
 @api.route(
-    "GET",
-    "/v1/checkins",
-    summary="Check-ins by unit, grid and time",
-    role="viewer",
-    params=[UNIT, GRID, FROM, TO, VERDICT, LIMIT],
-    response=CheckinList,
+    "GET", "/v1/checkins", role="viewer", params=[UNIT, GRID, FROM, TO, VERDICT, LIMIT], response=CheckinList
 )
 async def list_checkins(request: web.Request) -> web.Response:
-    """Check-ins in [from, to) (either absent: unbounded), optionally of one unit or grid, accepted or
+    """Check-ins by unit, grid and time
+
+    Check-ins in [from, to) (either absent: unbounded), optionally of one unit or grid, accepted or
     refused, oldest first; each with its verdict and every reason."""
     start, end = optional_range(request, FROM, TO)
     verdicts = VERDICT.get(request)
@@ -120,17 +117,11 @@ async def list_checkins(request: web.Request) -> web.Response:
     return encode(CheckinList([checkin_out(c) for c in found]))
 
 
-@api.route(
-    "GET",
-    "/v1/shifts/{id}/attendance",
-    summary="A shift's attendance: on time, late, missing",
-    role="viewer",
-    params=[SHIFT_ID],
-    response=ShiftAttendance,
-    errors=[404],
-)
+@api.route("GET", "/v1/shifts/{id}/attendance", role="viewer", params=[SHIFT_ID], response=ShiftAttendance)
 async def shift_attendance(request: web.Request) -> web.Response:
-    """Every assignment of the shift with its unit's first accepted check-in (counted from
+    """A shift's attendance: on time, late, missing
+
+    Every assignment of the shift with its unit's first accepted check-in (counted from
     OUTPOST_CHECKIN_EARLY_S before the assignment starts) and how it stands."""
     shift_id = SHIFT_ID.row_id(request, "a shift id")
     engine, settings = request.app[ENGINE_KEY], request.app[FIELD_KEY].ctx.settings

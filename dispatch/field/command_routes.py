@@ -43,16 +43,17 @@ class CommandOut(msgspec.Struct):
 @api.route(
     "POST",
     "/v1/devices/{id}/commands",
-    summary="Send a device a command (request_fix, set_interval)",
     role="dispatcher",
     params=[DEVICE_ID],
     body=CommandIn,
     response=CommandOut,
     status=202,
-    errors=[404, 409],
+    errors=[409],
 )
 async def send_command(request: web.Request) -> web.Response:
-    """Publish the command to the device (QoS 1; a device offline gets it when it reconnects with its
+    """Send a device a command (request_fix, set_interval)
+
+    Publish the command to the device (QoS 1; a device offline gets it when it reconnects with its
     session). 409 for a disabled device."""
     body = await read_body(request, CommandIn)
     device = await DEVICES.find(request, DEVICE_ID.get(request))

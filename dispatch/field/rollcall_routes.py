@@ -60,7 +60,6 @@ async def rollcall_out(request: web.Request, rollcall_id: str) -> RollCallOut:
 @api.route(
     "POST",
     "/v1/rollcalls",
-    summary="Call the roll of everyone on duty, a grid, or a list of units",
     role="dispatcher",
     body=RollCallIn,
     response=RollCallOut,
@@ -73,7 +72,9 @@ async def rollcall_out(request: web.Request, rollcall_id: str) -> RollCallOut:
     "roll call closes.",
 )
 async def start_rollcall(request: web.Request) -> web.Response:
-    """Start a roll call now over the body's scope, with its deadline."""
+    """Call the roll of everyone on duty, a grid, or a list of units
+
+    Start a roll call now over the body's scope, with its deadline."""
     body = await read_body(request, RollCallIn)
     actor = principal(request).actor
     record = await request.app[FIELD_KEY].rollcalls.start(body.scope, body.deadline_s, actor)
@@ -81,15 +82,9 @@ async def start_rollcall(request: web.Request) -> web.Response:
     return encode(await rollcall_out(request, record.id), status=201)
 
 
-@api.route(
-    "GET",
-    "/v1/rollcalls/{id}",
-    summary="A roll call: progress while open, the result once closed",
-    role="viewer",
-    params=[ROLLCALL_ID],
-    response=RollCallOut,
-    errors=[404],
-)
+@api.route("GET", "/v1/rollcalls/{id}", role="viewer", params=[ROLLCALL_ID], response=RollCallOut)
 async def get_rollcall(request: web.Request) -> web.Response:
-    """The roll call, each unit's answer and result so far, and the counts."""
+    """A roll call: progress while open, the result once closed
+
+    The roll call, each unit's answer and result so far, and the counts."""
     return encode(await rollcall_out(request, ROLLCALL_ID.get(request)))

@@ -118,16 +118,11 @@ def coverage_of(patrol: Patrol, grids: list[Grid], now_s: float) -> list[GridCov
     ]
 
 
-@api.route(
-    "GET",
-    "/v1/grids/coverage",
-    summary="Who covers each grid now: holder, units inside and since when, gaps",
-    role="viewer",
-    params=[LEVEL],
-    response=CoverageOut,
-)
+@api.route("GET", "/v1/grids/coverage", role="viewer", params=[LEVEL], response=CoverageOut)
 async def grid_coverage(request: web.Request) -> web.Response:
-    """Per current grid (optionally of some levels): the unit assigned it now (whether it covers the grid,
+    """Who covers each grid now: holder, units inside and since when, gaps
+
+    Per current grid (optionally of some levels): the unit assigned it now (whether it covers the grid,
     and its out-of-grid state with the reason: a unit on an incident is excused), every unit inside it and
     since when, and the coverage gap (uncovered since, raised once uncovered longer than
     OUTPOST_COVERAGE_GAP_S)."""

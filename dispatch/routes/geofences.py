@@ -126,9 +126,11 @@ def _by_id(method: str, summary: str, role: Role, **more: Any) -> Callable[[Hand
     )
 
 
-@api.route("GET", "/v1/geofences", summary="Every geofence", role="viewer", response=FenceList)
+@api.route("GET", "/v1/geofences", role="viewer", response=FenceList)
 async def list_fences(request: web.Request) -> web.Response:
-    """Every geofence, by id."""
+    """Every geofence
+
+    Every geofence, by id."""
     found = await run_db(fences.list_fences, request.app[ENGINE_KEY])
     return encode(FenceList([_out(r) for r in found]))
 
@@ -140,18 +142,11 @@ async def read_fence(request: web.Request) -> web.Response:
     return await _answer(request, found, changed=False)
 
 
-@api.route(
-    "POST",
-    "/v1/geofences",
-    summary="Draw a geofence",
-    role="admin",
-    body=FenceIn,
-    response=FenceOut,
-    status=201,
-    errors=[409],
-)
+@api.route("POST", "/v1/geofences", role="admin", body=FenceIn, response=FenceOut, status=201, errors=[409])
 async def create_fence(request: web.Request) -> web.Response:
-    """A polygon or a circle; units inside it now enter it at once."""
+    """Draw a geofence
+
+    A polygon or a circle; units inside it now enter it at once."""
     body = await read_body(request, FenceIn)
     area = _area(body.geometry, body.circle)
     try:

@@ -44,14 +44,14 @@ class StatusHistory(msgspec.Struct):
 @api.route(
     "GET",
     "/v1/units/{id}/status-history",
-    summary="A unit's status changes: who, from, to, when, why",
     role="viewer",
     params=[UNIT_ID, FROM, TO, LIMIT],
     response=StatusHistory,
-    errors=[404],
 )
 async def status_history(request: web.Request) -> web.Response:
-    """Every change of the unit's status in [from, to) (either absent: unbounded), oldest first."""
+    """A unit's status changes: who, from, to, when, why
+
+    Every change of the unit's status in [from, to) (either absent: unbounded), oldest first."""
     unit_id = UNIT_ID.get(request)
     start, end = optional_range(request, FROM, TO)
     await UNITS.find(request, unit_id)
