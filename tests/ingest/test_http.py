@@ -213,8 +213,10 @@ def test_openapi_describes_every_route() -> None:
     assert set(OPENAPI_PATHS) == {
         "/ingest/osmand",
         "/ingest/owntracks",
-        "/ingest/v1/devices/{device_id}/reply",
-        "/ingest/v1/devices/{device_id}/alarm",
+        *(
+            f"/ingest/v1/devices/{{device_id}}/{kind}"
+            for kind in ("reply", "alarm", "status", "checkin", "answer")
+        ),
     }
     assert set(OPENAPI_PATHS["/ingest/osmand"]) == {"get", "post"}
     for item in OPENAPI_PATHS.values():
