@@ -1,5 +1,5 @@
 """Unit statuses and their history on both stores: each change recorded in the same transaction (who,
-from, to, when, why), a refused compare-and-set records nothing; migration step 7 on a database from
+from, to, when, why), a refused compare-and-set records nothing; migration step 8 on a database from
 before it adds the tables and lets units take a `break`."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_changes_are_recorded_with_who_and_why_and_refusals_record_nothing(store
     engine.dispose()
 
 
-def test_step_7_upgrades_an_old_database(store_url: str) -> None:
+def test_step_8_upgrades_an_old_database(store_url: str) -> None:
     engine = open_engine(store_url)
     registry.insert_unit(engine, id="u1", name="u1", kind="police", now=NOW)
     with engine.begin() as conn:
@@ -48,10 +48,10 @@ def test_step_7_upgrades_an_old_database(store_url: str) -> None:
         for table in ("rollcall_units", "rollcalls", "checkins", "status_history"):
             conn.execute(text(f"DROP TABLE {table}"))
         set_allowed(conn, flavour, "units", "status", tuple(s for s in UNIT_STATUSES if s != "break"))
-        conn.execute(text("DELETE FROM schema_version WHERE version = 7"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 8"))
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text("UPDATE units SET status = 'break' WHERE id = 'u1'"))
-    assert migrate(engine, StoreSettings(database_url=store_url)).applied == (7,)
+    assert migrate(engine, StoreSettings(database_url=store_url)).applied == (8,)
     engine.dispose()
     fresh = open_engine(store_url)  # a new connection reads the widened schema too
     assert registry.change_unit_status(fresh, "u1", "break", actor="device:p", now=NOW).written
