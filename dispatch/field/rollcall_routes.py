@@ -57,24 +57,15 @@ async def rollcall_out(request: web.Request, rollcall_id: str) -> RollCallOut:
     )
 
 
-@api.route(
-    "POST",
-    "/v1/rollcalls",
-    role="dispatcher",
-    body=RollCallIn,
-    response=RollCallOut,
-    status=201,
-    errors=[404],
-    description="Sent to every called unit's devices over MQTT (`outpost/v1/devices/{id}/rollcall`, and "
-    "`reportLocation` to OwnTracks phones). An answer counts with a fix newer than the start: `present`, "
-    "`present_out_of_grid`, or after the deadline `late`; without a fresh fix `answered_without_fix`; "
-    "none `silent`. At the deadline the silent are pinged once more; OUTPOST_ROLLCALL_LATE_S later the "
-    "roll call closes.",
-)
+@api.create("/v1/rollcalls", role="dispatcher", body=RollCallIn, response=RollCallOut, errors=[404])
 async def start_rollcall(request: web.Request) -> web.Response:
     """Call the roll of everyone on duty, a grid, or a list of units
 
-    Start a roll call now over the body's scope, with its deadline."""
+    Start a roll call now over the body's scope, with its deadline. It is sent to every called unit's
+    devices over MQTT (`outpost/v1/devices/{id}/rollcall`, and `reportLocation` to OwnTracks phones). An
+    answer counts with a fix newer than the start: `present`, `present_out_of_grid`, or after the deadline
+    `late`; without a fresh fix `answered_without_fix`; none `silent`. At the deadline the silent are
+    pinged once more; OUTPOST_ROLLCALL_LATE_S later the roll call closes."""
     body = await read_body(request, RollCallIn)
     actor = principal(request).actor
     record = await request.app[FIELD_KEY].rollcalls.start(body.scope, body.deadline_s, actor)

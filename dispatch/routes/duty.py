@@ -199,15 +199,7 @@ async def list_shifts(request: web.Request) -> web.Response:
     return encode(ShiftList([_shift(s) for s in found]))
 
 
-@api.route(
-    "POST",
-    "/v1/assignments",
-    role="dispatcher",
-    body=AssignmentIn,
-    response=AssignmentMade,
-    status=201,
-    errors=[409],
-)
+@api.create("/v1/assignments", role="dispatcher", body=AssignmentIn, response=AssignmentMade)
 async def create_assignment(request: web.Request) -> web.Response:
     """Assign a unit to a grid
 

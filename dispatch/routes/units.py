@@ -194,15 +194,7 @@ async def list_bindings(request: web.Request) -> web.Response:
     return encode(BindingList(bindings=[present.binding_out(b) for b in found]))
 
 
-@api.route(
-    "POST",
-    "/v1/units/{id}/devices",
-    role="dispatcher",
-    body=BindingIn,
-    response=BindingOut,
-    status=201,
-    errors=[409],
-)
+@api.create("/v1/units/{id}/devices", role="dispatcher", body=BindingIn, response=BindingOut)
 async def bind_device(request: web.Request) -> web.Response:
     """Bind a device to the unit for a shift
 
