@@ -49,14 +49,8 @@ class ShiftIn(msgspec.Struct, forbid_unknown_fields=True):
     ends_at: BodyInstant
 
 
-class ShiftOut(msgspec.Struct):
+class ShiftOut(duty.Shift, frozen=True):
     """A shift."""
-
-    id: int
-    name: str
-    starts_at: datetime
-    ends_at: datetime
-    created_at: datetime
 
 
 class ShiftList(msgspec.Struct):
@@ -77,22 +71,11 @@ class AssignmentIn(msgspec.Struct, forbid_unknown_fields=True):
     replace: bool = False
 
 
-class AssignmentOut(msgspec.Struct):
+class AssignmentOut(duty.Assignment, frozen=True):
     """An assignment: it holds its grid over [starts_at, until); `until` is `ended_at` when it was ended
     early (by `ended_by`, or replaced by assignment `replaced_by`), else `ends_at`."""
 
-    id: int
-    unit_id: str
-    grid_id: str
-    shift_id: int | None
-    starts_at: datetime
-    ends_at: datetime
     until: datetime
-    created_by: str
-    created_at: datetime
-    ended_at: datetime | None
-    ended_by: str | None
-    replaced_by: int | None
 
 
 class AssignmentMade(msgspec.Struct):
@@ -110,24 +93,11 @@ class AssignmentList(msgspec.Struct):
 
 
 def _shift(s: duty.Shift) -> ShiftOut:
-    return ShiftOut(s.id, s.name, s.starts_at, s.ends_at, s.created_at)
+    return msgspec.convert(s, ShiftOut, from_attributes=True)
 
 
 def _assignment(a: duty.Assignment) -> AssignmentOut:
-    return AssignmentOut(
-        a.id,
-        a.unit_id,
-        a.grid_id,
-        a.shift_id,
-        a.starts_at,
-        a.ends_at,
-        a.until,
-        a.created_by,
-        a.created_at,
-        a.ended_at,
-        a.ended_by,
-        a.replaced_by,
-    )
+    return msgspec.convert(a, AssignmentOut, from_attributes=True)
 
 
 def _holder(clash: duty.Clash) -> dict[str, Any]:

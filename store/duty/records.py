@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import msgspec
 from sqlalchemy import ColumnElement, Connection, Engine, MetaData, Row, Table, and_, func, select
 
 from schemas.tables import duty as duty_tables
@@ -42,9 +43,8 @@ class DutyNotFound(DutyError):  # noqa: N818 (reads as a verdict)
     """No shift or assignment has this id."""
 
 
-@dataclass(frozen=True, slots=True)
-class Shift:
-    """A named period of duty, [starts_at, ends_at)."""
+class Shift(msgspec.Struct, frozen=True):
+    """A named period of duty, [starts_at, ends_at). (Structs: the API answers them as they are.)"""
 
     id: int
     name: str
@@ -53,8 +53,7 @@ class Shift:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(msgspec.Struct, frozen=True):
     """Unit `unit_id` holds grid `grid_id` over [starts_at, until)."""
 
     id: int
