@@ -20,9 +20,10 @@ class FixFlag(IntFlag):
 
 
 # The one definition of "not usable for dispatch": fixes with any of these flags are stored and shown as the
-# device's last fix but never move a unit, are never read back to rebuild the picture, and are never the
-# reference of the implied-speed check. A plain int: IntFlag arithmetic costs ~1 µs an operation.
-NOT_FOR_DISPATCH = int(FixFlag.LOW_ACCURACY | FixFlag.IMPOSSIBLE_SPEED | FixFlag.OUT_OF_ORDER)
+# device's last fix but never move a unit (so never win a recommendation), are never read back to rebuild
+# the picture, and are never the reference of the implied-speed check. A spoofed (mock) position is one of
+# them. A plain int: IntFlag arithmetic costs ~1 µs an operation.
+NOT_FOR_DISPATCH = int(FixFlag.LOW_ACCURACY | FixFlag.IMPOSSIBLE_SPEED | FixFlag.MOCK | FixFlag.OUT_OF_ORDER)
 
 
 class Fix(msgspec.Struct, frozen=True, gc=False):

@@ -39,7 +39,7 @@ SIMPLIFY = Number(
 )
 _PAGE = 5000  # rows a database read returns at once
 # Fixes that are not where the unit went: a distance, a stop or a trip leaves them out.
-_NOT_MOVEMENT = NOT_FOR_DISPATCH | int(FixFlag.MOCK)
+_NOT_MOVEMENT = NOT_FOR_DISPATCH
 
 
 class _Format:

@@ -46,11 +46,14 @@ async def test_fixes_move_units_forwards_only_and_flags_never_move_them(pg_engin
     fleet.apply([fix("d1", "u1", 9.0, 50.0, START_S + 1, flags=FixFlag.IMPOSSIBLE_SPEED)])
     fleet.apply([fix("d1", "u1", 4.5, 50.9, START_S + 2, flags=FixFlag.LOW_ACCURACY, accuracy_m=900)])
     fleet.apply([fix("d1", "u1", 4.5, 50.9, START_S + 3, flags=FixFlag.OUT_OF_ORDER)])
+    fleet.apply([fix("d1", "u1", 4.6, 50.95, START_S + 3.5, flags=FixFlag.MOCK)])  # spoofed: never moves it
+    (nearest,) = fleet.nearest(4.6, 50.95, k=1).neighbors
+    assert (nearest.entry.lon, nearest.entry.lat) == (4.35, 50.85)
     position = fleet.position("u1")
     assert position is not None and (position.lon, position.lat) == (4.35, 50.85)
     device = fleet.device("d1")
     assert (
-        device is not None and device.last_fix is not None and device.last_fix.flags == FixFlag.OUT_OF_ORDER
+        device is not None and device.last_fix is not None and device.last_fix.flags == FixFlag.MOCK
     )
     fleet.apply([fix("d1", "u1", 4.36, 50.86, START_S + 4)])
     assert [(e.lon, e.lat) for e in events if isinstance(e, UnitMoved)] == [(4.35, 50.85), (4.36, 50.86)]
