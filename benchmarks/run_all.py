@@ -72,6 +72,7 @@ def run_one(script: Path, timeout_s: float, quick: bool) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=_interruptible,
         )
         lines, timed_out = _stream(proc, started + timeout_s)
         seconds = time.monotonic() - started
@@ -88,6 +89,13 @@ def run_one(script: Path, timeout_s: float, quick: bool) -> dict[str, Any]:
         "headline": _headline(lines),
         "output": output[-_KEEP_OUTPUT_CHARS:],
     }
+
+
+def _interruptible() -> None:
+    """In the child: SIGINT back to its default, so Python turns it into KeyboardInterrupt. A shell starts
+    background jobs with SIGINT ignored, and an ignored signal stays ignored across exec: run from
+    `nohup ... &`, a benchmark out of time would not hear the polite stop and be killed 45 s later."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stream(proc: subprocess.Popen[str], deadline: float) -> tuple[list[str], bool]:
