@@ -30,6 +30,7 @@ from dispatch.keys import (
     OPENAPI_KEY,
     PATROL_KEY,
     SETTINGS_KEY,
+    STREAM_SLOTS_KEY,
     TOKENS_KEY,
     ApiContext,
 )
@@ -40,6 +41,8 @@ from dispatch.problems import problems_middleware
 from dispatch.routes import CORE_ROUTES
 from dispatch.routes.stream import stream_event
 from dispatch.routes.web import PUBLIC_PATHS, PUBLIC_PREFIXES
+from dispatch.screening import harden_headers, screening_middleware
+from dispatch.stream_slots import StreamSlots
 
 __all__ = ["API_VERSION", "ApiContext", "ApiPlugin", "init_app", "metrics_middleware"]
 
@@ -94,7 +97,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
     auth = auth_middleware(
         authority, public_paths=(*OPEN_PATHS, *PUBLIC_PATHS), public_prefixes=("/ingest/", *PUBLIC_PREFIXES)
     )
-    app = web.Application(middlewares=[problems_middleware, auth, metrics_middleware])
+    app = web.Application(middlewares=[problems_middleware, auth, screening_middleware, metrics_middleware])
     app[CONTEXT_KEY] = ctx
     app[ENGINE_KEY] = ctx.engine
     app[FLEET_KEY] = ctx.fleet
@@ -106,10 +109,12 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
         ctx.engine, ctx.clock, flush_s=ctx.settings.audit_flush_s, max_pending=ctx.settings.audit_max_pending
     )
     app[PATROL_KEY] = Patrol(ctx.engine, ctx.fleet, ctx.bus, ctx.clock, ctx.settings)
+    app[STREAM_SLOTS_KEY] = StreamSlots(ctx.settings.stream_max_per_token, ctx.settings.stream_max_total)
     sources = [*CORE_ROUTES, *plugins]
     for source in sources:
         app.add_routes(source.routes)
     app[OPENAPI_KEY] = build_document(sources, title="Outpost API", version=API_VERSION)
+    app.on_response_prepare.append(harden_headers)
     app.cleanup_ctx.append(_fleet_ready)
     app.cleanup_ctx.append(_gc_policy)
     app.cleanup_ctx.append(_audit)

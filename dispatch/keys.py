@@ -20,6 +20,7 @@ from dispatch.events import EventBus
 from dispatch.fleet import Fleet
 from dispatch.patrol import Patrol
 from dispatch.settings import ApiSettings
+from dispatch.stream_slots import StreamSlots
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,4 @@ AUDIT_KEY = web.AppKey("outpost.audit", AuditLog)
 TOKENS_KEY = web.AppKey("outpost.tokens", TokenAuthority)
 OPENAPI_KEY = web.AppKey("outpost.openapi", dict[str, Any])
 PATROL_KEY = web.AppKey("outpost.patrol", Patrol)
+STREAM_SLOTS_KEY = web.AppKey("outpost.stream_slots", StreamSlots)

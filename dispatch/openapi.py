@@ -50,6 +50,7 @@ _ERRORS: Mapping[int, str] = {
     404: "not found",
     409: "conflicts with the current state",
     422: "well-formed, but more than one request may ask for (the problem says the limit)",
+    429: "the caller holds as much as it may (see Retry-After)",
     503: "the database cannot be reached; retry",
 }
 

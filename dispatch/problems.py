@@ -77,6 +77,12 @@ class Unprocessable(DomainError):  # noqa: N818 (the names the API speaks)
     slug = "unprocessable"
 
 
+class TooMany(DomainError):  # noqa: N818 (the names the API speaks)
+    """The caller holds as much of something as it may (open streams); `retry_after_s` says when to retry."""
+
+    slug = "too-many-requests"
+
+
 class Unavailable(DomainError):  # noqa: N818 (the names the API speaks)
     """A dependency (the database) cannot be reached right now; retry later."""
 
@@ -91,6 +97,7 @@ HTTP_STATUS: Mapping[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     Unprocessable: 422,
+    TooMany: 429,
     Unavailable: 503,
 }
 
@@ -117,7 +124,10 @@ def problem_response(
     for key, value in (extensions or {}).items():
         if value is not None and key not in body:
             body[key] = value
-    headers = {"WWW-Authenticate": 'Bearer realm="outpost"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="outpost"'} if status == 401 else {}
+    retry_after = body.get("retry_after_s")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
     return web.Response(
         body=msgspec.json.encode(body), status=status, content_type=PROBLEM_JSON, headers=headers
     )

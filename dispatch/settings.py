@@ -54,6 +54,12 @@ class ApiSettings:
     # is older gets a `resync` event and reloads its snapshot. Higher: longer cuts bridged, about 0.5 kB more
     # memory an event.
     stream_replay_events: Annotated[int, Meta(ge=1, le=10_000_000)] = 20000
+    # Event streams one API token may hold open at once; one more gets 429 with Retry-After. A wall screen
+    # and a few consoles share a token at most stations.
+    stream_max_per_token: Annotated[int, Meta(ge=1, le=100_000)] = 16
+    # Event streams open in all; one more gets 503 with Retry-After. Each holds a socket and a queue of up to
+    # stream_max_queued events.
+    stream_max_total: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
     # Seconds between keep-alive comments on an idle stream (proxies close silent connections).
     stream_keepalive_s: Annotated[float, Meta(gt=0, le=3600)] = 15.0
     # The live map's base layer: a tile URL template with {z}, {x} and {y}, then "|" and its attribution

@@ -12,11 +12,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from schemas.values import MessageId, Reason
 from schemas.vocabulary import DeviceStatus
 
 # A device's own ids for its messages (a check-in id, a roll call's id): printable, bounded.
-MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Reason = Annotated[str, msgspec.Meta(max_length=500)]
 
 
 class ReplyIn(msgspec.Struct):

@@ -94,3 +94,15 @@ def unavailable_reason(exc: BaseException) -> str | None:
         return None
     words = str(_driver_error(exc)).strip().splitlines()
     return words[0] if words else type(exc).__name__
+
+
+def content_refusal(exc: BaseException) -> tuple[bool, str] | None:
+    """When the database refused the request's values themselves: (whether it is an integrity violation,
+    i.e. a clash with stored rows, rather than a value it cannot hold), and the driver's first line (no SQL,
+    no parameters). None for any other error."""
+    if not is_content_error(exc):
+        return None
+    orig = _driver_error(exc)
+    words = str(orig).strip().splitlines()
+    integrity = isinstance(orig, (psycopg.IntegrityError, sqlite3.IntegrityError))
+    return integrity, words[0] if words else type(orig).__name__

@@ -13,7 +13,7 @@ from dispatch.field.context import FieldContext
 from dispatch.field.rollcall_verdict import position_only
 from dispatch.problems import InvalidParameter, NotFound
 from dispatch.routes.duty import GridId
-from dispatch.routes.models import UnitId
+from schemas.values import UnitId
 from store import attendance, duty, registry
 
 # Statuses that are not on duty: a roll call of everyone on duty skips them.

@@ -9,7 +9,7 @@ from aiohttp import web
 from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.openapi import DocumentedRoutes
-from dispatch.problems import InvalidParameter, NotFound
+from dispatch.problems import NotFound
 from dispatch.routes import models
 from dispatch.routes.instants import Instant
 from dispatch.routes.params import Integer, PathId, QueryText, encode, read_body
@@ -60,13 +60,11 @@ async def revoke_token(request: web.Request) -> web.Response:
     """Revoke an API token
 
     The token stops working at once."""
-    raw = TOKEN_ID.get(request)
-    if not raw.isdigit():
-        raise InvalidParameter("id", f"must be a token's numeric id, got {raw!r}")
+    token_id = TOKEN_ID.row_id(request, "a token's id")
     now = datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
-    if not await run_db(access.revoke_token, request.app[ENGINE_KEY], int(raw), now=now):
-        raise NotFound(f"no live token {raw}")
-    request.app[TOKENS_KEY].forget(int(raw))
+    if not await run_db(access.revoke_token, request.app[ENGINE_KEY], token_id, now=now):
+        raise NotFound(f"no live token {token_id}")
+    request.app[TOKENS_KEY].forget(token_id)
     return web.Response(status=204)
 
 

@@ -20,14 +20,13 @@ from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, PATROL_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes.instants import Instant, optional_range, parse_instant
-from dispatch.routes.models import UnitId
 from dispatch.routes.params import MAX_ROW_ID, PathId, QueryText, encode, read_body
 from schemas.tables.grids import GRID_ID_PATTERN
+from schemas.values import END, Name, UnitId
 from store import duty
 
 RowId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)]
 GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
-ShiftName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # RFC 3339 with a time zone, or epoch seconds (a string or a number), read by `instants.parse_instant`.
 BodyInstant = Annotated[str, msgspec.Meta(max_length=64)] | float
 
@@ -36,7 +35,7 @@ api = DocumentedRoutes("duty", path_params=[ASSIGNMENT_ID])
 AT = Instant("at", "the assignments holding their grid at this instant (default: now)", required=False)
 FROM = Instant("from", "shifts ending after this instant", required=False)
 TO = Instant("to", "shifts starting before this instant", required=False)
-UNIT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+UNIT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}" + END
 UNIT = QueryText("unit", "only the assignments of this unit (its id)", pattern=UNIT_ID_PATTERN)
 GRID = QueryText("grid", "only the assignments of this grid (its id)", pattern=GRID_ID_PATTERN)
 
@@ -44,7 +43,7 @@ GRID = QueryText("grid", "only the assignments of this grid (its id)", pattern=G
 class ShiftIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new shift over [starts_at, ends_at)."""
 
-    name: ShiftName
+    name: Name
     starts_at: BodyInstant
     ends_at: BodyInstant
 

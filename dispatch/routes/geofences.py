@@ -27,13 +27,13 @@ from dispatch.routes.params import PathId, encode, read_body
 from dispatch.routes.resources import clock_now
 from geo.fences import MAX_RADIUS_M, circle
 from schemas.tables.fences import FENCE_ID_PATTERN
+from schemas.values import Name
 from store import fences
 
 api = DocumentedRoutes("geofences")
 
 FENCE_ID = PathId("id", "the geofence's id")
 FenceId = Annotated[str, msgspec.Meta(pattern=FENCE_ID_PATTERN)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 DwellS = Annotated[float, msgspec.Meta(gt=0, le=86400)]
 UNSET: Any = msgspec.UNSET
 Handler = Callable[[web.Request], Awaitable[web.Response]]

@@ -22,6 +22,7 @@ from dispatch.routes.instants import Instant
 from dispatch.routes.params import PathId, QueryText, Words, read_body
 from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
+from schemas.values import Name
 from store import grids
 
 GEOJSON = "application/geo+json"
@@ -31,7 +32,6 @@ LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
 _ID = re.compile(GRID_ID_PATTERN)
 
 GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 UNSET: Any = msgspec.UNSET
 
 

@@ -7,16 +7,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.values import DeviceId, DevicePriority, Name, Reason, Skills, UnitId
 from schemas.vocabulary import DeviceKind, UnitKind, UnitStatus
 from store.registry import Device
 
 RoleName = Literal["admin", "dispatcher", "viewer"]
 
-# Ids travel in URL paths and MQTT topics: keep them to a safe alphabet.
-UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
-DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 UNSET: Any = msgspec.UNSET
 
 
@@ -26,7 +22,7 @@ class UnitIn(msgspec.Struct, forbid_unknown_fields=True):
     id: UnitId
     name: Name
     kind: UnitKind
-    skills: list[Skill] = []
+    skills: Skills = []
     status: UnitStatus = "off_duty"
     enabled: bool = True
 
@@ -37,7 +33,7 @@ class UnitPatch(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Name | msgspec.UnsetType = UNSET
     kind: UnitKind | msgspec.UnsetType = UNSET
-    skills: list[Skill] | msgspec.UnsetType = UNSET
+    skills: Skills | msgspec.UnsetType = UNSET
     enabled: bool | msgspec.UnsetType = UNSET
 
 
@@ -132,8 +128,8 @@ class StatusIn(msgspec.Struct, forbid_unknown_fields=True):
     in the unit's status history."""
 
     status: UnitStatus
-    expected: list[UnitStatus] | None = None
-    why: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    expected: Annotated[list[UnitStatus], msgspec.Meta(max_length=16)] | None = None
+    why: Reason = ""
 
 
 class StatusOut(msgspec.Struct):
@@ -150,7 +146,7 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
 
     id: DeviceId
     kind: DeviceKind
-    priority: int = 0
+    priority: DevicePriority = 0
     enabled: bool = True
 
 
@@ -159,7 +155,7 @@ class DevicePatch(msgspec.Struct, forbid_unknown_fields=True):
     longer moves its unit)."""
 
     kind: DeviceKind | msgspec.UnsetType = UNSET
-    priority: int | msgspec.UnsetType = UNSET
+    priority: DevicePriority | msgspec.UnsetType = UNSET
     enabled: bool | msgspec.UnsetType = UNSET
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from dispatch.openapi import parameter
 from dispatch.problems import InvalidParameter
+from dispatch.screening import refuse_control_characters, refuse_nul_in_json
 
 T = TypeVar("T")
 
@@ -45,8 +46,7 @@ class PathId:
         value = request.match_info[self.name]
         if len(value) > MAX_ID_LENGTH:
             raise InvalidParameter(self.name, f"at most {MAX_ID_LENGTH} characters, got {len(value)}")
-        if not value.isprintable():
-            raise InvalidParameter(self.name, "must not contain control characters")
+        refuse_control_characters(self.name, value)
         return value
 
     def row_id(self, request: web.Request, what: str) -> int:
@@ -141,10 +141,9 @@ class Integer(Query):
         raw = request.query.get(self.name)
         if raw is None or raw == "":
             return self.default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidParameter(self.name, f"must be an integer, got {raw!r}") from None
+        if not re.fullmatch(r"-?[0-9]{1,19}", raw):  # int() would take "١٢" and "1_000"
+            raise InvalidParameter(self.name, f"must be an integer, got {raw[:40]!r}")
+        value = int(raw)
         if not self.minimum <= value <= self.maximum:
             raise InvalidParameter(
                 self.name, f"must be between {self.minimum} and {self.maximum}, got {value}"
@@ -270,12 +269,14 @@ async def read_body(request: web.Request, tp: type[T]) -> T:
     if not raw:
         raise InvalidParameter("body", "a JSON body is required")
     try:
-        return msgspec.json.decode(raw, type=tp)
+        body = msgspec.json.decode(raw, type=tp)
     except msgspec.ValidationError as exc:
         name, why = _where(str(exc))
         raise InvalidParameter(name, why) from None
     except msgspec.DecodeError as exc:
         raise InvalidParameter("body", f"is not valid JSON: {exc}") from None
+    refuse_nul_in_json(raw)  # after decoding: a field whose type refuses NUL names itself
+    return body
 
 
 def encode(value: Any, *, status: int = 200) -> web.Response:

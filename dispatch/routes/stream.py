@@ -26,7 +26,7 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.events import KEEPALIVE, Event, Subscription
 from dispatch.fleet import Fleet
-from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY
+from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY, STREAM_SLOTS_KEY
 from dispatch.live import DevicesSeparated, FleetEvent, StatusChanged, UnitMoved
 from dispatch.openapi import DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter
@@ -147,6 +147,7 @@ def sse(event: Event, event_id: int = 0) -> bytes:
     params=[BBOX, LAST_EVENT_ID],
     response={"type": "string"},
     media_type="text/event-stream",
+    errors=[429],
 )
 async def stream(request: web.Request) -> web.StreamResponse:
     """Live unit positions and status changes (Server-Sent Events)
@@ -154,7 +155,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     A `text/event-stream` of `unit.moved` (coalesced per unit), `unit.status`, `unit.devices_separated`
     and other live events (incidents), each `data:` a JSON object with a `type` and each with an increasing
     `id:`. Reconnect with `Last-Event-ID` to be sent what was missed, or a `resync` event when that is
-    older than the server's buffer (reload the snapshot then)."""
+    older than the server's buffer (reload the snapshot then). At most OUTPOST_STREAM_MAX_PER_TOKEN streams
+    of one token (429 beyond) and OUTPOST_STREAM_MAX_TOTAL in all (503 beyond), both with Retry-After."""
+    with request.app[STREAM_SLOTS_KEY].hold(principal(request).token_id):
+        return await _stream(request)
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
     app = request.app
     box = BBOX.get(request)
     after = LAST_EVENT_ID.get(request)

@@ -27,7 +27,7 @@ from dispatch.routes.resources import Resource, named
 from dispatch.routes.track_formats import FORMATS, MEDIA_TYPES, TrackMeta, rfc3339, writer_for
 from dispatch.routes.units import UNITS
 from geo.track import OneLine, TrackPoint, distance_m, simplify, stops_and_trips
-from schemas.fix import NOT_FOR_DISPATCH, FixFlag
+from schemas.fix import NOT_FOR_DISPATCH
 from store.tracks import TrackQuery, track_page, track_points
 
 log = logging.getLogger(__name__)

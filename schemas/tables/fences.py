@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from schemas.tables.columns import instant
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
+from schemas.values import END
 
 FENCE_KINDS = ("polygon", "circle")
 # Ids travel in URL paths: the grids' safe alphabet.
-FENCE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+FENCE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}" + END
 _CIRCLE = "(kind = 'circle') = (radius_m IS NOT NULL AND center_lon IS NOT NULL AND center_lat IS NOT NULL)"
 
 

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from schemas.tables.columns import instant
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
+from schemas.values import END
 
 # Coarse first; geo.grids.LEVELS spells the same values out (tests/geo/test_grids.py checks).
 GRID_LEVELS = ("police", "community")
 # Ids travel in URL paths: a safe alphabet (import derives them from names, see store.grids).
-GRID_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+GRID_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}" + END
 
 
 def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:

@@ -52,9 +52,7 @@ async def test_fixes_move_units_forwards_only_and_flags_never_move_them(pg_engin
     position = fleet.position("u1")
     assert position is not None and (position.lon, position.lat) == (4.35, 50.85)
     device = fleet.device("d1")
-    assert (
-        device is not None and device.last_fix is not None and device.last_fix.flags == FixFlag.MOCK
-    )
+    assert device is not None and device.last_fix is not None and device.last_fix.flags == FixFlag.MOCK
     fleet.apply([fix("d1", "u1", 4.36, 50.86, START_S + 4)])
     assert [(e.lon, e.lat) for e in events if isinstance(e, UnitMoved)] == [(4.35, 50.85), (4.36, 50.86)]
 

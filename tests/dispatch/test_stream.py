@@ -10,7 +10,8 @@ from aiohttp import ClientResponse
 
 from dispatch.clock import ManualClock
 from dispatch.events import EventBus
-from tests.dispatch.conftest import START_S, LiveApi, fix
+from dispatch.settings import ApiSettings
+from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
 
 
 async def _next_event(response: ClientResponse) -> dict[str, Any]:
@@ -81,3 +82,31 @@ async def test_moves_are_coalesced_per_unit_and_never_sent_to_devices() -> None:
     assert [e["type"] for e in got] == ["incident.offered"] + ["unit.moved"] * 3
     assert sorted(e["n"] for e in got[1:]) == [97, 98, 99]
     assert sent == [{"type": "incident.offered", "unit_id": "u1"}]
+
+
+async def test_open_streams_are_limited_per_token_and_in_all_with_retry_after(sqlite_url: str) -> None:
+    settings = ApiSettings(stream_max_per_token=2, stream_max_total=3)
+    async with running_api(sqlite_url, settings=settings) as api:
+        first = await api.call("GET", "/v1/stream", role="viewer")
+        second = await api.call("GET", "/v1/stream", role="viewer")
+        assert (first.status, second.status) == (200, 200)
+        refused = await api.call("GET", "/v1/stream", role="viewer")
+        problem = await refused.json(content_type=None)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "5"
+        assert "OUTPOST_STREAM_MAX_PER_TOKEN" in problem["detail"]
+        third = await api.call("GET", "/v1/stream", role="dispatcher")  # another token: its own slots
+        assert third.status == 200
+        full = await api.call("GET", "/v1/stream", role="admin")
+        assert full.status == 503 and full.headers["Retry-After"] == "5"
+        assert "OUTPOST_STREAM_MAX_TOTAL" in (await full.json(content_type=None))["detail"]
+        first.close()  # a closed stream gives its slot back
+        for _ in range(600):  # the server notices the close at its next write; a guard, not a timing
+            again = await api.call("GET", "/v1/stream", role="viewer")
+            if again.status == 200:
+                break
+            again.release()
+            await api.clock.tick(api.settings.stream_keepalive_s)
+            await asyncio.sleep(0.05)
+        assert again.status == 200
+        for response in (second, third, again):
+            response.close()
