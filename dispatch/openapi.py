@@ -161,6 +161,7 @@ class DocumentedRoutes:
         op: dict[str, Any] = {"operationId": handler.__name__, "tags": [self.tag], "summary": summary}
         if doc:
             op["description"] = doc + (f"\n\nRole: {role} or higher." if role else "")
+        op["x-outpost-role"] = role or "public"  # the least role, read by the authorization matrix test
         if role is None:
             op["security"] = []
         parameters = [p.openapi() for p in spec.params]
