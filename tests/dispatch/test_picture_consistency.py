@@ -95,7 +95,8 @@ async def test_a_late_fix_after_a_flagged_one_rebuilds_the_picture_the_fleet_had
 
 
 def test_one_mask_says_what_never_moves_a_unit() -> None:
-    assert NOT_FOR_DISPATCH == FixFlag.LOW_ACCURACY | FixFlag.IMPOSSIBLE_SPEED | FixFlag.OUT_OF_ORDER
+    never = FixFlag.LOW_ACCURACY | FixFlag.IMPOSSIBLE_SPEED | FixFlag.MOCK | FixFlag.OUT_OF_ORDER
+    assert never == NOT_FOR_DISPATCH  # a spoofed position included (issue 15)
     assert type(NOT_FOR_DISPATCH) is int  # plain int: IntFlag arithmetic is slow on the hot path
     assert validate._UNTRUSTED == NOT_FOR_DISPATCH
 
