@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from outpost import grids_cli, incidents_cli, roster_cli, tools
+from outpost.audit_cli import add_audit_commands
 from outpost.demo import DemoOptions, run_demo
 from outpost.imports import add_import_commands
 from outpost.logs import configure_logging
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
             ("roster", "duty rosters (which unit holds which grid in which shift)", roster_cli),
         ),
     )
+    add_audit_commands(sub)
     for command, role, short, long in _ROLES:
         sub.add_parser(command, help=short, description=long).set_defaults(handler=_serve(role))
     p = sub.add_parser(

@@ -15,24 +15,16 @@ from geo.hexes import cell_of
 from schemas.tables import Flavour
 from schemas.tables.incidents import SOURCES
 from store.checks import set_allowed
+from store.columns import add_column
 
 _BATCH = 5000
 
 
 def add_incident_cells(conn: Connection, flavour: Flavour, _settings: object) -> None:
     """Step 6: `incidents.h3_cell` present and filled; `source` may be `import`."""
-    _add_column(conn, flavour)
+    add_column(conn, flavour, "incidents", "h3_cell", "BIGINT")
     backfill_cells(conn)
     set_sources(conn, flavour, SOURCES)
-
-
-def _add_column(conn: Connection, flavour: Flavour) -> None:
-    if flavour.dialect == "postgresql":
-        conn.execute(text("ALTER TABLE incidents ADD COLUMN IF NOT EXISTS h3_cell BIGINT"))
-        return
-    columns = {row[1] for row in conn.execute(text("PRAGMA table_info(incidents)"))}
-    if "h3_cell" not in columns:
-        conn.execute(text("ALTER TABLE incidents ADD COLUMN h3_cell BIGINT"))
 
 
 def backfill_cells(conn: Connection) -> int:

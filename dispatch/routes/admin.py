@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from dispatch.blocking import run_db
+from dispatch.bodies import body_of
 from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, TOKENS_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import NotFound
@@ -23,6 +24,15 @@ LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maxim
 SINCE = Instant("since", "entries at or after this instant", required=False)
 ACTOR = QueryText("actor", "only this actor (e.g. token:3:console-1)")
 ACTION = QueryText("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
+SUBJECT = QueryText(
+    "subject",
+    "only reads or changes of this subject, i.e. who looked at it (e.g. u1: a unit's detail; unit:u1: its "
+    "track; incident:…)",
+)
+UNTIL = Instant("until", "entries before this instant", required=False)
+AFTER = Integer(
+    "after", "entries with ids above this one (the next page)", default=0, minimum=0, maximum=2**63 - 1
+)
 
 
 def _token_out(t: access.ApiToken, secret: str | None = None) -> models.TokenOut:
@@ -68,28 +78,30 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@api.route("GET", "/v1/audit", role="admin", params=[SINCE, ACTOR, ACTION, LIMIT], response=models.AuditList)
+@api.route(
+    "GET",
+    "/v1/audit",
+    role="admin",
+    params=[SINCE, UNTIL, ACTOR, ACTION, SUBJECT, AFTER, LIMIT],
+    response=models.AuditList,
+)
 async def read_audit(request: web.Request) -> web.Response:
-    """The audit log of location reads
+    """The audit log of reads and changes
 
-    Who read which unit or area, when; oldest first. Entries queued in memory are written first."""
-    since = SINCE.get(request)
+    Who read or changed which unit, area or record, when; oldest first, each with its place in the hash
+    chain (`outpost audit verify` checks it; `outpost audit export` writes a range out). Entries queued in
+    memory are written first."""
+    since, until = SINCE.get(request), UNTIL.get(request)
     await request.app[AUDIT_KEY].flush()
     entries = await run_db(
         access.read_audit,
         request.app[ENGINE_KEY],
         since=since,
-        actor=request.query.get("actor"),
-        action=request.query.get("action"),
+        until=until,
+        actor=ACTOR.get(request),
+        action=ACTION.get(request),
+        subject=SUBJECT.get(request),
+        after_id=AFTER.get(request),
         limit=LIMIT.get(request),
     )
-    return encode(
-        models.AuditList(
-            entries=[
-                models.AuditEntryOut(
-                    id=e.id, at=e.at, actor=e.actor, action=e.action, subject=e.subject, detail=e.detail
-                )
-                for e in entries
-            ]
-        )
-    )
+    return encode(models.AuditList([body_of(models.AuditEntryOut, e) for e in entries]))

@@ -276,6 +276,8 @@ class AuditEntryOut(msgspec.Struct):
     action: str
     subject: str
     detail: dict[str, Any] | None
+    prev_hash: str | None = None  # the hash chain: `outpost audit verify` checks it
+    hash: str | None = None
 
 
 class AuditList(msgspec.Struct):

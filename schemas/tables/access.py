@@ -31,5 +31,10 @@ def define(md: sa.MetaData) -> None:
         sa.Column("action", sa.Text, nullable=False),  # e.g. "read_unit", "nearest", "units_in_bbox"
         sa.Column("subject", sa.Text, nullable=False),  # unit id, bbox, or point queried
         sa.Column("detail", sa.JSON),
+        # The hash chain (store.audit_chain): sha256 of the record before and of this one with it. Null on
+        # records written before the chain existed (migration step 12).
+        sa.Column("prev_hash", sa.String(64)),
+        sa.Column("hash", sa.String(64)),
         sa.Index("ix_audit_log_at", "at"),
+        sa.Index("ix_audit_log_subject", "subject"),
     )
