@@ -15,7 +15,7 @@ from dispatch.routes.params import read_body
 __all__ = ["api", "change_priority", "merge"]
 
 
-@mutation("/v1/incidents/{id}/priority", body=m.PriorityIn, errors=(404, 409, 422))
+@mutation("/v1/incidents/{id}/priority", body=m.PriorityIn, errors=(409,))
 async def change_priority(request: web.Request) -> web.Response:
     """Change the incident's priority
 
@@ -30,15 +30,15 @@ async def change_priority(request: web.Request) -> web.Response:
     return stepped_out(stepped)
 
 
-@mutation("/v1/incidents/{id}/merge", body=m.MergeIn, errors=(404, 409, 422))
+@mutation("/v1/incidents/{id}/merge", body=m.MergeIn, errors=(409,))
 async def merge(request: web.Request) -> web.Response:
     """Merge a duplicate report into another incident
 
     The incident of the path is a duplicate of `into`: it ends as `merged` (offers withdrawn, units
     released), `into` records that it absorbed it, and its record lists the duplicate's call, reporter
     and times among its `calls`. Both are audited. 409 with the reason when merging into itself, into a
-    finished incident (closed, cancelled, transferred or merged), or a duplicate already merged; 422
-    when `into` names no incident."""
+    finished incident (closed, cancelled, transferred or merged), or a duplicate already merged; 400
+    naming `body.into` when it names no incident."""
     body = await read_body(request, m.MergeIn)
     stepped = await service_of(request).merge(
         INCIDENT_ID.get(request), into=body.into, actor=actor_of(request), reason=body.reason

@@ -91,7 +91,10 @@ async def test_holders_passed_over_say_why_and_policy_fills_each_slot_in_cascade
     await world.fleet.set_status("cop-own", "busy", actor="test")
     incident_id = await world.report("P1")  # auto: a police officer and an auxiliary
     got = await world.service.get(incident_id)
-    assert sorted((o.slot, o.unit_id) for o in got.offers) == [("auxiliary", "aux-own"), ("police", "cop-near")]
+    assert sorted((o.slot, o.unit_id) for o in got.offers) == [
+        ("auxiliary", "aux-own"),
+        ("police", "cop-near"),
+    ]
     police = next(s for s in got.snapshots if s.slot == "police")
     by_unit = {c["unit_id"]: c for c in police.candidates}
     assert by_unit["cop-own"]["eligible"] is False
@@ -109,7 +112,11 @@ async def test_each_tier_s_owners_are_told_as_the_incident_climbs(world: World) 
     _staff(world)
     incident_id = await world.report("P3")
     (community,) = world.events("tier_notified")
-    assert (community["tier"], community["owner"], community["grid_id"]) == ("community_grid", "units", COMMUNITY)
+    assert (community["tier"], community["owner"], community["grid_id"]) == (
+        "community_grid",
+        "units",
+        COMMUNITY,
+    )
     assert (community["units"], community["devices"]) == (["aux-own"], ["phone-aux-own"])
     topics = dict(device_messages(community))
     assert "outpost/v1/events/incident.tier_notified" in topics
