@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatch.blocking import run_db
-from dispatch.incidents.cascade import entry_of, ring_entries
+from dispatch.incidents.cascade import rings
 from dispatch.incidents.core import Deps, progress_of, publish
 from dispatch.incidents.places import NOWHERE, Around
 from dispatch.incidents.policy import ANY_KIND
 from dispatch.problems import NotFound
+from geo import Neighbor
 from store import incidents as db
 from store import registry
 
@@ -68,6 +69,28 @@ def read_situation(store: db.IncidentStore, incident_id: str) -> Situation:
         return Situation(row, db.offers(conn, incident_id), db.engagements(conn, incident_id))
 
 
+def _speed_mps(deps: Deps, kind: str) -> float:
+    """The straight-line speed the ETA estimate assumes for a kind of unit (ApiSettings, as nearest uses)."""
+    api = deps.api
+    return {"police": api.eta_police_mps, "vehicle": api.eta_vehicle_mps}.get(kind, api.eta_auxiliary_mps)
+
+
+def _entry(deps: Deps, n: Neighbor, now_s: float) -> dict[str, Any]:
+    e = n.entry
+    speed = _speed_mps(deps, e.kind)
+    return {
+        "unit_id": e.unit_id,
+        "kind": e.kind,
+        "status": e.status,
+        "lon": e.lon,
+        "lat": e.lat,
+        "distance_m": round(n.distance_m, 1),
+        "fix_age_s": round(max(0.0, now_s - e.ts_s), 1),
+        "accuracy_m": e.accuracy_m,
+        "eta_s": round(n.distance_m / speed, 1),
+    }
+
+
 async def surveyed(deps: Deps, row: db.IncidentRow) -> Around:
     """The incident's grids and who holds them and the grids touching them, now (the cascade's rings)."""
     return await run_db(deps.places.survey, row, deps.clock.now())
@@ -104,13 +127,17 @@ def look(deps: Deps, row: db.IncidentRow, slot: str, tried: set[str], around: Ar
     )
     rank = 0
     listed: set[str] = set()
-    for item in ring_entries(deps, row, around, kinds, tried, now_s):
-        listed.add(item["unit_id"])
-        if item["eligible"]:
-            if rank >= k:
-                continue
+    for h in rings(deps, row, around, kinds, tried, now_s):
+        listed.add(h.unit_id)
+        if h.why is None and rank >= k:
+            continue
+        item: dict[str, Any] = {"unit_id": h.unit_id, "distance_m": None}
+        if h.seen is not None:
+            item = _entry(deps, h.seen, now_s)
+        item.update(basis=h.basis, grid_id=h.grid.id, eligible=False, reason=f"{h.where}: {h.why}")
+        if h.why is None:
             rank += 1
-            _picked(item, rank, item["reason"])
+            _picked(item, rank, h.where)
         seen.candidates.append(item)
     found = deps.fleet.nearest(
         row.lon,
@@ -124,7 +151,7 @@ def look(deps: Deps, row: db.IncidentRow, slot: str, tried: set[str], around: Ar
     for n in found.neighbors:
         if n.entry.unit_id in listed:
             continue
-        item = entry_of(deps, n, now_s) | {"basis": "nearest"}
+        item = _entry(deps, n, now_s) | {"basis": "nearest"}
         if n.entry.unit_id in tried:
             seen.excluded["already_offered"] = seen.excluded.get("already_offered", 0) + 1
             item.update(eligible=False, reason="already offered this incident")
@@ -145,7 +172,7 @@ def _add_nearby(deps: Deps, row: db.IncidentRow, seen: Seen, now_s: float) -> No
     for n in around.neighbors:
         if n.entry.unit_id in listed:
             continue
-        item = entry_of(deps, n, now_s) | {"basis": "nearest"}
+        item = _entry(deps, n, now_s) | {"basis": "nearest"}
         if n.entry.status != "available":
             why = f"status {n.entry.status}"
         elif item["fix_age_s"] > deps.api.max_fix_age_s:

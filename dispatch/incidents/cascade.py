@@ -3,13 +3,13 @@ grid's auxiliary, the police grid's officer), then the holders of the grids touc
 the same rules as the nearest search (available, fresh fix, the slot's kind, not offered it before) and
 measured by the same great-circle distance, so metres and ETAs are what the nearest search would say.
 
-Each holder becomes a candidate entry (a dict, as the decision snapshot stores it) with `basis` (which ring),
-`grid_id`, and `reason`: why it is picked, or why it is passed over.
+Each holder comes back as a `Held`: its ring (`basis`), its grid, where it is, and why it cannot take the
+slot (None: it can); `candidates` turns them into the snapshot's entries.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NamedTuple
 
 from dispatch.incidents.core import Deps
 from dispatch.incidents.places import Around
@@ -22,28 +22,6 @@ _RING_WORDS = {
     "police_grid": "holder of the incident's police grid",
     "neighbouring_grid": "holder of a neighbouring",
 }
-
-
-def speed_mps(deps: Deps, kind: str) -> float:
-    """The straight-line speed the ETA estimate assumes for a kind of unit (ApiSettings, as nearest uses)."""
-    api = deps.api
-    return {"police": api.eta_police_mps, "vehicle": api.eta_vehicle_mps}.get(kind, api.eta_auxiliary_mps)
-
-
-def entry_of(deps: Deps, n: Neighbor, now_s: float) -> dict[str, Any]:
-    """A unit as a candidate entry: where it is, how far, how fresh, how soon there."""
-    e = n.entry
-    return {
-        "unit_id": e.unit_id,
-        "kind": e.kind,
-        "status": e.status,
-        "lon": e.lon,
-        "lat": e.lat,
-        "distance_m": round(n.distance_m, 1),
-        "fix_age_s": round(max(0.0, now_s - e.ts_s), 1),
-        "accuracy_m": e.accuracy_m,
-        "eta_s": round(n.distance_m / speed_mps(deps, e.kind), 1),
-    }
 
 
 def _where(basis: str, grid: Grid) -> str:
@@ -68,33 +46,38 @@ def _unfit(
     return None
 
 
-def ring_entries(
+class Held(NamedTuple):
+    """A holder the cascade saw: its ring, its grid, where it is (None: no live position), and why it
+    cannot take the slot (None: it can); `where` words its ring and grid for the reason."""
+
+    basis: str
+    unit_id: str
+    grid: Grid
+    seen: Neighbor | None
+    why: str | None
+    where: str
+
+
+def rings(
     deps: Deps,
     row: db.IncidentRow,
     around: Around,
     kinds: tuple[str, ...] | None,
     tried: set[str],
     now_s: float,
-) -> list[dict[str, Any]]:
-    """Every holder of the incident's grids and their neighbours, in the cascade's order, picked or not.
-
-    Eligible entries carry `eligible: True` and come in pick order: the own grids' holders (community,
-    then police), then the neighbours' holders nearest first. Entries passed over say why.
-    """
-    own: list[dict[str, Any]] = []
-    near: list[dict[str, Any]] = []
+) -> list[Held]:
+    """Every holder of the incident's grids and their neighbours, in the cascade's order, fit or not:
+    the own grids' holders (community, then police), then the neighbours' holders nearest first."""
+    own: list[Held] = []
+    near: list[Held] = []
     for basis, unit_id, grid in around.holders():
         p = deps.fleet.position(unit_id)
         where = _where(basis, grid)
         if p is None:
-            item: dict[str, Any] = {"unit_id": unit_id, "eligible": False, "distance_m": None}
-            item["reason"] = f"{where}: no live position (off duty or no recent fix)"
+            held = Held(basis, unit_id, grid, None, "no live position (off duty or no recent fix)", where)
         else:
-            item = entry_of(deps, Neighbor(p, haversine_m(row.lon, row.lat, p.lon, p.lat)), now_s)
-            why = _unfit(deps, p, kinds, tried, now_s)
-            item["eligible"] = why is None
-            item["reason"] = where if why is None else f"{where}: {why}"
-        item.update(basis=basis, grid_id=grid.id)
-        (near if basis == "neighbouring_grid" else own).append(item)
-    near.sort(key=lambda c: (c["distance_m"] is None, c["distance_m"] or 0.0, c["unit_id"]))
+            n = Neighbor(p, haversine_m(row.lon, row.lat, p.lon, p.lat))
+            held = Held(basis, unit_id, grid, n, _unfit(deps, p, kinds, tried, now_s), where)
+        (near if basis == "neighbouring_grid" else own).append(held)
+    near.sort(key=lambda h: (h.seen is None, h.seen.distance_m if h.seen else 0.0, h.unit_id))
     return own + near

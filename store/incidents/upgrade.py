@@ -8,13 +8,14 @@ now (the only boundaries an upgrade can know; an incident outside every grid kee
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from geo.grids import GridIndex
 from schemas.tables import Flavour
 from schemas.tables.incidents import INCIDENT_STATES
 from store.checks import set_allowed
 from store.grids.records import current_by_id
+from store.incidents.rows import INCIDENTS
 
 _COLUMNS = (
     ("community_grid_id", "VARCHAR(64)"),
@@ -44,31 +45,26 @@ def place_incidents(conn: Connection) -> int:
     index = GridIndex(r.as_grid() for r in current_by_id(conn).values())
     if len(index) == 0:
         return 0
+    t = INCIDENTS
+    unplaced = select(t.c.id, t.c.lon, t.c.lat).where(
+        t.c.community_grid_id.is_(None), t.c.police_grid_id.is_(None)
+    )
     placed, after = 0, ""
     while True:
-        rows = conn.execute(
-            text(
-                "SELECT id, lon, lat FROM incidents WHERE community_grid_id IS NULL"
-                " AND police_grid_id IS NULL AND id > :after ORDER BY id LIMIT :n"
-            ),
-            {"after": after, "n": _BATCH},
-        ).all()
+        rows = conn.execute(unplaced.where(t.c.id > after).order_by(t.c.id).limit(_BATCH)).all()
         if not rows:
             return placed
         after = rows[-1].id
-        found = [(r.id, index.locate(r.lon, r.lat)) for r in rows]
+        located = [(r.id, index.locate(r.lon, r.lat)) for r in rows]
         updates = [
             {
-                "id": i,
-                "c": loc.community.id if loc.community else None,
-                "p": loc.police.id if loc.police else None,
+                "row_id": i,
+                "community_grid_id": loc.community.id if loc.community else None,
+                "police_grid_id": loc.police.id if loc.police else None,
             }
-            for i, loc in found
+            for i, loc in located
             if loc.community is not None or loc.police is not None
         ]
         if updates:
-            conn.execute(
-                text("UPDATE incidents SET community_grid_id = :c, police_grid_id = :p WHERE id = :id"),
-                updates,
-            )
+            conn.execute(update(t).where(t.c.id == bindparam("row_id")), updates)
         placed += len(updates)
