@@ -56,7 +56,8 @@ class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Hand the incident to another agency or jurisdiction."""
+    """Move the incident up to a tier (`to`: police_grid, station, command_centre), or hand it to another
+    agency or jurisdiction (any other `to`)."""
 
     to: Short
     reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None

@@ -276,9 +276,12 @@ async def escalate(request: web.Request) -> web.Response:
 
 @mutation("/v1/incidents/{id}/transfer", body=m.TransferIn)
 async def transfer(request: web.Request) -> web.Response:
-    """Transfer to another agency
+    """Transfer up the tiers, or to another agency
 
-    Handed over (to another agency or jurisdiction): offers withdrawn, units released."""
+    `to` a tier above the incident's (`police_grid`, `station`, `command_centre`): it moves up there, one
+    recorded escalation per tier passed, the new tier's SLA starts and its owners are told (409 for a tier
+    at or below its own). Any other `to`: handed over to another agency or jurisdiction, offers withdrawn,
+    units released."""
     body = await read_body(request, m.TransferIn)
     return stepped_out(
         await service_of(request).transfer(
