@@ -12,7 +12,8 @@
     owntracks/{user}/{device}[/{subtopic}]   OwnTracks; the device id is "{user}/{device}"
     owntracks/{user}/{device}/cmd            what Outpost sends an OwnTracks phone (reportLocation)
     outpost/v1/events/{kind}                 what Outpost tells everyone listening: grid, fence,
-                                             out-of-grid and coverage events (`kind` = the event's type)
+                                             out-of-grid and coverage events, incident tier notices
+                                             (`kind` = the event's type)
 
 Pure string work, no I/O. The parsers run once per message on the ingest's hot path: they slice and
 compare, and allocate no more than the device id they return.

@@ -20,6 +20,7 @@ from store import partitions, timescale
 from store.attendance_tables import add_attendance_tables
 from store.audit_chain import add_chain_columns
 from store.incident_cells import add_incident_cells
+from store.incidents.upgrade import add_incident_grids
 from store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (6, "incident H3 cells and the import source", add_incident_cells),
     (7, "geofence table", _create_tables),
     (8, "status history, check-ins, roll calls; the break status", add_attendance_tables),
+    (9, "incident grids and merges", add_incident_grids),
     (12, "the audit log's hash chain", add_chain_columns),
 )
 

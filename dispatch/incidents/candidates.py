@@ -1,9 +1,10 @@
 """What a dispatch decision sees: the incident's situation and the candidate units around it.
 
-`look` asks the live picture for the nearest suitable available units for one slot (a unit kind) and
-also for the nearest units of any status, so a snapshot shows who was nearer and why they were not chosen
-(busy, stale fix, wrong kind, already offered this incident). `record_unfilled` stores the snapshot of a
-decision that found nobody.
+`look` runs the recommendation cascade for one slot (a unit kind): the holders of the incident's community
+and police grid, then the holders of the grids touching them (`cascade`), then the nearest suitable
+available units anywhere; it also asks for the nearest units of any status, so a snapshot shows who was
+nearer and why they were not chosen (busy, stale fix, wrong kind, already offered this incident).
+`record_unfilled` stores the snapshot of a decision that found nobody.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatch.blocking import run_db
+from dispatch.incidents.cascade import rings
 from dispatch.incidents.core import Deps, progress_of, publish
+from dispatch.incidents.places import NOWHERE, Around
 from dispatch.incidents.policy import ANY_KIND
 from dispatch.problems import NotFound
 from geo import Neighbor
@@ -33,7 +36,7 @@ class Seen:
 
     @property
     def eligible(self) -> list[str]:
-        """Eligible unit ids, nearest first."""
+        """Eligible unit ids, in the cascade's pick order."""
         return [c["unit_id"] for c in self.candidates if c["eligible"]]
 
 
@@ -88,19 +91,26 @@ def _entry(deps: Deps, n: Neighbor, now_s: float) -> dict[str, Any]:
     }
 
 
-def look(deps: Deps, row: db.IncidentRow, slot: str, tried: set[str]) -> Seen:
-    """The nearest suitable available units for `slot`, and the units around them that were not."""
+async def surveyed(deps: Deps, row: db.IncidentRow) -> Around:
+    """The incident's grids and who holds them and the grids touching them, now (the cascade's rings)."""
+    return await run_db(deps.places.survey, row, deps.clock.now())
+
+
+def _picked(item: dict[str, Any], rank: int, what: str) -> None:
+    item.update(
+        eligible=True,
+        rank=rank,
+        reason=f"#{rank} {what}: {item['distance_m']:.0f} m, fix {item['fix_age_s']:.0f} s old, "
+        f"ETA ~{item['eta_s']:.0f} s",
+    )
+
+
+def look(deps: Deps, row: db.IncidentRow, slot: str, tried: set[str], around: Around = NOWHERE) -> Seen:
+    """The units for `slot` in the cascade's order (the incident's grids' holders, their neighbours', then
+    the nearest suitable available units anywhere), and the units around them that were not picked."""
     k = deps.policy.settings.recommend_k
     kinds = None if slot in (ANY_KIND, "extra") else (slot,)
     now_s = deps.clock.now()
-    found = deps.fleet.nearest(
-        row.lon,
-        row.lat,
-        k + len(tried),
-        statuses=("available",),
-        kinds=kinds,
-        max_age_s=deps.api.max_fix_age_s,
-    )
     seen = Seen(
         slot,
         {
@@ -112,22 +122,42 @@ def look(deps: Deps, row: db.IncidentRow, slot: str, tried: set[str]) -> Seen:
             "kinds": list(kinds) if kinds else None,
             "max_fix_age_s": deps.api.max_fix_age_s,
             "excluding_already_offered": sorted(tried),
+            "grids": around.describe(),
         },
     )
-    seen.excluded = dict(found.excluded)
     rank = 0
+    listed: set[str] = set()
+    for h in rings(deps, row, around, kinds, tried, now_s):
+        listed.add(h.unit_id)
+        if h.why is None and rank >= k:
+            continue
+        item: dict[str, Any] = {"unit_id": h.unit_id, "distance_m": None}
+        if h.seen is not None:
+            item = _entry(deps, h.seen, now_s)
+        item.update(basis=h.basis, grid_id=h.grid.id, eligible=False, reason=f"{h.where}: {h.why}")
+        if h.why is None:
+            rank += 1
+            _picked(item, rank, h.where)
+        seen.candidates.append(item)
+    found = deps.fleet.nearest(
+        row.lon,
+        row.lat,
+        k + len(tried) + len(listed),
+        statuses=("available",),
+        kinds=kinds,
+        max_age_s=deps.api.max_fix_age_s,
+    )
+    seen.excluded = dict(found.excluded)
     for n in found.neighbors:
-        item = _entry(deps, n, now_s)
+        if n.entry.unit_id in listed:
+            continue
+        item = _entry(deps, n, now_s) | {"basis": "nearest"}
         if n.entry.unit_id in tried:
             seen.excluded["already_offered"] = seen.excluded.get("already_offered", 0) + 1
             item.update(eligible=False, reason="already offered this incident")
         elif rank < k:
             rank += 1
-            item.update(
-                eligible=True,
-                reason=f"#{rank} nearest available {n.entry.kind}: "
-                f"{n.distance_m:.0f} m, fix {item['fix_age_s']:.0f} s old, ETA ~{item['eta_s']:.0f} s",
-            )
+            _picked(item, rank, f"nearest available {n.entry.kind}")
         else:
             continue
         seen.candidates.append(item)
@@ -142,7 +172,7 @@ def _add_nearby(deps: Deps, row: db.IncidentRow, seen: Seen, now_s: float) -> No
     for n in around.neighbors:
         if n.entry.unit_id in listed:
             continue
-        item = _entry(deps, n, now_s)
+        item = _entry(deps, n, now_s) | {"basis": "nearest"}
         if n.entry.status != "available":
             why = f"status {n.entry.status}"
         elif item["fix_age_s"] > deps.api.max_fix_age_s:
@@ -151,7 +181,16 @@ def _add_nearby(deps: Deps, row: db.IncidentRow, seen: Seen, now_s: float) -> No
             why = f"kind {n.entry.kind} does not fill the {seen.slot} slot"
         item.update(eligible=False, reason=why)
         seen.candidates.append(item)
-    seen.candidates.sort(key=lambda c: (c["distance_m"], c["unit_id"]))
+    # Picks first, in pick order; then the units passed over, nearest first (no position: last).
+    seen.candidates.sort(
+        key=lambda c: (
+            not c["eligible"],
+            c.get("rank", 0),
+            c["distance_m"] is None,
+            c["distance_m"] or 0.0,
+            c["unit_id"],
+        )
+    )
 
 
 async def unit_status(deps: Deps, unit_id: str) -> tuple[str, str]:

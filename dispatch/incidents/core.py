@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
 from dispatch.incidents.arrival import ArrivalWatch
+from dispatch.incidents.places import GridPlaces
 from dispatch.incidents.policy import DispatchPolicy
 from dispatch.incidents.ports import FleetPort, Publisher
 from dispatch.incidents.states import (
@@ -57,6 +58,7 @@ class Deps:
     api: ApiSettings  # stale-fix limit and ETA speeds, shared with the nearest API
     timers: Timers
     watch: ArrivalWatch
+    places: GridPlaces  # the grids: incidents' places, the cascade's holders, the tiers' owners
     # Set by the service: what a breached SLA deadline does (escalation lives above this module).
     on_sla_due: Callable[[str], Awaitable[None]] | None = None
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(

@@ -7,7 +7,7 @@ Each function runs under the incident's lock (the service takes it) and records 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,11 @@ from dispatch.blocking import run_db
 from dispatch.incidents import models as m
 from dispatch.incidents.arrival import Watched
 from dispatch.incidents.candidates import Situation, read_situation
-from dispatch.incidents.core import Deps, Stepped, arm_sla, conflict, iso, progress_of, publish, step
+from dispatch.incidents.core import Deps, Effects, Stepped, arm_sla, conflict, iso, progress_of, publish, step
 from dispatch.incidents.escalation import breach_event, breach_reason
 from dispatch.incidents.offers import release_offered, withdraw_effect
-from dispatch.incidents.states import Event, IllegalTransitionError, Progress, apply
+from dispatch.incidents.states import TIERS, Event, IllegalTransitionError, Progress, apply
+from dispatch.incidents.tiers import notify_tier
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from store import incidents as db
 
@@ -32,7 +33,12 @@ _UNIT_STEPS: dict[Event, tuple[str, tuple[str, ...]]] = {
     Event.EN_ROUTE: ("en_route", ("assigned",)),
     Event.ARRIVE: ("on_scene", ("assigned", "en_route")),
 }
-_ENDINGS = {Event.RESOLVE: "resolved", Event.CANCEL: "cancelled", Event.TRANSFER: "transferred"}
+_ENDINGS = {
+    Event.RESOLVE: "resolved",
+    Event.CANCEL: "cancelled",
+    Event.TRANSFER: "transferred",
+    Event.MERGE: "merged",
+}
 
 
 def _pick_unit(sit: Situation, event: Event, unit_id: str | None) -> db.EngagementRow:
@@ -96,8 +102,11 @@ async def end_locked(
     actor: str,
     reason: str | None,
     transferred_to: str | None = None,
+    more: Effects | None = None,
+    published: Mapping[str, Any] | None = None,
 ) -> Stepped:
-    """Resolve, cancel or transfer: every engaged unit is released and every pending offer withdrawn."""
+    """Resolve, cancel, transfer or merge: every engaged unit is released and every pending offer
+    withdrawn; `more` runs in the same transaction (its column changes join), `published` joins the event."""
     sit = await run_db(read_situation, deps.store, incident_id)
     engaged = [e for e in sit.engaged if e.released_at is None]
     pending = [o for o in sit.offers if o.state == "pending"]
@@ -107,7 +116,10 @@ async def end_locked(
     def record(conn: Connection, row: db.IncidentRow, after: Progress) -> dict[str, Any]:
         db.release_engagements(conn, incident_id, at=at, reason=_ENDINGS[event])
         withdraw(conn)
-        return {"transferred_to": transferred_to} if transferred_to else {}
+        changes: dict[str, Any] = {"transferred_to": transferred_to} if transferred_to else {}
+        if more is not None:
+            changes.update(more(conn, row, after) or {})
+        return changes
 
     stepped = await step(deps, incident_id, event, actor=actor, reason=reason, effects=record)
     for unit in engaged:
@@ -130,6 +142,7 @@ async def end_locked(
         reason=reason,
         units=[u.unit_id for u in engaged],
         **extra,
+        **(published or {}),
     )
     return stepped
 
@@ -138,6 +151,29 @@ async def escalate_locked(deps: Deps, incident_id: str, *, actor: str, reason: s
     """Hand the incident to the next tier (a dispatcher's decision); the new tier's SLA starts."""
     stepped = await step(deps, incident_id, Event.ESCALATE, actor=actor, reason=reason)
     _publish_escalated(deps, stepped, reason, breached=False)
+    await notify_tier(deps, stepped.before, stepped.after, stepped.at, why=reason or "escalated")
+    return stepped
+
+
+async def transfer_up_locked(
+    deps: Deps, incident_id: str, to_tier: int, *, actor: str, reason: str | None
+) -> Stepped:
+    """Move the incident up to `to_tier`, one recorded escalation per tier passed; the new tier's SLA
+    starts and its owners are told. 409 unless `to_tier` is above the incident's tier."""
+    sit = await run_db(read_situation, deps.store, incident_id)
+    if to_tier <= sit.row.tier:
+        raise Conflict(
+            f"incident {incident_id} is at {TIERS[sit.row.tier]}: a transfer moves it up, "
+            f"not to {TIERS[to_tier]}",
+            current_state=sit.row.state,
+        )
+    why = f"transferred to {TIERS[to_tier]}" + (f": {reason}" if reason else "")
+    while True:
+        stepped = await step(deps, incident_id, Event.ESCALATE, actor=actor, reason=why)
+        _publish_escalated(deps, stepped, why, breached=False)
+        if stepped.after.tier >= to_tier:
+            break
+    await notify_tier(deps, stepped.before, stepped.after, stepped.at, why=why)
     return stepped
 
 
@@ -178,6 +214,8 @@ async def sla_due(deps: Deps, incident_id: str) -> None:
         stepped = await step(deps, incident_id, event, actor="system:sla", reason=reason, effects=stop)
         log.warning("incident %s: %s", incident_id, reason)
         _publish_escalated(deps, stepped, reason, breached=True)
+        if event == Event.ESCALATE:
+            await notify_tier(deps, stepped.before, stepped.after, stepped.at, why=reason)
 
 
 @dataclass(frozen=True)

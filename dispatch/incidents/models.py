@@ -56,9 +56,24 @@ class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Hand the incident to another agency or jurisdiction."""
+    """Move the incident up to a tier (`to`: police_grid, station, command_centre), or hand it to another
+    agency or jurisdiction (any other `to`)."""
 
     to: Short
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class PriorityIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The incident's new priority, and why (kept in the audit trail)."""
+
+    priority: Priority
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class MergeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The incident of the path is a duplicate report of `into`, which keeps its call."""
+
+    into: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
@@ -180,6 +195,25 @@ class IncidentSummary(msgspec.Struct):
     address: str | None
     tier: str
     reported_at: datetime
+    community_grid_id: str | None
+    police_grid_id: str | None
+    merged_into: str | None
+
+
+class CallOut(msgspec.Struct):
+    """One report of the incident: its own first, then each duplicate merged into it (their times kept)."""
+
+    incident_id: str  # the incident the report opened (the duplicate's id for a merged one)
+    source: str
+    category: str
+    priority: str
+    description: str
+    reporter: str
+    address: str | None
+    lon: float
+    lat: float
+    reported_at: datetime
+    merged_at: datetime | None  # None for the incident's own report
 
 
 class IncidentList(msgspec.Struct):
@@ -206,6 +240,11 @@ class IncidentOut(msgspec.Struct):
     sla_due_at: datetime | None
     created_by: str
     transferred_to: str | None
+    community_grid_id: str | None  # the grids that held its place when reported (None: outside them)
+    community_grid_name: str | None
+    police_grid_id: str | None
+    police_grid_name: str | None
+    merged_into: str | None  # set on a duplicate merged into another incident
     reported_at: datetime
     dispatched_at: datetime | None
     en_route_at: datetime | None
@@ -220,6 +259,7 @@ class IncidentOut(msgspec.Struct):
     snapshots: list[SnapshotOut]
     feedback: FeedbackOut | None
     evaluation: EvaluationOut | None
+    calls: list[CallOut]  # every report of it: its own, then the duplicates merged into it
 
 
 class Candidate(msgspec.Struct):
@@ -235,20 +275,40 @@ class Candidate(msgspec.Struct):
     accuracy_m: float | None
     eta_s: float  # straight-line distance at a typical speed for the kind: an estimate, not a route
     reason: str
+    # Which ring of the cascade picked it: community_grid, police_grid (the incident's grids' holders),
+    # neighbouring_grid (a touching grid's holder) or nearest (anywhere); grid_id: the grid it holds.
+    basis: str = "nearest"
+    grid_id: str | None = None
+
+
+class PassedOver(msgspec.Struct):
+    """A unit the cascade saw and did not pick, and why (None: not known, e.g. no live position)."""
+
+    unit_id: str
+    kind: str | None
+    status: str | None
+    distance_m: float | None
+    basis: str
+    grid_id: str | None
+    reason: str
 
 
 class SlotRecommendation(msgspec.Struct):
     """The best units for one open slot of the incident."""
 
     slot: str
-    candidates: list[Candidate]
+    candidates: list[Candidate]  # in the cascade's pick order
     excluded: dict[str, int]
+    passed_over: list[PassedOver]
 
 
 class Recommendations(msgspec.Struct):
-    """Nearest suitable available units per open slot (units already offered this incident are left out)."""
+    """Suitable available units per open slot, in the cascade's order: the incident's grids' holders, the
+    neighbouring grids' holders, the nearest anywhere (units already offered this incident are left out)."""
 
     incident_id: str
+    community_grid_id: str | None
+    police_grid_id: str | None
     slots: list[SlotRecommendation]
 
 

@@ -20,6 +20,12 @@ declined, timed_out, offer_withdrawn, no_unit_available, en_route, arrived, reso
 transferred, escalated, sla_breached, feedback_recorded, evaluated, closed) and `incident_id`, `state`,
 `tier`, `priority`, `category`, `lon`, `lat`, `address`, `at` (ISO 8601 UTC); unit events add `unit_id`,
 offer events `offer_id` and `devices` (the unit's devices at that moment).
+
+The tiers' notices (`dispatch.incidents.tiers`): `incident.tier_notified` (`owner`: "units" or
+"station", `grid_id`, `grid_name`, `units`, `devices`, `why`) also goes to MQTT
+`outpost/v1/events/incident.tier_notified` for every listener, and `{"type": "incident_notice",
+"incident_id", "tier", "priority", "category", "description", "lon", "lat", "address", "why"}` to each
+owning unit's devices on their offers topic.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 
 import msgspec
 
-from schemas.topics import OFFERS, REPLY, REPLY_FILTER, device_message_of, device_topic
+from schemas.topics import OFFERS, REPLY, REPLY_FILTER, device_message_of, device_topic, event_topic
 
 OFFER_TOPIC = device_topic("{device_id}", OFFERS)
 REPLY_TOPIC = device_topic("{device_id}", REPLY)
@@ -61,9 +67,21 @@ def outcome_message(
     return OFFER_TOPIC.format(device_id=device_id), msgspec.json.encode(body)
 
 
+_NOTICE_KEYS = ("incident_id", "tier", "priority", "category", "description", "lon", "lat", "address", "why")
+
+
+def _tier_notice(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """A tier's notice: on the events topic for everyone, and to each owning unit's devices."""
+    notice = msgspec.json.encode({"type": "incident_notice", **{k: event.get(k) for k in _NOTICE_KEYS}})
+    everyone = (event_topic(str(event["type"])), msgspec.json.encode(event))
+    return [everyone, *((OFFER_TOPIC.format(device_id=d), notice) for d in event.get("devices", ()))]
+
+
 def device_messages(event: dict[str, Any]) -> list[tuple[str, bytes]]:
     """(topic, payload) for every device that must hear of this bus event; empty for most events."""
     kind = event.get("type")
+    if kind == "incident.tier_notified":
+        return _tier_notice(event)
     if kind == "incident.offered":
         body: dict[str, Any] = {"type": "offer"}
         for key in (

@@ -24,6 +24,7 @@ from dispatch.incidents.candidates import (
     read_situation,
     record_unfilled,
     snapshot_values,
+    surveyed,
     unit_status,
 )
 from dispatch.incidents.core import (
@@ -56,9 +57,10 @@ async def offer_locked(
     except IllegalTransitionError as exc:
         raise conflict(exc) from exc
     needed = deps.policy.needed(sit.row.priority)
+    around = await surveyed(deps, sit.row)
     if unit_id is None:
         still_open = open_slots(needed, sit.filled)
-        seen = look(deps, sit.row, still_open[0] if still_open else "extra", sit.tried)
+        seen = look(deps, sit.row, still_open[0] if still_open else "extra", sit.tried, around)
         if not seen.eligible:
             await record_unfilled(deps, sit, seen, actor, decision)
             raise Conflict(f"no suitable available unit for the {seen.slot} slot", excluded=seen.excluded)
@@ -66,7 +68,7 @@ async def offer_locked(
     if any(e.unit_id == unit_id and e.released_at is None for e in sit.engaged):
         raise Conflict(f"unit {unit_id} is already engaged in this incident")
     kind, _ = await unit_status(deps, unit_id)
-    seen = look(deps, sit.row, slot_for(kind, needed, sit.filled), sit.tried - {unit_id})
+    seen = look(deps, sit.row, slot_for(kind, needed, sit.filled), sit.tried - {unit_id}, around)
     for c in seen.candidates:
         c["chosen"] = c["unit_id"] == unit_id
     return await claim_and_offer(deps, sit, seen, [unit_id], actor=actor, decision=decision, named=True)
@@ -157,8 +159,9 @@ async def fill_locked(deps: Deps, incident_id: str, *, decision: str, actor: str
         return []
     made: list[str] = []
     tried = sit.tried
+    around = await surveyed(deps, sit.row)
     for slot in open_slots(deps.policy.needed(sit.row.priority), sit.filled):
-        seen = look(deps, sit.row, slot, tried)
+        seen = look(deps, sit.row, slot, tried, around)
         if not seen.eligible:
             await record_unfilled(deps, sit, seen, actor, decision)
             continue

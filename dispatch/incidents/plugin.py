@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dispatch.blocking import run_db
-from dispatch.incidents.routes import INCIDENTS_KEY, api
+from dispatch.incidents.amend_routes import api  # every incident route (routes.py's and amend's)
+from dispatch.incidents.routes import INCIDENTS_KEY
 from dispatch.incidents.service import IncidentService
 from dispatch.openapi import RoutesPlugin
 

@@ -46,12 +46,12 @@ def _epoch_s(at: datetime | None) -> float | None:
 SINCE = Instant("since", "only incidents reported at or after this instant", required=False)
 
 
-def _service(request: web.Request) -> IncidentService:
+def service_of(request: web.Request) -> IncidentService:
     return request.app[INCIDENTS_KEY]
 
 
 def _store_and_now(request: web.Request) -> tuple[IncidentStore, float]:
-    deps = _service(request).deps
+    deps = service_of(request).deps
     return deps.store, deps.clock.now()
 
 
@@ -59,7 +59,7 @@ once = idempotent(_store_and_now)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _actor(request: web.Request) -> str:
+def actor_of(request: web.Request) -> str:
     return principal(request).actor
 
 
@@ -69,7 +69,7 @@ async def _optional(request: web.Request, tp: type[T]) -> T:
     return await read_body(request, tp)
 
 
-def _stepped(s: Stepped) -> web.Response:
+def stepped_out(s: Stepped) -> web.Response:
     return encode(
         m.StepOut(
             id=s.before.id,
@@ -83,7 +83,7 @@ def _stepped(s: Stepped) -> web.Response:
     )
 
 
-def _mutation(
+def mutation(
     path: str,
     *,
     body: Any = None,
@@ -111,14 +111,14 @@ def _mutation(
     return register
 
 
-@_mutation("/v1/incidents", body=m.IncidentIn, response=m.Created, status=201, errors=())
+@mutation("/v1/incidents", body=m.IncidentIn, response=m.Created, status=201, errors=())
 async def create_incident(request: web.Request) -> web.Response:
     """Report an incident
 
     Record an incident (lon, lat, category, priority P1–P4, source). Priorities in
     `OUTPOST_AUTO_DISPATCH_PRIORITIES` are offered at once to the nearest suitable available units."""
     report = await read_body(request, m.IncidentIn)
-    return encode(await _service(request).create(report, actor=_actor(request)), status=201)
+    return encode(await service_of(request).create(report, actor=actor_of(request)), status=201)
 
 
 @api.route("GET", "/v1/incidents", role="viewer", params=[STATE, SINCE, LIMIT], response=m.IncidentList)
@@ -126,7 +126,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     """List incidents
 
     Incidents newest first, by state and report time."""
-    found = await _service(request).list_incidents(
+    found = await service_of(request).list_incidents(
         states=STATE.get(request) or (), since=_epoch_s(SINCE.get(request)), limit=LIMIT.get(request)
     )
     return encode(found)
@@ -138,9 +138,11 @@ async def get_incident(request: web.Request) -> web.Response:
 
     State, offers, units, the audit trail (who, when, why), response intervals and decision snapshots.
     Snapshots hold units' positions, so the read is written to the audit log."""
-    found = await _service(request).get(INCIDENT_ID.get(request))
+    found = await service_of(request).get(INCIDENT_ID.get(request))
     units = sorted({c["unit_id"] for s in found.snapshots for c in s.candidates if "unit_id" in c})
-    request.app[AUDIT_KEY].record(_actor(request), "read_incident", f"incident:{found.id}", {"units": units})
+    request.app[AUDIT_KEY].record(
+        actor_of(request), "read_incident", f"incident:{found.id}", {"units": units}
+    )
     return encode(found)
 
 
@@ -151,15 +153,15 @@ async def recommendations(request: web.Request) -> web.Response:
     For each unit slot still open (P1: a police officer and an auxiliary), the nearest available units of
     that kind with distance, fix age, an ETA estimate and why; units already offered it are left out.
     The read (units' positions) is written to the audit log."""
-    found = await _service(request).recommendations(INCIDENT_ID.get(request))
+    found = await service_of(request).recommendations(INCIDENT_ID.get(request))
     units = [c.unit_id for slot in found.slots for c in slot.candidates]
     request.app[AUDIT_KEY].record(
-        _actor(request), "incident_recommendations", f"incident:{found.incident_id}", {"units": units}
+        actor_of(request), "incident_recommendations", f"incident:{found.incident_id}", {"units": units}
     )
     return encode(found)
 
 
-@_mutation("/v1/incidents/{id}/offers", optional_body=m.OfferIn, response=m.OfferOut, status=201)
+@mutation("/v1/incidents/{id}/offers", optional_body=m.OfferIn, response=m.OfferOut, status=201)
 async def make_offer(request: web.Request) -> web.Response:
     """Offer the incident to a unit
 
@@ -167,55 +169,57 @@ async def make_offer(request: web.Request) -> web.Response:
     dispatcher won it) or the incident cannot take offers in its state. Unanswered within
     `OUTPOST_OFFER_TIMEOUT_S`, the offer goes to the next nearest available unit."""
     body = await _optional(request, m.OfferIn)
-    found = await _service(request).offer(
-        INCIDENT_ID.get(request), unit_id=body.unit_id, actor=_actor(request)
+    found = await service_of(request).offer(
+        INCIDENT_ID.get(request), unit_id=body.unit_id, actor=actor_of(request)
     )
     return encode(found, status=201)
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/accept")
+@mutation("/v1/incidents/{id}/offers/{offer_id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
     """The unit accepts the offer
 
     The unit takes the incident (a dispatcher on its behalf; devices answer over MQTT)."""
-    svc = _service(request)
-    return _stepped(await svc.accept(INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request)))
+    svc = service_of(request)
+    return stepped_out(
+        await svc.accept(INCIDENT_ID.get(request), OFFER_ID.get(request), actor=actor_of(request))
+    )
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/decline", optional_body=m.ReasonIn)
+@mutation("/v1/incidents/{id}/offers/{offer_id}/decline", optional_body=m.ReasonIn)
 async def decline_offer(request: web.Request) -> web.Response:
     """The unit declines the offer
 
     The unit declines; it is available again and the next nearest eligible unit is offered."""
-    return await _answer_offer(request, _service(request).decline)
+    return await _answer_offer(request, service_of(request).decline)
 
 
-@_mutation("/v1/incidents/{id}/offers/{offer_id}/withdraw", optional_body=m.ReasonIn)
+@mutation("/v1/incidents/{id}/offers/{offer_id}/withdraw", optional_body=m.ReasonIn)
 async def withdraw_offer(request: web.Request) -> web.Response:
     """Take a pending offer back
 
     The unit is available again; nothing is offered automatically in its place."""
-    return await _answer_offer(request, _service(request).withdraw)
+    return await _answer_offer(request, service_of(request).withdraw)
 
 
 async def _answer_offer(request: web.Request, answer: Callable[..., Awaitable[Stepped]]) -> web.Response:
     """Decline or withdraw the offer of the path, with the body's optional reason."""
     body = await _optional(request, m.ReasonIn)
     stepped = await answer(
-        INCIDENT_ID.get(request), OFFER_ID.get(request), actor=_actor(request), reason=body.reason
+        INCIDENT_ID.get(request), OFFER_ID.get(request), actor=actor_of(request), reason=body.reason
     )
-    return _stepped(stepped)
+    return stepped_out(stepped)
 
 
 async def _unit_step(request: web.Request, event: Event) -> web.Response:
     body = await _optional(request, m.UnitStepIn)
-    stepped = await _service(request).unit_step(
-        INCIDENT_ID.get(request), event, unit_id=body.unit_id, actor=_actor(request), reason=body.reason
+    stepped = await service_of(request).unit_step(
+        INCIDENT_ID.get(request), event, unit_id=body.unit_id, actor=actor_of(request), reason=body.reason
     )
-    return _stepped(stepped)
+    return stepped_out(stepped)
 
 
-@_mutation("/v1/incidents/{id}/en_route", optional_body=m.UnitStepIn)
+@mutation("/v1/incidents/{id}/en_route", optional_body=m.UnitStepIn)
 async def en_route(request: web.Request) -> web.Response:
     """A unit is on its way
 
@@ -223,7 +227,7 @@ async def en_route(request: web.Request) -> web.Response:
     return await _unit_step(request, Event.EN_ROUTE)
 
 
-@_mutation("/v1/incidents/{id}/on_scene", optional_body=m.UnitStepIn)
+@mutation("/v1/incidents/{id}/on_scene", optional_body=m.UnitStepIn)
 async def on_scene(request: web.Request) -> web.Response:
     """A unit is on scene
 
@@ -231,78 +235,91 @@ async def on_scene(request: web.Request) -> web.Response:
     return await _unit_step(request, Event.ARRIVE)
 
 
-@_mutation("/v1/incidents/{id}/resolve", optional_body=m.ReasonIn)
+@mutation("/v1/incidents/{id}/resolve", optional_body=m.ReasonIn)
 async def resolve(request: web.Request) -> web.Response:
     """Resolved on scene
 
     Handled: every engaged unit is available again."""
     body = await _optional(request, m.ReasonIn)
-    return _stepped(
-        await _service(request).resolve(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    return stepped_out(
+        await service_of(request).resolve(
+            INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason
+        )
     )
 
 
-@_mutation("/v1/incidents/{id}/cancel", optional_body=m.ReasonIn)
+@mutation("/v1/incidents/{id}/cancel", optional_body=m.ReasonIn)
 async def cancel(request: web.Request) -> web.Response:
     """Call the incident off
 
     Pending offers are withdrawn and engaged units released."""
     body = await _optional(request, m.ReasonIn)
-    return _stepped(
-        await _service(request).cancel(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    return stepped_out(
+        await service_of(request).cancel(
+            INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason
+        )
     )
 
 
-@_mutation("/v1/incidents/{id}/escalate", optional_body=m.ReasonIn)
+@mutation("/v1/incidents/{id}/escalate", optional_body=m.ReasonIn)
 async def escalate(request: web.Request) -> web.Response:
     """Escalate one tier
 
     community_grid → police_grid → station → command_centre; the new tier's SLA timer starts."""
     body = await _optional(request, m.ReasonIn)
-    return _stepped(
-        await _service(request).escalate(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
-    )
-
-
-@_mutation("/v1/incidents/{id}/transfer", body=m.TransferIn)
-async def transfer(request: web.Request) -> web.Response:
-    """Transfer to another agency
-
-    Handed over (to another agency or jurisdiction): offers withdrawn, units released."""
-    body = await read_body(request, m.TransferIn)
-    return _stepped(
-        await _service(request).transfer(
-            INCIDENT_ID.get(request), to=body.to, actor=_actor(request), reason=body.reason
+    return stepped_out(
+        await service_of(request).escalate(
+            INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason
         )
     )
 
 
-@_mutation("/v1/incidents/{id}/feedback", body=m.FeedbackIn)
+@mutation("/v1/incidents/{id}/transfer", body=m.TransferIn)
+async def transfer(request: web.Request) -> web.Response:
+    """Transfer up the tiers, or to another agency
+
+    `to` a tier above the incident's (`police_grid`, `station`, `command_centre`): it moves up there, one
+    recorded escalation per tier passed, the new tier's SLA starts and its owners are told (409 for a tier
+    at or below its own). Any other `to`: handed over to another agency or jurisdiction, offers withdrawn,
+    units released."""
+    body = await read_body(request, m.TransferIn)
+    return stepped_out(
+        await service_of(request).transfer(
+            INCIDENT_ID.get(request), to=body.to, actor=actor_of(request), reason=body.reason
+        )
+    )
+
+
+@mutation("/v1/incidents/{id}/feedback", body=m.FeedbackIn)
 async def feedback(request: web.Request) -> web.Response:
     """Record the handling officer's feedback
 
     Outcome, notes and the handling officer, after resolution."""
     body = await read_body(request, m.FeedbackIn)
-    return _stepped(await _service(request).review(INCIDENT_ID.get(request), body, actor=_actor(request)))
+    return stepped_out(
+        await service_of(request).review(INCIDENT_ID.get(request), body, actor=actor_of(request))
+    )
 
 
-@_mutation("/v1/incidents/{id}/evaluation", body=m.EvaluationIn)
+@mutation("/v1/incidents/{id}/evaluation", body=m.EvaluationIn)
 async def evaluation(request: web.Request) -> web.Response:
     """Record the evaluation of the handling
 
     Score 1–5, evaluator and comments, after feedback."""
     body = await read_body(request, m.EvaluationIn)
-    return _stepped(await _service(request).review(INCIDENT_ID.get(request), body, actor=_actor(request)))
+    return stepped_out(
+        await service_of(request).review(INCIDENT_ID.get(request), body, actor=actor_of(request))
+    )
 
 
-@_mutation("/v1/incidents/{id}/close", optional_body=m.ReasonIn)
+@mutation("/v1/incidents/{id}/close", optional_body=m.ReasonIn)
 async def close(request: web.Request) -> web.Response:
     """Close an evaluated incident
 
     The loop is closed: nothing more can happen to the incident."""
     body = await _optional(request, m.ReasonIn)
-    return _stepped(
-        await _service(request).close(INCIDENT_ID.get(request), actor=_actor(request), reason=body.reason)
+    return stepped_out(
+        await service_of(request).close(INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason)
     )
 
 

@@ -8,6 +8,7 @@ decision stores what was seen; every step is published on the event bus.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ from sqlalchemy import Engine
 
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
-from dispatch.incidents import candidates, lifecycle, offers, reconcile, views
+from dispatch.incidents import amend, candidates, lifecycle, offers, reconcile, views
 from dispatch.incidents import models as m
 from dispatch.incidents.arrival import ArrivalWatch, Detection
 from dispatch.incidents.core import Deps, Stepped, arm_sla, publish
+from dispatch.incidents.places import GridPlaces
 from dispatch.incidents.policy import ANY_KIND, open_slots, policy_from
 from dispatch.incidents.ports import FleetPort, Publisher
-from dispatch.incidents.states import ACTIVE, Event, Progress
+from dispatch.incidents.states import ACTIVE, TIERS, Event, Progress
+from dispatch.incidents.tiers import notify_tier
 from dispatch.incidents.timers import Timers
 from dispatch.problems import DomainError
 from dispatch.settings import ApiSettings, DispatchSettings
@@ -71,6 +74,7 @@ class IncidentService:
             api=api or ApiSettings(),
             timers=Timers(clock),
             watch=ArrivalWatch(settings.arrival_radius_m, settings.departure_distance_m),
+            places=GridPlaces(engine),
         )
         self.deps.on_sla_due = self._sla_due
         self._unsubscribe: Any = None
@@ -119,7 +123,7 @@ class IncidentService:
 
     async def get(self, incident_id: str) -> m.IncidentOut:
         """Everything recorded about one incident."""
-        return await run_db(views.read_incident, self.deps.store, incident_id)
+        return await run_db(views.read_incident, self.deps.store, incident_id, self.deps.places)
 
     async def list_incidents(
         self, *, states: tuple[str, ...] = (), since: float | None = None, limit: int = 500
@@ -130,17 +134,16 @@ class IncidentService:
     async def recommendations(self, incident_id: str) -> m.Recommendations:
         """Nearest suitable available units for each open slot (or any kind when all are filled)."""
         sit = await run_db(candidates.read_situation, self.deps.store, incident_id)
+        grids = {"community_grid_id": sit.row.community_grid_id, "police_grid_id": sit.row.police_grid_id}
         if sit.row.state not in ACTIVE:
-            return m.Recommendations(incident_id=incident_id, slots=[])
+            return m.Recommendations(incident_id=incident_id, slots=[], **grids)
         slots = open_slots(self.deps.policy.needed(sit.row.priority), sit.filled) or [ANY_KIND]
+        around = await candidates.surveyed(self.deps, sit.row)
         out = []
         for slot in slots:
-            seen = candidates.look(self.deps, sit.row, slot, sit.tried)
-            best = [
-                m.Candidate(**{k: c[k] for k in _CANDIDATE_FIELDS}) for c in seen.candidates if c["eligible"]
-            ]
-            out.append(m.SlotRecommendation(slot=slot, candidates=best, excluded=seen.excluded))
-        return m.Recommendations(incident_id=incident_id, slots=out)
+            seen = candidates.look(self.deps, sit.row, slot, sit.tried, around)
+            out.append(views.slot_recommendation(seen))
+        return m.Recommendations(incident_id=incident_id, slots=out, **grids)
 
     # ---- report and dispatch ------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class IncidentService:
         incident_id = str(uuid.uuid4())
         at = deps.clock.now()
         sla_due_at = deps.policy.sla.due_at(report.priority, 0, at)
+        community_grid_id, police_grid_id = await run_db(deps.places.place, report.lon, report.lat)
         values: dict[str, Any] = {
             **msgspec.structs.asdict(report),  # lon, lat, category, priority, source, description, …
             "id": incident_id,
@@ -159,14 +163,25 @@ class IncidentService:
             "sla_due_at": sla_due_at,
             "created_by": actor,
             "reported_at": at,
+            "community_grid_id": community_grid_id,
+            "police_grid_id": police_grid_id,
         }
         reason = f"{report.priority} {report.category} reported via {report.source}"
         async with deps.lock(incident_id):
             row = await run_db(deps.store.create, values, actor=actor, at=at, reason=reason)
             arm_sla(deps, incident_id, sla_due_at)
             publish(
-                deps, "created", row, Progress(), at, source=report.source, description=report.description
+                deps,
+                "created",
+                row,
+                Progress(),
+                at,
+                source=report.source,
+                description=report.description,
+                community_grid_id=community_grid_id,
+                police_grid_id=police_grid_id,
             )
+            await notify_tier(deps, row, Progress(), at, why="reported")
             if deps.policy.automatic(report.priority):
                 await offers.fill_locked(deps, incident_id, decision="auto_offer")
             state = (await run_db(candidates.read_situation, deps.store, incident_id)).row.state
@@ -265,8 +280,13 @@ class IncidentService:
             )
 
     async def transfer(self, incident_id: str, *, to: str, actor: str, reason: str | None = None) -> Stepped:
-        """Handed to another agency or jurisdiction: offers withdrawn, units released."""
+        """Up to a higher tier when `to` names one (police_grid, station, …); else handed to another agency
+        or jurisdiction: offers withdrawn, units released."""
         async with self.deps.lock(incident_id):
+            if to in TIERS:
+                return await lifecycle.transfer_up_locked(
+                    self.deps, incident_id, TIERS.index(to), actor=actor, reason=reason
+                )
             return await lifecycle.end_locked(
                 self.deps, incident_id, Event.TRANSFER, actor=actor, reason=reason, transferred_to=to
             )
@@ -275,6 +295,23 @@ class IncidentService:
         """Hand the incident up one tier."""
         async with self.deps.lock(incident_id):
             return await lifecycle.escalate_locked(self.deps, incident_id, actor=actor, reason=reason)
+
+    async def change_priority(
+        self, incident_id: str, priority: str, *, actor: str, reason: str | None = None
+    ) -> Stepped:
+        """Re-rate the incident: audited, its SLA deadline moved to the new priority's target."""
+        async with self.deps.lock(incident_id):
+            return await amend.change_priority_locked(
+                self.deps, incident_id, priority, actor=actor, reason=reason
+            )
+
+    async def merge(self, incident_id: str, *, into: str, actor: str, reason: str | None = None) -> Stepped:
+        """Merge a duplicate report into the incident it duplicates (both locked, in id order)."""
+        first, second = sorted((incident_id, into))
+        async with self.deps.lock(first), contextlib.AsyncExitStack() as more:
+            if second != first:  # one incident's lock is taken once (asyncio locks are not reentrant)
+                await more.enter_async_context(self.deps.lock(second))
+            return await amend.merge_locked(self.deps, incident_id, into, actor=actor, reason=reason)
 
     async def review(self, incident_id: str, body: m.FeedbackIn | m.EvaluationIn, *, actor: str) -> Stepped:
         """Record the handling officer's feedback (`FeedbackIn`) or the evaluation of the handling."""
@@ -316,17 +353,3 @@ class IncidentService:
         detection = self.deps.watch.check(unit_id, lon, lat)
         if detection is not None:
             self.deps.spawn(self._detected(detection), name=f"detected:{detection.unit_id}")
-
-
-_CANDIDATE_FIELDS = (
-    "unit_id",
-    "kind",
-    "status",
-    "lon",
-    "lat",
-    "distance_m",
-    "fix_age_s",
-    "accuracy_m",
-    "eta_s",
-    "reason",
-)

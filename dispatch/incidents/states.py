@@ -31,6 +31,7 @@ class State(StrEnum):
     CANCELLED = "cancelled"
     ESCALATED = "escalated"
     TRANSFERRED = "transferred"
+    MERGED = "merged"  # a duplicate report, folded into the incident named by `merged_into`
 
 
 class Event(StrEnum):
@@ -51,6 +52,9 @@ class Event(StrEnum):
     ESCALATE = "escalate"
     TRANSFER = "transfer"
     SLA_BREACH = "sla_breach"  # recorded at the top tier, where there is nobody left to escalate to
+    CHANGE_PRIORITY = "change_priority"  # a dispatcher re-rates it; the state stays, the SLA follows
+    MERGE = "merge"  # this incident is a duplicate: it ends, merged into another
+    ABSORB = "absorb"  # a duplicate was merged into this incident: its state stays
 
 
 TIERS = ("community_grid", "police_grid", "station", "command_centre")
@@ -62,8 +66,8 @@ AWAITING = frozenset({State.NEW, State.OFFERED, State.ESCALATED})
 ENGAGED = frozenset({State.DISPATCHED, State.EN_ROUTE, State.ON_SCENE})
 ACTIVE = AWAITING | ENGAGED
 # Nothing may happen any more.
-TERMINAL = frozenset({State.CLOSED, State.CANCELLED, State.TRANSFERRED})
-_ENDING = {Event.CANCEL: State.CANCELLED, Event.TRANSFER: State.TRANSFERRED}
+TERMINAL = frozenset({State.CLOSED, State.CANCELLED, State.TRANSFERRED, State.MERGED})
+_ENDING = {Event.CANCEL: State.CANCELLED, Event.TRANSFER: State.TRANSFERRED, Event.MERGE: State.MERGED}
 _REVIEW = {
     Event.FEEDBACK: (State.RESOLVED, State.FEEDBACK_RECORDED),
     Event.EVALUATE: (State.FEEDBACK_RECORDED, State.EVALUATED),
@@ -198,6 +202,11 @@ def _breach(p: Progress, e: Event) -> Progress:
     return p
 
 
+def _absorb(p: Progress, e: Event) -> Progress:
+    """A duplicate report joins the incident, whatever its (non-terminal) state: its record grows."""
+    return p
+
+
 _RULES = {
     Event.OFFER: _offer,
     Event.ACCEPT: _accept,
@@ -214,4 +223,7 @@ _RULES = {
     Event.TRANSFER: _end,
     Event.ESCALATE: _escalate,
     Event.SLA_BREACH: _breach,
+    Event.CHANGE_PRIORITY: _breach,  # the same rule: while someone still has to act on it
+    Event.MERGE: _end,
+    Event.ABSORB: _absorb,
 }

@@ -8,8 +8,10 @@ import msgspec
 
 from dispatch.bodies import S, body_of
 from dispatch.incidents import models as m
+from dispatch.incidents.candidates import Seen
 from dispatch.incidents.core import progress_of
 from dispatch.incidents.intervals import Milestones, response_intervals
+from dispatch.incidents.places import GridPlaces
 from dispatch.incidents.states import TIERS, Event, allowed_events
 from dispatch.problems import NotFound
 from store import incidents as db
@@ -39,8 +41,13 @@ def intervals_of(row: db.IncidentRow) -> m.IntervalsOut:
     return m.IntervalsOut(**got.as_dict())
 
 
-def read_incident(store: db.IncidentStore, incident_id: str) -> m.IncidentOut:
+def _call(row: db.IncidentRow, *, merged: bool) -> m.CallOut:
+    return body_of(m.CallOut, row, incident_id=row.id, merged_at=row.ended_at if merged else None)
+
+
+def read_incident(store: db.IncidentStore, incident_id: str, places: GridPlaces) -> m.IncidentOut:
     """Everything recorded about one incident (NotFound when there is no such incident)."""
+    places.refresh()
     with store.read() as conn:
         row = db.get_incident(conn, incident_id)
         if row is None:
@@ -50,6 +57,7 @@ def read_incident(store: db.IncidentStore, incident_id: str) -> m.IncidentOut:
         history = db.transitions(conn, incident_id)
         snapshots = db.snapshots(conn, incident_id)
         feedback, evaluation = db.review(conn, incident_id)
+        merged = db.merged_reports(conn, incident_id)
     return body_of(
         m.IncidentOut,
         row,
@@ -62,6 +70,9 @@ def read_incident(store: db.IncidentStore, incident_id: str) -> m.IncidentOut:
         snapshots=[body_of(m.SnapshotOut, s) for s in snapshots],
         feedback=_review(feedback, m.FeedbackOut),
         evaluation=_review(evaluation, m.EvaluationOut),
+        community_grid_name=places.name(row.community_grid_id),
+        police_grid_name=places.name(row.police_grid_id),
+        calls=[_call(row, merged=False), *(_call(r, merged=True) for r in merged)],
     )
 
 
@@ -72,3 +83,17 @@ def list_summaries(
     with store.read() as conn:
         rows = db.list_incidents(conn, states=states, since=since, limit=limit)
     return m.IncidentList(incidents=[body_of(m.IncidentSummary, r, tier=TIERS[r.tier]) for r in rows])
+
+
+def slot_recommendation(seen: Seen) -> m.SlotRecommendation:
+    """A slot's picks (in the cascade's order) and the units passed over, each with its reason."""
+    picked = [msgspec.convert(c, m.Candidate) for c in seen.candidates if c["eligible"]]
+    passed = [
+        msgspec.convert({k: c.get(k) for k in _PASSED_FIELDS}, m.PassedOver)
+        for c in seen.candidates
+        if not c["eligible"]
+    ]
+    return m.SlotRecommendation(slot=seen.slot, candidates=picked, excluded=seen.excluded, passed_over=passed)
+
+
+_PASSED_FIELDS = ("unit_id", "kind", "status", "distance_m", "basis", "grid_id", "reason")

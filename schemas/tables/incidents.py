@@ -26,6 +26,7 @@ INCIDENT_STATES = (
     "cancelled",
     "escalated",
     "transferred",
+    "merged",  # a duplicate report folded into another incident (`merged_into`), which keeps its call
 )
 PRIORITIES = ("P1", "P2", "P3", "P4")
 # "import": a historic report loaded by `outpost incidents import` (closed on arrival; never dispatched).
@@ -100,18 +101,25 @@ def _incidents(md: sa.MetaData, flavour: Flavour) -> None:
         sa.Column("version", sa.Integer, nullable=False, server_default="0"),
         sa.Column("created_by", sa.Text, nullable=False),
         sa.Column("transferred_to", sa.Text),
+        # Where it happened, as the grids valid when it was reported (step 9; NULL outside every grid). The
+        # tiers' owners are these grids' holders: tier 0 the community grid's, tier 1 the police grid's.
+        sa.Column("community_grid_id", sa.String(64)),
+        sa.Column("police_grid_id", sa.String(64)),
+        # A duplicate report merged into another incident: the survivor (step 9).
+        sa.Column("merged_into", _Id),
         # Milestones (NFPA/NFORS intervals are computed from these).
         instant("reported_at", nullable=False),
         instant("dispatched_at"),
         instant("en_route_at"),
         instant("on_scene_at"),
         instant("resolved_at"),
-        instant("ended_at"),  # closed, cancelled or transferred
+        instant("ended_at"),  # closed, cancelled, transferred or merged
         one_of("incidents", "state", INCIDENT_STATES),
         one_of("incidents", "priority", PRIORITIES),
         one_of("incidents", "source", SOURCES),
         sa.Index("ix_incidents_state", "state", "reported_at"),
         sa.Index("ix_incidents_reported_at", "reported_at"),
+        sa.Index("ix_incidents_merged_into", "merged_into"),
     )
 
 

@@ -28,6 +28,7 @@ from store.incidents.dispatching import (
 )
 from store.incidents.handle import IncidentStore
 from store.incidents.idempotency import StoredResponse, complete_key, purge_keys, release_key
+from store.incidents.places import grid_versions, merged_reports
 from store.incidents.reports import (
     count_incidents,
     get_incident,
@@ -91,6 +92,7 @@ __all__ = [
     "engagements",
     "get_incident",
     "get_offer",
+    "grid_versions",
     "insert_engagement",
     "insert_evaluation",
     "insert_feedback",
@@ -99,6 +101,7 @@ __all__ = [
     "insert_snapshot",
     "insert_transition",
     "list_incidents",
+    "merged_reports",
     "offers",
     "pending_offers",
     "purge_keys",

@@ -101,6 +101,9 @@ class IncidentRow:
     on_scene_at: float | None
     resolved_at: float | None
     ended_at: float | None
+    community_grid_id: str | None = None
+    police_grid_id: str | None = None
+    merged_into: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import msgspec
 import pytest
 
@@ -25,7 +26,8 @@ from ingest.mqtt.publisher import Publisher
 from ingest.runner import run_ingest
 from ingest.settings import IngestSettings
 from sim.simulate.roads import RoadGraph, shipped_graph
-from tests.dispatch.incidents.world import Served, served
+from tests.dispatch.incidents.sf_grids import COMMUNITY, POLICE, assign, load_sf
+from tests.dispatch.incidents.world import Served, point, served
 from tests.ingest.mqtt_collect import Collected, collect
 from tests.support.services import Mosquitto
 
@@ -369,3 +371,63 @@ async def test_a_breached_sla_escalates_notifies_and_is_recorded(
         _, got, _ = await s.http.call("GET", base, "viewer", status=200)
         assert got["tier"] == "station" and got["sla_due_at"] is not None
         console.close()
+
+
+async def _until(check: Any) -> None:
+    async with asyncio.timeout(20):
+        while not check():  # noqa: ASYNC110 (the message comes through the broker)
+            await asyncio.sleep(0.02)
+
+
+async def test_each_tier_s_owners_hear_of_the_incident_on_the_real_sf_grids(
+    store_url: str, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    listener = aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="events-listener")
+    async with running_stack(store_url, mosquitto, tmp_path) as s, listener:
+        await listener.subscribe("outpost/v1/events/incident.tier_notified", qos=1)
+        w = s.http.world
+        load_sf(w)
+        w.add_unit("aux-1", "auxiliary", device="phone-aux")
+        w.add_unit("cop-1", "police", device="phone-cop")
+        w.add_unit("free-1", "police", device="phone-free")
+        assign(w, "aux-1", COMMUNITY)
+        assign(w, "cop-1", POLICE)
+        await s.fix("phone-aux", "aux-1", point(0, 900, INCIDENT_NEAR))
+        await s.fix("phone-cop", "cop-1", point(90, 700, INCIDENT_NEAR))
+        await s.fix("phone-free", "free-1", point(180, 40, INCIDENT_NEAR))
+        report = {
+            "lon": INCIDENT_NEAR[0],
+            "lat": INCIDENT_NEAR[1],
+            "category": "vandalism",
+            "priority": "P3",
+            "source": "grid_report",
+        }
+        _, created, _ = await s.http.call("POST", "/v1/incidents", json=report, status=201)
+        base = f"/v1/incidents/{created['id']}"
+        _, got, _ = await s.http.call("GET", base, "viewer", status=200)
+        assert (got["community_grid_id"], got["police_grid_id"]) == (COMMUNITY, POLICE)
+        _, rec, _ = await s.http.call("GET", f"{base}/recommendations", "viewer", status=200)
+        assert [(c["unit_id"], c["basis"]) for c in rec["slots"][0]["candidates"]] == [
+            ("aux-1", "community_grid"),
+            ("cop-1", "police_grid"),
+            ("free-1", "nearest"),
+        ]
+
+        def notices(device_id: str) -> list[dict[str, Any]]:
+            return [m for m in s.messages_to(device_id) if m["type"] == "incident_notice"]
+
+        await _until(lambda: notices("phone-aux"))
+        assert notices("phone-aux")[0]["tier"] == "community_grid" and not notices("phone-cop")
+        await s.http.call("POST", f"{base}/escalate", json={"reason": "needs an officer"}, status=200)
+        await _until(lambda: notices("phone-cop"))
+        assert notices("phone-cop")[0]["tier"] == "police_grid"
+        assert notices("phone-cop")[0]["why"] == "needs an officer"
+        await s.http.call("POST", f"{base}/transfer", json={"to": "station"}, status=200)
+        tiers: list[str] = []  # what any listener on the events topic heard, queued by the client meanwhile
+        async with asyncio.timeout(20):
+            async for message in listener.messages:
+                tiers.append(msgspec.json.decode(bytes(message.payload))["tier"])  # type: ignore[arg-type]
+                if len(tiers) == 3:
+                    break
+        assert tiers == ["community_grid", "police_grid", "station"]
+        assert not notices("phone-free")

@@ -135,3 +135,19 @@ def test_no_sequence_of_events_reaches_an_illegal_state(events: list[Event]) -> 
         recorded.append(transition)
         progress = after
         check_invariants(progress)
+
+
+def test_a_merge_ends_the_duplicate_an_absorb_or_a_new_priority_keeps_the_state() -> None:
+    offered, _ = run([Event.OFFER])
+    merged, (t,) = run([Event.MERGE], offered)
+    assert (merged.state, merged.pending_offers, t.to_state) == (State.MERGED, 0, State.MERGED)
+    assert merged.state in TERMINAL and allowed_events(merged) == []
+    for event in (Event.ABSORB, Event.CHANGE_PRIORITY):
+        assert run([event], offered)[0] == offered
+    resolved, _ = run([Event.OFFER, Event.ACCEPT, Event.ARRIVE, Event.RESOLVE])
+    assert run([Event.ABSORB], resolved)[0] == resolved  # a late duplicate call still joins the record
+    for event in (Event.MERGE, Event.CHANGE_PRIORITY):
+        with pytest.raises(IllegalTransitionError, match="already resolved"):
+            apply(resolved, event)
+    with pytest.raises(IllegalTransitionError, match="finished"):
+        apply(merged, Event.ABSORB)
