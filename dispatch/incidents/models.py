@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.values import PRINTABLE, Name, Reason, Text, UnitId
+
 Priority = Literal["P1", "P2", "P3", "P4"]
 Source = Literal["dispatcher", "call", "grid_report", "device_alarm"]
 Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
-Text = Annotated[str, msgspec.Meta(max_length=4000)]
-Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
+# One-line text the incident's people are named by (a reporter, an address): printable, bounded.
+Line = Annotated[str, msgspec.Meta(max_length=500, pattern=PRINTABLE)]
 
 
 class IncidentIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -21,12 +22,12 @@ class IncidentIn(msgspec.Struct, forbid_unknown_fields=True):
 
     lon: Lon
     lat: Lat
-    category: Short
+    category: Name
     priority: Priority
     source: Source
     description: Text = ""
-    reporter: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    address: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    reporter: Line = ""
+    address: Line | None = None
 
 
 class Created(msgspec.Struct):
@@ -46,42 +47,42 @@ class UnitStepIn(msgspec.Struct, forbid_unknown_fields=True):
     """A unit's step; `unit_id` may be left out when exactly one engaged unit can take the step."""
 
     unit_id: UnitId | None = None
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    reason: Reason | None = None
 
 
 class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
     """Why (kept in the audit trail)."""
 
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    reason: Reason | None = None
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
     """Move the incident up to a tier (`to`: police_grid, station, command_centre), or hand it to another
     agency or jurisdiction (any other `to`)."""
 
-    to: Short
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    to: Name
+    reason: Reason | None = None
 
 
 class PriorityIn(msgspec.Struct, forbid_unknown_fields=True):
     """The incident's new priority, and why (kept in the audit trail)."""
 
     priority: Priority
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    reason: Reason | None = None
 
 
 class MergeIn(msgspec.Struct, forbid_unknown_fields=True):
     """The incident of the path is a duplicate report of `into`, which keeps its call."""
 
-    into: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    into: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
+    reason: Reason | None = None
 
 
 class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
     """The handling officer's report."""
 
-    outcome: Short
-    officer: Short
+    outcome: Name
+    officer: Name
     notes: Text = ""
 
 
@@ -89,7 +90,7 @@ class EvaluationIn(msgspec.Struct, forbid_unknown_fields=True):
     """A reviewer's evaluation of the handling: score 1 (poor) to 5 (exemplary)."""
 
     score: Annotated[int, msgspec.Meta(ge=1, le=5)]
-    evaluator: Short
+    evaluator: Name
     comments: Text = ""
 
 

@@ -55,6 +55,9 @@ async def test_bad_bodies_name_the_field(http: Served) -> None:
     assert status == 400 and problem["invalid_params"][0]["name"] == "body.lat"
     status, _, _ = await http.call("GET", "/v1/incidents/nope", "viewer")
     assert status == 404
+    for field, value in (("category", "x\u0000y"), ("reporter", "a\u0007"), ("address", "1 Main St\n")):
+        status, problem, _ = await http.call("POST", "/v1/incidents", json={**REPORT, field: value})
+        assert status == 400 and problem["invalid_params"][0]["name"] == f"body.{field}", problem
 
 
 async def test_an_illegal_transition_is_a_409_naming_the_state(http: Served) -> None:
