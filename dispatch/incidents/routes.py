@@ -219,6 +219,20 @@ async def _unit_step(request: web.Request, event: Event) -> web.Response:
     return stepped_out(stepped)
 
 
+async def _reason_step(request: web.Request, step: Callable[..., Awaitable[Stepped]]) -> web.Response:
+    """Resolve, cancel, escalate or close the incident of the path, with the body's optional reason."""
+    body = await _optional(request, m.ReasonIn)
+    return stepped_out(await step(INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason))
+
+
+async def _review(request: web.Request, tp: type[m.FeedbackIn] | type[m.EvaluationIn]) -> web.Response:
+    """Record the body (feedback or evaluation) on the incident of the path."""
+    body = await read_body(request, tp)
+    return stepped_out(
+        await service_of(request).review(INCIDENT_ID.get(request), body, actor=actor_of(request))
+    )
+
+
 @mutation("/v1/incidents/{id}/en_route", optional_body=m.UnitStepIn)
 async def en_route(request: web.Request) -> web.Response:
     """A unit is on its way
@@ -240,12 +254,7 @@ async def resolve(request: web.Request) -> web.Response:
     """Resolved on scene
 
     Handled: every engaged unit is available again."""
-    body = await _optional(request, m.ReasonIn)
-    return stepped_out(
-        await service_of(request).resolve(
-            INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason
-        )
-    )
+    return await _reason_step(request, service_of(request).resolve)
 
 
 @mutation("/v1/incidents/{id}/cancel", optional_body=m.ReasonIn)
@@ -253,12 +262,7 @@ async def cancel(request: web.Request) -> web.Response:
     """Call the incident off
 
     Pending offers are withdrawn and engaged units released."""
-    body = await _optional(request, m.ReasonIn)
-    return stepped_out(
-        await service_of(request).cancel(
-            INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason
-        )
-    )
+    return await _reason_step(request, service_of(request).cancel)
 
 
 @mutation("/v1/incidents/{id}/escalate", optional_body=m.ReasonIn)
@@ -266,12 +270,7 @@ async def escalate(request: web.Request) -> web.Response:
     """Escalate one tier
 
     community_grid → police_grid → station → command_centre; the new tier's SLA timer starts."""
-    body = await _optional(request, m.ReasonIn)
-    return stepped_out(
-        await service_of(request).escalate(
-            INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason
-        )
-    )
+    return await _reason_step(request, service_of(request).escalate)
 
 
 @mutation("/v1/incidents/{id}/transfer", body=m.TransferIn)
@@ -295,10 +294,7 @@ async def feedback(request: web.Request) -> web.Response:
     """Record the handling officer's feedback
 
     Outcome, notes and the handling officer, after resolution."""
-    body = await read_body(request, m.FeedbackIn)
-    return stepped_out(
-        await service_of(request).review(INCIDENT_ID.get(request), body, actor=actor_of(request))
-    )
+    return await _review(request, m.FeedbackIn)
 
 
 @mutation("/v1/incidents/{id}/evaluation", body=m.EvaluationIn)
@@ -306,10 +302,7 @@ async def evaluation(request: web.Request) -> web.Response:
     """Record the evaluation of the handling
 
     Score 1–5, evaluator and comments, after feedback."""
-    body = await read_body(request, m.EvaluationIn)
-    return stepped_out(
-        await service_of(request).review(INCIDENT_ID.get(request), body, actor=actor_of(request))
-    )
+    return await _review(request, m.EvaluationIn)
 
 
 @mutation("/v1/incidents/{id}/close", optional_body=m.ReasonIn)
@@ -317,10 +310,7 @@ async def close(request: web.Request) -> web.Response:
     """Close an evaluated incident
 
     The loop is closed: nothing more can happen to the incident."""
-    body = await _optional(request, m.ReasonIn)
-    return stepped_out(
-        await service_of(request).close(INCIDENT_ID.get(request), actor=actor_of(request), reason=body.reason)
-    )
+    return await _reason_step(request, service_of(request).close)
 
 
 for _path, _method in _OPTIONAL_BODIES:
