@@ -69,7 +69,7 @@ class Vitals:
     heard_s: float  # when the newest fix was heard, on the caller's clock
     gaps_s: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     battery_pct: float | None = None
-    queued: bool = False  # has its entry in the heap of deadlines
+    due_s: float | None = None  # when its live entry in the heap of deadlines is due (None: none)
     offline_at_s: float | None = None  # raised at
     battery_low_at_s: float | None = None  # raised at
 
@@ -132,9 +132,11 @@ class DeviceHealth:
         """Raise every watched device silent past its limit; clear what is up for the ones not watched."""
         alerts: list[HealthAlert] = []
         while self._deadlines and self._deadlines[0][0] <= now_s:
-            _, device_id = heapq.heappop(self._deadlines)
+            at_s, device_id = heapq.heappop(self._deadlines)
             v = self._devices[device_id]
-            v.queued = False
+            if v.due_s != at_s:
+                continue  # superseded by an earlier entry, already handled
+            v.due_s = None
             if v.offline_at_s is not None:
                 continue  # up until a fix is heard (which queues it again) or it is no longer watched
             due_s = v.heard_s + self.limit_s(v)
@@ -213,7 +215,8 @@ class DeviceHealth:
             self._raised.add(device_id)
 
     def _queue(self, device_id: str, v: Vitals, at_s: float) -> None:
-        # One entry a device: a later deadline is found when the earlier one comes due (judge re-queues).
-        if not v.queued and math.isfinite(at_s):
+        # One live entry a device: a later deadline is found when the earlier one comes due (judge queues
+        # it again); an earlier one (the limit learned shorter) supersedes it.
+        if math.isfinite(at_s) and (v.due_s is None or at_s < v.due_s):
             heapq.heappush(self._deadlines, (at_s, device_id))
-            v.queued = True
+            v.due_s = at_s
