@@ -150,3 +150,9 @@ async def test_an_alarm_is_a_priority_event_beside_its_p1_incident(
     incident = await api.json("GET", f"/v1/incidents/{alarm['incident_id']}", role="viewer")
     assert incident["priority"] == "P1" and incident["category"] == "officer_alarm"
     assert event_messages(alarm)[0][0] == "outpost/v1/events/device.alarm"
+
+
+async def test_the_openapi_document_names_the_health_events(sqlite_api: LiveApi) -> None:
+    doc = await sqlite_api.json("GET", "/openapi.json", role=None)
+    described = doc["paths"]["/v1/stream"]["get"]["description"]
+    assert all(k in described for k in ("device_offline.raised", "battery_low.raised", "device.alarm"))
