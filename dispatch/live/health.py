@@ -7,10 +7,10 @@ the alerts raised or cleared.
 
 Offline: a device's usual interval is the median of the gaps between its last `WINDOW` fixes (by the
 fixes' own times, so a burst of buffered fixes teaches its real cadence, and one long outage does not
-stretch it); it is offline once nothing newer has been heard for `offline_factor` × that interval, held
-between `offline_min_s` and `offline_max_s` (the ceiling when nothing is learned yet). The next newer fix
-clears it. Only silence is looked at, not places, so a heap of deadlines (one entry a device) makes a
-judgement cost what is due, not the fleet.
+stretch it); it is offline once nothing newer has been heard for `device_offline_factor` × that
+interval, held between `device_offline_min_s` and `device_offline_max_s` (the ceiling when nothing is
+learned yet). The next newer fix clears it. Only silence is looked at, not places, so a heap of
+deadlines (one live entry a device) makes a judgement cost what is due, not the fleet.
 
 Low battery: raised at or below `battery_low_pct`, cleared only at `battery_low_pct + battery_hysteresis_pct`
 or above, so a battery hovering around the threshold raises once. Both alerts are cleared, with the reason,
@@ -36,11 +36,11 @@ Watching = Callable[[str], str | None]  # device id -> the unit it is watched fo
 
 
 class HealthRules(NamedTuple):
-    """The thresholds (dispatch.settings.ApiSettings holds them and says what each trades)."""
+    """The thresholds, named as the settings (dispatch.settings.ApiSettings) that say what each trades."""
 
-    offline_factor: float = 3.0
-    offline_min_s: float = 60.0
-    offline_max_s: float = 900.0
+    device_offline_factor: float = 3.0
+    device_offline_min_s: float = 60.0
+    device_offline_max_s: float = 900.0
     battery_low_pct: float = 15.0
     battery_hysteresis_pct: float = 5.0
 
@@ -98,8 +98,8 @@ class DeviceHealth:
     def limit_s(self, v: Vitals) -> float:
         """How long the device may stay silent before it is offline."""
         r, usual = self.rules, self.usual_interval_s(v)
-        wanted = r.offline_max_s if usual is None else r.offline_factor * usual
-        return min(max(wanted, r.offline_min_s), r.offline_max_s)
+        wanted = r.device_offline_max_s if usual is None else r.device_offline_factor * usual
+        return min(max(wanted, r.device_offline_min_s), r.device_offline_max_s)
 
     def observe(
         self,
@@ -143,7 +143,8 @@ class DeviceHealth:
             if due_s > now_s:
                 self._queue(device_id, v, due_s)
             elif watching(device_id) is None:
-                self._queue(device_id, v, now_s + self.rules.offline_min_s)  # off duty: look again later
+                # Not watched (off duty): looked at again later.
+                self._queue(device_id, v, now_s + self.rules.device_offline_min_s)
             else:
                 alerts.append(self._offline(device_id, v, "raised", now_s, self._silence(v, now_s)))
         for device_id in sorted(self._raised):
@@ -159,7 +160,7 @@ class DeviceHealth:
         alerts = []
         if v.offline_at_s is not None:
             alerts.append(self._offline(device_id, v, "cleared", now_s, reason))
-            self._queue(device_id, v, now_s + self.rules.offline_min_s)
+            self._queue(device_id, v, now_s + self.rules.device_offline_min_s)
         if v.battery_low_at_s is not None:
             alerts.append(self._low(device_id, v, "cleared", now_s, reason))
         return alerts
@@ -168,7 +169,8 @@ class DeviceHealth:
 
     def _silence(self, v: Vitals, now_s: float) -> str:
         usual = self.usual_interval_s(v)
-        learned = f"{self.rules.offline_factor:g} × its usual {usual:.0f} s" if usual else "nothing learned"
+        factor = self.rules.device_offline_factor
+        learned = f"{factor:g} × its usual {usual:.0f} s" if usual else "nothing learned"
         return f"no fix for {now_s - v.heard_s:.0f} s (limit {self.limit_s(v):.0f} s: {learned})"
 
     def _offline(

@@ -24,13 +24,7 @@ Publish = Callable[[list[HealthAlert]], None]
 
 def rules_of(settings: ApiSettings) -> HealthRules:
     """The health thresholds of the API's settings."""
-    return HealthRules(
-        offline_factor=settings.device_offline_factor,
-        offline_min_s=settings.device_offline_min_s,
-        offline_max_s=settings.device_offline_max_s,
-        battery_low_pct=settings.battery_low_pct,
-        battery_hysteresis_pct=settings.battery_hysteresis_pct,
-    )
+    return HealthRules(**{name: getattr(settings, name) for name in HealthRules._fields})
 
 
 class HealthWatch:

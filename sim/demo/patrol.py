@@ -45,10 +45,7 @@ Publish = Callable[[str, bytes], None]
 class PatrolStats:
     """What the summary line shows of the patrol watch (this run)."""
 
-    grids: int = 0
-    assigned: int = 0
-    checkins: int = 0
-    checkins_refused: int = 0
+    checkins: int = 0  # accepted (a refused one is counted by Outpost: outpost_field_refused)
     raised: dict[str, int] = field(default_factory=dict)  # out_of_grid, coverage_gap, health: raised
     up: dict[str, set[str]] = field(default_factory=dict)  # ... and what is up now
     rollcalls: int = 0
@@ -66,6 +63,17 @@ class PatrolStats:
     def alerts(self, family: str) -> str:
         """`raised (up now)` for the summary."""
         return f"{self.raised.get(family, 0)} ({len(self.up.get(family, ()))} now)"
+
+
+@dataclass(frozen=True)
+class PatrolPlan:
+    """How the demo's patrol goes: roll calls (wall seconds), who is an auxiliary, who stays silent."""
+
+    rollcall_every_s: float
+    rollcall_deadline_s: float
+    auxiliary_every: int  # every n-th unit by id is an auxiliary (0: none)
+    expected_units: int = 1  # assignments wait (a while) for this many units to report
+    silent_share: float = 0.1  # of the officers called, this share does not answer
 
 
 _FAMILIES = {"out_of_grid": "out_of_grid", "coverage_gap": "coverage_gap"}
@@ -86,20 +94,12 @@ class PatrolDesk:
         base_url: str,
         token: str,
         publish: Publish,
-        *,
-        rollcall_every_s: float,
-        rollcall_deadline_s: float,
-        auxiliary_every: int,
-        expected_units: int = 1,
-        silent_share: float = 0.1,
+        plan: PatrolPlan,
         rng: random.Random | None = None,
     ) -> None:
-        self._http, self._base = session, base_url.rstrip("/")
+        self._http, self._base, self._publish = session, base_url.rstrip("/"), publish
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._publish = publish
-        self._every_s, self._deadline_s = rollcall_every_s, rollcall_deadline_s
-        self._aux_every, self._expected = auxiliary_every, expected_units
-        self._silent_share = silent_share
+        self.plan = plan
         self._rng = rng or random.Random(11)
         self._centres: dict[str, tuple[str, float, float]] = {}  # grid id -> (level, lon, lat)
         self.assignments: dict[str, str] = {}  # unit id -> grid id
@@ -112,7 +112,7 @@ class PatrolDesk:
         await self.load_grids()
         await self.assign()
         while True:
-            await asyncio.sleep(self._every_s)
+            await asyncio.sleep(self.plan.rollcall_every_s)
             await self.call_the_roll()
 
     # ---- grids and assignments -------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class PatrolDesk:
                 if status in (201, 409):  # 409: kept from an earlier run in ./outpost-data
                     centre = shape(feature["geometry"]).representative_point()
                     self._centres[grid_id] = (level, centre.x, centre.y)
-        self.stats.grids = len(self._centres)
+        log.info("demo patrol: %d grids", len(self._centres))
 
     async def assign(self, *, tries: int = 60) -> None:
         """A shift of eight hours from now; each unit holds the grid of its level it is in (or a free one
@@ -136,7 +136,7 @@ class PatrolDesk:
         units: list[dict[str, Any]] = []
         for _ in range(tries):  # units register on their first fix
             units = [u for u in await self._units() if u.get("position")]
-            if len(units) >= self._expected:
+            if len(units) >= self.plan.expected_units:
                 break
             await asyncio.sleep(1.0)
         now = datetime.now(UTC)
@@ -145,10 +145,10 @@ class PatrolDesk:
         _, made = await self._call("POST", "/v1/shifts", shift)
         if made is None:
             return
-        every = self._aux_every
+        every = self.plan.auxiliary_every
         for i, unit in enumerate(sorted(units, key=lambda u: str(u["id"]))):
             await self._assign_one(unit, auxiliary=every > 0 and i % every == every - 1, shift_id=made["id"])
-        self.stats.assigned = len(self.assignments)
+        log.info("demo patrol: %d units assigned on shift %s", len(self.assignments), made["id"])
 
     async def _assign_one(self, unit: dict[str, Any], *, auxiliary: bool, shift_id: Any) -> None:
         unit_id, position = str(unit["id"]), unit["position"]
@@ -186,10 +186,7 @@ class PatrolDesk:
         if kind == "grid.entered" and self.assignments.get(unit_id) == event.get("grid_id"):
             self._check_in(unit_id)
         elif kind == "unit.checkin":
-            if event.get("accepted"):
-                self.stats.checkins += 1
-            else:
-                self.stats.checkins_refused += 1
+            self.stats.checkins += 1 if event.get("accepted") else 0
         elif family in _FAMILIES:
             self.stats.note(family, str(event.get("unit_id") or event.get("grid_id")), change)
         elif family in _HEALTH:
@@ -206,18 +203,18 @@ class PatrolDesk:
 
     async def call_the_roll(self) -> None:
         """Call the roll of everyone on duty; each officer answers after a while, a few stay silent."""
-        body = {"scope": {"kind": "on_duty"}, "deadline_s": self._deadline_s}
+        body = {"scope": {"kind": "on_duty"}, "deadline_s": self.plan.rollcall_deadline_s}
         _, made = await self._call("POST", "/v1/rollcalls", body)
         if made is None:
             return
         self.stats.rollcalls += 1
         for unit in made.get("units", []):
-            if self._rng.random() >= self._silent_share:
+            if self._rng.random() >= self.plan.silent_share:
                 for device_id in unit.get("devices") or [unit["unit_id"]]:
                     self._spawn(self._answer(str(device_id), str(made["id"])))
 
     async def _answer(self, device_id: str, rollcall_id: str) -> None:
-        await asyncio.sleep(self._deadline_s * self._rng.uniform(0.1, 0.7))
+        await asyncio.sleep(self.plan.rollcall_deadline_s * self._rng.uniform(0.1, 0.7))
         payload = msgspec.json.encode({"rollcall_id": rollcall_id})
         self._publish(f"outpost/v1/devices/{device_id}/answer", payload)
 

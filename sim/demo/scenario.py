@@ -19,7 +19,7 @@ import aiohttp
 
 from ingest.mqtt.publisher import Publisher
 from schemas.config import redact_url
-from sim.demo.patrol import PatrolDesk
+from sim.demo.patrol import PatrolDesk, PatrolPlan
 from sim.demo.room import CommandRoom, DemoCall, snapshot, summary_line
 from sim.simulate.incidents import feed_from_now
 from sim.simulate.run import SimulateOptions, make_source, simulate
@@ -80,17 +80,14 @@ async def play(target: Target, options: DemoOptions, stop: asyncio.Event, out: C
             handling_s=120.0 / options.speedup,
             answer_s=4.0 / options.speedup,
         )
-        every = _auxiliary_every(options)
-        patrol = PatrolDesk(
-            http,
-            target.http_url,
-            target.token,
-            lambda topic, payload: phones.publish(topic, payload, 1),
-            rollcall_every_s=options.rollcall_every_s,
-            rollcall_deadline_s=options.rollcall_deadline_s,
-            auxiliary_every=every,
+        plan = PatrolPlan(
+            options.rollcall_every_s,
+            options.rollcall_deadline_s,
+            _auxiliary_every(options),
             expected_units=1 if options.traces else options.units,
         )
+        send = phones.publish
+        patrol = PatrolDesk(http, target.http_url, target.token, lambda t, p: send(t, p, 1), plan)
         room.listeners.append(patrol.on_event)
         background = [
             asyncio.create_task(simulate(sim_options, source=source), name="demo-fleet"),

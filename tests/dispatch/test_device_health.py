@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 import pytest
@@ -26,6 +25,7 @@ from dispatch.keys import PATROL_KEY
 from dispatch.patrol import event_messages
 from dispatch.settings import ApiSettings, DispatchSettings
 from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
+from tests.dispatch.test_patrol import _drain
 
 SETTINGS = ApiSettings(device_offline_factor=3.0, device_offline_min_s=20.0, device_offline_max_s=600.0)
 AT = (-122.4194, 37.7793)
@@ -57,14 +57,6 @@ def _report(api: LiveApi, battery_pct: float | None = None) -> None:
     api.fleet.apply([msgspec.structs.replace(sent, battery_pct=battery_pct)])
 
 
-def _heard(sub: Any, prefix: str) -> list[dict[str, Any]]:
-    out = []
-    while (event := sub.get_nowait()) is not None:
-        if event["type"].startswith(prefix):
-            out.append(event)
-    return out
-
-
 @pytest.fixture
 async def health(store_url: str) -> AsyncIterator[tuple[LiveApi, IncidentService]]:
     async with _health_api(store_url) as both:
@@ -82,10 +74,10 @@ async def test_offline_after_n_intervals_cleared_by_the_next_fix_and_by_going_of
         api.clock.advance(10.0)
     api.clock.advance(19.0)  # 29 s since the last fix
     await patrol.check()
-    assert _heard(sub, "device_offline.") == []
+    assert _drain(sub, "device_offline.") == []
     api.clock.advance(2.0)
     await patrol.check()
-    [raised] = _heard(sub, "device_offline.")
+    [raised] = _drain(sub, "device_offline.")
     assert raised["type"] == "device_offline.raised" and isinstance(raised["id"], str)
     assert raised["at"] == datetime.fromtimestamp(START_S + 71.0, UTC)
     assert (raised["device_id"], raised["unit_id"], raised["limit_s"], raised["usual_interval_s"]) == (
@@ -99,19 +91,19 @@ async def test_offline_after_n_intervals_cleared_by_the_next_fix_and_by_going_of
     assert topic == "outpost/v1/events/device_offline.raised"
     assert msgspec.json.decode(payload)["id"] == raised["id"]
     _report(api)  # cleared at once, without waiting for a check
-    [cleared] = _heard(sub, "device_offline.")
+    [cleared] = _drain(sub, "device_offline.")
     assert cleared["type"] == "device_offline.cleared" and cleared["reason"] == "a fix was heard again"
     # Silent again, then off duty: cleared, and not raised while off duty.
     api.clock.advance(31.0)
     await patrol.check()
-    assert [e["type"] for e in _heard(sub, "device_offline.")] == ["device_offline.raised"]
+    assert [e["type"] for e in _drain(sub, "device_offline.")] == ["device_offline.raised"]
     await _status(api, "off_duty")
     await patrol.check()
-    [off] = _heard(sub, "device_offline.")
+    [off] = _drain(sub, "device_offline.")
     assert off["type"] == "device_offline.cleared" and "no longer watched" in off["reason"]
     api.clock.advance(600.0)
     await patrol.check()
-    assert _heard(sub, "device_offline.") == []
+    assert _drain(sub, "device_offline.") == []
 
 
 async def test_low_battery_raises_once_and_clears_above_the_band(
@@ -122,7 +114,7 @@ async def test_low_battery_raises_once_and_clears_above_the_band(
     for pct in (40.0, 15.0, 12.0, 18.0, 21.0):
         _report(api, pct)
         api.clock.advance(10.0)
-    events = _heard(sub, "battery_low.")
+    events = _drain(sub, "battery_low.")
     assert [(e["type"], e["battery_pct"]) for e in events] == [
         ("battery_low.raised", 15.0),
         ("battery_low.cleared", 21.0),
@@ -139,7 +131,7 @@ async def test_an_alarm_is_a_priority_event_beside_its_p1_incident(
     sub = api.bus.subscribe()
     reply = await raise_alarm(incidents, api.fleet, "cam-1", b'{"description": "officer down"}')
     assert reply.ok
-    [alarm] = _heard(sub, "device.alarm")
+    [alarm] = _drain(sub, "device.alarm")
     assert (alarm["priority"], alarm["device_id"], alarm["unit_id"], alarm["description"]) == (
         "P1",
         "cam-1",

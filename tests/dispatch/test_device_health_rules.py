@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dispatch.live.health import DeviceHealth, HealthAlert, HealthRules
 
-RULES = HealthRules(offline_factor=3.0, offline_min_s=20.0, offline_max_s=600.0, battery_low_pct=15.0)
+RULES = HealthRules(device_offline_factor=3.0, device_offline_min_s=20.0, device_offline_max_s=600.0)
 
 
 def _on_duty(device_id: str) -> str | None:
