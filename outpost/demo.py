@@ -47,6 +47,8 @@ async def run_demo(
         settings.api,
         out_of_grid_dwell_s=settings.api.out_of_grid_dwell_s / pace,
         coverage_gap_s=settings.api.coverage_gap_s / pace,
+        device_offline_min_s=settings.api.device_offline_min_s / pace,
+        device_offline_max_s=settings.api.device_offline_max_s / pace,
     )
     demo_field = replace(settings.field, rollcall_late_s=settings.field.rollcall_late_s / pace)
     demo_settings = replace(settings, ingest=demo_ingest, api=demo_api, field=demo_field)

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,14 +27,11 @@ import msgspec
 from shapely.geometry import shape
 
 from geo import haversine_m
+from sim.simulate.build_demo_data import DISTRICTS_PATH, NEIGHBORHOODS_PATH
 
 log = logging.getLogger(__name__)
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-GRID_FILES = (
-    ("police", DATA / "sf_police_districts.geojson", "district"),
-    ("community", DATA / "sf_analysis_neighborhoods.geojson", "neighborhood"),
-)
+GRID_FILES = (("police", DISTRICTS_PATH, "district"), ("community", NEIGHBORHOODS_PATH, "neighborhood"))
 _NEAR_M = 3000.0  # a unit is given a free grid at most this far (its centre) when its own is taken
 _SLUG = re.compile(r"[^a-z0-9]+")
 Publish = Callable[[str, bytes], None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sim.demo.patrol import PatrolDesk, PatrolPlan
 from sim.demo.room import CommandRoom, DemoCall, snapshot, summary_line
 from sim.simulate.incidents import feed_from_now
 from sim.simulate.run import SimulateOptions, make_source, simulate
+from sim.simulate.sample import Source
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class DemoOptions:
     auxiliary_share: float = 0.3  # share of units that are auxiliaries (P1 needs police + auxiliary)
     rollcall_every_s: float = 180.0  # wall seconds between two roll calls of everyone on duty
     rollcall_deadline_s: float = 30.0  # wall seconds the officers have to answer one
+    dead_spot_every_s: float = 90.0  # wall seconds between two units driving into a dead spot (0: never)
+    dead_spot_s: float = 20.0  # wall seconds a unit in a dead spot sends nothing (its device goes offline)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ async def play(target: Target, options: DemoOptions, stop: asyncio.Event, out: C
             asyncio.create_task(room.respond(), name="demo-room"),
             asyncio.create_task(_calls(room, options.speedup), name="demo-calls"),
             asyncio.create_task(patrol.run(), name="demo-patrol"),
+            asyncio.create_task(_dead_spots(source, options), name="demo-dead-spots"),
         ]
         try:
             await _summarise(http, target, room, patrol, options, stop, out)
@@ -126,6 +131,15 @@ def print_banner(out: Callable[[str], None], target: Target, options: DemoOption
         f"'{base}/v1/units/nearest?lon=-122.4194&lat=37.7793&k=3'"
     )
     out("Ctrl-C stops the demo; the data stays in ./outpost-data/.")
+
+
+async def _dead_spots(source: Source, options: DemoOptions) -> None:
+    """Now and then a unit drives into a dead spot: its device goes silent for a while, then comes back."""
+    go_dark, units = getattr(source, "go_dark", None), list(getattr(source, "units", []))
+    rng = random.Random(5)
+    while go_dark is not None and units and options.dead_spot_every_s > 0:
+        await asyncio.sleep(options.dead_spot_every_s)
+        go_dark(rng.choice(units).device_id, options.dead_spot_s * options.speedup)
 
 
 def _auxiliary_every(options: DemoOptions) -> int:

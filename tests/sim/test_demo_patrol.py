@@ -32,7 +32,13 @@ async def test_a_short_demo_checks_in_and_finishes_a_roll_call(tmp_path: Path) -
         }
     )
     options = DemoOptions(
-        units=12, speedup=10.0, duration_s=45.0, rollcall_every_s=8.0, rollcall_deadline_s=4.0
+        units=12,
+        speedup=10.0,
+        duration_s=45.0,
+        rollcall_every_s=8.0,
+        rollcall_deadline_s=4.0,
+        dead_spot_every_s=10.0,
+        dead_spot_s=15.0,
     )
     lines: list[str] = []
     await asyncio.wait_for(
@@ -43,6 +49,8 @@ async def test_a_short_demo_checks_in_and_finishes_a_roll_call(tmp_path: Path) -
     last = summaries[-1]
     for part in ("out of grid", "coverage gaps", "device health"):
         assert part in last, last
+    health = re.search(r"device health (\d+)", last)
+    assert health is not None and int(health.group(1)) > 0, last  # a unit drove into a dead spot
     checkins = int(re.search(r"check-ins (\d+)", last).group(1))  # type: ignore[union-attr]
     assert checkins > 0, last
     rollcall = re.search(r"roll calls (\d+) \(last: ([^)]*)\)", last)
