@@ -1,8 +1,8 @@
 """Device health: a device gone silent while its unit is on duty (offline), and a low battery.
 
-Pure: the caller hands over every fix (`observe`: the device, its unit, the fix's time and battery, and
-when it was heard on the caller's clock) and, at instants of its clock, asks what is due (`judge`, with a
-callable saying which unit a device is watched for now: bound to an on-duty unit, else None); both return
+Pure: the caller hands over every fix (`observe`: the device, the fix's time and battery, when it was
+heard on the caller's clock) and, at instants of its clock, asks what is due (`judge`); both take a
+callable saying which unit a device is watched for now (bound to an on-duty unit, else None) and return
 the alerts raised or cleared.
 
 Offline: a device's usual interval is the median of the gaps between its last `WINDOW` fixes (by the
@@ -22,10 +22,11 @@ from __future__ import annotations
 import heapq
 import math
 import statistics
-from collections import deque
+from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
+
+import msgspec
 
 # Gaps between fixes the usual interval is the median of. More: slower to follow a device whose
 # cadence was changed (set_interval), steadier against a few late fixes.
@@ -60,14 +61,19 @@ class HealthAlert(NamedTuple):
     battery_pct: float | None = None
 
 
-@dataclass(slots=True)
-class Vitals:
-    """What is known of one device's health."""
+class Vitals(msgspec.Struct, gc=False):
+    """What is known of one device's health.
 
-    unit_id: str | None
+    Untracked by the garbage collector (no references but strings, numbers and a float array): one a
+    device, touched by every fix, they would otherwise make each collection walk the fleet (measured in
+    benchmarks/bench_device_health.py).
+    """
+
+    unit_id: str | None  # the unit it was watched for when an alert was last raised
     last_ts_s: float  # the newest fix's own time
     heard_s: float  # when the newest fix was heard, on the caller's clock
-    gaps_s: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    ring_s: array[float] = msgspec.field(default_factory=lambda: array("d", bytes(8 * WINDOW)))
+    gaps_seen: int = 0  # gaps ever written to the ring (the next goes to gaps_seen % WINDOW)
     battery_pct: float | None = None
     due_s: float | None = None  # when its live entry in the heap of deadlines is due (None: none)
     offline_at_s: float | None = None  # raised at
@@ -93,7 +99,11 @@ class DeviceHealth:
 
     def usual_interval_s(self, v: Vitals) -> float | None:
         """The median gap between the device's recent fixes (None: fewer than two fixes heard)."""
-        return statistics.median(v.gaps_s) if v.gaps_s else None
+        return statistics.median(self.gaps_s(v)) if v.gaps_seen else None
+
+    def gaps_s(self, v: Vitals) -> list[float]:
+        """The gaps between the device's recent fixes, in no particular order."""
+        return list(v.ring_s[: min(v.gaps_seen, WINDOW)])
 
     def limit_s(self, v: Vitals) -> float:
         """How long the device may stay silent before it is offline."""
@@ -102,30 +112,31 @@ class DeviceHealth:
         return min(max(wanted, r.device_offline_min_s), r.device_offline_max_s)
 
     def observe(
-        self,
-        device_id: str,
-        unit_id: str | None,
-        ts_s: float,
-        battery_pct: float | None,
-        heard_s: float,
-        *,
-        watched: bool,
+        self, device_id: str, ts_s: float, battery_pct: float | None, heard_s: float, watching: Watching
     ) -> list[HealthAlert]:
-        """Take one fix of the device (`watched`: its unit is on duty); an older or repeated one: nothing."""
+        """Take one fix of the device, heard at `heard_s`; an older or repeated one says nothing.
+
+        The hot path: no median here, and `watching` is asked only when a low battery may be raised. A
+        device with no deadline queued gets one at the floor; `judge` moves it to the learned limit.
+        """
         v = self._devices.get(device_id)
         alerts: list[HealthAlert] = []
         if v is None:
-            v = self._devices[device_id] = Vitals(unit_id, ts_s, heard_s)
+            v = self._devices[device_id] = Vitals(None, ts_s, heard_s)
         elif ts_s > v.last_ts_s:
-            v.gaps_s.append(ts_s - v.last_ts_s)
-            v.last_ts_s, v.heard_s, v.unit_id = ts_s, max(v.heard_s, heard_s), unit_id
+            v.ring_s[v.gaps_seen % WINDOW] = ts_s - v.last_ts_s
+            v.gaps_seen += 1
+            v.last_ts_s = ts_s
+            if heard_s > v.heard_s:
+                v.heard_s = heard_s
             if v.offline_at_s is not None:
                 alerts.append(self._offline(device_id, v, "cleared", heard_s, "a fix was heard again"))
         else:
             return alerts
-        self._queue(device_id, v, v.heard_s + self.limit_s(v))
+        if v.due_s is None:
+            self._queue(device_id, v, v.heard_s + self.rules.device_offline_min_s)
         if battery_pct is not None:
-            alerts += self._battery(device_id, v, battery_pct, heard_s, watched)
+            alerts += self._battery(device_id, v, battery_pct, heard_s, watching)
         return alerts
 
     def judge(self, now_s: float, watching: Watching) -> list[HealthAlert]:
@@ -142,10 +153,11 @@ class DeviceHealth:
             due_s = v.heard_s + self.limit_s(v)
             if due_s > now_s:
                 self._queue(device_id, v, due_s)
-            elif watching(device_id) is None:
+            elif (unit_id := watching(device_id)) is None:
                 # Not watched (off duty): looked at again later.
                 self._queue(device_id, v, now_s + self.rules.device_offline_min_s)
             else:
+                v.unit_id = unit_id
                 alerts.append(self._offline(device_id, v, "raised", now_s, self._silence(v, now_s)))
         for device_id in sorted(self._raised):
             if watching(device_id) is None:
@@ -192,11 +204,12 @@ class DeviceHealth:
         )
 
     def _battery(
-        self, device_id: str, v: Vitals, pct: float, at_s: float, watched: bool
+        self, device_id: str, v: Vitals, pct: float, at_s: float, watching: Watching
     ) -> list[HealthAlert]:
         v.battery_pct = pct
         low = self.rules.battery_low_pct
-        if v.battery_low_at_s is None and watched and pct <= low:
+        if v.battery_low_at_s is None and pct <= low and (unit_id := watching(device_id)) is not None:
+            v.unit_id = unit_id
             return [self._low(device_id, v, "raised", at_s, f"battery at {pct:g} % (threshold {low:g} %)")]
         if v.battery_low_at_s is not None and pct >= low + self.rules.battery_hysteresis_pct:
             return [self._low(device_id, v, "cleared", at_s, f"battery back at {pct:g} %")]

@@ -70,12 +70,6 @@ class HealthWatch:
             self._publish(alerts)
 
     def _observe(self, fix: Fix, heard_s: float) -> list[HealthAlert]:
-        unit_id = self.watched_unit(fix.device_id)
         return self.health.observe(
-            fix.device_id,
-            unit_id or fix.unit_id,
-            fix.ts.timestamp(),
-            fix.battery_pct,
-            heard_s,
-            watched=unit_id is not None,
+            fix.device_id, fix.ts.timestamp(), fix.battery_pct, heard_s, self.watched_unit
         )

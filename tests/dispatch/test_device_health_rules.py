@@ -20,7 +20,7 @@ def _off_duty(device_id: str) -> str | None:
 def _feed(h: DeviceHealth, times: list[float], battery: float | None = None) -> list[HealthAlert]:
     out: list[HealthAlert] = []
     for t in times:
-        out += h.observe("d1", "u1", t, battery, t, watched=True)
+        out += h.observe("d1", t, battery, t, _on_duty)
     return out
 
 
@@ -47,7 +47,7 @@ def test_offline_after_n_times_the_learned_interval_and_cleared_by_the_next_fix(
     )
     assert "no fix for 31 s" in a.reason and "3 × its usual 10 s" in a.reason
     assert h.judge(500.0, _on_duty) == []  # raised once
-    cleared = h.observe("d1", "u1", 501.0, None, 501.0, watched=True)
+    cleared = h.observe("d1", 501.0, None, 501.0, _on_duty)
     assert _kinds(cleared) == [("device_offline", "cleared")] and cleared[0].reason == "a fix was heard again"
     # The one long outage is one gap of eight: the median keeps the usual interval.
     assert h.usual_interval_s(v) == 10.0
@@ -74,10 +74,10 @@ def test_older_and_repeated_fixes_teach_nothing_and_do_not_clear() -> None:
     h = DeviceHealth(RULES)
     _feed(h, [0.0, 10.0, 20.0])
     assert _kinds(h.judge(60.0, _on_duty)) == [("device_offline", "raised")]
-    assert h.observe("d1", "u1", 15.0, None, 61.0, watched=True) == []  # a buffered older fix
-    assert h.observe("d1", "u1", 20.0, None, 62.0, watched=True) == []  # a redelivery
+    assert h.observe("d1", 15.0, None, 61.0, _on_duty) == []  # a buffered older fix
+    assert h.observe("d1", 20.0, None, 62.0, _on_duty) == []  # a redelivery
     v = h.vitals("d1")
-    assert v is not None and v.offline_at_s == 60.0 and list(v.gaps_s) == [10.0, 10.0]
+    assert v is not None and v.offline_at_s == 60.0 and h.gaps_s(v) == [10.0, 10.0]
 
 
 def test_only_watched_devices_go_offline_and_leaving_duty_clears() -> None:
@@ -97,7 +97,7 @@ def test_low_battery_with_hysteresis_only_while_watched() -> None:
     h = DeviceHealth(RULES)
 
     def battery(t: float, pct: float, watched: bool = True) -> list[tuple[str, str]]:
-        return _kinds(h.observe("d1", "u1", t, pct, t, watched=watched))
+        return _kinds(h.observe("d1", t, pct, t, _on_duty if watched else _off_duty))
 
     assert battery(0.0, 14.0, watched=False) == []  # off duty: not raised
     assert battery(1.0, 16.0) == []
@@ -112,8 +112,8 @@ def test_low_battery_with_hysteresis_only_while_watched() -> None:
 def test_a_judgement_costs_what_is_due_not_the_fleet() -> None:
     h = DeviceHealth(RULES)
     for i in range(1000):
-        h.observe(f"d{i}", "u", 0.0, None, 0.0, watched=True)
-        h.observe(f"d{i}", "u", 10.0 + i, None, 10.0 + i, watched=True)
+        h.observe(f"d{i}", 0.0, None, 0.0, _on_duty)
+        h.observe(f"d{i}", 10.0 + i, None, 10.0 + i, _on_duty)
     asked: list[str] = []
 
     def watching(device_id: str) -> str | None:
