@@ -24,6 +24,7 @@ from dispatch.incidents.service import IncidentService
 from dispatch.keys import PATROL_KEY
 from dispatch.patrol import event_messages
 from dispatch.settings import ApiSettings, DispatchSettings
+from store.fixes import FixWriter
 from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
 from tests.dispatch.test_patrol import _drain
 
@@ -148,3 +149,13 @@ async def test_the_openapi_document_names_the_health_events(sqlite_api: LiveApi)
     doc = await sqlite_api.json("GET", "/openapi.json", role=None)
     described = doc["paths"]["/v1/stream"]["get"]["description"]
     assert all(k in described for k in ("device_offline.raised", "battery_low.raised", "device.alarm"))
+
+
+async def test_a_device_already_silent_at_a_restart_is_noticed(store_url: str) -> None:
+    async with _health_api(store_url) as (api, _):
+        FixWriter(api.engine).write([fix("cam-1", None, *AT, START_S - 100.0)])  # stored, then silence
+    # The next process starts 700 s later: the fleet is rebuilt from the store, the watch takes the fix as
+    # heard when it was received, and the check at start finds it past the ceiling (nothing learned).
+    async with running_api(store_url, settings=SETTINGS, clock=ManualClock(START_S + 600.0)) as later:
+        health = later.app[PATROL_KEY].health.health
+        assert [(d, v.offline_at_s) for d, v in health.raised()] == [("cam-1", START_S + 600.0)]
