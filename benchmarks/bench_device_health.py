@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dispatch.clock import ManualClock
 from dispatch.fleet import Fleet
@@ -29,41 +31,17 @@ from dispatch.patrol.health import HealthWatch
 from dispatch.settings import ApiSettings
 from schemas.fix import Fix
 from store.engine import open_engine
+from tests.dispatch.test_live import Binding, Device, Unit  # the registry records stand-ins
 
 START_S = 1_717_088_400.0
 BATCH = 400
 
 
-@dataclass(frozen=True)
-class _Unit:
-    id: str
-    name: str
-    kind: str = "police"
-    skills: tuple[str, ...] = ()
-    status: str = "available"
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class _Device:
-    id: str
-    kind: str = "phone"
-    priority: int = 30
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class _Binding:
-    device_id: str
-    unit_id: str
-
-
 def _fleet(engine: object, units: int, clock: ManualClock) -> Fleet:
     fleet = Fleet(engine, clock, ApiSettings())  # type: ignore[arg-type]  # apply never reads the store
     ids = [f"u{i}" for i in range(units)]
-    fleet.picture.load(
-        [_Unit(u, u) for u in ids], [_Device(f"d-{u}") for u in ids], [_Binding(f"d-{u}", u) for u in ids], []
-    )
+    devices = [Device(f"d-{u}", priority=30) for u in ids]
+    fleet.picture.load([Unit(u) for u in ids], devices, [Binding(f"d-{u}", u) for u in ids], [])
     return fleet
 
 
