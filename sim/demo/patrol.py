@@ -100,15 +100,18 @@ class PatrolDesk:
         self._centres: dict[str, tuple[str, float, float]] = {}  # grid id -> (level, lon, lat)
         self.assignments: dict[str, str] = {}  # unit id -> grid id
         self._checked: set[str] = set()
+        self._seen: set[Any] = set()  # units considered for an assignment
+        self._shift_id: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = PatrolStats()
 
     async def run(self) -> None:
         """Grids, the shift's assignments, then a roll call every `rollcall_every_s`, until cancelled."""
         await self.load_grids()
-        await self.assign()
+        await self.assign(wait_s=60.0)
         while True:
             await asyncio.sleep(self.plan.rollcall_every_s)
+            await self.assign()  # units that began reporting since (replayed traces come and go)
             await self.call_the_roll()
 
     # ---- grids and assignments -------------------------------------------------------------------------
@@ -126,27 +129,32 @@ class PatrolDesk:
                     self._centres[grid_id] = (level, centre.x, centre.y)
         log.info("demo patrol: %d grids", len(self._centres))
 
-    async def assign(self, *, tries: int = 60) -> None:
-        """A shift of eight hours from now; each unit holds the grid of its level it is in (or a free one
-        near), police officers police grids, auxiliaries community grids."""
-        units: list[dict[str, Any]] = []
-        for _ in range(tries):  # units register on their first fix
-            units = [u for u in await self._units() if u.get("position")]
+    async def assign(self, *, wait_s: float = 0.0) -> None:
+        """Units not yet seen join the shift (eight hours from the first call): each holds the grid of its
+        level it is in (or a free one near), police officers police grids, auxiliaries community grids.
+        `wait_s`: wait up to this long for the expected units to report (they register on their first fix)."""
+        units = [u for u in await self._units() if u.get("position")]
+        for _ in range(int(wait_s)):
             if len(units) >= self.plan.expected_units:
                 break
             await asyncio.sleep(1.0)
-        now = datetime.now(UTC)
-        ends = now + timedelta(hours=8)
-        shift = {"name": f"demo {now:%H:%M}", "starts_at": now.isoformat(), "ends_at": ends.isoformat()}
-        _, made = await self._call("POST", "/v1/shifts", shift)
-        if made is None:
-            return
+            units = [u for u in await self._units() if u.get("position")]
+        if self._shift_id is None:
+            now = datetime.now(UTC)
+            ends = now + timedelta(hours=8)
+            shift = {"name": f"demo {now:%H:%M}", "starts_at": now.isoformat(), "ends_at": ends.isoformat()}
+            _, made = await self._call("POST", "/v1/shifts", shift)
+            if made is None:
+                return
+            self._shift_id = made["id"]
         every = self.plan.auxiliary_every
-        for i, unit in enumerate(sorted(units, key=lambda u: str(u["id"]))):
-            await self._assign_one(unit, auxiliary=every > 0 and i % every == every - 1, shift_id=made["id"])
-        log.info("demo patrol: %d units assigned on shift %s", len(self.assignments), made["id"])
+        for unit in sorted((u for u in units if u["id"] not in self._seen), key=lambda u: str(u["id"])):
+            n = len(self._seen)  # the n-th unit seen: every `every`-th is an auxiliary
+            self._seen.add(unit["id"])
+            await self._assign_one(unit, auxiliary=every > 0 and n % every == every - 1)
+        log.info("demo patrol: %d units assigned on shift %s", len(self.assignments), self._shift_id)
 
-    async def _assign_one(self, unit: dict[str, Any], *, auxiliary: bool, shift_id: Any) -> None:
+    async def _assign_one(self, unit: dict[str, Any], *, auxiliary: bool) -> None:
         unit_id, position = str(unit["id"]), unit["position"]
         level, kind = ("community", "auxiliary") if auxiliary else ("police", "police")
         if unit.get("kind") != kind:
@@ -155,7 +163,7 @@ class PatrolDesk:
         grid_id = here if here not in self.assignments.values() else self._free_near(level, position)
         if grid_id is None:
             return
-        body = {"unit_id": unit_id, "grid_id": grid_id, "shift_id": shift_id, "replace": True}
+        body = {"unit_id": unit_id, "grid_id": grid_id, "shift_id": self._shift_id, "replace": True}
         status, _ = await self._call("POST", "/v1/assignments", body)
         if status == 201:
             self.assignments[unit_id] = grid_id
