@@ -165,6 +165,7 @@ async def _live_stream(app: web.Application) -> AsyncIterator[None]:
 async def _patrol(app: web.Application) -> AsyncIterator[None]:
     """Load grids, geofences and assignments once the fleet is ready, then judge on the clock."""
     patrol = app[PATROL_KEY]
+    patrol.health.follow()
     await patrol.reload()
     await patrol.check()
     try:

@@ -104,6 +104,10 @@ class Fleet:
         """Call `callback` (synchronously, on the loop) with every change record; returns the unsubscribe."""
         return self.picture.subscribe_changes(callback)
 
+    def subscribe_fixes(self, callback: Callable[[Sequence[Fix]], None]) -> Callable[[], None]:
+        """Call `callback` (synchronously, on the loop) with every batch applied; returns the unsubscribe."""
+        return self.picture.subscribe_fixes(callback)
+
     # ---- the hot path ------------------------------------------------------------------------------------
 
     def apply(self, fixes: Sequence[Fix]) -> list[geo.Change]:

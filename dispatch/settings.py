@@ -122,6 +122,18 @@ class ApiSettings:
     # Grids and geofences are re-read from the database this often (s) to pick up `outpost grids import`
     # run by another process (changes through this API apply at once). Lower: sooner, one query more.
     zones_refresh_s: Annotated[float, Meta(gt=0, le=86400)] = 30.0
+    # An on-duty unit's device is offline after no fix for this many times its usual interval (the
+    # median gap of its recent fixes). Lower: earlier alerts, more of them for a device briefly in a tunnel.
+    device_offline_factor: Annotated[float, Meta(ge=1, le=100)] = 3.0
+    # ... but never sooner than this (s): a device reporting every second is not offline after 3 s.
+    device_offline_min_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0
+    # ... and never later than this (s), also the limit while its interval is not learned yet (the
+    # ceiling wins over the floor). Higher: a slow device's silence is noticed later.
+    device_offline_max_s: Annotated[float, Meta(gt=0, le=86400)] = 900.0
+    # A device reporting this battery level or lower (%) raises battery_low.
+    battery_low_pct: Annotated[float, Meta(ge=0, le=100)] = 15.0
+    # ... cleared only once back at battery_low_pct plus this (%): no flapping around the threshold.
+    battery_hysteresis_pct: Annotated[float, Meta(ge=0, le=100)] = 5.0
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,17 @@ async def run_demo(
         register_unknown_devices=True,
         max_speed_mps=settings.ingest.max_speed_mps * max(1.0, options.speedup),
     )
-    demo_settings = replace(settings, ingest=demo_ingest)
+    # The patrol watch's waits follow the demo's pace too, so alerts, gaps and roll calls show in minutes.
+    pace = max(1.0, options.speedup)
+    demo_api = replace(
+        settings.api,
+        out_of_grid_dwell_s=settings.api.out_of_grid_dwell_s / pace,
+        coverage_gap_s=settings.api.coverage_gap_s / pace,
+        device_offline_min_s=settings.api.device_offline_min_s / pace,
+        device_offline_max_s=settings.api.device_offline_max_s / pace,
+    )
+    demo_field = replace(settings.field, rollcall_late_s=settings.field.rollcall_late_s / pace)
+    demo_settings = replace(settings, ingest=demo_ingest, api=demo_api, field=demo_field)
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(serve(demo_settings, "all", stop=stop, on_ready=ready.set_result))
     running = await _first(ready, server)

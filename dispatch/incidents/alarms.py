@@ -14,6 +14,7 @@ import msgspec
 
 from dispatch.incidents.models import IncidentIn
 from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.patrol.messages import alarm_event
 from dispatch.problems import InvalidParameter
 
 if TYPE_CHECKING:
@@ -75,4 +76,7 @@ async def raise_alarm(
     except InvalidParameter as exc:
         return DeviceReply(False, str(exc))
     created = await incidents.create(report, actor=f"device:{device_id}")
+    unit_id, now_s = device.unit_id if device else None, incidents.deps.clock.now()
+    event = alarm_event(device_id, unit_id, lon, lat, report.description, created.id, now_s)
+    incidents.deps.bus.publish(event)  # the priority event `device.alarm` (dispatch.patrol.messages)
     return DeviceReply(True, f"incident {created.id} raised ({created.state})")

@@ -50,6 +50,7 @@ class Picture:
         self._devices: dict[str, DeviceState] = {}
         self._subscribers: list[Callable[[FleetEvent], None]] = []
         self._change_subscribers: list[Callable[[geo.Change], None]] = []
+        self._fix_subscribers: list[Callable[[Sequence[Fix]], None]] = []
         self.ready = False  # loaded once
 
     # ---- reading ---------------------------------------------------------------------------------------
@@ -91,6 +92,14 @@ class Picture:
         """Call `callback` (synchronously) with every change record of the index; returns the unsubscribe."""
         return _subscribe(self._change_subscribers, callback)
 
+    def subscribe_fixes(self, callback: Callable[[Sequence[Fix]], None]) -> Callable[[], None]:
+        """Call `callback` (synchronously) with every batch `apply` took; returns the unsubscribe."""
+        return _subscribe(self._fix_subscribers, callback)
+
+    def devices(self) -> Iterable[DeviceState]:
+        """Every device the picture knows."""
+        return self._devices.values()
+
     def _emit(self, event: FleetEvent) -> None:
         _notify(self._subscribers, event, event.type)
 
@@ -117,6 +126,8 @@ class Picture:
             change = self._refresh(self._units[unit_id])
             if change is not None:
                 changes.append(change)
+        if self._fix_subscribers:
+            _notify(self._fix_subscribers, fixes, "fixes")
         return changes
 
     def _take(self, fix: Fix) -> str | None:

@@ -9,6 +9,10 @@ about; on the stream it also has the bus's increasing `id:` line like every othe
 - `geofence.entered`, `geofence.exited`, `geofence.dwell`: `unit_id`, `fence_id`, `fence_name`, `lon`, `lat`.
 - `out_of_grid.raised`, `out_of_grid.cleared`: `unit_id`, `grid_id`, `distance_m`, `reason`.
 - `coverage_gap.raised`, `coverage_gap.cleared`: `grid_id`, `unit_id` (its holder), `reason`.
+- `device_offline.raised`, `device_offline.cleared`: `device_id`, `unit_id`, `reason`, `last_fix_at`,
+  `limit_s`, `usual_interval_s`, `battery_pct`.
+- `battery_low.raised`, `battery_low.cleared`: `device_id`, `unit_id`, `reason`, `battery_pct`.
+- `device.alarm` (`priority` P1): `device_id`, `unit_id`, `incident_id`, `lon`, `lat`, `description`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import msgspec
 
 from dispatch.live.coverage import Gap
+from dispatch.live.health import HealthAlert
 from dispatch.live.out_of_grid import Alert
 from dispatch.live.zones import ZoneEvent, ZoneTracker
 from schemas.topics import event_topic
@@ -40,6 +45,11 @@ PATROL_EVENT_TYPES = frozenset(
         "out_of_grid.cleared",
         "coverage_gap.raised",
         "coverage_gap.cleared",
+        "device_offline.raised",
+        "device_offline.cleared",
+        "battery_low.raised",
+        "battery_low.cleared",
+        "device.alarm",
     ]
 )
 
@@ -83,6 +93,45 @@ def gap_event(g: Gap) -> Event:
         "grid_id": g.grid_id,
         "unit_id": g.unit_id,
         "reason": g.reason,
+    }
+
+
+def health_event(a: HealthAlert) -> Event:
+    """A device health alert (offline, low battery) for the bus."""
+    body = _head(f"{a.kind}.{a.change}", a.at_s) | {
+        "device_id": a.device_id,
+        "unit_id": a.unit_id,
+        "reason": a.reason,
+        "battery_pct": a.battery_pct,
+    }
+    if a.kind == "device_offline":
+        usual = a.usual_interval_s
+        body.update(
+            last_fix_at=None if a.last_fix_s is None else utc_of(a.last_fix_s),
+            limit_s=a.limit_s,
+            usual_interval_s=None if usual is None else round(usual, 1),
+        )
+    return body
+
+
+def alarm_event(
+    device_id: str,
+    unit_id: str | None,
+    lon: float,
+    lat: float,
+    description: str,
+    incident_id: str,
+    at_s: float,
+) -> Event:
+    """A device's alarm (SOS) for the bus: a priority event for the dispatchers, beside its P1 incident."""
+    return _head("device.alarm", at_s) | {
+        "priority": "P1",
+        "device_id": device_id,
+        "unit_id": unit_id,
+        "incident_id": incident_id,
+        "lon": lon,
+        "lat": lat,
+        "description": description or "SOS",
     }
 
 

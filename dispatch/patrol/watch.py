@@ -3,8 +3,9 @@
 It holds the grids, the geofences and who holds which grid now; the fleet's `ZoneTracker` follows every
 change record (only while there is a grid or a fence: otherwise it does not even subscribe, so the hot
 path is what it was). `check` runs every `patrol_check_s` on the app clock: it re-reads the assignments,
-judges every assigned unit (out of grid) and grid (coverage) at the clock's time, and tells fence dwells;
-tests call it after moving a manual clock. `reload` re-reads grids and fences: at once after a change
+judges every assigned unit (out of grid) and grid (coverage) at the clock's time, tells fence dwells and
+has `health` (`dispatch.patrol.health`: devices offline, low batteries) judge; tests call it after moving a
+manual clock. `reload` re-reads grids and fences: at once after a change
 through the API, every `zones_refresh_s` for imports made by another process.
 """
 
@@ -24,7 +25,8 @@ from dispatch.events import EventBus
 from dispatch.fleet import Fleet
 from dispatch.live.coverage import Coverage
 from dispatch.live.out_of_grid import INCIDENT_STATUSES, OFF_DUTY_STATUSES, OutOfGrid
-from dispatch.patrol.messages import alert_event, gap_event, zone_event
+from dispatch.patrol.health import HealthWatch
+from dispatch.patrol.messages import alert_event, gap_event, health_event, zone_event
 from dispatch.settings import ApiSettings
 from geo.grids import GridIndex
 from geo.zones import ZoneSet
@@ -46,6 +48,7 @@ class Patrol:
         self.held: dict[str, duty.Assignment] = {}  # unit id -> the assignment it holds now
         self._unsubscribe: Callable[[], None] | None = None
         self._fingerprint: tuple[Any, ...] | None = None
+        self.health = HealthWatch(fleet, clock, settings, lambda a: self._publish(map(health_event, a)))
 
     # ---- reading the store -------------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class Patrol:
         self._publish(gap_event(g) for g in gaps)
         tracker = self.fleet.zones
         self._publish(zone_event(e, tracker) for e in tracker.dwells(now_s))
+        self.health.check()
 
     async def run(self) -> None:
         """`check` every patrol_check_s and `reload` every zones_refresh_s, forever (failures logged)."""
@@ -153,6 +157,7 @@ class Patrol:
 
     def stop(self) -> None:
         """Stop following the fleet."""
+        self.health.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

@@ -153,8 +153,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """Live unit positions and status changes (Server-Sent Events)
 
     A `text/event-stream` of `unit.moved` (coalesced per unit), `unit.status`, `unit.devices_separated`
-    and other live events (incidents), each `data:` a JSON object with a `type` and each with an increasing
-    `id:`. Reconnect with `Last-Event-ID` to be sent what was missed, or a `resync` event when that is
+    and other live events: incidents (`incident.*`), the patrol watch's (`grid.entered`/`exited`,
+    `geofence.*`, `out_of_grid.raised`/`cleared`, `coverage_gap.raised`/`cleared`), device health
+    (`device_offline.raised`/`cleared`, `battery_low.raised`/`cleared`, the priority `device.alarm` of an
+    SOS), field events (`unit.checkin`, `rollcall.*`); each `data:` a JSON object with a `type` and each
+    with an increasing `id:`. The patrol and health events also carry their own `id` (a UUID, the same on
+    MQTT `outpost/v1/events/{type}`) and `at`; the README's events table lists their fields.
+    Reconnect with `Last-Event-ID` to be sent what was missed, or a `resync` event when that is
     older than the server's buffer (reload the snapshot then). At most OUTPOST_STREAM_MAX_PER_TOKEN streams
     of one token (429 beyond) and OUTPOST_STREAM_MAX_TOTAL in all (503 beyond), both with Retry-After."""
     with request.app[STREAM_SLOTS_KEY].hold(principal(request).token_id):

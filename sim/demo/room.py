@@ -23,6 +23,7 @@ import aiohttp
 import msgspec
 
 from schemas.sfpd import priority_of
+from sim.demo.patrol import PatrolStats
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class CommandRoom:
         self._reported_at: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = RoomStats()
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # every stream event (the patrol's)
 
     async def report(self, call: DemoCall) -> None:
         """POST the call as an incident; offer P3/P4 to the recommended unit (P1/P2 go by policy)."""
@@ -109,6 +111,8 @@ class CommandRoom:
     async def respond(self) -> None:
         """Follow the live stream and play each offered unit's part until cancelled."""
         async for event in self._events():
+            for listener in self.listeners:
+                listener(event)
             kind = event.get("type")
             if kind == "incident.offered":
                 self.stats.offered += 1
@@ -204,7 +208,7 @@ async def snapshot(session: aiohttp.ClientSession, base_url: str, token: str) ->
         incidents = (await r.json()).get("incidents", []) if r.status == 200 else []
     async with session.get(f"{base}/metrics", headers=headers) as r:
         metrics = await r.text() if r.status == 200 else ""
-    closed = {"resolved", "feedback_recorded", "evaluated", "closed", "cancelled", "transferred"}
+    closed = {"resolved", "feedback_recorded", "evaluated", "closed", "cancelled", "transferred", "merged"}
     return Snapshot(
         units_online=len(units),
         fixes_stored=_metric(metrics, "outpost_ingest_fixes_stored_total"),
@@ -220,14 +224,33 @@ def _metric(text: str, name: str) -> float:
 
 
 def summary_line(
-    snap: Snapshot, stats: RoomStats, fixes_per_s: float, started: datetime, now: datetime
+    snap: Snapshot,
+    stats: RoomStats,
+    fixes_per_s: float,
+    started: datetime,
+    now: datetime,
+    patrol: PatrolStats | None = None,
 ) -> str:
     """The demo's one-line live summary."""
     median = stats.median_response_s
     response = f"{median:5.1f} s" if median is not None else "    –"
     elapsed = int((now - started).total_seconds())
-    return (
+    line = (
         f"[{elapsed // 60:02d}:{elapsed % 60:02d}] units online {snap.units_online:4d} | "
         f"fixes/s {fixes_per_s:7.1f} | incidents open {snap.incidents_open:3d} (all runs) | "
         f"this run: reported {stats.reported}, resolved {stats.resolved}, median response {response}"
+    )
+    return line if patrol is None else f"{line} | {patrol_summary(patrol)}"
+
+
+def patrol_summary(p: PatrolStats) -> str:
+    """The patrol watch's part of the summary: check-ins, alerts raised (up now), the last roll call."""
+    if p.last_rollcall is None:
+        rollcall = "open" if p.rollcalls else "none yet"
+    else:
+        rollcall = ", ".join(f"{n} {result}" for result, n in sorted(p.last_rollcall.items()) if n)
+    return (
+        f"check-ins {p.checkins} | out of grid {p.alerts('out_of_grid')} | "
+        f"coverage gaps {p.alerts('coverage_gap')} | device health {p.alerts('health')} | "
+        f"roll calls {p.rollcalls} (last: {rollcall})"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import aiohttp
 
+from ingest.mqtt.publisher import Publisher
 from schemas.config import redact_url
+from sim.demo.patrol import PatrolDesk, PatrolPlan
 from sim.demo.room import CommandRoom, DemoCall, snapshot, summary_line
 from sim.simulate.incidents import feed_from_now
 from sim.simulate.run import SimulateOptions, make_source, simulate
+from sim.simulate.sample import Source
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,10 @@ class DemoOptions:
     traces: str | None = None
     duration_s: float = 0.0  # 0: until Ctrl-C
     auxiliary_share: float = 0.3  # share of units that are auxiliaries (P1 needs police + auxiliary)
+    rollcall_every_s: float = 180.0  # wall seconds between two roll calls of everyone on duty
+    rollcall_deadline_s: float = 30.0  # wall seconds the officers have to answer one
+    dead_spot_every_s: float = 90.0  # wall seconds between two units driving into a dead spot (0: never)
+    dead_spot_s: float = 20.0  # wall seconds a unit in a dead spot sends nothing (its device goes offline)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ async def play(target: Target, options: DemoOptions, stop: asyncio.Event, out: C
     drive_to = getattr(source, "send_to", None)
     release = getattr(source, "release", None)
     print_banner(out, target, options)
+    phones = Publisher(target.mqtt_url, "outpost-demo-phones")  # the officers' check-ins and answers
+    await phones.connect()
     async with aiohttp.ClientSession() as http:
         room = CommandRoom(
             http,
@@ -74,18 +84,29 @@ async def play(target: Target, options: DemoOptions, stop: asyncio.Event, out: C
             handling_s=120.0 / options.speedup,
             answer_s=4.0 / options.speedup,
         )
+        plan = PatrolPlan(
+            options.rollcall_every_s,
+            options.rollcall_deadline_s,
+            _auxiliary_every(options),
+            expected_units=1 if options.traces else options.units,
+        )
+        send = phones.publish
+        patrol = PatrolDesk(http, target.http_url, target.token, lambda t, p: send(t, p, 1), plan)
+        room.listeners.append(patrol.on_event)
         background = [
             asyncio.create_task(simulate(sim_options, source=source), name="demo-fleet"),
             asyncio.create_task(room.respond(), name="demo-room"),
             asyncio.create_task(_calls(room, options.speedup), name="demo-calls"),
-            asyncio.create_task(_assign_kinds(http, target, options), name="demo-kinds"),
+            asyncio.create_task(patrol.run(), name="demo-patrol"),
+            asyncio.create_task(_dead_spots(source, options), name="demo-dead-spots"),
         ]
         try:
-            await _summarise(http, target, room, options, stop, out)
+            await _summarise(http, target, room, patrol, options, stop, out)
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await phones.close()
 
 
 async def _calls(room: CommandRoom, speedup: float) -> None:
@@ -112,25 +133,25 @@ def print_banner(out: Callable[[str], None], target: Target, options: DemoOption
     out("Ctrl-C stops the demo; the data stays in ./outpost-data/.")
 
 
-async def _assign_kinds(http: aiohttp.ClientSession, target: Target, options: DemoOptions) -> None:
-    """Make a share of the registered units auxiliaries, as a community patrol mixes both."""
-    done: set[str] = set()
-    base, headers = target.http_url, {"Authorization": f"Bearer {target.token}"}
-    every = max(1, round(1 / options.auxiliary_share)) if options.auxiliary_share > 0 else 0
-    while every:
-        async with http.get(f"{base}/v1/units", params={"limit": "1000"}, headers=headers) as resp:
-            units = (await resp.json()).get("units", []) if resp.status == 200 else []
-        for i, unit in enumerate(sorted(u["id"] for u in units)):
-            if unit not in done and i % every == every - 1:
-                async with http.patch(f"{base}/v1/units/{unit}", json={"kind": "auxiliary"}, headers=headers):
-                    done.add(unit)
-        await asyncio.sleep(5.0)
+async def _dead_spots(source: Source, options: DemoOptions) -> None:
+    """Now and then a unit drives into a dead spot: its device goes silent for a while, then comes back."""
+    go_dark, units = getattr(source, "go_dark", None), list(getattr(source, "units", []))
+    rng = random.Random(5)
+    while go_dark is not None and units and options.dead_spot_every_s > 0:
+        await asyncio.sleep(options.dead_spot_every_s)
+        go_dark(rng.choice(units).device_id, options.dead_spot_s * options.speedup)
+
+
+def _auxiliary_every(options: DemoOptions) -> int:
+    """Every n-th unit (by id) is an auxiliary, as a community patrol mixes both (0: none)."""
+    return max(1, round(1 / options.auxiliary_share)) if options.auxiliary_share > 0 else 0
 
 
 async def _summarise(
     http: aiohttp.ClientSession,
     target: Target,
     room: CommandRoom,
+    patrol: PatrolDesk,
     options: DemoOptions,
     stop: asyncio.Event,
     out: Callable[[str], None],
@@ -149,4 +170,4 @@ async def _summarise(
         now_t = time.monotonic()
         rate = (snap.fixes_stored - last_fixes) / max(now_t - last_t, 1e-6)
         last_fixes, last_t = snap.fixes_stored, now_t
-        out(summary_line(snap, room.stats, rate, started, datetime.now(UTC)))
+        out(summary_line(snap, room.stats, rate, started, datetime.now(UTC), patrol.stats))

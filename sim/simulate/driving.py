@@ -35,6 +35,7 @@ class RoadUnit:
     sim_s: float = 0.0
     heading_deg: float = 0.0
     speed_mps: float = 0.0
+    dark_until_s: float = 0.0  # in a dead spot (no signal): it drives on but reports nothing until then
 
 
 class RoadFleet:
@@ -78,7 +79,8 @@ class RoadFleet:
         for at_s, i in self.schedule.pop_due(sim_s):
             unit = self.units[i]
             self.advance(unit, at_s)
-            out.append(self.sample(unit))
+            if at_s >= unit.dark_until_s:
+                out.append(self.sample(unit))
         return out
 
     # ------------------------------------------------------------------------------------------- dispatch
@@ -91,6 +93,14 @@ class RoadFleet:
         path = self.graph.shortest_path(start, self.graph.nearest_node(lon, lat))
         unit.route = ([start] if unit.route else []) + path[1:]
         unit.dwell_until_s = math.inf  # on the call until released
+        return True
+
+    def go_dark(self, device_id: str, for_s: float) -> bool:
+        """The unit reporting as `device_id` loses its signal for `for_s` simulated seconds (a dead spot)."""
+        unit = self._by_device.get(device_id)
+        if unit is None:
+            return False
+        unit.dark_until_s = unit.sim_s + for_s
         return True
 
     def release(self, device_id: str) -> None:
