@@ -117,13 +117,14 @@ def health_event(a: HealthAlert) -> Event:
 def alarm_event(
     device_id: str,
     unit_id: str | None,
-    lon: float,
-    lat: float,
+    lon: float | None,
+    lat: float | None,
     description: str,
-    incident_id: str,
+    incident_id: str | None,
     at_s: float,
 ) -> Event:
-    """A device's alarm (SOS) for the bus: a priority event for the dispatchers, beside its P1 incident."""
+    """A device's alarm (SOS) for the bus: a priority event for the dispatchers, beside its P1 incident
+    (none, and no position, when the alarm had no position and none was known for its unit)."""
     return _head("device.alarm", at_s) | {
         "priority": "P1",
         "device_id": device_id,

@@ -145,6 +145,26 @@ async def test_an_alarm_is_a_priority_event_beside_its_p1_incident(
     assert event_messages(alarm)[0][0] == "outpost/v1/events/device.alarm"
 
 
+async def test_an_alarm_is_never_lost_to_what_is_wrong_in_it(health: tuple[LiveApi, IncidentService]) -> None:
+    api, incidents = health
+    _report(api)
+    sub = api.bus.subscribe()
+    nul = b'{"lat": 37.7, "lon": -122.4, "description": "help\\u0000 me"}'
+    assert (await raise_alarm(incidents, api.fleet, "cam-1", nul)).ok  # the NUL is cleaned away
+    off_earth = b'{"lat": 500, "lon": -122.4}'
+    assert (await raise_alarm(incidents, api.fleet, "cam-1", off_earth)).ok  # the unit's position instead
+    first, second = _drain(sub, "device.alarm")
+    assert (first["description"], (first["lon"], first["lat"])) == ("help me", (-122.4, 37.7))
+    assert (second["lon"], second["lat"]) == AT and "unusable" in second["description"]
+    for alarm in (first, second):
+        incident = await api.json("GET", f"/v1/incidents/{alarm['incident_id']}", role="viewer")
+        assert incident["priority"] == "P1"
+    # A device with no unit and an alarm with no position: nobody can be sent, the dispatchers still hear.
+    reply = await raise_alarm(incidents, api.fleet, "stray-9", b"{}")
+    [lost] = _drain(sub, "device.alarm")
+    assert not reply.ok and (lost["device_id"], lost["incident_id"], lost["lon"]) == ("stray-9", None, None)
+
+
 async def test_the_openapi_document_names_the_health_events(sqlite_api: LiveApi) -> None:
     doc = await sqlite_api.json("GET", "/openapi.json", role=None)
     described = doc["paths"]["/v1/stream"]["get"]["description"]
