@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.tables.columns import created_at, instant, serial_id
+from schemas.tables.columns import created_at, instant, name, serial_id, word
 
 ROLES = ("admin", "dispatcher", "viewer")
 
@@ -15,8 +15,8 @@ def define(md: sa.MetaData) -> None:
         "api_tokens",
         md,
         serial_id(sa.Integer),
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("role", sa.String(16), nullable=False),
+        name(),
+        word("role"),
         # sha256 of the token: tokens are long random strings, so a fast hash is enough and lookups stay O(1).
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         created_at(),

@@ -1,5 +1,5 @@
-"""Column shapes every table uses alike: an instant (timezone-aware), a serial id, the time a row was made,
-a reference to a unit."""
+"""Column shapes every table uses alike: an instant (timezone-aware), a serial id, a text id, a name, a
+vocabulary word, the time a row was made, a reference to a unit."""
 
 from __future__ import annotations
 
@@ -31,3 +31,18 @@ def unit_ref(*, primary_key: bool = False) -> sa.Column[Any]:
     return sa.Column(
         "unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=False, primary_key=primary_key
     )
+
+
+def text_id() -> sa.Column[Any]:
+    """`id`: a primary key chosen by people (a unit's, a device's, a geofence's), at most 64 characters."""
+    return sa.Column("id", sa.String(64), primary_key=True)
+
+
+def name() -> sa.Column[Any]:
+    """`name`: what people call the row (never NULL)."""
+    return sa.Column("name", sa.Text, nullable=False)
+
+
+def word(column: str, **kwargs: Any) -> sa.Column[Any]:
+    """A word of a vocabulary (a kind, a role, a state), never NULL; a CHECK (`one_of`) lists the words."""
+    return sa.Column(column, sa.String(16), nullable=False, **kwargs)

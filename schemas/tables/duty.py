@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.tables.columns import created_at, instant, serial_id
+from schemas.tables.columns import created_at, instant, name, serial_id
 
 
 def define(md: sa.MetaData) -> None:
@@ -19,7 +19,7 @@ def define(md: sa.MetaData) -> None:
         "shifts",
         md,
         serial_id(sa.Integer),
-        sa.Column("name", sa.Text, nullable=False),
+        name(),
         instant("starts_at", nullable=False),
         instant("ends_at", nullable=False),
         created_at(),

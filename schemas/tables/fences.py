@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.tables.columns import instant
+from schemas.tables.columns import instant, name, text_id, word
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
 from schemas.values import END
@@ -26,9 +26,9 @@ def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
     return sa.Table(
         "geofences",
         md,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
+        text_id(),
+        name(),
+        word("kind"),
         sa.Column("geom", flavour.area("GEOMETRY"), nullable=False),
         sa.Column("center_lon", sa.Float),  # circles only
         sa.Column("center_lat", sa.Float),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.tables.columns import instant
+from schemas.tables.columns import instant, name, word
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
 from schemas.values import END
@@ -30,8 +30,8 @@ def define(md: sa.MetaData, flavour: Flavour) -> sa.Table:
         md,
         sa.Column("id", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("level", sa.String(16), nullable=False),
-        sa.Column("name", sa.Text, nullable=False),
+        word("level"),
+        name(),
         # The police grid of a community grid (NULL for police grids). Not a foreign key: the id names a
         # grid, not one of its versions, and a parent may be versioned independently.
         sa.Column("parent_id", sa.String(64)),

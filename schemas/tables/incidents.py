@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
-from schemas.tables.columns import instant, serial_id
+from schemas.tables.columns import instant, serial_id, word
 from schemas.tables.flavour import Flavour
 from schemas.tables.registry import one_of
 
@@ -80,7 +80,7 @@ def _incidents(md: sa.MetaData, flavour: Flavour) -> None:
         sa.Column("state", sa.String(24), nullable=False),
         sa.Column("priority", sa.String(2), nullable=False),
         sa.Column("category", sa.Text, nullable=False),
-        sa.Column("source", sa.String(16), nullable=False),
+        word("source"),
         sa.Column("description", sa.Text, nullable=False, server_default=""),
         sa.Column("reporter", sa.Text, nullable=False, server_default=""),
         sa.Column("address", sa.Text),
@@ -134,7 +134,7 @@ def _snapshots(md: sa.MetaData) -> None:
         *_numbered("dispatch_snapshots"),
         # manual_offer, auto_offer, reoffer_after_timeout, …
         sa.Column("decision", sa.String(32), nullable=False),
-        sa.Column("slot", sa.String(16), nullable=False),  # the unit kind this decision was filling
+        word("slot"),  # the unit kind this decision was filling
         sa.Column("chosen_unit_id", sa.String(64)),  # NULL: nobody suitable was available
         # What the dispatcher saw: the query, every candidate (unit id, lon, lat, fix age, status, distance)
         # and the counts of excluded units by reason.
@@ -152,8 +152,8 @@ def _offers(md: sa.MetaData) -> None:
         _incident_id(),
         *_numbered("incident_offers"),
         sa.Column("unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=False),
-        sa.Column("slot", sa.String(16), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
+        word("slot"),
+        word("state"),
         sa.Column("automatic", sa.Boolean, nullable=False),
         sa.Column("snapshot_id", _Id, sa.ForeignKey("dispatch_snapshots.id")),
         sa.Column("offered_by", sa.Text, nullable=False),
@@ -181,8 +181,8 @@ def _units(md: sa.MetaData) -> None:
         _incident_id(),
         sa.Column("unit_id", sa.String(64), sa.ForeignKey("units.id"), nullable=False),
         sa.Column("offer_id", _Id, sa.ForeignKey("incident_offers.id"), nullable=False),
-        sa.Column("slot", sa.String(16), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
+        word("slot"),
+        word("state"),
         instant("assigned_at", nullable=False),
         instant("en_route_at"),
         instant("on_scene_at"),

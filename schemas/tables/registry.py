@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.tables.columns import created_at, instant, serial_id
+from schemas.tables.columns import created_at, instant, name, serial_id, text_id, word
 from schemas.vocabulary import DEVICE_KINDS, UNIT_KINDS, UNIT_STATUSES
 
 __all__ = ["DEVICE_KINDS", "UNIT_KINDS", "UNIT_STATUSES", "define", "one_of"]
@@ -21,11 +21,11 @@ def define(md: sa.MetaData) -> None:
     sa.Table(
         "units",
         md,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
+        text_id(),
+        name(),
+        word("kind"),
         sa.Column("skills", sa.JSON, nullable=False, default=list),
-        sa.Column("status", sa.String(16), nullable=False, server_default="off_duty"),
+        word("status", server_default="off_duty"),
         sa.Column(
             "status_changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
@@ -38,13 +38,13 @@ def define(md: sa.MetaData) -> None:
         "devices",
         md,
         sa.Column("id", sa.String(128), primary_key=True),
-        sa.Column("kind", sa.String(16), nullable=False),
+        word("kind"),
         # scrypt hash of the device's MQTT/HTTP secret; NULL until credentials are issued.
         sa.Column("credentials_hash", sa.Text),
         sa.Column("enabled", sa.Boolean, nullable=False, server_default="1"),
         # Higher wins ties when fusing a unit's position from several devices.
         sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("registered_by", sa.String(16), nullable=False, server_default="api"),
+        word("registered_by", server_default="api"),
         created_at(),
         one_of("devices", "kind", DEVICE_KINDS),
     )
