@@ -256,6 +256,7 @@ def test_wall_mode_has_no_controls_and_counts(outpost: Outpost, mosquitto: Mosqu
     wait_until(lambda: _visible(browser, "count-open-P2"), 20, "counters")
     assert browser.find_element(By.ID, "count-open-P2").text.startswith("1")
     assert browser.find_element(By.ID, "count-available").text.startswith("1")
+    assert browser.find_element(By.ID, "count-gaps").text.startswith("0")  # no grid held, none uncovered
     assert not browser.find_element(By.ID, "panel").is_displayed()
     assert (
         browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-zoom") == []

@@ -14,7 +14,7 @@ const STYLE = {
 };
 const ALERT_STYLE = { fillColor: "#d00000", fillOpacity: 0.18 };
 const OUT_STATES = new Set(["outside", "out_of_grid"]);
-const RELOAD_MS = 300;
+const RELOAD_MS = 1000; // at most one coverage reload a second, however busy the borders are
 
 export class GridsLayer {
   constructor(map) {

@@ -1,5 +1,6 @@
 // Heat maps: the incidents counted per H3 hexagon (GET /v1/heatmap/incidents) and the patrol presence, on-duty
-// unit-minutes per hexagon (GET /v1/heatmap/patrol), over the time window and category of the panel's form.
+// unit-minutes per hexagon (GET /v1/heatmap/patrol), over the panel form's time window (and, for incidents,
+// its category).
 // A hexagon's shade grows with its value and its tooltip writes the value: shade is not the only signal.
 
 import { ApiError, call } from "../api.js";
@@ -40,7 +41,8 @@ export class HeatLayer {
   async load(query) {
     if (!this.visible) return;
     const params = new URLSearchParams({ res: String(query.res), from: query.from, to: query.to });
-    if (query.category) params.set("category", query.category);
+    // The category is an incident's; patrol presence has none (it counts on-duty time, whatever happened).
+    if (query.category && this.kind === "incidents") params.set("category", query.category);
     let found;
     try {
       found = await call("GET", `${this.spec.path}?${params}`);
