@@ -426,10 +426,14 @@ def test_the_patrol_presence_layer_draws_unit_minutes(
         pytest.skip(
             "GET /v1/heatmap/patrol answers 404: the history engineer's patrol presence has not landed"
         )
-    for n in range(4):
-        fix(mosquitto, "cam-60", LON + n * 0.0005, LAT, n + 1, ago_s=240 - n * 60)
-    wait_until(lambda: _has_position(outpost, "cam-60"), 30, "cam-60 stored")
-    outpost.api("POST", "/v1/units/cam-60/status", {"status": "available"}, role="dispatcher")
+    available_unit(outpost, mosquitto, "cam-60", LON, LAT)
+    for n in range(1, 5):  # on duty from here: a few seconds of presence, fix by fix
+        time.sleep(1.0)
+        fix(mosquitto, "cam-60", LON + n * 0.00005, LAT, n + 1)
+    last = LON + 4 * 0.00005
+    wait_until(
+        lambda: outpost.api("GET", "/v1/units/cam-60")["position"]["lon"] == pytest.approx(last), 30, "stored"
+    )
     sign_in(browser, outpost.url, outpost.tokens["viewer"])
     open_tool(browser, "heat")
     set_form(browser, {"heat-from": local_input(now - 3600), "heat-to": local_input(now + 120)})
@@ -478,9 +482,15 @@ def test_fleet_playback_between_two_times(outpost: Outpost, mosquitto: Mosquitto
             "GET /v1/units/snapshot answers 404: the history engineer's fleet snapshot has not landed"
         )
     for n, device in enumerate(("cam-70", "cam-71")):
+        # The first fix registers the device (and may be stored before it is bound to its unit); the
+        # second is the unit's for certain.
         fix(mosquitto, device, LON + n * 0.002, LAT, 1, ago_s=240)
+        wait_until(lambda d=device: _has_position(outpost, d), 30, f"{device} registered")
         fix(mosquitto, device, LON + n * 0.002, LAT + 0.002, 2, ago_s=60)
-        wait_until(lambda d=device: _has_position(outpost, d), 30, f"{device} stored")
+        moved = f"/v1/units/{device}"
+        wait_until(
+            lambda m=moved: outpost.api("GET", m)["position"]["lat"] > LAT + 0.001, 30, f"{device} moved"
+        )
     sign_in(browser, outpost.url, outpost.tokens["viewer"])
     open_tool(browser, "playback")
     set_form(
