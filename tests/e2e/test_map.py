@@ -482,8 +482,7 @@ def test_fleet_playback_between_two_times(outpost: Outpost, mosquitto: Mosquitto
             "GET /v1/units/snapshot answers 404: the history engineer's fleet snapshot has not landed"
         )
     for n, device in enumerate(("cam-70", "cam-71")):
-        # The first fix registers the device (and may be stored before it is bound to its unit); the
-        # second is the unit's for certain.
+        # The first fix registers the unit; the second is where the last frame must show it.
         fix(mosquitto, device, LON + n * 0.002, LAT, 1, ago_s=240)
         wait_until(lambda d=device: _has_position(outpost, d), 30, f"{device} registered")
         fix(mosquitto, device, LON + n * 0.002, LAT + 0.002, 2, ago_s=60)

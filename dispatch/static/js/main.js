@@ -157,7 +157,9 @@ function layerToggle(name, label, onChange, checked = true) {
   document.getElementById("layers").append(el("label", {}, box, ` ${label}`));
 }
 
+/** Draws the tiles and the shipped GeoJSON; the drawn layers (promises) by name. */
 function baseLayers(map, config) {
+  const drawn = {};
   if (config.tiles) {
     L.tileLayer(config.tiles.url, { attribution: config.tiles.attribution, maxZoom: 19 }).addTo(map);
   }
@@ -165,11 +167,13 @@ function baseLayers(map, config) {
     const style = layer.name === "Roads"
       ? { color: "#8a8f98", weight: 1, interactive: false }
       : { color: "#3b4a6b", weight: 2, fill: true, fillOpacity: 0.04, interactive: false };
-    fetch(layer.url).then((r) => r.json()).then((data) => {
-      const drawn = L.geoJSON(data, { style, attribution: layer.attribution }).addTo(map);
-      drawn.bringToBack();
+    drawn[layer.name] = fetch(layer.url).then((r) => r.json()).then((data) => {
+      const geo = L.geoJSON(data, { style, attribution: layer.attribution }).addTo(map);
+      geo.bringToBack();
+      return geo;
     }).catch((err) => say(`${layer.name}: ${err.message}`));
   }
+  return drawn;
 }
 
 async function start() {
@@ -181,7 +185,7 @@ async function start() {
   document.getElementById("who").textContent = `${name} (${role})`;
   const map = L.map("map", { zoomControl: !wallMode, preferCanvas: false })
     .setView([config.center[1], config.center[0]], config.zoom);
-  baseLayers(map, config);
+  const base = baseLayers(map, config);
   unitsLayer = new UnitsLayer(map, config.stale_after_s);
   const canDispatch = (role === "dispatcher" || role === "admin") && !wallMode;
   panel = new IncidentPanel(document.getElementById("incident"), { canDispatch, say });
@@ -205,7 +209,13 @@ async function start() {
     rollcall = new RollCall(document.getElementById("rollcall-form"), document.getElementById("rollcall-output"), { say });
   }
   grids.load()
-    .then(() => { alerts.fromCoverage(grids.coverage()); rollcall?.offer(grids.choices()); schedule(); })
+    .then(() => {
+      // The station's own police grids replace the shipped districts (drawn only while there are none).
+      if (grids.has("police")) base["Police districts"]?.then((layer) => layer?.remove());
+      alerts.fromCoverage(grids.coverage());
+      rollcall?.offer(grids.choices());
+      schedule();
+    })
     .catch((err) => say(`grids: ${err.message}`));
   debug.tools = historyTools(map, {
     staleAfterS: config.stale_after_s, say, layerToggle,

@@ -98,6 +98,11 @@ export class GridsLayer {
     );
   }
 
+  /** Whether there is a grid of `level`. */
+  has(level) {
+    return [...this.grids.values()].some((g) => g.level === level);
+  }
+
   /** Every grid's coverage as last loaded. */
   coverage() {
     return [...this.grids.values()].map((g) => g.coverage).filter(Boolean);
