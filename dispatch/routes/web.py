@@ -7,8 +7,9 @@ fetch-based reader, not `EventSource`, which cannot send headers): no cookie, so
 and the token never appears in a URL. A strict Content-Security-Policy allows only this origin's scripts
 (and the tile server's images when `OUTPOST_MAP_TILES` names one).
 
-Extension points for the layers still to come (grids, heat map, tracks): `BaseLayer` entries in the map's
-config name GeoJSON the page draws, and the page's `layers/` modules each own one toggled layer.
+The page's `layers/` modules each own one toggled layer (units, incidents, grids, heat maps, a unit's track,
+fleet playback), read from the API; `BaseLayer` entries in the map's config name the shipped GeoJSON drawn
+under them (the shipped districts give way to the station's own police grids once they are imported).
 """
 
 from __future__ import annotations

@@ -88,8 +88,9 @@ class Outpost:
 
 
 @contextlib.contextmanager
-def running_outpost(pg_url: str, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Outpost]:
-    """`outpost run` (ingest + API) against the real broker and database, tokens for every role."""
+def running_outpost(pg_url: str, mosquitto: Mosquitto, tmp_path: Path, **settings: str) -> Iterator[Outpost]:
+    """`outpost run` (ingest + API) against the real broker and database, tokens for every role;
+    `settings`: more OUTPOST_* variables (e.g. OUTPOST_OFFER_TIMEOUT_S="3")."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
     env.update(
@@ -102,6 +103,7 @@ def running_outpost(pg_url: str, mosquitto: Mosquitto, tmp_path: Path) -> Iterat
         OUTPOST_AUTO_DISPATCH_PRIORITIES="",
         OUTPOST_STREAM_KEEPALIVE_S="1",
     )
+    env.update(settings)
     tokens = {}
     for role in ("admin", "dispatcher", "viewer"):
         made = subprocess.run(

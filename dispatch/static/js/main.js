@@ -1,12 +1,17 @@
 // The live map: sign in, load the snapshot, follow the stream. Stream events are applied to plain state at
-// once and drawn once per animation frame (only what changed). Layers are toggled in the panel; a new layer
-// (grids, heat map, tracks: when their APIs land) is one more entry in `layers` with its own module.
+// once and drawn once per animation frame (only what changed). Layers are toggled in the panel, each in its
+// own module (layers/); grid, alert and roll-call events go to their modules; the history tools (heat maps,
+// a unit's track, fleet playback) are wired in history.js.
 
+import { Alerts } from "./alerts.js";
 import { ACTIVE_STATES, allUnits, mapConfig, openIncidents, token } from "./api.js";
 import { el } from "./dom.js";
+import { historyTools } from "./history.js";
+import { GridsLayer, LEVELS } from "./layers/grids.js";
 import { IncidentsLayer } from "./layers/incidents.js";
 import { UnitsLayer } from "./layers/units.js";
 import { IncidentPanel, reportForm } from "./panel.js";
+import { RollCall } from "./rollcall.js";
 import { LiveStream } from "./stream.js";
 import { Wall } from "./wall.js";
 
@@ -17,7 +22,7 @@ const dirtyUnits = new Set();
 const dirtyIncidents = new Set();
 let frame = 0;
 let snapshotPending = null; // events that arrive while a snapshot loads, applied after it
-const debug = { units, incidents, eventIds: [], resyncs: 0, snapshots: 0, ready: false, stream: null };
+const debug = { units, incidents, eventIds: [], resyncs: 0, snapshots: 0, ready: false, stream: null, tools: null };
 window.outpost = debug; // read by the browser tests; nothing secret in it
 
 function say(text) {
@@ -54,12 +59,14 @@ async function loadSnapshot() {
   snapshotPending = [];
   const [unitList, incidentList] = await Promise.all([allUnits(), openIncidents()]);
   unitList.forEach(unitFrom);
+  document.getElementById("unit-ids").replaceChildren(...unitList.map((u) => el("option", { value: u.id })));
   const open = new Set(incidentList.map((i) => i.id));
   for (const id of incidents.keys()) if (!open.has(id)) { incidents.delete(id); dirtyIncidents.add(id); }
   incidentList.forEach(incidentFrom);
   const queued = snapshotPending;
   snapshotPending = null;
   queued.forEach(([event, id]) => apply(event, id));
+  if (grids.loaded) grids.reload().then(() => alerts.fromCoverage(grids.coverage())).catch((err) => say(err.message));
   debug.snapshots += 1;
   debug.ready = true;
   schedule();
@@ -76,6 +83,11 @@ function apply(event, id) {
   if (type === "resync") {
     debug.resyncs += 1;
     loadSnapshot().catch((err) => say(`reload: ${err.message}`));
+  } else if (GRID_EVENTS.some((prefix) => type.startsWith(prefix))) {
+    grids.touch();
+    alerts.apply(event);
+  } else if (type.startsWith("rollcall.")) {
+    rollcall?.apply(event);
   } else if (type === "unit.moved" || type === "unit.snapshot") {
     const unit = units.get(event.unit_id) || { id: event.unit_id, status: event.status || "available" };
     if (UnitsLayer.moveTo(unit, event.lon, event.lat, Date.parse(event.ts))) {
@@ -97,6 +109,7 @@ function apply(event, id) {
       const state = { offered: "pending", accepted: "accepted", declined: "declined", timed_out: "timed_out",
         offer_withdrawn: "withdrawn" }[type.slice(9)];
       if (state) incident.offers.set(event.offer_id, { unit_id: event.unit_id, state });
+      if (state === "timed_out") say(`⌛ offer of ${incident.priority} ${incident.category} to ${event.unit_id} timed out`);
     }
     incidents.set(incident.id, incident);
     dirtyIncidents.add(incident.id);
@@ -105,15 +118,20 @@ function apply(event, id) {
   schedule();
 }
 
+const GRID_EVENTS = ["grid.", "out_of_grid.", "coverage_gap."];
 let unitsLayer;
 let incidentsLayer;
+let grids;
+let alerts;
+let rollcall;
 let panel;
 let wall;
+let playing = false; // fleet playback shows its own markers: the live ones are hidden meanwhile
 const shown = { units: true, incidents: true };
 
 function draw() {
   frame = 0;
-  for (const id of dirtyUnits) unitsLayer.render(units.get(id), shown.units);
+  for (const id of dirtyUnits) unitsLayer.render(units.get(id), shown.units && !playing);
   for (const id of dirtyIncidents) {
     const incident = incidents.get(id);
     if (!incident || !ACTIVE_STATES.includes(incident.state)) {
@@ -124,16 +142,24 @@ function draw() {
   if (dirtyIncidents.size || dirtyUnits.size) incidentsLayer.drawOffers(shown.incidents ? incidents : new Map(), units);
   dirtyUnits.clear();
   dirtyIncidents.clear();
-  wall?.draw(units, incidents);
+  wall?.draw(units, incidents, grids.gaps());
 }
 
-function layerToggle(name, label, onChange) {
-  const box = el("input", { type: "checkbox", id: `layer-${name}`, checked: "" });
+function redrawUnits() {
+  units.forEach((_, id) => dirtyUnits.add(id));
+  schedule();
+}
+
+function layerToggle(name, label, onChange, checked = true) {
+  const box = el("input", checked ? { type: "checkbox", id: `layer-${name}`, checked: "" }
+    : { type: "checkbox", id: `layer-${name}` });
   box.addEventListener("change", () => onChange(box.checked));
   document.getElementById("layers").append(el("label", {}, box, ` ${label}`));
 }
 
+/** Draws the tiles and the shipped GeoJSON; the drawn layers (promises) by name. */
 function baseLayers(map, config) {
+  const drawn = {};
   if (config.tiles) {
     L.tileLayer(config.tiles.url, { attribution: config.tiles.attribution, maxZoom: 19 }).addTo(map);
   }
@@ -141,11 +167,13 @@ function baseLayers(map, config) {
     const style = layer.name === "Roads"
       ? { color: "#8a8f98", weight: 1, interactive: false }
       : { color: "#3b4a6b", weight: 2, fill: true, fillOpacity: 0.04, interactive: false };
-    fetch(layer.url).then((r) => r.json()).then((data) => {
-      const drawn = L.geoJSON(data, { style, attribution: layer.attribution }).addTo(map);
-      drawn.bringToBack();
+    drawn[layer.name] = fetch(layer.url).then((r) => r.json()).then((data) => {
+      const geo = L.geoJSON(data, { style, attribution: layer.attribution }).addTo(map);
+      geo.bringToBack();
+      return geo;
     }).catch((err) => say(`${layer.name}: ${err.message}`));
   }
+  return drawn;
 }
 
 async function start() {
@@ -157,7 +185,7 @@ async function start() {
   document.getElementById("who").textContent = `${name} (${role})`;
   const map = L.map("map", { zoomControl: !wallMode, preferCanvas: false })
     .setView([config.center[1], config.center[0]], config.zoom);
-  baseLayers(map, config);
+  const base = baseLayers(map, config);
   unitsLayer = new UnitsLayer(map, config.stale_after_s);
   const canDispatch = (role === "dispatcher" || role === "admin") && !wallMode;
   panel = new IncidentPanel(document.getElementById("incident"), { canDispatch, say });
@@ -166,12 +194,36 @@ async function start() {
     document.getElementById("actions").hidden = false;
     reportForm(map, { say, onCreated: (id) => panel.show(id) });
   }
-  layerToggle("units", "Units", (on) => { shown.units = on; units.forEach((_, id) => dirtyUnits.add(id)); schedule(); });
+  layerToggle("units", "Units", (on) => { shown.units = on; redrawUnits(); });
   layerToggle("incidents", "Incidents", (on) => {
     shown.incidents = on; incidents.forEach((_, id) => dirtyIncidents.add(id)); schedule();
   });
+  grids = new GridsLayer(map);
+  for (const [level, label] of Object.entries(LEVELS)) {
+    layerToggle(`grids-${level}`, label, (on) => grids.show(level, on), grids.shown[level]);
+  }
+  alerts = new Alerts(document.getElementById("alerts"), { canAcknowledge: canDispatch });
+  alerts.draw();
+  if (canDispatch) {
+    document.getElementById("rollcall").hidden = false;
+    rollcall = new RollCall(document.getElementById("rollcall-form"), document.getElementById("rollcall-output"), { say });
+  }
+  grids.load()
+    .then(() => {
+      // The station's own police grids replace the shipped districts (drawn only while there are none).
+      if (grids.has("police")) base["Police districts"]?.then((layer) => layer?.remove());
+      alerts.fromCoverage(grids.coverage());
+      rollcall?.offer(grids.choices());
+      schedule();
+    })
+    .catch((err) => say(`grids: ${err.message}`));
+  debug.tools = historyTools(map, {
+    staleAfterS: config.stale_after_s, say, layerToggle,
+    onPlayback: (active) => { playing = active; redrawUnits(); },
+  });
+  Object.assign(debug, { grids, alerts });
   if (wallMode) wall = new Wall(document.getElementById("wall"));
-  setInterval(() => { unitsLayer.refresh(units); wall?.draw(units, incidents); }, 5000);
+  setInterval(() => { unitsLayer.refresh(units); wall?.draw(units, incidents, grids.gaps()); }, 5000);
 
   const conn = document.getElementById("conn");
   const stream = new LiveStream({

@@ -4,6 +4,12 @@
 import { call } from "./api.js";
 import { age, el, metres } from "./dom.js";
 
+// An offer's state in words with a sign, so a timed-out offer is seen at a glance without relying on colour.
+const OFFER_WORDS = {
+  pending: "… pending", accepted: "✓ accepted", declined: "✕ declined", timed_out: "⌛ timed out",
+  withdrawn: "– withdrawn",
+};
+
 export class IncidentPanel {
   constructor(root, { canDispatch, say }) {
     this.root = root;
@@ -36,7 +42,7 @@ export class IncidentPanel {
   draw(incident, recs) {
     const offers = incident.offers.map((o) =>
       el("tr", { "data-offer": o.id, "data-state": o.state }, el("td", {}, o.unit_id), el("td", {}, o.slot),
-        el("td", { class: "offer-state" }, o.state)),
+        el("td", { class: "offer-state" }, OFFER_WORDS[o.state] || o.state)),
     );
     const rows = recs.slots.flatMap((slot) =>
       slot.candidates.map((c) =>

@@ -1,5 +1,5 @@
 // Wall mode's counters: on duty, available, open incidents by priority (counted from what the page
-// follows), and today's median response (from the API, once a minute).
+// follows), today's median response (from the API, once a minute) and the grids' raised coverage gaps.
 
 import { call } from "./api.js";
 import { age, el } from "./dom.js";
@@ -24,7 +24,7 @@ export class Wall {
     }
   }
 
-  draw(units, incidents) {
+  draw(units, incidents, gaps) {
     let onDuty = 0;
     let available = 0;
     for (const u of units.values()) {
@@ -40,6 +40,7 @@ export class Wall {
       counter("count-available", "available", available),
       ...PRIORITIES.map((p) => counter(`count-open-${p}`, `open ${p}`, open[p])),
       counter("count-median", "median response today", this.median === null ? "–" : age(this.median)),
+      counter("count-gaps", "coverage gaps", gaps),
     );
   }
 }

@@ -20,10 +20,12 @@ function bearingDeg(from, to) {
 }
 
 export class UnitsLayer {
-  constructor(map, staleAfterS) {
+  /** `clock`: the time staleness is judged at (now, or a playback frame's time), in ms. */
+  constructor(map, staleAfterS, clock = () => Date.now()) {
     this.group = L.layerGroup().addTo(map);
     this.markers = new Map();
     this.staleAfterS = staleAfterS;
+    this.clock = clock;
   }
 
   /** Moves a unit's position; the heading comes from the fix when given, else from the movement. */
@@ -51,7 +53,7 @@ export class UnitsLayer {
   }
 
   tooltip(unit) {
-    const fixAge = unit.tsMs ? (Date.now() - unit.tsMs) / 1000 : null;
+    const fixAge = unit.tsMs ? (this.clock() - unit.tsMs) / 1000 : null;
     return el(
       "div",
       { class: "unit-tip" },
@@ -65,7 +67,7 @@ export class UnitsLayer {
   /** Draws one unit (a new marker the first time, the same marker after). */
   render(unit, visible) {
     let marker = this.markers.get(unit.id);
-    if (!visible || unit.lon === undefined) {
+    if (!visible || unit.lon === undefined || unit.lon === null) {
       if (marker) this.group.removeLayer(marker);
       return;
     }
@@ -83,7 +85,7 @@ export class UnitsLayer {
   decorate(unit, marker) {
     const node = marker.getElement()?.querySelector(".unit");
     if (!node) return;
-    const stale = !unit.tsMs || Date.now() - unit.tsMs > this.staleAfterS * 1000;
+    const stale = !unit.tsMs || this.clock() - unit.tsMs > this.staleAfterS * 1000;
     const cls = `unit kind-${unit.kind} status-${unit.status}${stale ? " stale" : ""}`;
     if (node.className !== cls) node.className = cls;
     const badge = node.querySelector(".badge");
