@@ -13,6 +13,8 @@ about; on the stream it also has the bus's increasing `id:` line like every othe
   `limit_s`, `usual_interval_s`, `battery_pct`.
 - `battery_low.raised`, `battery_low.cleared`: `device_id`, `unit_id`, `reason`, `battery_pct`.
 - `device.alarm` (`priority` P1): `device_id`, `unit_id`, `incident_id`, `lon`, `lat`, `description`.
+- `alert.acknowledged`: `alert_id` (the raise event's `id`), `alert_type`, `by`
+  (`POST /v1/alerts/{id}/acknowledge`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dispatch.live.coverage import Gap
 from dispatch.live.health import HealthAlert
 from dispatch.live.out_of_grid import Alert
 from dispatch.live.zones import ZoneEvent, ZoneTracker
+from dispatch.patrol.alerts import RaisedAlert
 from schemas.topics import event_topic
 
 Event = dict[str, Any]
@@ -50,6 +53,7 @@ PATROL_EVENT_TYPES = frozenset(
         "battery_low.raised",
         "battery_low.cleared",
         "device.alarm",
+        "alert.acknowledged",
     ]
 )
 
@@ -84,6 +88,15 @@ def alert_event(a: Alert) -> Event:
         "grid_id": a.grid_id,
         "distance_m": None if a.distance_m is None else round(a.distance_m, 1),
         "reason": a.reason,
+    }
+
+
+def acknowledged_event(alert: RaisedAlert, at_s: float) -> Event:
+    """A dispatcher acknowledged a raised alert (every console marks it seen)."""
+    return _head("alert.acknowledged", at_s) | {
+        "alert_id": alert.event["id"],
+        "alert_type": alert.event["type"],
+        "by": alert.acknowledged_by,
     }
 
 

@@ -25,8 +25,9 @@ from dispatch.events import EventBus
 from dispatch.fleet import Fleet
 from dispatch.live.coverage import Coverage
 from dispatch.live.out_of_grid import INCIDENT_STATUSES, OFF_DUTY_STATUSES, OutOfGrid
+from dispatch.patrol.alerts import RaisedAlert, RaisedAlerts
 from dispatch.patrol.health import HealthWatch
-from dispatch.patrol.messages import alert_event, gap_event, health_event, zone_event
+from dispatch.patrol.messages import acknowledged_event, alert_event, gap_event, health_event, zone_event
 from dispatch.settings import ApiSettings
 from geo.grids import GridIndex
 from geo.zones import ZoneSet
@@ -49,6 +50,7 @@ class Patrol:
         self._unsubscribe: Callable[[], None] | None = None
         self._fingerprint: tuple[Any, ...] | None = None
         self.health = HealthWatch(fleet, clock, settings, lambda a: self._publish(map(health_event, a)))
+        self.alerts = RaisedAlerts()  # what is raised now, for GET /v1/alerts and acknowledgements
 
     # ---- reading the store -------------------------------------------------------------------------------
 
@@ -164,4 +166,13 @@ class Patrol:
 
     def _publish(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
+            self.alerts.note(event)
             self._bus.publish(event)
+
+    def acknowledge(self, alert_id: str, actor: str) -> RaisedAlert | None:
+        """A dispatcher has seen the alert: marked, and told to every console (`alert.acknowledged`)."""
+        now_s = self._clock.now()
+        alert = self.alerts.acknowledge(alert_id, actor, datetime.fromtimestamp(now_s, UTC))
+        if alert is not None and alert.acknowledged_by == actor:
+            self._bus.publish(acknowledged_event(alert, now_s))
+        return alert

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispatch.openapi import DocumentedRoutes
 from dispatch.routes import (
     admin,
+    alerts,
     coverage,
     devices,
     duty,
@@ -39,4 +40,5 @@ CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     duty.api,
     geofences.api,
     heatmap.api,
+    alerts.api,
 )

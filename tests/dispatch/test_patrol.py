@@ -210,3 +210,36 @@ async def test_coverage_is_for_every_role_documented_and_a_bad_level_is_a_proble
     assert problem["invalid_params"][0]["name"] == "level"
     doc = await api.json("GET", "/openapi.json", role=None)
     assert "/v1/grids/coverage" in doc["paths"] and "get" in doc["paths"]["/v1/grids/coverage"]
+
+
+async def test_raised_alerts_are_listed_acknowledged_once_for_every_console_and_cleared(
+    live_api: LiveApi,
+) -> None:
+    api = live_api
+    await _world(api)
+    _move(api, RIGHT_MIDDLE)
+    await _assign(api, "community-left")
+    await _tick(api, 300.0, RIGHT_MIDDLE)  # out of grid past its dwell
+    [alert] = (await api.json("GET", "/v1/alerts", role="viewer"))["alerts"]
+    assert (alert["type"], alert["event"]["unit_id"], alert["acknowledged_by"]) == (
+        "out_of_grid.raised",
+        "a1",
+        None,
+    )
+    sub = api.bus.subscribe()
+    problem = await api.json("POST", f"/v1/alerts/{alert['id']}/acknowledge", role="viewer", status=403)
+    assert problem["status"] == 403
+    done = await api.json("POST", f"/v1/alerts/{alert['id']}/acknowledge", role="dispatcher")
+    assert done["acknowledged_by"].endswith(":test-dispatcher") and done["acknowledged_at"]
+    again = await api.json("POST", f"/v1/alerts/{alert['id']}/acknowledge", role="admin")
+    assert again["acknowledged_by"] == done["acknowledged_by"]  # the first acknowledgement stays
+    [told] = _drain(sub, "alert.")
+    assert (told["type"], told["alert_id"], told["alert_type"]) == (
+        "alert.acknowledged",
+        alert["id"],
+        alert["type"],
+    )
+    await api.json("POST", "/v1/alerts/no-such-alert/acknowledge", role="dispatcher", status=404)
+    await _tick(api, 1.0, LEFT_MIDDLE)  # back inside: cleared, off the list, no longer acknowledgeable
+    assert (await api.json("GET", "/v1/alerts", role="viewer"))["alerts"] == []
+    await api.json("POST", f"/v1/alerts/{alert['id']}/acknowledge", role="dispatcher", status=404)

@@ -364,7 +364,9 @@ def test_grids_show_both_levels_the_holder_and_alerts_a_dispatcher_acknowledges(
         10,
         "acknowledged",
     )
-    assert "acknowledged" in acked[0].text
+    assert "acknowledged by" in acked[0].text and "map-dispatcher" in acked[0].text
+    served = outpost.api("GET", "/v1/alerts")["alerts"]  # through the API: every console sees it
+    assert [a["acknowledged_by"] is not None for a in served if a["type"] == "out_of_grid.raised"] == [True]
 
     fix(mosquitto, "cam-30", LON, LAT, 2)  # back inside: both alerts clear
     wait_until(

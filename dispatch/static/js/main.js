@@ -66,7 +66,8 @@ async function loadSnapshot() {
   const queued = snapshotPending;
   snapshotPending = null;
   queued.forEach(([event, id]) => apply(event, id));
-  if (grids.loaded) grids.reload().then(() => alerts.fromCoverage(grids.coverage())).catch((err) => say(err.message));
+  if (grids.loaded) grids.reload().catch((err) => say(err.message));
+  alerts.load().catch((err) => say(`alerts: ${err.message}`));
   debug.snapshots += 1;
   debug.ready = true;
   schedule();
@@ -118,7 +119,7 @@ function apply(event, id) {
   schedule();
 }
 
-const GRID_EVENTS = ["grid.", "out_of_grid.", "coverage_gap."];
+const GRID_EVENTS = ["grid.", "out_of_grid.", "coverage_gap.", "device_offline.", "battery_low.", "alert."];
 let unitsLayer;
 let incidentsLayer;
 let grids;
@@ -202,7 +203,7 @@ async function start() {
   for (const [level, label] of Object.entries(LEVELS)) {
     layerToggle(`grids-${level}`, label, (on) => grids.show(level, on), grids.shown[level]);
   }
-  alerts = new Alerts(document.getElementById("alerts"), { canAcknowledge: canDispatch });
+  alerts = new Alerts(document.getElementById("alerts"), { canAcknowledge: canDispatch, say });
   alerts.draw();
   if (canDispatch) {
     document.getElementById("rollcall").hidden = false;
@@ -212,7 +213,6 @@ async function start() {
     .then(() => {
       // The station's own police grids replace the shipped districts (drawn only while there are none).
       if (grids.has("police")) base["Police districts"]?.then((layer) => layer?.remove());
-      alerts.fromCoverage(grids.coverage());
       rollcall?.offer(grids.choices());
       schedule();
     })
