@@ -59,6 +59,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (6, "incident H3 cells and the import source", add_incident_cells),
     (7, "geofence table", _create_tables),
     (8, "status history, check-ins, roll calls; the break status", add_attendance_tables),
+    (10, "monthly reports and their schedule", _create_tables),
 )
 
 
