@@ -35,7 +35,8 @@ _ROLLCALL_COUNTS = {
     "silent": "silent",
     "answered_without_fix": "without_fix",
 }
-_NO_FIXES = UnitFixes(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), ())
+_NONE, _NO_INTS = np.zeros(0), np.zeros(0, dtype=np.int64)
+_NO_FIXES = UnitFixes(_NONE, _NONE, _NONE, _NO_INTS, _NONE, _NO_INTS)
 
 
 @dataclass(frozen=True)

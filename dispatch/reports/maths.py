@@ -42,15 +42,15 @@ def usable(fixes: UnitFixes, window_s: float) -> UnitFixes:
     """The unit's fixes that count as movement, on one line through its devices."""
     keep = (fixes.flags & NOT_MOVEMENT) == 0
     chosen = _subset(fixes, keep)
-    if len(set(chosen.devices)) <= 1:
+    if len(np.unique(chosen.devices)) <= 1:
         return chosen
     points = [
-        TrackPoint(t, x, y, d, None if math.isnan(a) else a)
+        TrackPoint(t, x, y, str(d), None if math.isnan(a) else a)
         for t, x, y, d, a in zip(
             chosen.ts_s.tolist(),
             chosen.lon.tolist(),
             chosen.lat.tolist(),
-            chosen.devices,
+            chosen.devices.tolist(),
             chosen.accuracy_m.tolist(),
             strict=True,
         )
@@ -60,9 +60,13 @@ def usable(fixes: UnitFixes, window_s: float) -> UnitFixes:
 
 
 def _subset(fixes: UnitFixes, mask: Bools) -> UnitFixes:
-    devices = tuple(d for d, k in zip(fixes.devices, mask.tolist(), strict=True) if k)
     return UnitFixes(
-        fixes.ts_s[mask], fixes.lon[mask], fixes.lat[mask], fixes.flags[mask], fixes.accuracy_m[mask], devices
+        fixes.ts_s[mask],
+        fixes.lon[mask],
+        fixes.lat[mask],
+        fixes.flags[mask],
+        fixes.accuracy_m[mask],
+        fixes.devices[mask],
     )
 
 

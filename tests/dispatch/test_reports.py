@@ -216,7 +216,7 @@ def test_pure_parts() -> None:
         np.array([0.5, 0.5, 0.5]),
         np.zeros(3, dtype=np.int64),
         np.full(3, 5.0),
-        ("d", "d", "d"),
+        np.zeros(3, dtype=np.int64),
     )
     # 0–50 inside, 50–400 outside, 400–(400+100) inside; the window cuts at 450.
     assert inside_s(fixes, [(0.0, 450.0)], box(0, 0, 1, 1), 100.0) == 100.0

@@ -337,7 +337,10 @@ def test_both_stores_read_the_same_month(pg_url: str, sqlite_url: str) -> None:
         data = _read(engine)
         fixes = reports.unit_fixes(engine, [o.id for o in data.officers], NOV_START, DEC_START)
         found.append(
-            (_comparable(data), {u: (f.ts_s.tolist(), f.lon.tolist(), f.devices) for u, f in fixes.items()})
+            (
+                _comparable(data),
+                {u: (f.ts_s.tolist(), f.lon.tolist(), f.devices.tolist()) for u, f in fixes.items()},
+            )
         )
         engine.dispose()
     assert found[0] == found[1]
