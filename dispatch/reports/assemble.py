@@ -36,7 +36,7 @@ _ROLLCALL_COUNTS = {
     "answered_without_fix": "without_fix",
 }
 _NONE, _NO_INTS = np.zeros(0), np.zeros(0, dtype=np.int64)
-_NO_FIXES = UnitFixes(_NONE, _NONE, _NONE, _NO_INTS, _NONE, _NO_INTS)
+_NO_FIXES = UnitFixes(_NONE, _NONE, _NONE, _NONE, _NO_INTS)
 
 
 @dataclass(frozen=True)

@@ -39,24 +39,22 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def usable(fixes: UnitFixes, window_s: float) -> UnitFixes:
-    """The unit's fixes that count as movement, on one line through its devices."""
-    keep = (fixes.flags & NOT_MOVEMENT) == 0
-    chosen = _subset(fixes, keep)
-    if len(np.unique(chosen.devices)) <= 1:
-        return chosen
+    """The unit's fixes (read without those flagged NOT_MOVEMENT) on one line through its devices."""
+    if len(np.unique(fixes.devices)) <= 1:
+        return fixes
     points = [
         TrackPoint(t, x, y, str(d), None if math.isnan(a) else a)
         for t, x, y, d, a in zip(
-            chosen.ts_s.tolist(),
-            chosen.lon.tolist(),
-            chosen.lat.tolist(),
-            chosen.devices.tolist(),
-            chosen.accuracy_m.tolist(),
+            fixes.ts_s.tolist(),
+            fixes.lon.tolist(),
+            fixes.lat.tolist(),
+            fixes.devices.tolist(),
+            fixes.accuracy_m.tolist(),
             strict=True,
         )
     ]
     kept = {id(p) for p in follow_best_device(points, window_s)}
-    return _subset(chosen, np.array([id(p) in kept for p in points], dtype=bool))
+    return _subset(fixes, np.array([id(p) in kept for p in points], dtype=bool))
 
 
 def _subset(fixes: UnitFixes, mask: Bools) -> UnitFixes:
@@ -64,7 +62,6 @@ def _subset(fixes: UnitFixes, mask: Bools) -> UnitFixes:
         fixes.ts_s[mask],
         fixes.lon[mask],
         fixes.lat[mask],
-        fixes.flags[mask],
         fixes.accuracy_m[mask],
         fixes.devices[mask],
     )

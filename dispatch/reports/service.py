@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from dispatch.clock import Clock
 from dispatch.reports.assemble import ReportRules, build_report, rfc3339
+from dispatch.reports.maths import NOT_MOVEMENT
 from dispatch.reports.models import MonthlyReport, MonthlyReportOut
 from dispatch.reports.months import Month, due_month
 from store import reports
@@ -39,7 +40,8 @@ def generate(engine: Engine, month: Month, rules: ReportRules, now_s: float) -> 
     """Compute the report of `month` from the database, up to `now_s` (or the month's end)."""
     start_s, end_s = month.bounds(ZoneInfo(rules.timezone))
     data = reports.read_month(engine, start_s, end_s, early_s=rules.checkin_early_s)
-    fixes = reports.unit_fixes(engine, [o.id for o in data.officers], start_s, min(end_s, now_s))
+    officers = [o.id for o in data.officers]
+    fixes = reports.unit_fixes(engine, officers, start_s, min(end_s, now_s), skip_flags=NOT_MOVEMENT)
     return build_report(data, fixes, rules, month, now_s)
 
 

@@ -214,7 +214,6 @@ def test_pure_parts() -> None:
         np.array([0.0, 50.0, 400.0]),
         np.array([0.5, 1.5, 0.5]),
         np.array([0.5, 0.5, 0.5]),
-        np.zeros(3, dtype=np.int64),
         np.full(3, 5.0),
         np.zeros(3, dtype=np.int64),
     )

@@ -314,7 +314,10 @@ def test_the_month_reads_exactly_the_rows_of_the_month(seeded: Engine) -> None:
     fixes = reports.unit_fixes(seeded, ["p1", "p2"], NOV_START, DEC_START)
     assert list(fixes) == ["p1"]
     assert fixes["p1"].ts_s.tolist() == [f[0].timestamp() for f in P1_FIXES]
-    assert fixes["p1"].flags.tolist() == [f[3] for f in P1_FIXES]
+    usable = reports.unit_fixes(
+        seeded, ["p1"], NOV_START, DEC_START, skip_flags=int(FixFlag.IMPOSSIBLE_SPEED)
+    )
+    assert usable["p1"].ts_s.tolist() == [f[0].timestamp() for f in P1_FIXES if not f[3]]  # the jump left out
 
 
 def _comparable(data: reports.MonthData) -> dict[str, Any]:
@@ -384,3 +387,36 @@ def test_step_10_adds_the_report_tables_to_an_older_database(store_url: str) -> 
     assert reports.get_schedule(engine).enabled
     assert migrate(engine, StoreSettings(database_url=store_url)).applied == ()
     engine.dispose()
+
+
+def test_a_unit_with_several_devices_reads_the_same_on_both_stores(pg_url: str, sqlite_url: str) -> None:
+    found = []
+    for url in (pg_url, sqlite_url):
+        engine = open_engine(url, pool_size=2)
+        seed_month(engine)
+        FixWriter(engine).write(
+            [
+                Fix(
+                    device_id=device,
+                    unit_id="a2",
+                    ts=at(5, 9, m),
+                    received_at=at(5, 9, m),
+                    lon=0.5,
+                    lat=0.5,
+                    accuracy_m=acc,
+                )
+                for m, device, acc in (
+                    (0, "a2-cam", 8.0),
+                    (0, "a2-phone", 4.0),
+                    (1, "a2-phone", 4.0),
+                    (2, "a2-cam", 3.0),
+                )
+            ]
+        )
+        fixes = reports.unit_fixes(engine, ["a2", "p1"], NOV_START, DEC_START)
+        found.append({u: (f.ts_s.tolist(), f.devices.tolist()) for u, f in fixes.items()})
+        a2 = fixes["a2"]
+        assert a2.devices.tolist() == [0, 1, 1, 0]  # cam first (ties by device id), then the phone
+        assert a2.accuracy_m.tolist() == [8.0, 4.0, 4.0, 3.0]
+        engine.dispose()
+    assert found[0] == found[1]
