@@ -26,6 +26,7 @@ last JSON line. OUTPOST_BENCH_QUICK=1: 60 officers.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -90,17 +91,11 @@ def populate(engine: Engine, officers: int, interval_s: int) -> dict[str, int]:
             for k in range(officers)
         ],
     )
+    police: dict[str, Any] = {"level": "police", "parent_id": None, "now": before}
     for k in range(officers):
         x, y = _square(k)
-        grids.create_grid(
-            engine,
-            grid_id=f"police-{k}",
-            level="police",
-            name=f"Beat {k}",
-            parent_id=None,
-            geometry=MultiPolygon([box(x, y, x + 0.01, y + 0.01)]),
-            now=before,
-        )
+        beat = MultiPolygon([box(x, y, x + 0.01, y + 0.01)])
+        grids.create_grid(engine, grid_id=f"police-{k}", name=f"Beat {k}", geometry=beat, **police)
     held, changes, checked, shifts = [], [], [], []
     for k in range(officers):
         unit = _officer(k)
@@ -204,7 +199,8 @@ def _fixes(engine: Engine, shifts: list[tuple[str, int, datetime]], interval_s: 
     with engine.begin() as conn:
         conn.execute(
             text(
-                "CREATE TEMP TABLE bench_shifts (unit_id text, k int, starts_at timestamptz, x float8, y float8)"
+                "CREATE TEMP TABLE bench_shifts"
+                " (unit_id text, k int, starts_at timestamptz, x float8, y float8)"
             )
         )
         conn.execute(
@@ -339,9 +335,9 @@ def naive_officer(engine: Engine, unit: str, rules: ReportRules) -> dict[str, An
             break
     points = follow_best_device(points, rules.fusion_window_s)
     distance = 0.0
-    for a, b in zip(points, points[1:]):
-        if _on(a.ts_s, duty) and _on(b.ts_s, duty):
-            distance += haversine_m(a.lon, a.lat, b.lon, b.lat)
+    for p, q in itertools.pairwise(points):
+        if _on(p.ts_s, duty) and _on(q.ts_s, duty):
+            distance += haversine_m(p.lon, p.lat, q.lon, q.lat)
     with engine.connect() as conn:
         held = list(conn.execute(select(assignments).where(assignments.c.unit_id == unit)))
         engaged = list(
@@ -364,10 +360,10 @@ def naive_officer(engine: Engine, unit: str, rules: ReportRules) -> dict[str, An
         assigned += length_s(windows)
         grid = grids.get_grid(engine, a.grid_id, at=a.starts_at)
         assert grid is not None
-        for p, q in zip(points, [*points[1:], None]):
-            hold_end = min(q.ts_s if q else math.inf, p.ts_s + rules.max_gap_s)
-            if grid.geometry.intersects(Point(p.lon, p.lat)):
-                inside += length_s(intersect(windows, [(p.ts_s, hold_end)]))
+        for here, after in zip(points, [*points[1:], None], strict=True):
+            hold_end = min(after.ts_s if after else math.inf, here.ts_s + rules.max_gap_s)
+            if grid.geometry.intersects(Point(here.lon, here.lat)):
+                inside += length_s(intersect(windows, [(here.ts_s, hold_end)]))
     checked = attendance.list_checkins(
         engine, unit_id=unit, start=START - timedelta(hours=1), accepted=True, limit=100_000
     )
@@ -390,23 +386,27 @@ def _on(ts_s: float, spans: list[tuple[float, float]]) -> bool:
     return any(a <= ts_s < b for a, b in spans)
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     quick = os.environ.get("OUTPOST_BENCH_QUICK") == "1"
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--officers", type=int, default=60 if quick else 500)
-    parser.add_argument("--interval", type=int, default=60, help="seconds between an officer's fixes")
-    parser.add_argument(
-        "--naive-sample", type=int, default=0, help="officers the naive build covers (0: all)"
-    )
-    args = parser.parse_args()
+    for flag, default, meaning in (
+        ("--officers", 60 if quick else 500, "officers of the station"),
+        ("--interval", 60, "seconds between an officer's fixes"),
+        ("--naive-sample", 0, "officers the naive build covers (0: all)"),
+    ):
+        parser.add_argument(flag, type=int, default=default, help=meaning)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
     cluster = PgCluster().start()
+    cluster.psql("CREATE DATABASE bench")
+    engine = open_engine(cluster.url("bench"), pool_size=2)
     try:
-        cluster.psql("CREATE DATABASE bench")
-        url = cluster.url("bench")
-        engine = open_engine(url, pool_size=2)
-        migrate(engine, StoreSettings(database_url=url))
+        migrate(engine, StoreSettings(database_url=cluster.url("bench")))
         began = time.perf_counter()
         stored = populate(engine, args.officers, args.interval)
         print(
@@ -418,12 +418,11 @@ def main() -> None:
         report = generate(engine, MONTH, RULES, NOW_S)
         outpost_s = time.perf_counter() - began
         sample = args.naive_sample or args.officers
-        units = [_officer(k) for k in range(sample)]
         began = time.perf_counter()
-        naive = {u: naive_officer(engine, u, RULES) for u in units}
+        naive = {u: naive_officer(engine, u, RULES) for u in (_officer(k) for k in range(sample))}
         naive_s = (time.perf_counter() - began) * args.officers / sample
-        engine.dispose()
     finally:
+        engine.dispose()
         cluster.close()
     by_id = {o.unit_id: o for o in report.officers}
     agree = sum(

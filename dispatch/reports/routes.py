@@ -10,6 +10,7 @@ Every read is audited (`read_report`), as reads of officers' positions are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY
-from dispatch.openapi import DocumentedRoutes, parameter
+from dispatch.openapi import DocumentedRoutes, H, parameter
 from dispatch.problems import InvalidParameter, Unprocessable
 from dispatch.reports.assemble import ReportRules, rfc3339
 from dispatch.reports.formats import FORMATS, MEDIA_TYPES, RENDERERS
@@ -94,14 +95,19 @@ async def _answer(request: web.Request, *, regenerate: bool) -> web.Response:
     return web.Response(body=RENDERERS[fmt](report), headers={"Content-Type": MEDIA_TYPES[fmt]})
 
 
-@api.route(
-    "GET",
-    "/v1/reports/monthly",
-    role="dispatcher",
-    params=[MONTH, FORMAT],
-    response=MonthlyReportOut,
-    errors=[422],
-)
+def _report_route(method: str) -> Callable[[H], H]:
+    """`method /v1/reports/monthly?month=&format=`, for dispatchers."""
+    return api.route(
+        method,
+        "/v1/reports/monthly",
+        role="dispatcher",
+        params=[MONTH, FORMAT],
+        response=MonthlyReportOut,
+        errors=[422],
+    )
+
+
+@_report_route("GET")
 async def monthly(request: web.Request) -> web.Response:
     """Each officer's workload and performance over a month, ranked, with station and grid totals (audited)
 
@@ -112,14 +118,7 @@ async def monthly(request: web.Request) -> web.Response:
     return await _answer(request, regenerate=False)
 
 
-@api.route(
-    "POST",
-    "/v1/reports/monthly",
-    role="dispatcher",
-    params=[MONTH, FORMAT],
-    response=MonthlyReportOut,
-    errors=[422],
-)
+@_report_route("POST")
 async def regenerate_monthly(request: web.Request) -> web.Response:
     """Regenerate a month's report from the data as it is now, replacing the stored one (audited)
 

@@ -14,17 +14,8 @@ from store.grids.records import record as grid_record
 from store.grids.records import table as grid_table
 from store.incidents.rows import EVALUATIONS, FEEDBACK, INCIDENTS, OFFERS, UNITS
 from store.registry.records import units
-from store.reports.records import (
-    Engagement,
-    GridShape,
-    Held,
-    IncidentPlace,
-    MonthData,
-    Officer,
-    RollCallResult,
-    StatusChange,
-    status_history,
-)
+from store.reports import records as rec
+from store.reports.records import status_history
 from store.times import as_utc
 
 # Units that are people: a vehicle carries officers, who are counted themselves.
@@ -43,10 +34,10 @@ def _epoch(value: datetime) -> float:
     return as_utc(value).timestamp()
 
 
-def read_month(engine: Engine, start_s: float, end_s: float, *, early_s: float) -> MonthData:
+def read_month(engine: Engine, start_s: float, end_s: float, *, early_s: float) -> rec.MonthData:
     """Every row the report of [start_s, end_s) needs; check-ins are read from `early_s` before the first
     assignment's start (a check-in counts from that long before its assignment starts)."""
-    data = MonthData(start_s, end_s)
+    data = rec.MonthData(start_s, end_s)
     with engine.connect() as conn:
         data.officers = _officers(conn, end_s)
         data.engagements = _engagements(conn, start_s, end_s)
@@ -60,17 +51,17 @@ def read_month(engine: Engine, start_s: float, end_s: float, *, early_s: float) 
     return data
 
 
-def _officers(conn: Connection, end_s: float) -> list[Officer]:
+def _officers(conn: Connection, end_s: float) -> list[rec.Officer]:
     u = units.c
     query = (
         select(u.id, u.name, u.kind, u.status)
         .where(u.kind.in_(OFFICER_KINDS), u.created_at < _dt(end_s))
         .order_by(u.id)
     )
-    return [Officer(*row) for row in conn.execute(query)]
+    return [rec.Officer(*row) for row in conn.execute(query)]
 
 
-def _engagements(conn: Connection, start_s: float, end_s: float) -> list[Engagement]:
+def _engagements(conn: Connection, start_s: float, end_s: float) -> list[rec.Engagement]:
     e, i = UNITS.c, INCIDENTS.c
     query = (
         select(
@@ -91,7 +82,7 @@ def _engagements(conn: Connection, start_s: float, end_s: float) -> list[Engagem
         .order_by(e.unit_id, e.assigned_at, e.incident_id)
     )
     return [
-        Engagement(
+        rec.Engagement(
             unit_id=r[0],
             incident_id=r[1],
             priority=r[2],
@@ -117,8 +108,8 @@ def _offers(conn: Connection, start_s: float, end_s: float) -> dict[tuple[str, s
 
 
 def _statuses(
-    conn: Connection, officers: list[Officer], start_s: float, end_s: float
-) -> tuple[dict[str, str], list[StatusChange]]:
+    conn: Connection, officers: list[rec.Officer], start_s: float, end_s: float
+) -> tuple[dict[str, str], list[rec.StatusChange]]:
     """Each officer's status at the start (the last change before it; else what the first change after it
     changed from; else the status now, unchanged all along) and the month's changes in time order."""
     h = status_history.c
@@ -130,7 +121,7 @@ def _statuses(
         .where(h.at >= _dt(start_s), h.at < _dt(end_s))
         .order_by(h.unit_id, h.at, h.id)
     )
-    changes = [StatusChange(r[0], _epoch(r[1]), r[2], r[3]) for r in conn.execute(query)]
+    changes = [rec.StatusChange(r[0], _epoch(r[1]), r[2], r[3]) for r in conn.execute(query)]
     return status_before, changes
 
 
@@ -153,7 +144,7 @@ def _until() -> Any:
     return func.coalesce(a.ended_at, a.ends_at)
 
 
-def _held(conn: Connection, start_s: float, end_s: float) -> list[Held]:
+def _held(conn: Connection, start_s: float, end_s: float) -> list[rec.Held]:
     a = assignments.c
     until = _until()
     query = (
@@ -161,10 +152,10 @@ def _held(conn: Connection, start_s: float, end_s: float) -> list[Held]:
         .where(a.starts_at < _dt(end_s), until > _dt(start_s), until > a.starts_at)
         .order_by(a.unit_id, a.starts_at, a.id)
     )
-    return [Held(int(r[0]), r[1], r[2], _epoch(r[3]), _epoch(r[4])) for r in conn.execute(query)]
+    return [rec.Held(int(r[0]), r[1], r[2], _epoch(r[3]), _epoch(r[4])) for r in conn.execute(query)]
 
 
-def _checkins(conn: Connection, held: list[Held], early_s: float) -> dict[str, list[float]]:
+def _checkins(conn: Connection, held: list[rec.Held], early_s: float) -> dict[str, list[float]]:
     """Accepted check-ins of the units holding a grid, from `early_s` before the first start to the last
     end, by unit in time order."""
     if not held:
@@ -183,7 +174,7 @@ def _checkins(conn: Connection, held: list[Held], early_s: float) -> dict[str, l
     return found
 
 
-def _rollcalls(conn: Connection, start_s: float, end_s: float) -> list[RollCallResult]:
+def _rollcalls(conn: Connection, start_s: float, end_s: float) -> list[rec.RollCallResult]:
     r, u = rollcalls.c, rollcall_units_table.c
     query = (
         select(u.unit_id, u.rollcall_id, r.started_at, u.grid_id, u.result)
@@ -191,20 +182,20 @@ def _rollcalls(conn: Connection, start_s: float, end_s: float) -> list[RollCallR
         .where(r.started_at >= _dt(start_s), r.started_at < _dt(end_s))
         .order_by(u.unit_id, r.started_at, u.rollcall_id)
     )
-    return [RollCallResult(x[0], x[1], _epoch(x[2]), x[3], x[4]) for x in conn.execute(query)]
+    return [rec.RollCallResult(x[0], x[1], _epoch(x[2]), x[3], x[4]) for x in conn.execute(query)]
 
 
-def _incidents(conn: Connection, start_s: float, end_s: float) -> list[IncidentPlace]:
+def _incidents(conn: Connection, start_s: float, end_s: float) -> list[rec.IncidentPlace]:
     i = INCIDENTS.c
     query = (
         select(i.id, i.priority, i.lon, i.lat)
         .where(i.reported_at >= _dt(start_s), i.reported_at < _dt(end_s))
         .order_by(i.id)
     )
-    return [IncidentPlace(*row) for row in conn.execute(query)]
+    return [rec.IncidentPlace(*row) for row in conn.execute(query)]
 
 
-def _grids(conn: Connection, grid_ids: list[str]) -> list[GridShape]:
+def _grids(conn: Connection, grid_ids: list[str]) -> list[rec.GridShape]:
     if not grid_ids:
         return []
     t = grid_table(conn)
@@ -213,5 +204,5 @@ def _grids(conn: Connection, grid_ids: list[str]) -> list[GridShape]:
     for row in rows:
         g = grid_record(row)
         valid_to = None if g.valid_to is None else g.valid_to.timestamp()
-        shapes.append(GridShape(g.id, g.name, g.level, g.geometry, g.valid_from.timestamp(), valid_to))
+        shapes.append(rec.GridShape(g.id, g.name, g.level, g.geometry, g.valid_from.timestamp(), valid_to))
     return shapes

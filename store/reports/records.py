@@ -6,17 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shapely.geometry import MultiPolygon
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData
 
 from schemas.tables import reports as report_tables
-from schemas.tables import status as status_tables
+from store.registry.statuses import history as status_history
 
+__all__ = ["status_history"]  # the status history's table, read here, owned by store.registry
 _MD = MetaData()
-status_tables.define(_MD)
 report_tables.define(_MD)
-status_history: Table = _MD.tables["status_history"]
-monthly_reports: Table = _MD.tables["monthly_reports"]
-report_schedule: Table = _MD.tables["report_schedule"]
+monthly_reports, report_schedule = (_MD.tables[name] for name in ("monthly_reports", "report_schedule"))
 
 
 @dataclass(frozen=True, slots=True)

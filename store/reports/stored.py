@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine, delete, select
 
 from store.reports.records import monthly_reports, report_schedule
@@ -16,8 +17,7 @@ from store.times import utc
 SCHEDULE_NAME = "monthly"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReport:
+class StoredReport(msgspec.Struct, frozen=True):
     """A month's report as stored: its figures (`body`), when and by what it was generated."""
 
     month: str

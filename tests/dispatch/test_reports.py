@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
@@ -28,20 +27,14 @@ from dispatch.reports.spans import intersect, on_duty
 from store import reports
 from store.engine import open_engine
 from store.reports import StatusChange, UnitFixes
+from tests.store import test_reports as month_fixture
 from tests.store.test_reports import NOW, at, seed_month
 
+seeded = month_fixture.seeded  # the seeded November, on each store
 NOVEMBER = Month(2026, 11)
 RULES = ReportRules(timezone="UTC", checkin_early_s=900, checkin_late_after_s=300, max_gap_s=600)
 LEG_SHORT_M = 111.1908462655958  # 0.001° of longitude at latitude 0.5° (haversine, R = 6,371,008.8 m)
 LEG_LONG_M = 110857.27362029049  # 0.997° of longitude there (0.503° → 1.5°)
-
-
-@pytest.fixture
-def seeded(store_url: str) -> Iterator[Engine]:
-    engine = open_engine(store_url, pool_size=2)
-    seed_month(engine)
-    yield engine
-    engine.dispose()
 
 
 def _report(engine: Engine) -> MonthlyReportOut:
