@@ -248,13 +248,19 @@ def _shape_at(versions: Sequence[GridShape], at_s: float) -> GridShape | None:
 
 def _grids(data: MonthData, held: list[_Held], shapes: dict[str, list[GridShape]]) -> list[m.Grid]:
     rows = []
-    for grid_id in sorted({h.grid_id for h in held}):
-        mine = [h for h in held if h.grid_id == grid_id]
+    by_grid: dict[str, list[_Held]] = defaultdict(list)
+    for h in held:
+        by_grid[h.grid_id].append(h)
+    called: dict[str | None, list[RollCallResult]] = defaultdict(list)
+    for r in data.rollcalls:
+        called[r.grid_id].append(r)
+    lon = np.array([i.lon for i in data.incidents])
+    lat = np.array([i.lat for i in data.incidents])
+    for grid_id in sorted(by_grid):
+        mine = by_grid[grid_id]
         shape = _shape_at(shapes.get(grid_id, []), data.end_s)
         reported = _by_priority([])
         if shape is not None and data.incidents:
-            lon = np.array([i.lon for i in data.incidents])
-            lat = np.array([i.lat for i in data.incidents])
             inside = shapely.intersects_xy(shape.geometry, lon, lat)
             reported = _by_priority(
                 i.priority for i, k in zip(data.incidents, inside.tolist(), strict=True) if k
@@ -270,7 +276,7 @@ def _grids(data: MonthData, held: list[_Held], shapes: dict[str, list[GridShape]
                 assigned_duty_hours=_hours(assigned),
                 inside_grid_share=_share(sum(h.inside_s for h in mine), assigned),
                 checkins=_checkins(mine),
-                rollcalls=_rollcalls(r for r in data.rollcalls if r.grid_id == grid_id),
+                rollcalls=_rollcalls(called[grid_id]),
             )
         )
     return rows

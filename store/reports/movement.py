@@ -10,6 +10,7 @@ devices in the order they first appear; accuracy is read where the one line need
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -46,8 +47,8 @@ class UnitFixes:
 # row a unit however many fixes, and no Python object per fix. Units with several devices are read again
 # row by row (their one line needs the order of ties, each fix's device and accuracy).
 _PACKED = (
-    "SELECT unit_id, min(hashtext(device_id)) <> max(hashtext(device_id)),"
-    " string_agg(float8send(extract(epoch FROM ts)::float8), ''::bytea),"
+    "SELECT unit_id, min(hashtext(device_id)), max(hashtext(device_id)),"
+    " string_agg(float8send(date_part('epoch', ts)), ''::bytea),"
     " string_agg(float8send(lon), ''::bytea), string_agg(float8send(lat), ''::bytea)"
     " FROM fixes WHERE unit_id IS NOT NULL AND ts >= %s AND ts < %s AND flags & %s = 0 GROUP BY unit_id"
 )
@@ -64,30 +65,40 @@ def unit_fixes(
     if engine.dialect.name != "postgresql":
         return _rows(engine, unit_ids, start, end, skip_flags)
     wanted = set(unit_ids)
-    found: dict[str, UnitFixes] = {}
-    several: list[str] = []
-    for unit_id, many, ts, lon, lat in _packed(engine, start, end, skip_flags):
-        if unit_id not in wanted:
-            continue
-        if many:
-            several.append(unit_id)
-            continue
-        t = np.frombuffer(ts, dtype=">f8").astype(np.float64)
-        order = np.argsort(t, kind="stable")
-        n = len(t)
-        found[unit_id] = UnitFixes(
-            t[order],
-            np.frombuffer(lon, dtype=">f8").astype(np.float64)[order],
-            np.frombuffer(lat, dtype=">f8").astype(np.float64)[order],
-            np.full(n, np.nan),
-            np.zeros(n, dtype=np.int64),
-        )
+    parts: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
+    devices: dict[str, set[int]] = {}
+    for unit_id, lowest, highest, ts, lon, lat in _packed(engine, start, end, skip_flags):
+        if unit_id in wanted:
+            parts.setdefault(unit_id, []).append((ts, lon, lat))
+            devices.setdefault(unit_id, set()).update((lowest, highest))
+    several = {u for u, hashes in devices.items() if len(hashes) > 1}
+    found = {u: _joined(p) for u, p in parts.items() if u not in several}
     if several:
-        found.update(_rows(engine, several, start, end, skip_flags))
+        found.update(_rows(engine, sorted(several), start, end, skip_flags))
     return dict(sorted(found.items()))
 
 
+def _joined(parts: list[tuple[bytes, bytes, bytes]]) -> UnitFixes:
+    """One unit's packed slices as arrays in time order."""
+    t, x, y = (np.frombuffer(b"".join(p[i] for p in parts), dtype=">f8").astype(np.float64) for i in range(3))
+    order = np.argsort(t, kind="stable")
+    return UnitFixes(t[order], x[order], y[order], np.full(len(t), np.nan), np.zeros(len(t), dtype=np.int64))
+
+
+# The month is read as this many slices of time at once, each on its own connection (and partitions): the
+# database packs them in parallel while the driver waits without the GIL.
+_SLICES = 2
+
+
 def _packed(engine: Engine, start: datetime, end: datetime, skip_flags: int) -> list[tuple[Any, ...]]:
+    step = (end - start) / _SLICES
+    bounds = [(start + i * step, start + (i + 1) * step if i < _SLICES - 1 else end) for i in range(_SLICES)]
+    with ThreadPoolExecutor(_SLICES) as pool:
+        slices = list(pool.map(lambda b: _packed_slice(engine, b[0], b[1], skip_flags), bounds))
+    return [row for rows in slices for row in rows]
+
+
+def _packed_slice(engine: Engine, start: datetime, end: datetime, skip_flags: int) -> list[tuple[Any, ...]]:
     pooled = engine.raw_connection()
     try:
         driver = cast(psycopg.Connection[Any], pooled.dbapi_connection)

@@ -1,17 +1,23 @@
 """`outpost report monthly` run as a subprocess against both stores holding the hand-made November of
 tests/store/test_reports.py: JSON with the hand-counted figures, the same bytes when asked again (stored),
-CSV and a printable HTML file, --regenerate, and a future or malformed month refused naming --month."""
+CSV and a printable HTML file, --regenerate, and a future or malformed month refused naming --month; and
+through `outpost run`, the routes and the automatic run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
+from store import access, reports
 from store.engine import open_engine
 from tests.store.test_reports import seed_month
+from tests.support.outpost_run import running_outpost
 from tests.support.services import REPO
 
 CLI = [sys.executable, "-m", "outpost.cli", "report", "monthly"]
@@ -58,3 +64,25 @@ def test_the_monthly_report_from_the_command_line(store_url: str, tmp_path: Path
     assert future.returncode == 2 and "--month 2999-01 has not begun" in future.stderr
     malformed = _run(store_url, tmp_path, "--month", "November")
     assert malformed.returncode == 2 and "--month must be a month as YYYY-MM" in malformed.stderr
+
+
+async def test_outpost_run_serves_the_report_and_stores_the_month_before(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Through the composition root (`outpost run`): the routes are mounted and the automatic run, on the
+    system clock, stores last month's report (the hour set to 0 so it is due whatever the time of day)."""
+    engine = open_engine(sqlite_url, pool_size=1)
+    reports.set_schedule(engine, enabled=True, hour=0, by="test", now=datetime.now(UTC))
+    token = access.create_token(engine, role="dispatcher", name="t", now=datetime.now(UTC))[1]
+    async with running_outpost(sqlite_url, tmp_path) as (running, _):
+        request = urllib.request.Request(
+            f"{running.http_url}/v1/reports/schedule", headers={"Authorization": f"Bearer {token}"}
+        )
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).read())
+        assert json.loads(body)["hour"] == 0
+        for _ in range(200):  # the first check runs at start, in a thread: wait for it (no time asserted)
+            if reports.stored_months(engine):
+                break
+            await asyncio.sleep(0.05)
+    assert len(reports.stored_months(engine)) == 1
+    engine.dispose()
