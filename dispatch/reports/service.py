@@ -69,12 +69,17 @@ def monthly_report(
         return _out(generate(engine, month, rules, now_s), now_text, trigger)
     stored = None if regenerate else reports.get_report(engine, month.label)
     if stored is not None:
-        body = msgspec.convert(stored.body, MonthlyReport, from_attributes=False)
-        return _out(body, rfc3339(stored.generated_at.timestamp()), stored.trigger)
+        return _stored(stored)
     report = generate(engine, month, rules, now_s)
-    saved = reports.StoredReport(month.label, _datetime(now_s), trigger, msgspec.to_builtins(report))
-    reports.save_report(engine, saved)
-    return _out(report, now_text, trigger)
+    body = msgspec.to_builtins(report)
+    drafted = reports.StoredReport(month.label, _datetime(now_s), trigger, body)
+    stored = reports.save_report(engine, drafted, replace=regenerate)
+    return _stored(stored)
+
+
+def _stored(stored: reports.StoredReport) -> MonthlyReportOut:
+    body = msgspec.convert(stored.body, MonthlyReport)
+    return _out(body, rfc3339(stored.generated_at.timestamp()), stored.trigger)
 
 
 def run_due(engine: Engine, rules: ReportRules, now_s: float) -> str | None:

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.reports.records import monthly_reports, report_schedule
 from store.rows import record_of
@@ -43,18 +45,20 @@ def get_report(engine: Engine, month: str) -> StoredReport | None:
     return record_of(StoredReport, row) if row is not None else None
 
 
-def save_report(engine: Engine, report: StoredReport) -> None:
-    """Store `report`, replacing the month's previous one."""
+def save_report(engine: Engine, report: StoredReport, *, replace: bool = True) -> StoredReport:
+    """Store `report`, replacing the month's previous one (`replace`) or leaving a stored one alone (two
+    first requests at once: the first stored wins); the report stored afterwards."""
+    values = {
+        "month": report.month,
+        "generated_at": utc(report.generated_at),
+        "trigger": report.trigger,
+        "body": report.body,
+    }
     with engine.begin() as conn:
-        conn.execute(delete(monthly_reports).where(monthly_reports.c.month == report.month))
-        conn.execute(
-            monthly_reports.insert().values(
-                month=report.month,
-                generated_at=utc(report.generated_at),
-                trigger=report.trigger,
-                body=report.body,
-            )
-        )
+        conn.execute(_upsert(engine, monthly_reports, values, "month", replace=replace))
+    stored = get_report(engine, report.month)
+    assert stored is not None
+    return stored
 
 
 def stored_months(engine: Engine) -> list[str]:
@@ -77,12 +81,17 @@ def set_schedule(engine: Engine, *, enabled: bool, hour: int, by: str, now: date
     """Store the schedule (replacing the previous one)."""
     if not 0 <= hour <= 23:
         raise ValueError(f"hour must be 0 to 23, got {hour}")
-    t = report_schedule
+    values = {"enabled": enabled, "hour": hour, "updated_at": utc(now), "updated_by": by}
     with engine.begin() as conn:
-        conn.execute(delete(t).where(t.c.name == SCHEDULE_NAME))
-        conn.execute(
-            t.insert().values(
-                name=SCHEDULE_NAME, enabled=enabled, hour=hour, updated_at=utc(now), updated_by=by
-            )
-        )
+        conn.execute(_upsert(engine, report_schedule, {"name": SCHEDULE_NAME, **values}, "name"))
     return get_schedule(engine)
+
+
+def _upsert(engine: Engine, table: Table, values: dict[str, Any], key: str, *, replace: bool = True) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE (or DO NOTHING), on PostgreSQL and SQLite alike."""
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(**values)
+    if not replace:
+        return statement.on_conflict_do_nothing(index_elements=[key])
+    changed = {k: statement.excluded[k] for k in values if k != key}
+    return statement.on_conflict_do_update(index_elements=[key], set_=changed)

@@ -349,15 +349,18 @@ def test_both_stores_read_the_same_month(pg_url: str, sqlite_url: str) -> None:
     assert found[0] == found[1]
 
 
-def test_a_report_is_stored_once_and_replaced_by_a_regeneration(store_url: str) -> None:
+def test_a_report_is_stored_once_and_replaced_only_by_a_regeneration(store_url: str) -> None:
     engine = open_engine(store_url, pool_size=2)
     assert reports.get_report(engine, "2026-11") is None
     first = reports.StoredReport("2026-11", NOW, "auto", {"officers": [1]})
     reports.save_report(engine, first)
     assert reports.get_report(engine, "2026-11") == first
     again = reports.StoredReport("2026-11", NOW + timedelta(days=3), "api", {"officers": [2]})
-    reports.save_report(engine, again)
-    assert reports.get_report(engine, "2026-11") == again
+    late = reports.StoredReport("2026-11", NOW + timedelta(days=1), "api", {"officers": [3]})
+    assert (
+        reports.save_report(engine, late, replace=False) == first
+    )  # a second first request: the first stands
+    assert reports.save_report(engine, again) == again
     assert reports.stored_months(engine) == ["2026-11"]
     engine.dispose()
 
