@@ -31,6 +31,7 @@ from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.patrol import event_messages
+from dispatch.reports.plugin import ReportsPlugin
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.channel import DeviceChannel
@@ -40,6 +41,7 @@ from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
 from outpost.ingest_app import serve_ingest_http, site_url
+from outpost.report_rules import rules_of
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
 from schemas.config import redact_url
@@ -179,7 +181,11 @@ class _Parts:
         await fleet.rebuild(engine, settings.api.index_lookback_s)
         incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
         desk = FieldDesk(engine, fleet, bus, self.clock, settings.field, channel.send)
-        plugins: list[ApiPlugin] = [IncidentsPlugin(incidents), FieldPlugin(desk)]
+        plugins: list[ApiPlugin] = [
+            IncidentsPlugin(incidents),
+            FieldPlugin(desk),
+            ReportsPlugin(rules_of(settings)),
+        ]
         on_device_message = self._device_messages(incidents, fleet, desk, channel)
         if role == "all":
             pipeline = build_pipeline(

@@ -62,6 +62,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (7, "geofence table", _create_tables),
     (8, "status history, check-ins, roll calls; the break status", add_attendance_tables),
     (9, "incident grids and merges", add_incident_grids),
+    (10, "monthly reports and their schedule", _create_tables),
     (12, "the audit log's hash chain", add_chain_columns),
 )
 

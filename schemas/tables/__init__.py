@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from schemas.tables import access, attendance, duty, fences, grids, incidents, registry, status, telemetry
+from schemas.tables import reports as report_tables
 from schemas.tables.flavour import Flavour
 
 __all__ = ["Flavour", "build_metadata"]
@@ -27,4 +28,5 @@ def build_metadata(flavour: Flavour) -> MetaData:
     fences.define(md, flavour)
     status.define(md)
     attendance.define(md)
+    report_tables.define(md)
     return md
