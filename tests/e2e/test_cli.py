@@ -77,6 +77,7 @@ def embedded_run(tmp_path: Path) -> Iterator[tuple[str, int, str, Path]]:
     try:
         wait_for_port(http_port, timeout_s=60, proc=proc)
         wait_for_port(mqtt_port, timeout_s=30, proc=proc)
+        _wait_until(lambda: _get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200, 60)
         yield f"http://127.0.0.1:{http_port}", mqtt_port, token, tmp_path
     finally:
         proc.send_signal(signal.SIGINT)

@@ -1,5 +1,6 @@
 """Test helper: the whole of Outpost as `outpost run` starts it (`serve("all")`, the embedded broker), on
-free ports over a given store, until the block ends."""
+free ports over a given store, until the block ends. The block begins once Outpost is ready (`on_ready`,
+which `serve` calls only when /readyz would answer 200: the ingest subscription acknowledged)."""
 
 from __future__ import annotations
 
