@@ -19,21 +19,15 @@ from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
 from ingest.http import OPENAPI_PATHS, routes
-from ingest.http.problems import rejected_fields
+from ingest.http.problems import REASON_FIELDS, rejected_fields
 from ingest.pipeline import Pipeline
 from ingest.settings import IngestSettings
 from ingest.spool import Spool
-from ingest.validate import Validator
+from ingest.validate import REASONS, Validator
 from schemas.fix import Fix, FixFlag
 from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
-from tests.ingest.ingest_harness import (
-    ingest_settings,
-    mosquitto_pub,
-    own_fix,
-    register,
-    running_ingest,
-    wait_for,
-)
+from tests.ingest import ingest_harness as harness
+from tests.ingest.ingest_harness import register, wait_for
 from tests.support.services import Mosquitto
 
 
@@ -288,16 +282,19 @@ async def test_rejected_fixes_answer_in_the_apis_problem_shape_naming_the_field(
 def test_a_time_in_seconds_where_milliseconds_are_expected_is_named_with_its_hint() -> None:
     (entry,) = rejected_fields(["too_old", "ts_in_seconds"], [], {})[1:]
     assert entry["name"] == "ts" and "epoch seconds where epoch milliseconds are expected" in entry["reason"]
+    assert set(REASON_FIELDS) <= set(REASONS)  # the table names reasons that exist
 
 
 async def test_an_mqtt_fix_in_epoch_seconds_is_dead_lettered_with_the_hint(
     mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
 ) -> None:
     register(pg_engine, "cam-1")
-    async with running_ingest(ingest_settings(mosquitto.url, tmp_path), pg_engine):
+    async with harness.running_ingest(harness.ingest_settings(mosquitto.url, tmp_path), pg_engine):
         seconds = int(time.time()) - 5  # the device meant epoch milliseconds
-        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-1/fix", own_fix(1, ts_ms=seconds))
-        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-1/fix", own_fix(2, ts_ms=946684800000))
+        for seq, ts_ms in ((1, seconds), (2, 946684800000)):
+            await harness.mosquitto_pub(
+                mosquitto.port, "outpost/v1/devices/cam-1/fix", harness.own_fix(seq, ts_ms=ts_ms)
+            )
         await wait_for(lambda: count_rejected(pg_engine) == 2, what="two dead letters")
     assert count_rejected(pg_engine, "ts_in_seconds") == 1  # the plain old fix gets too_old alone
     assert count_rejected(pg_engine, "too_old") == 2

@@ -10,45 +10,34 @@ import contextlib
 import json
 import shutil
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from outpost.root import Running, serve
-from outpost.settings import load_settings
+from outpost.root import Running
 from store.engine import open_engine
 from store.fixes import count_fixes
+from tests.support.outpost_run import starting_outpost
 from tests.support.services import Mosquitto, free_port
 
 DEVICE = "ready-1"
 
 
-@contextlib.asynccontextmanager
-async def outpost_on(
+def outpost_on(
     broker: Mosquitto, tmp_path: Path, http_port: int
-) -> AsyncIterator[tuple[asyncio.Future[Running], asyncio.Task[None]]]:
-    """`serve("all")` against `broker` and a SQLite store; (the ready future, the server task)."""
-    settings = load_settings(
-        {
-            "OUTPOST_DATABASE_URL": f"sqlite:///{tmp_path / 'outpost.db'}",
-            "OUTPOST_MQTT_URL": broker.url,
-            "OUTPOST_MQTT_PROTOCOL": "3.1.1",
-            "OUTPOST_HTTP_PORT": str(http_port),
-            "OUTPOST_SPOOL_DIR": str(tmp_path / "spool"),
-            "OUTPOST_REGISTER_UNKNOWN_DEVICES": "true",
-        }
+) -> contextlib.AbstractAsyncContextManager[tuple[asyncio.Future[Running], asyncio.Task[None], int]]:
+    """`serve("all")` against `broker` and a SQLite store, from before it is ready."""
+    return starting_outpost(
+        f"sqlite:///{tmp_path / 'outpost.db'}",
+        tmp_path,
+        OUTPOST_MQTT_URL=broker.url,
+        OUTPOST_MQTT_PROTOCOL="3.1.1",
+        OUTPOST_HTTP_PORT=str(http_port),
+        OUTPOST_REGISTER_UNKNOWN_DEVICES="true",
     )
-    stop = asyncio.Event()
-    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(serve(settings, "all", stop=stop, on_ready=ready.set_result))
-    try:
-        yield ready, server
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 60)
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
@@ -77,7 +66,10 @@ async def test_ready_only_once_the_broker_acknowledged_the_subscription(
     assert mosquitto.proc is not None
     mosquitto.proc.send_signal(signal.SIGSTOP)  # accepts connections (the kernel does), answers nothing
     try:
-        async with outpost_on(mosquitto, tmp_path, port) as (ready, server), aiohttp.ClientSession() as http:
+        async with (
+            outpost_on(mosquitto, tmp_path, port) as (ready, server, _),
+            aiohttp.ClientSession() as http,
+        ):
 
             async def alive() -> bool:
                 return (await get(http, base + "/healthz"))[0] == 200
@@ -102,7 +94,7 @@ async def test_ready_only_once_the_broker_acknowledged_the_subscription(
 async def test_the_first_start_creates_the_session_that_keeps_fixes_published_while_down(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    async with outpost_on(mosquitto, tmp_path, free_port()) as (ready, server):
+    async with outpost_on(mosquitto, tmp_path, free_port()) as (ready, server, _):
         await asyncio.wait_for(asyncio.shield(ready), 60)
     # Outpost is down; a device publishes (QoS 1) into the session the first start left at the broker.
     payload = json.dumps({"ts": "2026-12-03T12:00:00Z", "lat": 37.7793, "lon": -122.4194, "acc_m": 5})
@@ -115,7 +107,7 @@ async def test_the_first_start_creates_the_session_that_keeps_fixes_published_wh
     assert await asyncio.wait_for(publisher.wait(), 30) == 0
     engine = open_engine(f"sqlite:///{tmp_path / 'outpost.db'}", pool_size=1)
     try:
-        async with outpost_on(mosquitto, tmp_path, free_port()) as (ready, server):
+        async with outpost_on(mosquitto, tmp_path, free_port()) as (ready, server, _):
             await asyncio.wait_for(asyncio.shield(ready), 60)
 
             async def stored() -> bool:
