@@ -68,7 +68,7 @@ def _print_ready(running: Running) -> None:
     mqtt = redact_url(running.mqtt_url)
     print(f"Outpost is up: API {running.http_url}  ({broker} {mqtt}, storage {running.storage})")
     print(f"  map:     {running.http_url}/map   (sign in with a token; wall screen: /map?wall=1)")
-    print(f"  health:  {running.http_url}/healthz   OpenAPI: {running.http_url}/openapi.json")
+    print(f"  ready:   {running.http_url}/readyz   (liveness /healthz)   OpenAPI: /openapi.json")
     print("  a token: outpost token create --role dispatcher   (then -H 'Authorization: Bearer <token>')")
     print("Press Ctrl-C to stop.", flush=True)
 
