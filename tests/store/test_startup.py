@@ -20,9 +20,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -30,6 +31,7 @@ from sqlalchemy import text
 from store.engine import open_engine
 from tests.support.services import REPO, PgCluster, free_port, pg_bindir
 
+T = TypeVar("T")
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:DEBUG|INFO) ")
 CLI = [sys.executable, "-m", "outpost.cli"]
 PASSWORD_USER, PASSWORD = "outpost_pw", "right-password"
@@ -96,23 +98,28 @@ def relocated() -> Iterator[Relocated]:
     root.chmod(0o755)
     try:
         new_bin = _relocate(root)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("OUTPOST_TEST_PG_BIN", str(new_bin))
-            cluster = PgCluster().start()
-            try:
-                hba = cluster.datadir / "pg_hba.conf"
-                hba.write_text(
-                    f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n" + hba.read_text(),
-                    encoding="utf-8",
-                )
-                cluster.psql(f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-                cluster.psql("SELECT pg_reload_conf()")
-                extensions = new_bin.parents[3] / "share" / "postgresql" / new_bin.parent.name / "extension"
-                yield Relocated(cluster, extensions)
-            finally:
-                cluster.close()
+        cluster = _with_bindir(new_bin, lambda: PgCluster().start())
+        try:
+            hba = cluster.datadir / "pg_hba.conf"
+            hba.write_text(
+                f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n" + hba.read_text(), encoding="utf-8"
+            )
+            cluster.psql(f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+            cluster.psql("SELECT pg_reload_conf()")
+            extensions = new_bin.parents[3] / "share" / "postgresql" / new_bin.parent.name / "extension"
+            yield Relocated(cluster, extensions)
+        finally:
+            _with_bindir(new_bin, cluster.close)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _with_bindir(bindir: Path, action: Callable[[], T]) -> T:
+    """`action` with the fixtures' PostgreSQL binaries taken from `bindir`; only for as long as it runs, so
+    that the session's own cluster (started lazily, by any later test) still comes from the real install."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OUTPOST_TEST_PG_BIN", str(bindir))
+        return action()
 
 
 @pytest.fixture
