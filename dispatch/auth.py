@@ -122,7 +122,7 @@ def bearer(request: web.Request) -> str | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The API's own open paths: readiness and the API's description.
-OPEN_PATHS = ("/healthz", "/openapi.json")
+OPEN_PATHS = ("/healthz", "/readyz", "/openapi.json")
 
 
 def auth_middleware(

@@ -23,6 +23,8 @@ LON_OUT_OF_RANGE = "lon_out_of_range"
 NULL_ISLAND = "null_island"
 FUTURE = "future"
 TOO_OLD = "too_old"
+# Alongside too_old: the time reads as epoch seconds where milliseconds are expected (×1000 it is now).
+TS_IN_SECONDS = "ts_in_seconds"
 VALUE_OUT_OF_RANGE = "value_out_of_range"
 UNKNOWN_DEVICE = "unknown_device"
 DISABLED_DEVICE = "disabled_device"
@@ -34,6 +36,7 @@ VALIDATE_REASONS: tuple[str, ...] = (
     NULL_ISLAND,
     FUTURE,
     TOO_OLD,
+    TS_IN_SECONDS,
     VALUE_OUT_OF_RANGE,
     UNKNOWN_DEVICE,
     DISABLED_DEVICE,
@@ -104,6 +107,16 @@ def too_old(f: Facts) -> str | None:
     return TOO_OLD if f.ts_s < f.now_s - f.settings.max_past_s else None
 
 
+def ts_in_seconds(f: Facts) -> str | None:
+    """Too old, but a thousand times later it would be in the window: epoch seconds sent as milliseconds
+    (`ts` of Outpost's format), the commonest device bug; the reason says so, where too_old alone does not."""
+    if f.ts_s >= f.now_s - f.settings.max_past_s:
+        return None
+    as_ms_s = f.ts_s * 1000.0
+    window = f.now_s - f.settings.max_past_s <= as_ms_s <= f.now_s + f.settings.max_future_s
+    return TS_IN_SECONDS if window else None
+
+
 def value_out_of_range(f: Facts) -> str | None:
     """An optional measurement of absurd magnitude (it could not even be stored)."""
     for value in _optionals(f.c):
@@ -129,6 +142,7 @@ HARD_RULES: tuple[HardRule, ...] = (
     null_island,
     future,
     too_old,
+    ts_in_seconds,
     value_out_of_range,
     unknown_device,
     disabled_device,

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
 from ingest.embedded import EmbeddedSource
+from ingest.mqtt.client import parse_mqtt_url
 from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
 from ingest.pipeline import Pipeline
 from ingest.ports import OnAccepted, OnDeviceMessage
@@ -100,9 +101,11 @@ async def run_ingest(
     stop: asyncio.Event | None = None,
     pipeline: Pipeline | None = None,
     source: EmbeddedSource | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run ingest (MQTT subscriber, or the embedded broker's in-process `source`; batching, storage, spool)
-    until `stop` is set."""
+    until `stop` is set. `on_ready` is called once the broker keeps messages for us: the subscription is
+    acknowledged (SUBACK, so the persistent session exists), or the in-process source is serving."""
     stop = stop or asyncio.Event()
     if pipeline is None:
         pipeline = build_pipeline(
@@ -112,12 +115,16 @@ async def run_ingest(
     pipeline.seed(await _latest(engine, clock))
     disconnect = asyncio.Event()
     receiver: EmbeddedSource | MqttSubscriber
+    subscribed = asyncio.Event()
     if source is not None:
         receiver = source
         receiving = asyncio.create_task(source.serve(pipeline.on_messages, disconnect))
+        subscribed.set()
     else:
         receiver = subscriber = _subscriber(settings, pipeline, clock)
+        subscribed = subscriber.subscribed
         receiving = asyncio.create_task(subscriber.run(disconnect))
+    signalling = asyncio.create_task(_signal_ready(subscribed, on_ready))
     pipeline.attach(receiver)
     flushing = asyncio.create_task(pipeline.run(stop))
     log.info(
@@ -142,6 +149,7 @@ async def run_ingest(
         with contextlib.suppress(Exception):
             await receiving
         stopping.cancel()
+        signalling.cancel()
         await pipeline.settle()  # no worker thread may still write to the spool when it closes
         pipeline.close()
     for task in (flushing, receiving):
@@ -149,6 +157,33 @@ async def run_ingest(
             log.error("ingest failed", exc_info=task.exception())
             raise task.exception()  # type: ignore[misc]
     log.info("ingest stopped")
+
+
+async def _signal_ready(subscribed: asyncio.Event, on_ready: Callable[[], None] | None) -> None:
+    await subscribed.wait()
+    log.info("ingest subscribed: the broker keeps device messages for us from now on")
+    if on_ready is not None:
+        on_ready()
+
+
+class BrokerUnreachable(Exception):  # noqa: N818 (reads as a verdict)
+    """The configured MQTT broker does not accept connections at start; the message is one line."""
+
+
+async def check_broker(url: str, timeout_s: float = 5.0) -> None:
+    """Raise BrokerUnreachable unless something accepts TCP connections at the broker `url`."""
+    address = parse_mqtt_url(url)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port), timeout_s)
+    except (OSError, TimeoutError) as exc:
+        why = str(exc) or f"no answer within {timeout_s:g} s"
+        raise BrokerUnreachable(
+            f"the MQTT broker {redact_url(url)} cannot be reached ({why}); check that it runs, and that "
+            "OUTPOST_MQTT_URL names it"
+        ) from exc
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 def _subscriber(settings: IngestSettings, pipeline: Pipeline, clock: Callable[[], float]) -> MqttSubscriber:

@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import errno
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ingest.runner import BrokerUnreachable
 from outpost import grids_cli, incidents_cli, roster_cli, tools
 from outpost.audit_cli import add_audit_commands
 from outpost.demo import DemoOptions, run_demo
@@ -29,7 +31,7 @@ from outpost.settings import (
 )
 from schemas.config import ConfigError, redact_url
 from store import access
-from store.engine import open_engine
+from store.engine import CannotStart, open_engine
 from store.errors import unavailable_reason
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -68,7 +70,7 @@ def _print_ready(running: Running) -> None:
     mqtt = redact_url(running.mqtt_url)
     print(f"Outpost is up: API {running.http_url}  ({broker} {mqtt}, storage {running.storage})")
     print(f"  map:     {running.http_url}/map   (sign in with a token; wall screen: /map?wall=1)")
-    print(f"  health:  {running.http_url}/healthz   OpenAPI: {running.http_url}/openapi.json")
+    print(f"  ready:   {running.http_url}/readyz   (liveness /healthz)   OpenAPI: /openapi.json")
     print("  a token: outpost token create --role dispatcher   (then -H 'Authorization: Bearer <token>')")
     print("Press Ctrl-C to stop.", flush=True)
 
@@ -213,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `outpost` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = load_settings()
         configure_logging(args.log_level, settings.log.log_format)
@@ -224,18 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except tools.MissingExtraError as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2
+    except (CannotStart, BrokerUnreachable) as exc:
+        return _cannot_start(args, str(exc), exc)
     except SQLAlchemyError as exc:
         reason = unavailable_reason(exc)
-        if reason is None:
+        if reason is None or settings is None:
             raise
         url = redact_url(settings.store.database_url)
-        print(
-            f"outpost: cannot start: the database {url} cannot be used ({reason}); "
-            "check that it runs, and that OUTPOST_DATABASE_URL names it "
-            "(host, port, user, password, database)",
-            file=sys.stderr,
+        return _cannot_start(
+            args,
+            f"the database {url} cannot be used ({reason}); check that it runs, and that "
+            "OUTPOST_DATABASE_URL names it (host, port, user, password, database)",
+            exc,
         )
-        return 2
     except OSError as exc:
         if exc.errno not in _CANNOT_LISTEN:
             raise
@@ -244,6 +248,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _cannot_start(args: argparse.Namespace, line: str, exc: BaseException) -> int:
+    """One line and exit 2; the traceback too with --log-level DEBUG."""
+    if str(args.log_level).upper() == "DEBUG":
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"outpost: cannot start: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The `ingest` role's HTTP server: the phones' endpoints (/ingest/…), /healthz, and /metrics behind an API
-token. It borrows the API's token check and problem responses, so it is assembled here, where both sides
-may be imported, rather than in either of them."""
+"""The `ingest` role's HTTP server: the phones' endpoints (/ingest/…), /healthz, /readyz, and /metrics
+behind an API token. It borrows the API's token check and problem responses, so it is assembled here, where
+both sides may be imported, rather than in either of them."""
 
 from __future__ import annotations
 
@@ -13,18 +13,28 @@ from sqlalchemy import Engine
 from dispatch.auth import TokenAuthority, auth_middleware
 from dispatch.clock import Clock
 from dispatch.problems import problems_middleware
+from dispatch.routes.health import Gates, readiness
 from dispatch.settings import ApiSettings
 from ingest import http as ingest_http
 from ingest.pipeline import Pipeline
 
 
 async def serve_ingest_http(
-    stack: contextlib.AsyncExitStack, api: ApiSettings, pipeline: Pipeline, engine: Engine, clock: Clock
+    stack: contextlib.AsyncExitStack,
+    api: ApiSettings,
+    pipeline: Pipeline,
+    engine: Engine,
+    clock: Clock,
+    gates: Gates | None = None,
 ) -> str:
-    """Start the server on the API's address; it stops with `stack`. Returns its URL."""
+    """Start the server on the API's address; it stops with `stack`. Returns its URL. `/readyz` waits for
+    the database and `gates` (the ingest subscription)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "role": "ingest"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        return await readiness(engine, True, gates)  # no live picture in this role
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -35,6 +45,7 @@ async def serve_ingest_http(
         middlewares=[problems_middleware, auth_middleware(authority)],
     )
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.add_routes(ingest_http.routes(pipeline))
     runner = web.AppRunner(app, access_log=None)

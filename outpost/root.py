@@ -32,13 +32,14 @@ from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
+from dispatch.routes.health import GATES_KEY, Gates
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
 from ingest.ports import DeviceOutcome, OnDeviceMessage
 from ingest.relay import relay_device_messages
-from ingest.runner import build_pipeline, embedded_source, mqtt_url_of, run_ingest
+from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
 from outpost.ingest_app import serve_ingest_http, site_url
 from outpost.report_rules import rules_of
@@ -52,6 +53,7 @@ from store.migrate import MigrationReport, migrate
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "ingest", "api"]
+SUBSCRIBED = "ingest_subscribed"  # the readiness gate: the broker acknowledged ingest's subscription
 
 
 def run_migrate(settings: Settings) -> MigrationReport:
@@ -89,35 +91,51 @@ async def serve(
         report = await asyncio.to_thread(migrate, engine, settings.store)
         async with contextlib.AsyncExitStack() as stack:
             broker_url, embedded, source = await _broker(stack, settings.ingest, role)
+            if not embedded:
+                await check_broker(broker_url)  # one line and exit 2, rather than retrying unseen forever
+            gates = Gates()
+            if (
+                role != "api"
+            ):  # the `api` role's relay subscribes too, but the `ingest` role holds the session
+                gates.require(SUBSCRIBED)
             # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5 (shared subscriptions) by default.
             protocol = "3.1.1" if embedded else settings.ingest.mqtt_protocol
             ingest_settings = replace(settings.ingest, mqtt_url=broker_url, mqtt_protocol=protocol)
             supervisor = await stack.enter_async_context(supervised())
             if role == "ingest":
                 http_url = await _serve_ingest(
-                    stack, supervisor, settings, ingest_settings, engine, clock, stop, source
+                    stack, supervisor, settings, ingest_settings, engine, clock, stop, source, gates
                 )
             else:
-                parts = _Parts(stack, supervisor, settings, ingest_settings, engine, clock, stop)
+                parts = _Parts(stack, supervisor, settings, ingest_settings, engine, clock, stop, gates)
                 http_url = await parts.serve_api(role, source)
             # One role keeps the store: partitions ahead, retention of fixes and dead letters.
             if role != "api":
                 supervisor.run(maintain_storage(engine, settings.store), "storage-maintenance")
             running = Running(http_url, broker_url, embedded, _storage_label(report))
-            log.info(
-                "outpost ready",
-                extra={
-                    "role": role,
-                    "http": http_url,
-                    "mqtt": redact_url(broker_url),
-                    "storage": running.storage,
-                },
-            )
-            if on_ready is not None:
-                on_ready(running)
+            supervisor.run(_announce(running, role, gates, on_ready), "announce-ready")
             await supervisor.wait_until(stop)
     finally:
         engine.dispose()
+
+
+async def _announce(
+    running: Running, role: Role, gates: Gates, on_ready: Callable[[Running], None] | None
+) -> None:
+    """Ready once the broker keeps device messages for us (the subscription acknowledged): before that, a
+    fleet told "ready" would publish into a session that does not exist yet, and lose those fixes."""
+    await gates.all_open()
+    log.info(
+        "outpost ready",
+        extra={
+            "role": role,
+            "http": running.http_url,
+            "mqtt": redact_url(running.mqtt_url),
+            "storage": running.storage,
+        },
+    )
+    if on_ready is not None:
+        on_ready(running)
 
 
 async def _broker(
@@ -141,14 +159,21 @@ async def _serve_ingest(
     clock: Clock,
     stop: asyncio.Event,
     source: EmbeddedSource | None,
+    gates: Gates,
 ) -> str:
     """The `ingest` role: the pipeline with no live picture, and its HTTP side."""
     pipeline = build_pipeline(ingest_settings, engine, on_accepted=_ignore)
     ingest = run_ingest(
-        ingest_settings, engine, on_accepted=_ignore, stop=stop, source=source, pipeline=pipeline
+        ingest_settings,
+        engine,
+        on_accepted=_ignore,
+        stop=stop,
+        source=source,
+        pipeline=pipeline,
+        on_ready=lambda: gates.open(SUBSCRIBED),
     )
     supervisor.run(ingest, "ingest", critical=True)
-    return await serve_ingest_http(stack, settings.api, pipeline, engine, clock)
+    return await serve_ingest_http(stack, settings.api, pipeline, engine, clock, gates)
 
 
 @dataclass
@@ -162,6 +187,7 @@ class _Parts:
     engine: Engine
     clock: Clock
     stop: asyncio.Event
+    gates: Gates
 
     async def serve_api(self, role: Role, source: EmbeddedSource | None) -> str:
         settings, engine, supervisor = self.settings, self.engine, self.supervisor
@@ -202,6 +228,7 @@ class _Parts:
                 pipeline=pipeline,
                 stop=self.stop,
                 source=source,
+                on_ready=lambda: self.gates.open(SUBSCRIBED),
             )
             supervisor.run(ingest, "ingest", critical=True)
         else:
@@ -215,6 +242,7 @@ class _Parts:
         app = init_app(
             ApiContext(engine=engine, fleet=fleet, bus=bus, clock=self.clock, settings=settings.api), plugins
         )
+        app[GATES_KEY] = self.gates
         supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker
         self.stack.push_async_callback(channel.close)
         runner = web.AppRunner(app, access_log=None)

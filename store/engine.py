@@ -10,7 +10,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-class UnsupportedDatabase(ValueError):  # noqa: N818 (reads as a verdict)
+class CannotStart(RuntimeError):  # noqa: N818 (reads as a verdict)
+    """The database cannot serve Outpost as configured; the message is the one line an operator needs (what
+    is missing and what to install or set), printed by the CLI without a traceback."""
+
+
+class UnsupportedDatabase(CannotStart, ValueError):  # noqa: N818 (reads as a verdict)
     """OUTPOST_DATABASE_URL names a database Outpost cannot use."""
 
 

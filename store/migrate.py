@@ -1,9 +1,10 @@
 """Applying the schema: decide the flavour by asking the database, create what is missing, record versions.
 
 Safe to run twice: every step checks before it creates, and applied versions are recorded in
-`schema_version`. On PostgreSQL, TimescaleDB is used when the extension can be created (hypertable,
-compression, retention); otherwise `fixes` is natively partitioned by day and `partitions.maintain`
-creates partitions ahead and drops expired ones.
+`schema_version`. On PostgreSQL, PostGIS must be installed on the server (CannotStart names the package
+otherwise), and TimescaleDB is used when the extension can be created and OUTPOST_TIMESCALEDB allows it
+(hypertable, compression, retention); otherwise `fixes` is natively partitioned by day and
+`partitions.maintain` creates partitions ahead and drops expired ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from schemas.tables import Flavour, build_metadata
 from store import partitions, timescale
 from store.attendance_tables import add_attendance_tables
 from store.audit_chain import add_chain_columns
+from store.engine import CannotStart
 from store.incident_cells import add_incident_cells
 from store.incidents.upgrade import add_incident_grids
 from store.settings import StoreSettings
@@ -69,8 +71,9 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
 
 def migrate(engine: Engine, settings: StoreSettings) -> MigrationReport:
     """Bring the database at `engine` up to the current schema."""
+    timescaledb = prepare_extensions(engine, settings) if engine.dialect.name == "postgresql" else False
     with engine.begin() as conn:
-        flavour, has_timescale = detect_flavour(conn)
+        flavour, has_timescale = detect_flavour(conn, timescaledb)
         conn.execute(
             text(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -112,12 +115,32 @@ def storage_path(flavour: Flavour) -> str:
     return "partitions" if flavour.partitioned else "plain"
 
 
-def detect_flavour(conn: Connection) -> tuple[Flavour, bool]:
-    """Ask the database what it can do; on PostgreSQL, enable PostGIS and TimescaleDB when available."""
+def prepare_extensions(engine: Engine, settings: StoreSettings) -> bool:
+    """Check PostGIS is installable (CannotStart naming the package when not) and enable TimescaleDB as
+    OUTPOST_TIMESCALEDB says, each before the migration's transaction; whether TimescaleDB is on."""
+    with engine.connect() as conn:
+        offered = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")).scalar()
+        major = timescale.server_major(conn)
+    if not offered:
+        raise CannotStart(
+            "PostGIS is not installed on the database server: install the package "
+            f"postgresql-{major}-postgis-3 there (Debian/Ubuntu; `postgis` on other systems), "
+            "then run `outpost migrate` again"
+        )
+    return timescale.enable(engine, settings.timescaledb)
+
+
+def detect_flavour(conn: Connection, timescaledb: bool | None = None) -> tuple[Flavour, bool]:
+    """Ask the database what it can do; on PostgreSQL, enable PostGIS. `timescaledb`: what
+    `prepare_extensions` found (None: whether the extension is already in this database)."""
     if conn.dialect.name == "sqlite":
         return Flavour("sqlite"), False
     conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    has_timescale = timescale.enable(conn)
+    has_timescale = timescaledb
+    if has_timescale is None:
+        has_timescale = bool(
+            conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+        )
     existing = conn.execute(
         text("SELECT c.relkind FROM pg_class c WHERE c.relname = 'fixes' AND pg_table_is_visible(c.oid)")
     ).scalar()

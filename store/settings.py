@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from schemas.config import matching
+from schemas.config import matching, one_of
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,7 @@ class StoreSettings:
     partition_ahead_days: Annotated[int, Meta(ge=1, le=366)] = 3
     # TimescaleDB only: chunks older than this are compressed (smaller, slower to update), days.
     compress_after_days: Annotated[int, Meta(ge=1, le=36500)] = 7
+    # TimescaleDB for `fixes` (PostgreSQL only): `auto` uses it when the server can enable it and falls back
+    # to native daily partitions with a one-line warning when it is installed but cannot be enabled (not in
+    # shared_preload_libraries); `required` refuses to start without it; `off` never tries.
+    timescaledb: Annotated[str, one_of("auto", "required", "off")] = "auto"

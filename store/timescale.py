@@ -1,12 +1,12 @@
 """The TimescaleDB path: `fixes` as a hypertable with daily chunks, a columnstore (compression) policy and a
 retention policy.
 
-Chosen by asking the database (`enable`): the extension must be offered by the server (it has to be in
-`shared_preload_libraries`, as in the timescale/timescaledb-ha image) and be at least MIN_VERSION; otherwise
-the native partitioning path runs (store.partitions). TimescaleDB is not installable on our
-development machines, so this module is written from the TimescaleDB documentation and issue tracker, and
-its statements are checked by tests/store/test_timescale.py (captured, and executed where the extension
-exists). What was decided, and why:
+Chosen by asking the database (`enable`, as OUTPOST_TIMESCALEDB says: auto, required or off): the
+extension must be offered by the server (it has to be in `shared_preload_libraries`, as in the
+timescale/timescaledb-ha image) and be at least MIN_VERSION; otherwise the native partitioning path runs
+(store.partitions). TimescaleDB is not installable on our development machines, so this module is written
+from the TimescaleDB documentation and issue tracker, and its statements are checked by
+tests/store/test_timescale.py (captured, and executed where the extension exists). What was decided, and why:
 
 - `create_hypertable('fixes', by_range('ts', INTERVAL '1 day'), …)`: the generalized API of 2.13+ (the
   `create_hypertable(table, time_column, chunk_time_interval => …)` form is deprecated since 2.13). Called on
@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from store.engine import CannotStart
 from store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -51,34 +52,75 @@ def parse_version(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def enable(conn: Connection) -> bool:
-    """Create the extension if the server offers a usable version; False (and no error) when it cannot."""
-    available = conn.execute(
-        text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    ).scalar()
-    if not available:
+def enable(engine: Engine, mode: str = "auto") -> bool:
+    """Create the extension if the server offers a usable version (`mode`: OUTPOST_TIMESCALEDB).
+
+    False when it cannot (with one warning line when it is installed but not loadable); CannotStart when
+    `mode` is "required". The attempt runs on a connection of its own, outside the migration's transaction:
+    TimescaleDB's loader answers a CREATE EXTENSION without `shared_preload_libraries` with FATAL, which
+    ends the session, so no savepoint could have kept the migration's transaction alive.
+    """
+    if mode == "off":
         return False
-    savepoint = conn.begin_nested()
-    try:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
-    except DBAPIError as exc:
-        # Typically: the library is installed but not in shared_preload_libraries.
-        savepoint.rollback()
-        log.warning("timescaledb is installed but cannot be enabled, using native partitions: %s", exc.orig)
-        return False
-    savepoint.commit()
-    version = str(
-        conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
-    )
-    if parse_version(version) < MIN_VERSION:
-        log.warning(
-            "timescaledb %s is older than %s (INSERT ... ON CONFLICT DO NOTHING into compressed chunks loses"
-            " rows, timescaledb#7672): using native partitions",
-            version,
-            ".".join(map(str, MIN_VERSION)),
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT installed_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+        ).first()
+        major = server_major(conn)
+    if row is None:
+        return _without(
+            mode,
+            "the server does not offer the timescaledb extension "
+            f"(install timescaledb-2-postgresql-{major} and add timescaledb to shared_preload_libraries)",
+            warn=False,
         )
-        return False
+    if row[0] is None:
+        refused = _create_extension(engine)
+        if refused is not None:
+            return _without(
+                mode,
+                f"timescaledb is installed but cannot be enabled ({refused}): add timescaledb to "
+                "shared_preload_libraries in postgresql.conf and restart PostgreSQL",
+            )
+    with engine.connect() as conn:
+        version = str(
+            conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+        )
+    if parse_version(version) < MIN_VERSION:
+        return _without(
+            mode,
+            f"timescaledb {version} is older than {'.'.join(map(str, MIN_VERSION))} (INSERT ... ON CONFLICT"
+            " DO NOTHING into compressed chunks loses rows, timescaledb#7672): ALTER EXTENSION timescaledb"
+            " UPDATE after upgrading the package",
+        )
     return True
+
+
+def server_major(conn: Connection) -> int:
+    """The server's major version (15 for 15.8): Debian's package names carry it."""
+    return int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
+
+
+def _create_extension(engine: Engine) -> str | None:
+    """CREATE EXTENSION on a connection of its own; the server's first line when it refuses."""
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+    except DBAPIError as exc:
+        words = str(exc.orig or exc).strip().splitlines()
+        return words[0] if words else type(exc).__name__
+    return None
+
+
+def _without(mode: str, why: str, *, warn: bool = True) -> bool:
+    """Native partitions instead, or CannotStart when TimescaleDB is required."""
+    if mode == "required":
+        raise CannotStart(f"OUTPOST_TIMESCALEDB=required, but {why}")
+    if warn:
+        log.warning("%s; using native partitions (OUTPOST_TIMESCALEDB=off skips TimescaleDB)", why)
+    else:
+        log.info("%s; using native partitions", why)
+    return False
 
 
 def policy_statements(settings: StoreSettings) -> list[str]:

@@ -5,17 +5,21 @@ Same decoding, validation, storage and guarantees as MQTT; the status code tells
 of its fix, so its own buffer does the rest:
 
 - 200: stored (committed in the database, or in the durable spool). OwnTracks gets `[]` (no commands).
-- 400 / 403: rejected, with every reason (`application/problem+json`); 403 for unknown or disabled devices.
+- 400 / 403: rejected, in the API's problem shape (`application/problem+json`: `type`, `title`, `status`,
+  `detail`, `instance`, `invalid_params` naming each field and why) plus every dead-letter reason in
+  `reasons`; 403 for unknown or disabled devices.
 - 401: the device has credentials and did not present its secret (HTTP basic password, `?key=`, or
   `Authorization: Bearer`); the basic-auth user name is not checked (OwnTracks sends its user there).
 - 503: not durable in time (database down and spool full, or overloaded): retry later.
 
 Device messages (`POST /ingest/v1/devices/{device_id}/reply`, `/alarm`, `/status`, `/checkin`, `/answer`,
-the HTTP twins of the MQTT topics) are authenticated the same way (401, 403), limited to `max_payload_bytes`
-(413), checked for shape (400), and handed to dispatch through `Pipeline.forward_device_message`; a refused
-one is dead-lettered with its reason. 202 answers with what dispatch made of them: `{"outcome": "taken" |
-"refused" | "forwarded", "detail", "reasons"}` ("forwarded": no outcome within `http_durable_timeout_s`, or
-none reported); 503 when no dispatcher is attached (the `ingest` role).
+the HTTP twins of the MQTT topics; an OwnTracks id `user/device` as `user%2Fdevice` or as two segments,
+`/ingest/v1/devices/{user}/{device}/<kind>`) are authenticated the same way (401, 403), limited to
+`max_payload_bytes` (413), checked for shape (400), and handed to dispatch through
+`Pipeline.forward_device_message`; a refused one is dead-lettered with its reason. 202 answers with what
+dispatch made of them: `{"outcome": "taken" | "refused" | "forwarded", "detail", "reasons"}` ("forwarded":
+no outcome within `http_durable_timeout_s`, or none reported); 503 when no dispatcher is attached (the
+`ingest` role).
 
 The composition root mounts `routes(pipeline)`; the API's bearer-token middleware skips `/ingest/`.
 """
@@ -29,7 +33,7 @@ from aiohttp import web
 
 from ingest.decode import decode_owntracks_http, decode_traccar_http
 from ingest.http.auth import DeviceAuth
-from ingest.http.devices import device_message, device_path
+from ingest.http.devices import device_message, device_path, owntracks_device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH, read_body, submit_fixes
 from ingest.http.openapi import OPENAPI_COMPONENTS, OPENAPI_PATHS
 from ingest.pipeline import Pipeline
@@ -67,7 +71,9 @@ def routes(pipeline: Pipeline, *, clock: Callable[[], float] = time.time) -> web
         return await submit_fixes(pipeline, auth, request, decoded, body, received_s, owntracks=True)
 
     for kind in DEVICE_MESSAGE_KINDS:
-        table.post(device_path(kind))(_device_handler(pipeline, auth, kind, clock))
+        handler = _device_handler(pipeline, auth, kind, clock)
+        table.post(device_path(kind))(handler)
+        table.post(owntracks_device_path(kind))(handler)
     return table
 
 

@@ -59,11 +59,15 @@ async def refresh_if_unknown(directory: DeviceDirectory, device_ids: Iterable[st
         await directory.load()
 
 
-def unauthorized() -> web.Response:
+def unauthorized(request: web.Request) -> web.Response:
     """401, counted: the device has credentials and did not present its secret."""
     metrics.UNAUTHORIZED.inc()
     return problem(
-        401, "device secret missing or wrong", [], headers={"WWW-Authenticate": 'Basic realm="outpost"'}
+        request,
+        401,
+        "device secret missing or wrong: send it as the HTTP basic password (or ?key=)",
+        invalid_params=[{"name": "Authorization", "reason": "the device's secret is missing or wrong"}],
+        headers={"WWW-Authenticate": 'Basic realm="outpost"'},
     )
 
 

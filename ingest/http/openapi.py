@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from ingest.http.devices import device_path
+from ingest.http.devices import device_path, owntracks_device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH
 from schemas.device_messages import SHAPES
 from schemas.topics import ANSWER, CHECKIN, DEVICE_MESSAGE_KINDS, STATUS
@@ -15,11 +15,27 @@ _PROBLEM = {
     "application/problem+json": {
         "schema": {
             "type": "object",
+            "required": ["type", "title", "status", "detail", "instance"],
             "properties": {
+                "type": {"type": "string", "format": "uri"},
                 "title": {"type": "string"},
                 "status": {"type": "integer"},
-                "reasons": {"type": "array", "items": {"type": "string"}},
                 "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "invalid_params": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "reason"],
+                        "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                    "description": "Each field at fault (in the device format's words) and why.",
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Dead-letter reasons.",
+                },
             },
         }
     }
@@ -94,13 +110,20 @@ _DEVICE_SUMMARIES = {
 }
 
 
-def _device_operation(kind: str) -> dict[str, Any]:
+def _device_operation(kind: str, *, owntracks: bool = False) -> dict[str, Any]:
+    ids = [{"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    if owntracks:
+        ids = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": doc}
+            for name, doc in (("user", "OwnTracks user"), ("device", "OwnTracks device"))
+        ]
+    summary = _DEVICE_SUMMARIES[kind]
     return {
-        "summary": _DEVICE_SUMMARIES[kind],
+        "summary": summary + (", for an OwnTracks id `user/device`" if owntracks else ""),
         "tags": ["ingest"],
         "security": [],
         "parameters": [
-            {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            *ids,
             {
                 "name": "key",
                 "in": "query",
@@ -208,4 +231,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         },
     },
     **{device_path(kind): {"post": _device_operation(kind)} for kind in DEVICE_MESSAGE_KINDS},
+    **{
+        owntracks_device_path(kind): {"post": _device_operation(kind, owntracks=True)}
+        for kind in DEVICE_MESSAGE_KINDS
+    },
 }

@@ -118,6 +118,8 @@ class MqttSubscriber:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._lost = asyncio.Event()
+        # Set at the first SUBACK granting any topic: the broker holds our session and keeps messages for it.
+        self.subscribed = asyncio.Event()
         self._client = self._make_client()
 
     # ------------------------------------------------------------------------------------------ public
@@ -331,6 +333,8 @@ class MqttSubscriber:
         refused = [t for t, c in zip(self._topics, codes, strict=False) if c.is_failure]
         if refused:
             log.error("MQTT subscription refused (check the broker's ACL)", extra={"topics": refused})
+        if len(refused) < len(self._topics):
+            self.subscribed.set()
 
     async def _misc_loop(self) -> None:
         while True:

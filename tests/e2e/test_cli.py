@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import REPO, free_port, wait_for_port
+from tests.support.services import REPO, Mosquitto, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,7 @@ def embedded_run(tmp_path: Path) -> Iterator[tuple[str, int, str, Path]]:
     try:
         wait_for_port(http_port, timeout_s=60, proc=proc)
         wait_for_port(mqtt_port, timeout_s=30, proc=proc)
+        _wait_until(lambda: _get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200, 60)
         yield f"http://127.0.0.1:{http_port}", mqtt_port, token, tmp_path
     finally:
         proc.send_signal(signal.SIGINT)
@@ -220,3 +221,30 @@ def test_a_database_that_does_not_answer_is_one_clear_line(tmp_path: Path, comma
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("outpost: cannot start: the database postgresql://outpost:***@127.0.0.1:"), last
     assert "OUTPOST_DATABASE_URL" in last and "refused" in last.lower(), last
+
+
+@pytest.mark.parametrize("role", ["ingest", "run"])
+def test_a_role_with_an_external_broker_is_ready_once_subscribed(
+    tmp_path: Path, mosquitto: Mosquitto, role: str
+) -> None:
+    """`outpost ingest` and `outpost run` against a real Mosquitto: /readyz answers 200, nothing pending,
+    once the broker acknowledged the subscription; /healthz stays liveness."""
+    http_port = free_port()
+    env = _env(
+        tmp_path,
+        OUTPOST_DATABASE_URL=f"sqlite:///{tmp_path / 'outpost.db'}",
+        OUTPOST_MQTT_URL=mosquitto.url,
+        OUTPOST_HTTP_PORT=str(http_port),
+    )
+    with (tmp_path / "run.log").open("wb") as log:
+        proc = subprocess.Popen([*CLI, role], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(http_port, timeout_s=60, proc=proc)
+        _wait_until(lambda: _get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200, 60)
+        status, body = _get(f"http://127.0.0.1:{http_port}/readyz")
+        assert (status, body["status"], body["pending"], body["database"]) == (200, "ready", [], True)
+        assert _get(f"http://127.0.0.1:{http_port}/healthz")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert "ingest subscribed" in (tmp_path / "run.log").read_text()

@@ -19,13 +19,16 @@ from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
 from ingest.http import OPENAPI_PATHS, routes
+from ingest.http.problems import REASON_FIELDS, rejected_fields
 from ingest.pipeline import Pipeline
 from ingest.settings import IngestSettings
 from ingest.spool import Spool
-from ingest.validate import Validator
+from ingest.validate import REASONS, Validator
 from schemas.fix import Fix, FixFlag
 from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
+from tests.ingest import ingest_harness as harness
 from tests.ingest.ingest_harness import register, wait_for
+from tests.support.services import Mosquitto
 
 
 class FlakyWriter(FixWriter):
@@ -214,8 +217,9 @@ def test_openapi_describes_every_route() -> None:
         "/ingest/osmand",
         "/ingest/owntracks",
         *(
-            f"/ingest/v1/devices/{{device_id}}/{kind}"
+            f"/ingest/v1/devices/{device}/{kind}"
             for kind in ("reply", "alarm", "status", "checkin", "answer")
+            for device in ("{device_id}", "{user}/{device}")  # the latter: an OwnTracks id
         ),
     }
     assert set(OPENAPI_PATHS["/ingest/osmand"]) == {"get", "post"}
@@ -224,3 +228,73 @@ def test_openapi_describes_every_route() -> None:
             assert {"400", "401", "503"} <= set(op["responses"])
             assert {"200", "202"} & set(op["responses"])
     json.dumps(OPENAPI_PATHS)
+
+
+# ------------------------------------------------------------------------------ the answers' shape (issue 15)
+
+
+async def test_rejected_fixes_answer_in_the_apis_problem_shape_naming_the_field(
+    pg_engine: Engine, tmp_path: Path
+) -> None:
+    register(pg_engine, "phone-1")
+    register(pg_engine, "locked", secret="s3cret")
+    async with serving(pg_engine, tmp_path) as (client, _):
+        resp = await client.get("/ingest/osmand", params={"id": "phone-1", "lat": "97.5", "lon": "-122.4"})
+        assert resp.content_type == "application/problem+json"
+        assert await resp.json() == {
+            "type": "https://outpost.invalid/problems/invalid-parameter",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": "lat: lat_out_of_range: must be between -90 and 90",
+            "instance": "/ingest/osmand",
+            "invalid_params": [{"name": "lat", "reason": "lat_out_of_range: must be between -90 and 90"}],
+            "reasons": ["lat_out_of_range"],
+        }
+        old = await client.get(
+            "/ingest/osmand",
+            params={"id": "phone-1", "lat": "37.5", "lon": "-122.4", "timestamp": "946684800"},
+        )
+        assert [p["name"] for p in (await old.json())["invalid_params"]] == ["timestamp"]  # OsmAnd's word
+        missing = await client.get("/ingest/osmand", params={"id": "phone-1", "lon": "-122.4"})
+        body = await missing.json()
+        assert missing.status == 400 and body["invalid_params"][0]["name"] == "lat", body
+        stranger = await client.get(
+            "/ingest/osmand", params={"id": "stranger", "lat": "37.5", "lon": "-122.4"}
+        )
+        body = await stranger.json()
+        assert (stranger.status, body["type"], body["invalid_params"][0]["name"]) == (
+            403,
+            "https://outpost.invalid/problems/forbidden",
+            "id",
+        )
+        locked = await client.get("/ingest/osmand", params={"id": "locked", "lat": "37.5", "lon": "-122.4"})
+        body = await locked.json()
+        assert (locked.status, body["title"], body["instance"]) == (401, "Unauthorized", "/ingest/osmand")
+        owntracks = await client.post(
+            "/ingest/owntracks",
+            json={"_type": "location", "lat": 37.7, "lon": -122.4, "tst": int(time.time())},
+            headers={"X-Limit-U": "alice", "X-Limit-D": "phone"},
+        )
+        body = await owntracks.json()
+        assert owntracks.status == 403 and body["invalid_params"][0]["name"] == "X-Limit-U/X-Limit-D", body
+
+
+def test_a_time_in_seconds_where_milliseconds_are_expected_is_named_with_its_hint() -> None:
+    (entry,) = rejected_fields(["too_old", "ts_in_seconds"], [], {})[1:]
+    assert entry["name"] == "ts" and "epoch seconds where epoch milliseconds are expected" in entry["reason"]
+    assert set(REASON_FIELDS) <= set(REASONS)  # the table names reasons that exist
+
+
+async def test_an_mqtt_fix_in_epoch_seconds_is_dead_lettered_with_the_hint(
+    mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
+) -> None:
+    register(pg_engine, "cam-1")
+    async with harness.running_ingest(harness.ingest_settings(mosquitto.url, tmp_path), pg_engine):
+        seconds = int(time.time()) - 5  # the device meant epoch milliseconds
+        for seq, ts_ms in ((1, seconds), (2, 946684800000)):
+            await harness.mosquitto_pub(
+                mosquitto.port, "outpost/v1/devices/cam-1/fix", harness.own_fix(seq, ts_ms=ts_ms)
+            )
+        await wait_for(lambda: count_rejected(pg_engine) == 2, what="two dead letters")
+    assert count_rejected(pg_engine, "ts_in_seconds") == 1  # the plain old fix gets too_old alone
+    assert count_rejected(pg_engine, "too_old") == 2

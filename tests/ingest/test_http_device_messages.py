@@ -175,8 +175,24 @@ async def test_wrong_secret_another_devices_id_unknown_and_disabled_devices_are_
         assert missing.headers["WWW-Authenticate"].startswith("Basic")
         assert await answer(stranger) == (
             403,
-            {**problem(403, "device refused"), "reasons": ["unknown_device"]},
+            {
+                "type": "https://outpost.invalid/problems/forbidden",
+                "title": "Forbidden",
+                "status": 403,
+                "detail": "device refused: unknown_device",
+                "instance": "/ingest/v1/devices/stranger/reply",
+                "invalid_params": [
+                    {"name": "device_id", "reason": "unknown_device: device stranger is not registered"}
+                ],
+                "reasons": ["unknown_device"],
+            },
         )
+        _, unauthorized = await answer(missing)
+        assert (unauthorized["type"], unauthorized["instance"]) == (
+            "https://outpost.invalid/problems/unauthorized",
+            "/ingest/v1/devices/phone-1/reply",
+        )
+        assert unauthorized["invalid_params"][0]["name"] == "Authorization"
         assert (await answer(retired))[1]["reasons"] == ["disabled_device"]
     assert dispatcher.got == []
 
@@ -265,6 +281,10 @@ async def test_oversize_and_malformed_bodies_are_refused_and_not_forwarded(
             status, problem_body = await answer(resp)
             assert status == 400, body
             assert problem_body["detail"], body
+            assert problem_body["title"] == "Bad Request" and problem_body["instance"].startswith("/ingest/")
+            assert problem_body["invalid_params"][0]["reason"].startswith("malformed_message: "), body
+        named = await answer(await client.post(ALARM.format("phone-1"), data=b'{"lon": "west"}'))
+        assert named[1]["invalid_params"][0]["name"] == "lon"
     assert dispatcher.got == []
 
 
@@ -292,8 +312,19 @@ async def test_fire_and_forget_handlers_slow_dispatchers_and_no_dispatcher(
         assert (await client.post(REPLY.format("phone-1"), json=reply)).status == 503
 
 
-def problem(status: int, title: str) -> dict[str, Any]:
-    return {"type": "about:blank", "title": title, "status": status}
+async def test_an_owntracks_id_is_taken_as_two_segments_or_with_its_slash_escaped(
+    engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, "alice/phone", secret="s3cret")
+    dispatcher = Dispatcher()
+    reply = {"offer_id": "o-1", "answer": "accept"}
+    async with serving(engine, tmp_path, dispatcher) as client:
+        for path in ("/ingest/v1/devices/alice/phone/reply", "/ingest/v1/devices/alice%2Fphone/reply"):
+            resp = await client.post(path, json=reply, headers=basic("alice", "s3cret"))
+            assert await answer(resp) == (202, {"outcome": "taken", "detail": "accept: o-1"}), path
+        status, body = await answer(await client.post("/ingest/v1/devices/alice/phone/reply", json=reply))
+        assert (status, body["instance"]) == (401, "/ingest/v1/devices/alice/phone/reply")
+    assert [(device, kind) for device, kind, _ in dispatcher.got] == [("alice/phone", "reply")] * 2
 
 
 # ------------------------------------------------------------------------------------------ end to end

@@ -2,7 +2,7 @@
 test and for benchmarks/bench_freshness.py (which imports it).
 
 Only the public interface is used: `outpost migrate`, `outpost token create --role admin` (the token is the
-last line it prints), `outpost run`, the OUTPOST_* variables and `GET /healthz`.
+last line it prints), `outpost run`, the OUTPOST_* variables and `GET /readyz`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class OutpostProcess:
         return out.stdout
 
     def start(self, timeout_s: float = 60.0) -> OutpostProcess:
-        """Migrate, create the token, start the server and wait until /healthz answers 200."""
+        """Migrate, create the token, start the server and wait until /readyz answers 200."""
         self._cli("migrate")
         self.token = self._cli("token", "create", "--role", "admin").strip().splitlines()[-1].strip()
         log = self.log_path.open("wb")
@@ -87,13 +87,13 @@ class OutpostProcess:
                 raise RuntimeError(f"outpost run exited {self.proc.returncode}:\n{self.log_tail()}")
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(self.http_url + "/healthz", timeout=1) as resp,
+                urllib.request.urlopen(self.http_url + "/readyz", timeout=1) as resp,
             ):
                 if resp.status == 200:
                     return self
             time.sleep(0.1)
         self.close()
-        raise TimeoutError(f"outpost run not healthy after {timeout_s} s:\n{self.log_tail()}")
+        raise TimeoutError(f"outpost run not ready after {timeout_s} s:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int:

@@ -100,7 +100,7 @@ def test_timescaledb_path_issues_its_statements_and_gets_a_plain_geometry(
     engine = open_engine(empty_pg_url, pool_size=2)
     if timescaledb_available(engine):
         pytest.skip("this server offers timescaledb: test_real_timescaledb_* run the real statements")
-    monkeypatch.setattr(timescale, "enable", lambda conn: True)
+    monkeypatch.setattr(timescale, "enable", lambda engine, mode="auto": True)
     issued: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)

@@ -121,7 +121,7 @@ def running_outpost(pg_url: str, mosquitto: Mosquitto, tmp_path: Path, **setting
     try:
         wait_for_port(port, timeout_s=60, proc=proc)
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(base), 60, "outpost /healthz")
+        wait_until(lambda: _ready(base), 60, "outpost /readyz")
         yield Outpost(base, tokens, log)
     finally:
         proc.send_signal(signal.SIGINT)
@@ -133,7 +133,7 @@ def running_outpost(pg_url: str, mosquitto: Mosquitto, tmp_path: Path, **setting
 
 def _ready(base: str) -> bool:
     try:
-        with urllib.request.urlopen(base + "/healthz", timeout=5) as resp:
+        with urllib.request.urlopen(base + "/readyz", timeout=5) as resp:
             return resp.status == 200
     except (urllib.error.URLError, ConnectionError):
         return False
