@@ -4,7 +4,6 @@ records written out for an inquiry (JSON lines, each with its hashes, so the cop
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from datetime import datetime
 
@@ -72,9 +71,9 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     engine = open_engine(settings.store.database_url, pool_size=1)
     encode, after, out = msgspec.json.Encoder().encode, 0, sys.stdout.buffer
-    read = functools.partial(access.read_audit, engine, since=args.since, until=args.until)
+    query = access.AuditQuery(args.since, args.until, actor=args.actor, subject=args.subject)
     try:
-        while page := read(subject=args.subject, actor=args.actor, after_id=after, limit=_PAGE):
+        while page := access.read_audit(engine, query, after_id=after, limit=_PAGE):
             for e in page:
                 out.write(encode(e) + b"\n")
             after = page[-1].id or after

@@ -149,28 +149,32 @@ def verify_audit(engine: Engine) -> audit_chain.Verdict:
     return audit_chain.verify(engine, audit_log)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit records: in [since, until) (either None: unbounded), by one actor, of one action, of one
+    subject (who looked at it: `u1` for a unit's detail, `unit:u1` for its track; see the routes)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+
+
 def read_audit(
-    engine: Engine,
-    *,
-    since: datetime | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    subject: str | None = None,
-    until: datetime | None = None,
-    after_id: int = 0,
-    limit: int = 1000,
+    engine: Engine, query: AuditQuery = AuditQuery(), *, after_id: int = 0, limit: int = 1000
 ) -> list[AuditEntry]:
-    """Audit entries oldest first (ids above `after_id`), in [since, until) (either None: unbounded), by
-    one actor, of one action, of one subject (a unit's reads: `unit:<id>`, as the routes name them)."""
-    query = narrowed(
-        select(audit_log).where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit),
-        [(audit_log.c.actor, actor), (audit_log.c.action, action), (audit_log.c.subject, subject)],
-        ts=audit_log.c.at,
-        start=since,
-        end=until,
+    """The audit records `query` names, oldest first, with ids above `after_id` (the next page)."""
+    c, q = audit_log.c, query
+    selected = narrowed(
+        select(audit_log).where(c.id > after_id).order_by(c.id).limit(limit),
+        [(c.actor, q.actor), (c.action, q.action), (c.subject, q.subject)],
+        ts=c.at,
+        start=q.since,
+        end=q.until,
     )
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(selected).all()
     return [
         AuditEntry(as_utc(r.at), r.actor, r.action, r.subject, r.detail, int(r.id), r.prev_hash, r.hash)
         for r in rows

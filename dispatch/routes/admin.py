@@ -93,14 +93,11 @@ async def read_audit(request: web.Request) -> web.Response:
     memory are written first."""
     since, until = SINCE.get(request), UNTIL.get(request)
     await request.app[AUDIT_KEY].flush()
+    query = access.AuditQuery(since, until, ACTOR.get(request), ACTION.get(request), SUBJECT.get(request))
     entries = await run_db(
         access.read_audit,
         request.app[ENGINE_KEY],
-        since=since,
-        until=until,
-        actor=ACTOR.get(request),
-        action=ACTION.get(request),
-        subject=SUBJECT.get(request),
+        query,
         after_id=AFTER.get(request),
         limit=LIMIT.get(request),
     )

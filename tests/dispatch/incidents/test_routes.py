@@ -156,7 +156,7 @@ async def test_reading_an_incident_or_its_recommendations_is_audited(http: Serve
         for e in access.read_audit(http.world.engine)
         if e.action in ("read_incident", "incident_recommendations")
     ]
-    viewer = access.read_audit(http.world.engine, action="read_incident")[0].actor
+    viewer = access.read_audit(http.world.engine, access.AuditQuery(action="read_incident"))[0].actor
     assert viewer.endswith(":viewer")
     assert rows == [
         ("read_incident", f"incident:{incident_id}", {"units": ["u1"]}),
