@@ -11,6 +11,9 @@ among many). Then, in the same run:
 
 - outpost: `GET /v1/units/u0/track?from=&to=&simplify_m=` through the real app (bearer auth, audit, keyset
   pages of 5,000 rows, one line through the unit's devices, Douglas–Peucker, GeoJSON);
+- rows-path: the simplification as it was before the columnar read, in process (no HTTP): every fix a
+  point object (`store.tracks.track_points`), one line, Douglas–Peucker; what a unit with several devices
+  and SQLite still take;
 - outpost-stream: the same without `simplify_m` (every fix, streamed);
 - naive: what one would write first: `store.fixes.fetch_fixes(unit_id=…, start, end)` (every column into
   `Fix` objects in one list) and `json.dumps` of a FeatureCollection of every fix, no simplification.
@@ -39,12 +42,14 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
 from geo.distance import destination  # noqa: E402
+from geo.track import OneLine, simplify  # noqa: E402
 from schemas.fix import Fix  # noqa: E402
 from store import registry  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.fixes import FixWriter, fetch_fixes  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
+from store.tracks import TrackQuery, track_points  # noqa: E402
 from tests.support.services import PgCluster  # noqa: E402
 
 DAY_S = 86_400
@@ -89,6 +94,13 @@ def naive_geojson(engine: Any, unit: str, start: datetime, end: datetime) -> byt
     return json.dumps({"type": "FeatureCollection", "features": features}).encode()
 
 
+def general_path(engine: Any, unit: str, start: datetime, end: datetime, tolerance_m: float) -> list[Any]:
+    """What the simplified track did before the columnar read (and still does for a unit with several
+    devices, or on SQLite): every fix as a point object, one line, Douglas–Peucker; no HTTP."""
+    points = track_points(engine, TrackQuery(start, end, unit_id=unit), 1_000_000)
+    return simplify(OneLine(15.0).take(points), tolerance_m)
+
+
 async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = open_engine(url, pool_size=4)
     migrate(engine, StoreSettings(database_url=url))
@@ -118,8 +130,12 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
             body = await asyncio.to_thread(naive_geojson, engine, "u0", start, end)
             return len(json.loads(body)["features"])
 
+        async def general() -> int:
+            return len(await asyncio.to_thread(general_path, engine, "u0", start, end, args.simplify))
+
         for name, call in (
             ("outpost", lambda: track(f"&simplify_m={args.simplify:g}")),
+            ("rows-path", general),
             ("outpost-stream", lambda: track("")),
             ("naive", naive),
         ):
@@ -133,8 +149,10 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
     engine.dispose()
     ratio = results["naive"]["p50_ms"] / results["outpost"]["p50_ms"]
     stream_ratio = results["naive"]["p50_ms"] / results["outpost-stream"]["p50_ms"]
+    rows_ratio = results["rows-path"]["p50_ms"] / results["outpost"]["p50_ms"]
     print(
-        f"ratio naive/outpost (simplified) {ratio:.2f}x   naive/outpost-stream {stream_ratio:.2f}x   "
+        f"ratio naive/outpost (simplified) {ratio:.2f}x   rows-path/outpost {rows_ratio:.2f}x   "
+        f"naive/outpost-stream {stream_ratio:.2f}x   "
         f"target p50 ≤ 100 ms: {'met' if results['outpost']['p50_ms'] <= 100 else 'NOT met'}   "
         f"load average {os.getloadavg()[0]:.2f}"
     )
@@ -144,6 +162,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "simplify_m": args.simplify,
         **results,
         "ratio": round(ratio, 2),
+        "ratio_rows_path": round(rows_ratio, 2),
     }
 
 
