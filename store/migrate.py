@@ -19,6 +19,7 @@ from schemas.tables import Flavour, build_metadata
 from store import partitions, timescale
 from store.attendance_tables import add_attendance_tables
 from store.incident_cells import add_incident_cells
+from store.presence_tables import add_presence_tables
 from store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (6, "incident H3 cells and the import source", add_incident_cells),
     (7, "geofence table", _create_tables),
     (8, "status history, check-ins, roll calls; the break status", add_attendance_tables),
+    (11, "patrol presence rollup (a continuous aggregate on TimescaleDB)", add_presence_tables),
 )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, select
 
 from store.fixes import FIXES
 from store.registry.records import units
@@ -70,25 +70,11 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
         .where(tied.c.unit_id == units.c.id, tied.c.ts == fix_ts)
         .scalar_subquery()
     )
-    before = (
-        select(history.c.to_status)
-        .where(history.c.unit_id == units.c.id, history.c.at <= at)
-        .order_by(history.c.at.desc(), history.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    after = (
-        select(history.c.from_status)
-        .where(history.c.unit_id == units.c.id, history.c.at > at)
-        .order_by(history.c.at, history.c.id)
-        .limit(1)
-        .scalar_subquery()
-    )
     picked = select(
         units.c.id,
         units.c.name,
         units.c.kind,
-        func.coalesce(before, after, units.c.status).label("status_at"),
+        status_at(at).label("status_at"),
         fix_ts.label("fix_ts"),
         fix_device.label("fix_device"),
     ).subquery("picked")
@@ -119,6 +105,25 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
         .select_from(joined)
         .order_by(picked.c.id)
     )
+
+
+def status_at(at: datetime) -> ColumnElement[str]:
+    """The status of the unit of the enclosing `units` row at `at` (see the module's docstring)."""
+    before = (
+        select(history.c.to_status)
+        .where(history.c.unit_id == units.c.id, history.c.at <= at)
+        .order_by(history.c.at.desc(), history.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    after = (
+        select(history.c.from_status)
+        .where(history.c.unit_id == units.c.id, history.c.at > at)
+        .order_by(history.c.at, history.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(before, after, units.c.status)
 
 
 def _unit_at(m: Any) -> UnitAt:

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from schemas.tables import access, attendance, duty, fences, grids, incidents, registry, status, telemetry
+from schemas.tables import (
+    access,
+    attendance,
+    duty,
+    fences,
+    grids,
+    incidents,
+    presence,
+    registry,
+    status,
+    telemetry,
+)
 from schemas.tables.flavour import Flavour
 
 __all__ = ["Flavour", "build_metadata"]
@@ -27,4 +38,5 @@ def build_metadata(flavour: Flavour) -> MetaData:
     fences.define(md, flavour)
     status.define(md)
     attendance.define(md)
+    presence.define(md)
     return md
