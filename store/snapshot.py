@@ -67,7 +67,8 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
     tied = FIXES.alias("tied")
     fix_device = (
         select(func.max(tied.c.device_id))
-        .where(tied.c.unit_id == units.c.id, tied.c.ts == fix_ts)
+        # Bounded by the window too: PostgreSQL then plans only the partitions it spans.
+        .where(tied.c.unit_id == units.c.id, tied.c.ts == fix_ts, tied.c.ts <= at, tied.c.ts >= start)
         .scalar_subquery()
     )
     picked = select(
