@@ -52,7 +52,7 @@ from sqlalchemy import Engine, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
+from benchmarks.api_reads import api_over, print_row, run_on_postgres, summary, timed, verdict  # noqa: E402
 from geo.hexes import boundary, cell_of  # noqa: E402
 from outpost.incident_csv import open_text, read_rows  # noqa: E402
 from store import registry  # noqa: E402
@@ -61,7 +61,7 @@ from store.incidents.history import HistoricIncident, import_batch  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.presence import PresenceSettings, computed  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
-from tests.support.services import SHARED_DATA, PgCluster  # noqa: E402
+from tests.support.services import SHARED_DATA  # noqa: E402
 
 WEEK = SHARED_DATA / "sf_police_incidents_2008-05-26_to_06-01.csv.gz"
 DAY = REPO / "sim" / "data" / "sf_incidents_2008-05-30.csv.gz"
@@ -160,17 +160,9 @@ async def bench_incidents(engine: Engine, args: argparse.Namespace) -> dict[str,
         for name, call in (("outpost", outpost), ("naive", naive)):
             times, hexes = await timed(args.runs, call)
             results[name] = {**summary(times), "hexagons": hexes}
-            r = results[name]
-            print(
-                f"{name:<8} p50 {r['p50_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f}  "
-                f"max {r['max_ms']:7.1f}  {hexes:,} hexagons"
-            )
+            print_row(name, results[name], hexes, "hexagons")
     ratio = results["naive"]["p50_ms"] / results["outpost"]["p50_ms"]
-    print(
-        f"ratio naive/outpost {ratio:.2f}x   "
-        f"target p50 ≤ 300 ms: {'met' if results['outpost']['p50_ms'] <= 300 else 'NOT met'}   "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
+    print(f"ratio naive/outpost {ratio:.2f}x   " + verdict(results["outpost"]["p50_ms"], 300))
     return {
         "incidents": args.incidents,
         "res": args.res,
@@ -252,17 +244,12 @@ async def bench_patrol(engine: Engine, args: argparse.Namespace) -> dict[str, An
         ):
             times, hexes = await timed(runs, call) if runs > 1 else await _once(call)
             results[name] = {**summary(times), "hexagons": hexes}
-            r = results[name]
-            print(
-                f"{name:<12} p50 {r['p50_ms']:9.1f} ms  p90 {r['p90_ms']:9.1f}  "
-                f"max {r['max_ms']:9.1f}  {hexes:,} hexagons"
-            )
+            print_row(name, results[name], hexes, "hexagons")
     ratio = results["naive"]["p50_ms"] / results["outpost"]["p50_ms"]
     cold = results["cold"]["ms"] / results["outpost"]["p50_ms"]
     print(
         f"ratio naive/outpost {ratio:.1f}x   cold/outpost {cold:.1f}x   "
-        f"target p50 ≤ 1000 ms: {'met' if results['outpost']['p50_ms'] <= 1000 else 'NOT met'}   "
-        f"load average {os.getloadavg()[0]:.2f}"
+        + verdict(results["outpost"]["p50_ms"], 1000)
     )
     return {"units": args.units, "days": args.days, "fixes": fixes, **results, "ratio": round(ratio, 1)}
 
@@ -285,13 +272,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7 if quick else 30, help="days of presence")
     parser.add_argument("--only", choices=("incidents", "patrol"), default="")
     args = parser.parse_args()
-    cluster = PgCluster().start()
-    try:
-        cluster.psql("CREATE DATABASE bench")
-        figures = asyncio.run(bench(cluster.url("bench"), args))
-    finally:
-        cluster.close()
-    print(json.dumps(figures))
+    run_on_postgres(bench, args)
 
 
 if __name__ == "__main__":

@@ -38,14 +38,13 @@ from sqlalchemy import Engine, select, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
+from benchmarks.api_reads import api_over, print_row, run_on_postgres, summary, timed, verdict  # noqa: E402
 from store import registry  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.fixes import fetch_fixes  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.registry.statuses import history  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
-from tests.support.services import PgCluster  # noqa: E402
 
 LOOKBACK = timedelta(minutes=15)
 FIXES = """
@@ -126,19 +125,10 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         for name, call in (("outpost", outpost), ("playback", playback), ("naive", naive)):
             times, counted = await timed(args.runs, call)
             results[name] = {**summary(times), "counted": counted}
-            r = results[name]
-            what = "frames" if name == "playback" else "units"
-            print(
-                f"{name:<9} p50 {r['p50_ms']:8.1f} ms  p90 {r['p90_ms']:8.1f}  max {r['max_ms']:8.1f}"
-                f"  {counted:,} {what}"
-            )
+            print_row(name, results[name], counted, "frames" if name == "playback" else "units")
     engine.dispose()
     ratio = results["naive"]["p50_ms"] / results["outpost"]["p50_ms"]
-    print(
-        f"ratio naive/outpost {ratio:.2f}x   "
-        f"target p50 ≤ 200 ms: {'met' if results['outpost']['p50_ms'] <= 200 else 'NOT met'}   "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
+    print(f"ratio naive/outpost {ratio:.2f}x   " + verdict(results["outpost"]["p50_ms"], 200))
     return {"runs": args.runs, "units": args.units, "fixes": stored, **results, "ratio": round(ratio, 2)}
 
 
@@ -152,13 +142,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between a device's fixes")
     parser.add_argument("--runs", type=int, default=7 if quick else 15)
     args = parser.parse_args()
-    cluster = PgCluster().start()
-    try:
-        cluster.psql("CREATE DATABASE bench")
-        figures = asyncio.run(bench(cluster.url("bench"), args))
-    finally:
-        cluster.close()
-    print(json.dumps(figures))
+    run_on_postgres(bench, args)
 
 
 if __name__ == "__main__":

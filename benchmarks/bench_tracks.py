@@ -40,7 +40,7 @@ from aiohttp.test_utils import TestServer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
+from benchmarks.api_reads import api_over, print_row, run_on_postgres, summary, timed, verdict  # noqa: E402
 from geo.distance import destination  # noqa: E402
 from geo.track import OneLine, simplify  # noqa: E402
 from schemas.fix import Fix  # noqa: E402
@@ -50,7 +50,6 @@ from store.fixes import FixWriter, fetch_fixes  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
 from store.tracks import TrackQuery, track_points  # noqa: E402
-from tests.support.services import PgCluster  # noqa: E402
 
 DAY_S = 86_400
 LON, LAT = -122.4194, 37.7793
@@ -141,20 +140,14 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         ):
             times, points = await timed(args.runs, call)
             results[name] = {**summary(times), "points": points}
-            r = results[name]
-            print(
-                f"{name:<15} p50 {r['p50_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f}  "
-                f"max {r['max_ms']:7.1f}  {points:,} points"
-            )
+            print_row(name, results[name], points, "points")
     engine.dispose()
     ratio = results["naive"]["p50_ms"] / results["outpost"]["p50_ms"]
     stream_ratio = results["naive"]["p50_ms"] / results["outpost-stream"]["p50_ms"]
     rows_ratio = results["rows-path"]["p50_ms"] / results["outpost"]["p50_ms"]
     print(
         f"ratio naive/outpost (simplified) {ratio:.2f}x   rows-path/outpost {rows_ratio:.2f}x   "
-        f"naive/outpost-stream {stream_ratio:.2f}x   "
-        f"target p50 ≤ 100 ms: {'met' if results['outpost']['p50_ms'] <= 100 else 'NOT met'}   "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"naive/outpost-stream {stream_ratio:.2f}x   " + verdict(results["outpost"]["p50_ms"], 100)
     )
     return {
         "runs": args.runs,
@@ -175,13 +168,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7 if quick else 15)
     parser.add_argument("--simplify", type=float, default=5.0, help="simplify_m of the outpost variant")
     args = parser.parse_args()
-    cluster = PgCluster().start()
-    try:
-        cluster.psql("CREATE DATABASE bench")
-        figures = asyncio.run(bench(cluster.url("bench"), args))
-    finally:
-        cluster.close()
-    print(json.dumps(figures))
+    run_on_postgres(bench, args)
 
 
 if __name__ == "__main__":

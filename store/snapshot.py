@@ -22,7 +22,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, se
 from store.fixes import FIXES
 from store.registry.records import units
 from store.registry.statuses import history
-from store.times import as_utc, utc
+from store.rows import record_of
+from store.times import utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def frames(engine: Engine, instants: Sequence[datetime], lookback: timedelta) ->
 
 
 def _snapshot(conn: Connection, at: datetime, lookback: timedelta) -> list[UnitAt]:
-    return [_unit_at(row._mapping) for row in conn.execute(snapshot_statement(at, lookback))]
+    return [record_of(UnitAt, row) for row in conn.execute(snapshot_statement(at, lookback))]
 
 
 def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
@@ -75,7 +76,7 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
         units.c.id,
         units.c.name,
         units.c.kind,
-        status_at(at).label("status_at"),
+        status_at(at).label("status"),
         fix_ts.label("fix_ts"),
         fix_device.label("fix_device"),
     ).subquery("picked")
@@ -94,7 +95,7 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
             picked.c.id,
             picked.c.name,
             picked.c.kind,
-            picked.c.status_at,
+            picked.c.status,
             fix.c.ts,
             fix.c.lon,
             fix.c.lat,
@@ -125,20 +126,3 @@ def status_at(at: datetime) -> ColumnElement[str]:
         .scalar_subquery()
     )
     return func.coalesce(before, after, units.c.status)
-
-
-def _unit_at(m: Any) -> UnitAt:
-    ts = m["ts"]
-    return UnitAt(
-        id=m["id"],
-        name=m["name"],
-        kind=m["kind"],
-        status=m["status_at"],
-        ts=as_utc(ts) if ts is not None else None,
-        lon=m["lon"],
-        lat=m["lat"],
-        heading_deg=m["heading_deg"],
-        speed_mps=m["speed_mps"],
-        device_id=m["device_id"],
-        flags=m["flags"],
-    )

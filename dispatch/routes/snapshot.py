@@ -9,6 +9,7 @@ and is audited; answers are `Cache-Control: no-store` (they are positions). Regi
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import msgspec
@@ -160,20 +161,11 @@ async def _instants(request: web.Request, start: datetime, end: datetime, step_s
 
 
 def _then(u: UnitAt) -> UnitThen:
-    return UnitThen(
-        id=u.id,
-        name=u.name,
-        kind=u.kind,
-        status=u.status,
-        lon=u.lon,
-        lat=u.lat,
-        ts=rfc3339(u.ts.timestamp()) if u.ts is not None else None,
-        # Stored as 4-byte floats on PostgreSQL, 8-byte on SQLite: rounded, both stores say the same.
-        heading=_rounded(u.heading_deg),
-        speed_mps=_rounded(u.speed_mps),
-        device_id=u.device_id,
-        flags=u.flags,
-    )
+    fields = dataclasses.asdict(u)
+    # Stored as 4-byte floats on PostgreSQL, 8-byte on SQLite: rounded, both stores say the same.
+    heading, speed = _rounded(fields.pop("heading_deg")), _rounded(fields.pop("speed_mps"))
+    ts = rfc3339(u.ts.timestamp()) if u.ts is not None else None
+    return UnitThen(**fields | {"ts": ts, "heading": heading, "speed_mps": speed})
 
 
 def _rounded(value: float | None) -> float | None:

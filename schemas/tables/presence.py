@@ -20,6 +20,7 @@ def define(md: sa.MetaData) -> None:
         sa.Column("cell", sa.BigInteger, nullable=False),  # H3, int64, at the patrol resolution
         sa.Column("seconds", sa.Float(53), nullable=False),
         sa.PrimaryKeyConstraint("hour", "unit_id", "cell", name="pk_patrol_presence"),
+        sa.Index("ix_patrol_presence_unit", "unit_id", "hour"),  # a unit's presence (`unit=`)
     )
     sa.Table(
         "patrol_presence_hours",

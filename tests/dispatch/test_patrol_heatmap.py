@@ -15,6 +15,7 @@ from geo.hexes import cell_id, cell_of
 from store import access, grids, incidents
 from tests.dispatch.conftest import START_S, LiveApi, running_api
 from tests.store.test_presence import CELL_A, CELL_B, FAR, T0, A, B, seed
+from tests.support.problems import assert_problem
 
 LATER = ManualClock(START_S + 10 * 3600)  # the fixture's hours are settled: read from the rollup
 SPAN = "from=2024-05-30T17:00:00Z&to=2024-05-30T19:00:00Z"
@@ -132,7 +133,4 @@ async def test_bad_input_is_a_problem_naming_the_parameter(
     async with running_api(sqlite_url, clock=ManualClock(LATER.now())) as api:
         seed(api.engine)
         response = await api.call("GET", f"/v1/heatmap/{query}", role="viewer")
-        body = await response.json(content_type=None)
-    assert response.status == status, body
-    assert response.content_type == "application/problem+json"
-    assert [p["name"] for p in body["invalid_params"]] == [name], body
+        await assert_problem(response, status, name)

@@ -13,6 +13,7 @@ from dispatch.settings import ApiSettings
 from store import access, registry
 from store.fixes import FixWriter
 from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
+from tests.support.problems import assert_problem
 
 LON, LAT = -122.4194, 37.7793
 
@@ -155,8 +156,6 @@ async def test_bad_input_is_a_problem_naming_the_parameter(
 ) -> None:
     async with running_api(sqlite_url, settings=ApiSettings(playback_max_positions=4000)) as api:
         await _seed(api)
-        response = await api.call("GET", f"/v1/units/snapshot?{query}", role="viewer")
-        body = await response.json(content_type=None)
-    assert response.status == status, body
-    assert response.content_type == "application/problem+json"
-    assert [p["name"] for p in body["invalid_params"]] == [name], body
+        await assert_problem(
+            await api.call("GET", f"/v1/units/snapshot?{query}", role="viewer"), status, name
+        )
