@@ -9,15 +9,18 @@ PostgreSQL of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import Engine
 
 from dispatch.app import ApiContext, init_app
@@ -83,3 +86,18 @@ def run_on_postgres(bench: Callable[[str, Any], Coroutine[Any, Any, dict[str, An
     finally:
         cluster.close()
     print(json.dumps(figures))
+
+
+@contextlib.asynccontextmanager
+async def serving(engine: Engine) -> AsyncIterator[Callable[[str], Awaitable[Any]]]:
+    """The API over `engine` on a free port, and `get(path)`: the JSON a viewer gets (200 asserted)."""
+    app, token = api_over(engine)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+
+        async def get(path: str) -> Any:
+            async with http.get(server.make_url(path), headers=headers) as r:
+                assert r.status == 200, await r.text()
+                return json.loads(await r.read())
+
+        yield get

@@ -52,7 +52,7 @@ from sqlalchemy import Engine, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_reads import api_over, print_row, run_on_postgres, summary, timed, verdict  # noqa: E402
+from benchmarks.api_reads import api_over, print_row, run_on_postgres, serving, summary, timed, verdict  # noqa: E402
 from geo.hexes import boundary, cell_of  # noqa: E402
 from outpost.incident_csv import open_text, read_rows  # noqa: E402
 from store import registry  # noqa: E402
@@ -218,17 +218,12 @@ async def bench_patrol(engine: Engine, args: argparse.Namespace) -> dict[str, An
         f"stored {fixes:,} fixes ({args.units} units, 30 s, {args.days} days)"
         f" in {time.perf_counter() - began:.1f} s"
     )
-    app, token = api_over(engine)
     span = f"from={start.isoformat().replace('+00:00', 'Z')}&to={end.isoformat().replace('+00:00', 'Z')}"
     results: dict[str, Any] = {}
-    async with TestServer(app) as server, aiohttp.ClientSession() as http:
-        headers = {"Authorization": f"Bearer {token}"}
+    async with serving(engine) as get:
 
         async def outpost(extra: str = "") -> int:
-            path = f"/v1/heatmap/patrol?res=9&{span}{extra}"
-            async with http.get(server.make_url(path), headers=headers) as r:
-                assert r.status == 200, await r.text()
-                return len(json.loads(await r.read())["features"])
+            return len((await get(f"/v1/heatmap/patrol?res=9&{span}{extra}"))["features"])
 
         async def naive() -> int:
             return await asyncio.to_thread(naive_presence, engine, start, end)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -31,14 +30,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp.test_utils import TestServer
 from sqlalchemy import Engine, select, text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_reads import api_over, print_row, run_on_postgres, summary, timed, verdict  # noqa: E402
+from benchmarks.api_reads import print_row, run_on_postgres, serving, summary, timed, verdict  # noqa: E402
 from store import registry  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.fixes import fetch_fixes  # noqa: E402
@@ -98,18 +95,14 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         conn.execute(text("ANALYZE"))
         stored = conn.execute(text("SELECT count(*) FROM fixes")).scalar()
     print(f"stored {stored:,} fixes of {args.units:,} units in {time.perf_counter() - began:.1f} s")
-    app, token = api_over(engine)
     at = start + timedelta(minutes=90)
     iso = at.isoformat().replace("+00:00", "Z")
     later = (at + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
     results: dict[str, Any] = {}
-    async with TestServer(app) as server, aiohttp.ClientSession() as http:
-        headers = {"Authorization": f"Bearer {token}"}
+    async with serving(engine) as get_json:
 
         async def get(query: str) -> Any:
-            async with http.get(server.make_url(f"/v1/units/snapshot?{query}"), headers=headers) as r:
-                assert r.status == 200, await r.text()
-                return json.loads(await r.read())
+            return await get_json(f"/v1/units/snapshot?{query}")
 
         async def outpost() -> int:
             found = (await get(f"at={iso}"))["units"]

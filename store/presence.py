@@ -10,8 +10,9 @@ continuous aggregate can express, so the rollup is made here, by hour, unit and 
 An answer is the SQL sum of the materialized whole hours in the range plus the same arithmetic run on the
 raw fixes for the rest (the partial hours at its edges, and the hours not settled yet, that is ending less
 than `settle_s` ago: late fixes from devices' offline buffers still arrive then). Whole settled hours not
-materialized yet are materialized first (TimescaleDB's real-time aggregation, by hand). A fix arriving after
-its hour was materialized is counted once `refresh` runs on that hour again.
+materialized yet are materialized first (TimescaleDB's real-time aggregation, by hand). `keep_presence`
+(run by the role that keeps the store) computes the last settled hours again every hour, so a fix arriving
+up to `REFRESH_WINDOW` after its hour counts; one later counts once `refresh` runs on its hour again.
 
 Where TimescaleDB is present (`store.presence_tables`), `patrol_presence` is a hypertable and
 `patrol_presence_cells` a continuous aggregate of it per cell per hour (all units): answers without a unit
@@ -20,7 +21,9 @@ filter read that instead, a hundredth of the rows for a hundred units.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -42,6 +45,7 @@ from store.registry.statuses import history
 from store.snapshot import status_at
 from store.times import as_utc, utc
 
+log = logging.getLogger(__name__)
 _md = build_metadata(Flavour("sqlite"))
 PRESENCE: Table = _md.tables["patrol_presence"]
 HOURS: Table = _md.tables["patrol_presence_hours"]
@@ -259,3 +263,22 @@ def _runs(hours: list[datetime]) -> Iterator[tuple[datetime, datetime]]:
     for _, group in itertools.groupby(enumerate(hours), key=lambda p: p[1] - timedelta(hours=p[0])):
         run = [h for _, h in group]
         yield run[0], run[-1] + timedelta(hours=1)
+
+
+# Each hour the last few settled hours are computed again: fixes from devices' offline buffers that came in
+# after an hour was first materialized are counted then. Longer: later arrivals caught, more work an hour.
+REFRESH_WINDOW = timedelta(hours=6)
+REFRESH_EVERY_S = 3600.0
+
+
+async def keep_presence(engine: Engine, settings: PresenceSettings) -> None:
+    """Refresh the last `REFRESH_WINDOW` of settled hours now and every `REFRESH_EVERY_S`, forever (the role
+    that keeps the store runs it); a failure waits for the next round."""
+    while True:
+        now = datetime.now(UTC)
+        last = _hour_floor(now - timedelta(seconds=settings.settle_s))
+        try:
+            await asyncio.to_thread(refresh, engine, last - REFRESH_WINDOW, last, settings, now)
+        except Exception:
+            log.exception("patrol presence refresh failed; retrying in an hour")
+        await asyncio.sleep(REFRESH_EVERY_S)

@@ -23,6 +23,7 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import InvalidParameter, Unprocessable
 from dispatch.routes.instants import FROM, TO
 from dispatch.routes.params import Integer, QueryText, Words
+from dispatch.settings import ApiSettings
 from geo.hexes import MAX_RES, boundary, cell_id
 from schemas.tables.incidents import PRIORITIES
 from store import registry
@@ -153,6 +154,11 @@ _PRESENCE_DOC = (
 )
 
 
+def presence_settings(settings: ApiSettings) -> PresenceSettings:
+    """How presence is counted, from the API's settings (the routes and the store's refresh alike)."""
+    return PresenceSettings(settings.patrol_res, settings.presence_max_gap_s, settings.presence_settle_s)
+
+
 async def _presence_query(request: web.Request, res: int) -> PresenceQuery:
     settings, engine = request.app[SETTINGS_KEY], request.app[ENGINE_KEY]
     if res > settings.patrol_res:
@@ -168,8 +174,7 @@ async def _presence_query(request: web.Request, res: int) -> PresenceQuery:
 
 
 async def _presence(request: web.Request, query: PresenceQuery) -> dict[int, float]:
-    settings = request.app[SETTINGS_KEY]
-    how = PresenceSettings(settings.patrol_res, settings.presence_max_gap_s, settings.presence_settle_s)
+    how = presence_settings(request.app[SETTINGS_KEY])
     now = datetime.fromtimestamp(request.app[CLOCK_KEY].now(), UTC)
     rows = await run_db(presence_cells, request.app[ENGINE_KEY], query, how, now)
     return dict(rows)

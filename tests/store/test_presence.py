@@ -4,6 +4,7 @@ materialized rollup and the raw arithmetic agree, and so do PostgreSQL and SQLit
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,15 @@ from schemas.fix import Fix, FixFlag
 from store import registry
 from store.engine import open_engine
 from store.fixes import FixWriter
-from store.presence import PresenceQuery, PresenceSettings, materialized_hours, presence_cells, refresh
+from store.presence import (
+    REFRESH_WINDOW,
+    PresenceQuery,
+    PresenceSettings,
+    keep_presence,
+    materialized_hours,
+    presence_cells,
+    refresh,
+)
 from store.presence_weights import StatusSpan, duty_spans, presence
 
 T0 = datetime(2024, 5, 30, 17, 0, tzinfo=UTC)  # on the hour
@@ -136,3 +145,26 @@ def test_duty_spans_and_weights_by_hand() -> None:
     fixes = [(0.0, 1), (5.0, 2), (3595.0, 3)]
     got = presence(fixes, [(0.0, 7200.0)], 0.0, 7200.0, 60.0)
     assert got == {(0.0, 1): 5.0, (0.0, 2): 60.0, (0.0, 3): 5.0, (3600.0, 3): 55.0}
+
+
+async def test_the_hourly_refresh_materializes_the_last_settled_hours(sqlite_url: str) -> None:
+    engine = open_engine(sqlite_url, pool_size=2)
+    settle = timedelta(seconds=SETTINGS.settle_s)
+    last = datetime.fromtimestamp((datetime.now(UTC) - settle).timestamp() // 3600 * 3600, UTC)
+    registry.insert_unit(engine, id="u1", name="u1", kind="police", now=last - timedelta(days=1))
+    registry.change_unit_status(engine, "u1", "available", actor="test", now=last - timedelta(hours=3))
+    FixWriter(engine).write([_at("u1", A, last - timedelta(hours=2, seconds=-s)) for s in range(0, 600, 30)])
+    task = asyncio.create_task(keep_presence(engine, SETTINGS))
+    # Polled: the refresh runs in a worker thread of the task, which signals nothing.
+    while materialized_hours(engine, 9) < REFRESH_WINDOW // timedelta(hours=1):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    task.cancel()
+    query = PresenceQuery(9, last - timedelta(hours=2), last - timedelta(hours=1))
+    assert presence_cells(engine, query, SETTINGS, datetime.now(UTC)) == [
+        (CELL_A, 19 * 30 + 120.0)
+    ]  # the last fix: the gap
+    engine.dispose()
+
+
+def _at(unit: str, place: tuple[float, float], ts: datetime) -> Fix:
+    return Fix(device_id=f"dev-{unit}", unit_id=unit, ts=ts, received_at=ts, lon=place[0], lat=place[1])
