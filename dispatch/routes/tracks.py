@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import msgspec
 from aiohttp import web
+from sqlalchemy import Engine
 
 from dispatch.auth import principal
 from dispatch.blocking import run_db
@@ -145,13 +146,23 @@ async def _simplified(
     """The simplified track. A one-device range on PostgreSQL is read as columns and only the points kept
     become objects (the same points as the general path: one device's line is all its points)."""
     engine, limit = request.app[ENGINE_KEY], request.app[SETTINGS_KEY].track_max_points
-    columns = await run_db(track_columns, engine, query, limit)
-    if isinstance(columns, int):
+    found = await run_db(_simplified_columns, engine, query, limit, tolerance_m)
+    if isinstance(found, int):
         _over_limit(limit)
-    if isinstance(columns, TrackColumns):
-        kept = simplify_indices(columns.lons, columns.lats, tolerance_m)
-        return await run_db(points_of, engine, columns, kept)
+    if found is not None:
+        return found
     return simplify(await _all_points(request, query, line), tolerance_m)
+
+
+def _simplified_columns(
+    engine: Engine, query: TrackQuery, limit: int, tolerance_m: float
+) -> list[TrackPoint] | int | None:
+    """The columnar path in one worker thread (read, Douglas–Peucker, the kept points read whole), off the
+    event loop; the count when over `limit`, None when the range needs the general path."""
+    columns = track_columns(engine, query, limit)
+    if not isinstance(columns, TrackColumns):
+        return columns
+    return points_of(engine, columns, simplify_indices(columns.lons, columns.lats, tolerance_m))
 
 
 async def _all_points(request: web.Request, query: TrackQuery, line: OneLine | None) -> list[TrackPoint]:
