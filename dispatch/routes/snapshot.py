@@ -18,7 +18,7 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
-from dispatch.openapi import DocumentedRoutes
+from dispatch.openapi import Documented, DocumentedRoutes
 from dispatch.problems import InvalidParameter, Unprocessable
 from dispatch.routes.instants import Instant
 from dispatch.routes.params import Number
@@ -77,18 +77,24 @@ class Playback(msgspec.Struct):
     frames: list[Frame] = msgspec.field(default_factory=list)
 
 
+_DOC = (
+    "With `at`: every unit, by id, with its last stored fix at or before `at` (at most "
+    "OUTPOST_SNAPSHOT_LOOKBACK_S older; otherwise lon, lat and ts are null) and its status at `at` from the "
+    "status history. With `from`, `to` and `step_s` instead: a playback, `{from, to, step_s, frames: [{at, "
+    "units}]}`, frames at from + k·step_s up to to; more than OUTPOST_PLAYBACK_MAX_FRAMES frames or "
+    "OUTPOST_PLAYBACK_MAX_POSITIONS units × frames is a 422 naming step_s. Audited as a read of positions."
+)
+_ARGS: list[Documented] = [AT, FROM, TO, STEP]
+
+
 @api.route(
     "GET",
     "/v1/units/snapshot",
     role="viewer",
-    params=[AT, FROM, TO, STEP],
+    params=_ARGS,
     response=Snapshot,
     errors=[422],
-    description="With `at`: every unit, by id, with its last stored fix at or before `at` (at most "
-    "OUTPOST_SNAPSHOT_LOOKBACK_S older; otherwise lon, lat and ts are null) and its status at `at` from the "
-    "status history. With `from`, `to` and `step_s` instead: a playback, `{from, to, step_s, frames: [{at, "
-    "units}]}`, frames at from + k·step_s up to to; more than OUTPOST_PLAYBACK_MAX_FRAMES frames or "
-    "OUTPOST_PLAYBACK_MAX_POSITIONS units × frames is a 422 naming step_s. Audited as a read of positions.",
+    description=_DOC,
 )
 async def units_snapshot(request: web.Request) -> web.Response:
     """Every unit's position and status at a past instant, or playback frames (audited)
