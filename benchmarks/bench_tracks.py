@@ -11,6 +11,9 @@ among many). Then, in the same run:
 
 - outpost: `GET /v1/units/u0/track?from=&to=&simplify_m=` through the real app (bearer auth, audit, keyset
   pages of 5,000 rows, one line through the unit's devices, Douglas–Peucker, GeoJSON);
+- rows-path: the simplification as it was before the columnar read, in process (no HTTP): every fix a
+  point object (`store.tracks.track_points`), one line, Douglas–Peucker; what a unit with several devices
+  and SQLite still take;
 - outpost-stream: the same without `simplify_m` (every fix, streamed);
 - naive: what one would write first: `store.fixes.fetch_fixes(unit_id=…, start, end)` (every column into
   `Fix` objects in one list) and `json.dumps` of a FeatureCollection of every fix, no simplification.
@@ -37,15 +40,16 @@ from aiohttp.test_utils import TestServer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_reads import api_over, summary, timed  # noqa: E402
+from benchmarks.api_reads import api_over, print_row, run_on_postgres, summary, timed, verdict  # noqa: E402
 from geo.distance import destination  # noqa: E402
+from geo.track import OneLine, simplify  # noqa: E402
 from schemas.fix import Fix  # noqa: E402
 from store import registry  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.fixes import FixWriter, fetch_fixes  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
-from tests.support.services import PgCluster  # noqa: E402
+from store.tracks import TrackQuery, track_points  # noqa: E402
 
 DAY_S = 86_400
 LON, LAT = -122.4194, 37.7793
@@ -89,6 +93,13 @@ def naive_geojson(engine: Any, unit: str, start: datetime, end: datetime) -> byt
     return json.dumps({"type": "FeatureCollection", "features": features}).encode()
 
 
+def general_path(engine: Any, unit: str, start: datetime, end: datetime, tolerance_m: float) -> list[Any]:
+    """What the simplified track did before the columnar read (and still does for a unit with several
+    devices, or on SQLite): every fix as a point object, one line, Douglas–Peucker; no HTTP."""
+    points = track_points(engine, TrackQuery(start, end, unit_id=unit), 1_000_000)
+    return simplify(OneLine(15.0).take(points), tolerance_m)
+
+
 async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = open_engine(url, pool_size=4)
     migrate(engine, StoreSettings(database_url=url))
@@ -118,25 +129,25 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
             body = await asyncio.to_thread(naive_geojson, engine, "u0", start, end)
             return len(json.loads(body)["features"])
 
+        async def general() -> int:
+            return len(await asyncio.to_thread(general_path, engine, "u0", start, end, args.simplify))
+
         for name, call in (
             ("outpost", lambda: track(f"&simplify_m={args.simplify:g}")),
+            ("rows-path", general),
             ("outpost-stream", lambda: track("")),
             ("naive", naive),
         ):
             times, points = await timed(args.runs, call)
             results[name] = {**summary(times), "points": points}
-            r = results[name]
-            print(
-                f"{name:<15} p50 {r['p50_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f}  "
-                f"max {r['max_ms']:7.1f}  {points:,} points"
-            )
+            print_row(name, results[name], points, "points")
     engine.dispose()
     ratio = results["naive"]["p50_ms"] / results["outpost"]["p50_ms"]
     stream_ratio = results["naive"]["p50_ms"] / results["outpost-stream"]["p50_ms"]
+    rows_ratio = results["rows-path"]["p50_ms"] / results["outpost"]["p50_ms"]
     print(
-        f"ratio naive/outpost (simplified) {ratio:.2f}x   naive/outpost-stream {stream_ratio:.2f}x   "
-        f"target p50 ≤ 100 ms: {'met' if results['outpost']['p50_ms'] <= 100 else 'NOT met'}   "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"ratio naive/outpost (simplified) {ratio:.2f}x   rows-path/outpost {rows_ratio:.2f}x   "
+        f"naive/outpost-stream {stream_ratio:.2f}x   " + verdict(results["outpost"]["p50_ms"], 100)
     )
     return {
         "runs": args.runs,
@@ -144,6 +155,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "simplify_m": args.simplify,
         **results,
         "ratio": round(ratio, 2),
+        "ratio_rows_path": round(rows_ratio, 2),
     }
 
 
@@ -156,13 +168,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7 if quick else 15)
     parser.add_argument("--simplify", type=float, default=5.0, help="simplify_m of the outpost variant")
     args = parser.parse_args()
-    cluster = PgCluster().start()
-    try:
-        cluster.psql("CREATE DATABASE bench")
-        figures = asyncio.run(bench(cluster.url("bench"), args))
-    finally:
-        cluster.close()
-    print(json.dumps(figures))
+    run_on_postgres(bench, args)
 
 
 if __name__ == "__main__":

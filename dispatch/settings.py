@@ -104,6 +104,23 @@ class ApiSettings:
     # The longest time range one heat map may count (s); a longer one gets 422. The count runs in the
     # database, so raising it costs time per request, not memory.
     heatmap_max_range_s: Annotated[float, Meta(gt=0, le=10 * 366 * 86400)] = 366 * 86400.0
+    # Patrol presence is counted per H3 cell at this resolution (9: ~0.1 km², a few blocks); a patrol heat
+    # map may ask for it or any coarser one. Finer: more rows in the rollup, sharper maps.
+    patrol_res: Annotated[int, Meta(ge=0, le=15)] = 9
+    # A fix stands for where its unit was until the unit's next fix, but at most this long (s): a unit silent
+    # longer counts nowhere meanwhile. Longer: gaps in reporting are filled in, rightly or not.
+    presence_max_gap_s: Annotated[float, Meta(gt=0, le=3600)] = 120.0
+    # An hour of presence is stored (materialized) once it ended this long ago (s); newer hours are computed
+    # from the fixes at each request. Longer: later fixes from offline buffers are counted, more raw work.
+    presence_settle_s: Annotated[float, Meta(ge=0, le=7 * 86400)] = 3600.0
+    # A fleet snapshot at T shows each unit's last fix at or before T only if it is at most this old (s);
+    # older: the unit is listed without a position. Longer: fewer blanks, staler dots on a playback.
+    snapshot_lookback_s: Annotated[float, Meta(gt=0, le=86400)] = 900.0
+    # The most frames one playback (`/v1/units/snapshot?from=&to=&step_s=`) may ask for; more: 422 naming
+    # step_s. Raising it lets one request read the database that many times.
+    playback_max_frames: Annotated[int, Meta(ge=1, le=1_000_000)] = 2000
+    # ... and the most unit positions (units × frames) it may answer; more: 422 naming step_s.
+    playback_max_positions: Annotated[int, Meta(ge=1, le=100_000_000)] = 2_000_000
     # A unit is out of its assigned grid only beyond this distance from it (m); it counts as back once
     # inside (the band between is hysteresis). Also what "inside" allows for coverage. Larger: fewer alerts
     # for GPS error along borders, later alerts for real departures.

@@ -33,6 +33,7 @@ from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
+from dispatch.routes.heatmap import presence_settings
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.channel import DeviceChannel
@@ -49,6 +50,7 @@ from schemas.config import redact_url
 from store.engine import open_engine
 from store.maintenance import maintain_storage
 from store.migrate import MigrationReport, migrate
+from store.presence import keep_presence
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ async def serve(
             # One role keeps the store: partitions ahead, retention of fixes and dead letters.
             if role != "api":
                 supervisor.run(maintain_storage(engine, settings.store), "storage-maintenance")
+                supervisor.run(keep_presence(engine, presence_settings(settings.api)), "patrol-presence")
             running = Running(http_url, broker_url, embedded, _storage_label(report))
             supervisor.run(_announce(running, role, gates, on_ready), "announce-ready")
             await supervisor.wait_until(stop)

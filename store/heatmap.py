@@ -48,8 +48,7 @@ def hex_counts(engine: Engine, query: HeatmapQuery) -> list[tuple[int, int]]:
 
 
 def _hex_counts(conn: Connection, query: HeatmapQuery) -> list[tuple[int, int]]:
-    clear, set_ = parent_masks(query.res)
-    cell = _int64(f"(h3_cell & {_int64_sql(clear)}) | {_int64_sql(set_)}")
+    cell = parent_cell("h3_cell", query.res)
     conditions: list[ColumnElement[bool]] = [
         _C.h3_cell.is_not(None),
         _C.reported_at >= query.start,
@@ -75,6 +74,12 @@ def incident_categories(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(select(func.lower(_C.category)).distinct().order_by(func.lower(_C.category)))
         return [r[0] for r in rows]
+
+
+def parent_cell(column: str, res: int) -> ColumnElement[Any]:
+    """SQL for the parent at `res` of the H3 cells (int64, any finer resolution) in `column`."""
+    clear, set_ = parent_masks(res)
+    return _int64(f"({column} & {_int64_sql(clear)}) | {_int64_sql(set_)}")
 
 
 def _int64(sql: str) -> ColumnElement[Any]:

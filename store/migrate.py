@@ -23,6 +23,7 @@ from store.audit_chain import add_chain_columns
 from store.engine import CannotStart
 from store.incident_cells import add_incident_cells
 from store.incidents.upgrade import add_incident_grids
+from store.presence_tables import add_presence_tables
 from store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (8, "status history, check-ins, roll calls; the break status", add_attendance_tables),
     (9, "incident grids and merges", add_incident_grids),
     (10, "monthly reports and their schedule", _create_tables),
+    (11, "patrol presence rollup (a continuous aggregate on TimescaleDB)", add_presence_tables),
     (12, "the audit log's hash chain", add_chain_columns),
 )
 

@@ -7,10 +7,14 @@ without holding the range in memory. Both backends give the same rows in the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Row
@@ -82,17 +86,11 @@ def track_points(engine: Engine, query: TrackQuery, limit: int) -> list[TrackPoi
             if after is None:
                 break
         return points
-    owner, value = ("unit_id", query.unit_id) if query.unit_id is not None else ("device_id", query.device_id)
-    pooled = engine.raw_connection()
-    try:
-        driver = cast(psycopg.Connection[Any], pooled.dbapi_connection)
-        # psycopg's binary protocol, straight into tuples: twice the rate of SQLAlchemy rows here.
-        with driver.cursor(binary=True) as cur:
-            cur.execute(_FAST_READ.format(owner=owner), (value, utc(query.start), utc(query.end), limit + 1))
-            rows = cur.fetchall()
-        driver.commit()
-    finally:
-        pooled.close()
+    owner, value = _owner_value(query)
+    # psycopg's binary protocol, straight into tuples: twice the rate of SQLAlchemy rows here.
+    with _driver(engine) as driver, driver.cursor(binary=True) as cur:
+        cur.execute(_FAST_READ.format(owner=owner), (value, utc(query.start), utc(query.end), limit + 1))
+        rows = cur.fetchall()
     return [TrackPoint._make(row) for row in rows]
 
 
@@ -102,6 +100,91 @@ _FAST_READ = (
     " heading_deg::float8, flags FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s"
     " ORDER BY ts, device_id LIMIT %s"
 )
+
+
+@dataclass(frozen=True)
+class TrackColumns:
+    """A one-device track as columns: the device, and each fix's time (µs since 2000-01-01, PostgreSQL's own
+    count), longitude and latitude, in time order."""
+
+    device_id: str
+    ts_us: npt.NDArray[np.int64]
+    lons: npt.NDArray[np.float64]
+    lats: npt.NDArray[np.float64]
+
+
+def track_columns(engine: Engine, query: TrackQuery, limit: int) -> TrackColumns | int | None:
+    """The range as columns, when that is quick: on PostgreSQL, and when one device made every fix of the
+    range (a unit with several devices needs `OneLine` over whole points). None otherwise, and the number of
+    fixes when there are more than `limit`.
+
+    Why it is quick (profiled: a day at 1 Hz, 86,400 fixes, 110 ms as rows, 27 ms so): the database packs
+    each column into one bytea of binary values (`timestamptz_send`, `float8send`), which numpy reads as it
+    comes, instead of 86,400 rows of Python objects, and no epoch is computed (`extract(epoch …)` is a
+    numeric, the slowest part of the row read). Ordered by `ts` alone: with one device, times are unique.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    owner, value = _owner_value(query)
+    with _driver(engine) as driver, driver.cursor(binary=True) as cur:
+        cur.execute(_COLUMNS_READ.format(owner=owner), (value, utc(query.start), utc(query.end), limit + 1))
+        found = cur.fetchone()
+    assert found is not None
+    count, first_device, last_device, ts, lons, lats = found
+    if count > limit:
+        return int(count)
+    if count == 0 or first_device != last_device:
+        return None
+    return TrackColumns(
+        first_device,
+        np.frombuffer(ts, dtype=">i8").astype(np.int64),
+        np.frombuffer(lons, dtype=">f8").astype(np.float64),
+        np.frombuffer(lats, dtype=">f8").astype(np.float64),
+    )
+
+
+def points_of(engine: Engine, columns: TrackColumns, indices: npt.NDArray[np.intp]) -> list[TrackPoint]:
+    """The whole points at `indices` of `columns` (the ones a simplification kept), read by primary key."""
+    instants = [_PG_EPOCH + timedelta(microseconds=int(us)) for us in columns.ts_us[indices]]
+    if not instants:
+        return []
+    with _driver(engine) as driver, driver.cursor(binary=True) as cur:
+        cur.execute(_POINTS_READ, (instants, columns.device_id))
+        return [TrackPoint._make(row) for row in cur.fetchall()]
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_COLUMNS_READ = (
+    "SELECT count(*), min(device_id), max(device_id), string_agg(timestamptz_send(ts), ''),"
+    " string_agg(float8send(lon), ''), string_agg(float8send(lat), '')"
+    " FROM (SELECT ts, lon, lat, device_id FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s"
+    " ORDER BY ts LIMIT %s) AS ordered"  # aggregated in the subquery's order, as PostgreSQL does
+)
+# A primary-key lookup per instant: LIMIT 1 keeps the lateral a nested loop, which PostgreSQL prunes to one
+# partition per lookup; `ts = ANY(…)` probed every partition for every instant, a join hashed them all.
+_POINTS_READ = (
+    "SELECT f.* FROM unnest(%s::timestamptz[]) AS k(ts) CROSS JOIN LATERAL ("
+    " SELECT extract(epoch FROM ts)::float8, lon, lat, device_id, accuracy_m::float8, speed_mps::float8,"
+    " heading_deg::float8, flags FROM fixes WHERE ts = k.ts AND device_id = %s LIMIT 1) AS f ORDER BY 1"
+)
+
+
+@contextmanager
+def _driver(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
+    """The pooled connection's psycopg connection, committed and handed back to the pool on exit."""
+    pooled = engine.raw_connection()
+    try:
+        driver = cast(psycopg.Connection[Any], pooled.dbapi_connection)
+        yield driver
+        driver.commit()
+    finally:
+        pooled.close()
+
+
+def _owner_value(query: TrackQuery) -> tuple[str, str | None]:
+    if query.unit_id is not None:
+        return "unit_id", query.unit_id
+    return "device_id", query.device_id
 
 
 def _owner(query: TrackQuery) -> ColumnElement[bool]:

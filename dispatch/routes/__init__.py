@@ -14,6 +14,7 @@ from dispatch.routes import (
     health,
     heatmap,
     nearest,
+    snapshot,
     status_history,
     stream,
     tracks,
@@ -27,6 +28,7 @@ from dispatch.routes import (
 CORE_ROUTES: tuple[DocumentedRoutes, ...] = (
     health.api,
     nearest.api,
+    snapshot.api,  # /v1/units/snapshot, before /v1/units/{id} too
     units.api,
     status_history.api,
     devices.api,

@@ -10,10 +10,11 @@ patrolled, the stops and the trips. Every answer is a read of positions and is a
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 from aiohttp import web
+from sqlalchemy import Engine
 
 from dispatch.auth import principal
 from dispatch.blocking import run_db
@@ -26,9 +27,9 @@ from dispatch.routes.params import Number, encode
 from dispatch.routes.resources import Resource, named
 from dispatch.routes.track_formats import FORMATS, MEDIA_TYPES, TrackMeta, rfc3339, writer_for
 from dispatch.routes.units import UNITS
-from geo.track import OneLine, TrackPoint, distance_m, simplify, stops_and_trips
+from geo.track import OneLine, TrackPoint, distance_m, simplify, simplify_indices, stops_and_trips
 from schemas.fix import NOT_FOR_DISPATCH
-from store.tracks import TrackQuery, track_page, track_points
+from store.tracks import TrackColumns, TrackQuery, points_of, track_columns, track_page, track_points
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ async def _track(
     detail = {"from": span.start.isoformat(), "to": span.end.isoformat(), "format": fmt}
     request.app[AUDIT_KEY].record(principal(request).actor, "read_track", subject, detail)
     if tolerance_m:
-        points = simplify(await _all_points(request, query, line), tolerance_m)
+        points = await _simplified(request, query, line, tolerance_m)
         writer = writer_for(fmt, meta)
         body = writer.head() + writer.points(points) + writer.tail()
         return web.Response(body=body, headers={"Content-Type": MEDIA_TYPES[fmt]})
@@ -139,16 +140,45 @@ async def _stream(
     return response
 
 
+async def _simplified(
+    request: web.Request, query: TrackQuery, line: OneLine | None, tolerance_m: float
+) -> list[TrackPoint]:
+    """The simplified track. A one-device range on PostgreSQL is read as columns and only the points kept
+    become objects (the same points as the general path: one device's line is all its points)."""
+    engine, limit = request.app[ENGINE_KEY], request.app[SETTINGS_KEY].track_max_points
+    found = await run_db(_simplified_columns, engine, query, limit, tolerance_m)
+    if isinstance(found, int):
+        _over_limit(limit)
+    if found is not None:
+        return found
+    return simplify(await _all_points(request, query, line), tolerance_m)
+
+
+def _simplified_columns(
+    engine: Engine, query: TrackQuery, limit: int, tolerance_m: float
+) -> list[TrackPoint] | int | None:
+    """The columnar path in one worker thread (read, Douglas–Peucker, the kept points read whole), off the
+    event loop; the count when over `limit`, None when the range needs the general path."""
+    columns = track_columns(engine, query, limit)
+    if not isinstance(columns, TrackColumns):
+        return columns
+    return points_of(engine, columns, simplify_indices(columns.lons, columns.lats, tolerance_m))
+
+
 async def _all_points(request: web.Request, query: TrackQuery, line: OneLine | None) -> list[TrackPoint]:
     """Every point of the range (one line for a unit), or 422 past the settings' `track_max_points`."""
     engine, limit = request.app[ENGINE_KEY], request.app[SETTINGS_KEY].track_max_points
     points = await run_db(track_points, engine, query, limit)
     if len(points) > limit:
-        raise Unprocessable(
-            f"more than {limit} fixes in this range (OUTPOST_TRACK_MAX_POINTS): ask for a shorter range",
-            max_points=limit,
-        )
+        _over_limit(limit)
     return line.take(points) if line is not None else points
+
+
+def _over_limit(limit: int) -> NoReturn:
+    raise Unprocessable(
+        f"more than {limit} fixes in this range (OUTPOST_TRACK_MAX_POINTS): ask for a shorter range",
+        max_points=limit,
+    )
 
 
 class StopOut(msgspec.Struct):

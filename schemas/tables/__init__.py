@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from schemas.tables import access, attendance, duty, fences, grids, incidents, registry, status, telemetry
+from schemas.tables import (
+    access,
+    attendance,
+    duty,
+    fences,
+    grids,
+    incidents,
+    presence,
+    registry,
+    status,
+    telemetry,
+)
 from schemas.tables import reports as report_tables
 from schemas.tables.flavour import Flavour
 
@@ -29,4 +40,5 @@ def build_metadata(flavour: Flavour) -> MetaData:
     status.define(md)
     attendance.define(md)
     report_tables.define(md)
+    presence.define(md)
     return md

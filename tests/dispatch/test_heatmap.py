@@ -18,6 +18,7 @@ from store import incidents
 from store.engine import open_engine
 from store.incidents.history import HistoricIncident, import_batch
 from tests.dispatch.conftest import LiveApi, running_api
+from tests.support.problems import assert_problem
 
 DAY = Path(__file__).resolve().parents[2] / "sim" / "data" / "sf_incidents_2008-05-30.csv.gz"
 ZONE = "America/Los_Angeles"
@@ -144,11 +145,9 @@ async def test_bad_input_is_a_problem_naming_the_parameter(
 ) -> None:
     _load(sqlite_url)
     async with running_api(sqlite_url, settings=SETTINGS) as api:
-        response = await api.call("GET", f"/v1/heatmap/incidents?{query}", role="viewer")
-        body = await response.json(content_type=None)
-    assert response.status == status, body
-    assert response.content_type == "application/problem+json"
-    assert [p["name"] for p in body["invalid_params"]] == [name], body
+        await assert_problem(
+            await api.call("GET", f"/v1/heatmap/incidents?{query}", role="viewer"), status, name
+        )
 
 
 async def test_the_heat_map_needs_a_token(sqlite_api: LiveApi) -> None:

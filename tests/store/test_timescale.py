@@ -20,13 +20,20 @@ from store.engine import open_engine
 from store.fixes import FixWriter, count_fixes, fetch_fixes
 from store.migrate import detect_flavour, migrate, storage_path
 from store.partitions import run_maintenance
+from store.presence_tables import CAGG_STATEMENTS
 from store.settings import StoreSettings
 from tests.support.services import PgCluster
 
 SETTINGS = StoreSettings(retention_days=90, compress_after_days=7)
 _names = (f"outpost_empty_{i}" for i in itertools.count())
 # Calls into TimescaleDB's API: recorded, and only executed where the extension exists.
-_TIMESCALE_API = ("create_hypertable(", "timescaledb.", "add_columnstore_policy(", "add_retention_policy(")
+_TIMESCALE_API = (
+    "create_hypertable(",
+    "timescaledb.",
+    "add_columnstore_policy(",
+    "add_retention_policy(",
+    "add_continuous_aggregate_policy(",
+)
 
 
 @pytest.fixture
@@ -114,7 +121,7 @@ def test_timescaledb_path_issues_its_statements_and_gets_a_plain_geometry(
 
     report = migrate(engine, SETTINGS)
     assert (report.timescaledb, report.flavour.hypertable, report.flavour.partitioned) == (True, True, False)
-    assert issued == timescale.policy_statements(SETTINGS)
+    assert issued == [*timescale.policy_statements(SETTINGS), *CAGG_STATEMENTS]  # fixes, then presence
     with engine.connect() as conn:
         assert conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'fixes'")).scalar() == "r"
         generated = conn.execute(
