@@ -64,7 +64,16 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
     start = at - lookback
     newest = FIXES.alias("newest")
     in_window = and_(newest.c.unit_id == units.c.id, newest.c.ts <= at, newest.c.ts >= start)
-    fix_ts = select(newest.c.ts).where(in_window).order_by(newest.c.ts.desc()).limit(1).scalar_subquery()
+    # Correlated to `units` explicitly: nested inside `fix_device` below, automatic correlation would look
+    # only one level up, miss `units` there, and give every unit the newest fix of any unit.
+    fix_ts = (
+        select(newest.c.ts)
+        .where(in_window)
+        .order_by(newest.c.ts.desc())
+        .limit(1)
+        .correlate(units)
+        .scalar_subquery()
+    )
     tied = FIXES.alias("tied")
     fix_device = (
         select(func.max(tied.c.device_id))

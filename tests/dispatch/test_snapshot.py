@@ -157,3 +157,18 @@ async def test_bad_input_is_a_problem_naming_the_parameter(sqlite_url: str, case
         await _seed(api)
         response = await api.call("GET", f"/v1/units/snapshot?{query}", role="viewer")
         await assert_problem(response, int(status), name)
+
+
+async def test_each_unit_gets_its_own_last_fix(store_url: str) -> None:
+    """Two units with fixes in the window each get their own (a subquery once took the newest of any unit)."""
+    async with running_api(store_url) as api:
+        for unit in ("u1", "u2"):
+            body = {"id": unit, "name": unit, "kind": "police"}
+            await api.json("POST", "/v1/units", json=body, status=201)
+        fixes = [fix("d1", "u1", LON, LAT, START_S + 10), fix("d2", "u2", LON + 0.01, LAT, START_S + 20)]
+        FixWriter(api.engine).write(fixes)
+        got = await api.json("GET", f"/v1/units/snapshot?at={iso(START_S + 30)}", role="viewer")
+    assert [(u["id"], u["device_id"], u["lon"], u["ts"]) for u in got["units"]] == [
+        ("u1", "d1", LON, iso(START_S + 10)),
+        ("u2", "d2", LON + 0.01, iso(START_S + 20)),
+    ]
