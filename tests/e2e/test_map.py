@@ -379,10 +379,9 @@ def test_grids_show_both_levels_the_holder_and_alerts_a_dispatcher_acknowledges(
 
 
 def _text(driver: Any, selector: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    found = driver.find_elements(By.CSS_SELECTOR, selector)
-    return found[0].text if found else ""
+    """The element's text read in one step in the page (it may be redrawn between a find and a read)."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';"
+    return str(driver.execute_script(script, selector))
 
 
 def test_the_incident_heat_map_follows_its_window_and_category(
@@ -528,13 +527,14 @@ def test_a_roll_call_of_a_grid_started_on_the_page_shows_the_answers(
 
     held_grid(outpost, mosquitto, "cam-50", "police-rc", (LON, LAT))
     sign_in(browser, outpost.url, outpost.tokens["dispatcher"])
-    grid = wait_until(
+    wait_until(
         lambda: browser.find_elements(By.CSS_SELECTOR, '#rollcall-grid option[value="police-rc"]'),
         20,
         "grids",
     )
     Select(browser.find_element(By.ID, "rollcall-grid")).select_by_value("police-rc")
-    assert grid[0].is_selected()
+    chosen = Select(browser.find_element(By.ID, "rollcall-grid")).first_selected_option  # found again: the
+    assert chosen.get_attribute("value") == "police-rc"  # list may be redrawn, the choice must stay
     set_form(browser, {"rollcall-deadline": "60"})
     device = listen(mosquitto, "outpost/v1/devices/cam-50/rollcall")
     browser.find_element(By.ID, "rollcall-start").click()
@@ -554,10 +554,10 @@ def test_a_roll_call_of_a_grid_started_on_the_page_shows_the_answers(
 
 
 def _attr(driver: Any, selector: str, name: str) -> str | None:
-    from selenium.webdriver.common.by import By
-
-    found = driver.find_elements(By.CSS_SELECTOR, selector)
-    return found[0].get_attribute(name) if found else None
+    """The attribute read in one step in the page (a found element may be redrawn before it is read)."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;"
+    found: str | None = driver.execute_script(script, selector, name)
+    return found
 
 
 @pytest.mark.parametrize("outpost", [{"OUTPOST_OFFER_TIMEOUT_S": "3"}], indirect=True)

@@ -16,7 +16,10 @@ export class RollCall {
 
   /** The grids one may call ({id, name}), once they are loaded. */
   offer(grids) {
-    this.form.querySelector("select").replaceChildren(...grids.map((g) => el("option", { value: g.id }, g.name)));
+    const select = this.form.querySelector("select");
+    const chosen = select.value; // a new list keeps the grid the dispatcher had picked
+    select.replaceChildren(...grids.map((g) => el("option", { value: g.id }, g.name)));
+    if (grids.some((g) => g.id === chosen)) select.value = chosen;
   }
 
   async start() {
