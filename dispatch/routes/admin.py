@@ -94,11 +94,6 @@ async def read_audit(request: web.Request) -> web.Response:
     since, until = SINCE.get(request), UNTIL.get(request)
     await request.app[AUDIT_KEY].flush()
     query = access.AuditQuery(since, until, ACTOR.get(request), ACTION.get(request), SUBJECT.get(request))
-    entries = await run_db(
-        access.read_audit,
-        request.app[ENGINE_KEY],
-        query,
-        after_id=AFTER.get(request),
-        limit=LIMIT.get(request),
-    )
+    after, limit = AFTER.get(request), LIMIT.get(request)
+    entries = await run_db(access.read_audit, request.app[ENGINE_KEY], query, after_id=after, limit=limit)
     return encode(models.AuditList([body_of(models.AuditEntryOut, e) for e in entries]))
