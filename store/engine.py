@@ -33,6 +33,7 @@ def open_engine(url: str, *, pool_size: int = 8, sqlite_busy_timeout_ms: int = 1
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            hide_parameters=True,  # an error names its SQL, never its values (token hashes, positions)
             # A dead server must fail fast, so ingest can spool instead of hanging: connect_timeout covers a
             # refused or silent connect; keepalives and tcp_user_timeout cover a server (or its host) that
             # vanishes mid-transaction without closing the socket, which would otherwise block ~15 minutes.
@@ -49,7 +50,7 @@ def open_engine(url: str, *, pool_size: int = 8, sqlite_busy_timeout_ms: int = 1
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
         event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms=sqlite_busy_timeout_ms))
         return engine
     raise UnsupportedDatabase(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from dispatch.blocking import run_db
 from dispatch.problems import Conflict, InvalidParameter
 from dispatch.screening import refuse_nul_in_json
+from store.engine import open_engine
 from tests.dispatch.conftest import LiveApi
 
 DAY = {"starts_at": "2024-01-01T00:00:00Z", "ends_at": "2024-01-02T00:00:00Z"}
@@ -110,3 +111,18 @@ async def test_answers_name_no_server_version_and_api_answers_are_not_cached(liv
     health = await live_api.call("GET", "/healthz", role=None)
     for response in (units, health):
         assert response.headers["Server"] == "Outpost"
+
+
+async def test_a_database_error_names_its_sql_never_its_values(store_url: str) -> None:
+    """Error logs once printed the SQL's parameters (a token hash, a lost alarm's position)."""
+    engine = open_engine(store_url)
+    secret = "4f1c0ffee-secret-token-hash"
+
+    def fail() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT no_such_column FROM api_tokens WHERE token_hash = :h"), {"h": secret})
+
+    with pytest.raises(Exception) as caught:
+        await run_db(fail)
+    engine.dispose()
+    assert "no_such_column" in str(caught.value) and secret not in str(caught.value)
