@@ -7,6 +7,7 @@ import the routes at the top without the routes importing the factory back.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,10 @@ from dispatch.settings import ApiSettings
 from dispatch.stream_slots import StreamSlots
 
 
+async def _nobody_to_tell() -> None:
+    """No device gateway in this process."""
+
+
 @dataclass(frozen=True)
 class ApiContext:
     """What the API needs from the composition root."""
@@ -32,6 +37,10 @@ class ApiContext:
     bus: EventBus
     clock: Clock
     settings: ApiSettings
+    # Tells the device gateway of this process that devices changed (disabled, re-bound, new credentials)
+    # and returns once it knows: the API answers only then, so a revoked secret is refused from that answer
+    # on. The API role alone has none (ingest reloads on its own period, OUTPOST_DEVICE_REFRESH_S).
+    devices_changed: Callable[[], Awaitable[object]] = _nobody_to_tell
 
 
 CONTEXT_KEY = web.AppKey("outpost.context", ApiContext)

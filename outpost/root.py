@@ -216,6 +216,7 @@ class _Parts:
             ReportsPlugin(rules_of(settings)),
         ]
         on_device_message = self._device_messages(incidents, fleet, desk, channel)
+        devices_changed: Callable[[], Awaitable[object]] = _ignore_change  # api role: ingest has its period
         if role == "all":
             pipeline = build_pipeline(
                 self.ingest_settings,
@@ -224,6 +225,8 @@ class _Parts:
                 on_device_message=on_device_message,
             )
             plugins.append(ingest_http.IngestRoutes(pipeline))
+            # A device disabled, re-bound or given new credentials through this API is refused at once.
+            devices_changed = pipeline.directory.load
             ingest = run_ingest(
                 self.ingest_settings,
                 engine,
@@ -242,9 +245,8 @@ class _Parts:
                 self.ingest_settings, on_device_message, known=fleet.device_enabled, stop=self.stop
             )
             supervisor.run(relay, "device-relay")
-        app = init_app(
-            ApiContext(engine=engine, fleet=fleet, bus=bus, clock=self.clock, settings=settings.api), plugins
-        )
+        context = ApiContext(engine, fleet, bus, self.clock, settings.api, devices_changed)
+        app = init_app(context, plugins)
         app[GATES_KEY] = self.gates
         supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker
         self.stack.push_async_callback(channel.close)
@@ -295,3 +297,7 @@ def _storage_label(report: MigrationReport) -> str:
 
 def _ignore(_: object) -> None:
     """The ingest role keeps no live picture."""
+
+
+async def _ignore_change() -> None:
+    """No device gateway in this process to tell."""

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
-from dispatch.keys import ENGINE_KEY
+from dispatch.keys import CONTEXT_KEY, ENGINE_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import NotFound
 from dispatch.routes import models, present
@@ -18,7 +18,9 @@ from store import registry
 DEVICE_ID = PathId("id", "the device's id")
 api = DocumentedRoutes("devices", path_params=[DEVICE_ID])
 LIMIT = Integer("limit", "page size", default=500, minimum=1, maximum=5000)
-DEVICES = Resource("device", DEVICE_ID, registry.DEVICE_QUERIES, Fleet.track_device, present.device_out)
+DEVICES = Resource(
+    "device", DEVICE_ID, registry.DEVICE_QUERIES, Fleet.track_device, present.device_out, tells_gateway=True
+)
 
 
 add_edit_routes(
@@ -56,6 +58,7 @@ async def issue_credentials(request: web.Request) -> web.Response:
     digest = await run_db(hash_secret, secret)
     if not await run_db(registry.set_device_credentials, request.app[ENGINE_KEY], device_id, digest):
         raise NotFound(f"no device {device_id}")
+    await request.app[CONTEXT_KEY].devices_changed()  # the old secret stops working at once
     response = encode(
         models.CredentialsOut(device_id=device_id, username=device_id, secret=secret), status=201
     )

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
-from dispatch.keys import CLOCK_KEY, ENGINE_KEY, FLEET_KEY
+from dispatch.keys import CLOCK_KEY, CONTEXT_KEY, ENGINE_KEY, FLEET_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, NotFound
 from dispatch.routes.models import set_fields
@@ -68,6 +68,8 @@ class Resource(Generic[R]):
     queries: registry.Queries[R]
     track: Callable[[Fleet, R], None]  # let the live picture follow the stored record
     out: Callable[[R], msgspec.Struct]  # the API body of a record
+    # Whether the device gateway must hear of a change at once (devices: disabled ones are refused).
+    tells_gateway: bool = False
 
     async def find(self, request: web.Request, record_id: str) -> R:
         """The record, or NotFound."""
@@ -85,7 +87,7 @@ class Resource(Generic[R]):
             )
         except registry.Duplicate as exc:
             raise Conflict(str(exc), current_state={"id": fields["id"]}) from None
-        self.track(request.app[FLEET_KEY], record)
+        await self._follow(request, record)
         return encode(self.out(record), status=201)
 
     async def page(self, request: web.Request, limit: int, **filters: Any) -> tuple[list[R], str | None]:
@@ -106,8 +108,13 @@ class Resource(Generic[R]):
         record = await run_db(self.queries.update, request.app[ENGINE_KEY], record_id, **changes)
         if record is None:
             raise NotFound(f"no {self.noun} {record_id}")
-        self.track(request.app[FLEET_KEY], record)
+        await self._follow(request, record)
         return encode(self.out(record))
+
+    async def _follow(self, request: web.Request, record: R) -> None:
+        self.track(request.app[FLEET_KEY], record)
+        if self.tells_gateway:
+            await request.app[CONTEXT_KEY].devices_changed()
 
 
 H = TypeVar("H", bound=Callable[..., Any])

@@ -9,7 +9,7 @@ from aiohttp import web
 from dispatch.auth import principal
 from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
-from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, FLEET_KEY
+from dispatch.keys import AUDIT_KEY, CLOCK_KEY, CONTEXT_KEY, ENGINE_KEY, FLEET_KEY
 from dispatch.live import UnitState
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
@@ -223,6 +223,7 @@ async def bind_device(request: web.Request) -> web.Response:
     except registry.Overlap as exc:
         raise Conflict(str(exc), current_state=present.binding_out(exc.existing)) from None
     app[FLEET_KEY].bind(binding)
+    await app[CONTEXT_KEY].devices_changed()  # ingest stamps the device's fixes with its new unit at once
     return encode(present.binding_out(binding), status=201)
 
 
@@ -238,5 +239,6 @@ async def unbind_device(request: web.Request) -> web.Response:
     if not changed:
         raise NotFound(f"device {device_id} is not bound to unit {unit_id} now or later")
     app[FLEET_KEY].unbind(unit_id, device_id)
+    await app[CONTEXT_KEY].devices_changed()
     found = await run_db(registry.bindings_of_unit, app[ENGINE_KEY], unit_id)
     return encode(BindingList(bindings=[present.binding_out(b) for b in found]))
