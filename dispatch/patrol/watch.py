@@ -28,6 +28,7 @@ from dispatch.live.out_of_grid import INCIDENT_STATUSES, OFF_DUTY_STATUSES, OutO
 from dispatch.patrol.alerts import RaisedAlert, RaisedAlerts
 from dispatch.patrol.health import HealthWatch
 from dispatch.patrol.messages import acknowledged_event, alert_event, gap_event, health_event, zone_event
+from dispatch.problems import Unavailable
 from dispatch.settings import ApiSettings
 from geo.grids import GridIndex
 from geo.zones import ZoneSet
@@ -129,9 +130,17 @@ class Patrol:
         return f"absent ({distance:.0f} m outside)"
 
     async def check(self) -> None:
-        """Re-read who holds what, judge every holder and grid at the clock's time, tell fence dwells."""
-        await self._read_assignments()
+        """Judge device health and tell fence dwells (both from memory), re-read who holds what, judge every
+        holder and grid at the clock's time. A database away keeps the holders last read: an outage must
+        not silence the alerts (a phone dying while PostgreSQL is down is still reported)."""
         now_s = self._clock.now()
+        self.health.check()
+        tracker = self.fleet.zones
+        self._publish(zone_event(e, tracker) for e in tracker.dwells(now_s))
+        try:
+            await self._read_assignments()
+        except Unavailable as exc:
+            log.warning("patrol check on the holders last read: %s", exc.detail)
         self._publish(alert_event(a) for a in self.out_of_grid.forget_others(set(self.held), now_s))
         for unit_id in self.held:
             self._judge_unit(unit_id, now_s)
@@ -139,9 +148,6 @@ class Patrol:
         for a in self.held.values():
             gaps += self.coverage.judge(a.grid_id, a.unit_id, now_s, uncovered=self.uncovered(a, now_s))
         self._publish(gap_event(g) for g in gaps)
-        tracker = self.fleet.zones
-        self._publish(zone_event(e, tracker) for e in tracker.dwells(now_s))
-        self.health.check()
 
     async def run(self) -> None:
         """`check` every patrol_check_s and `reload` every zones_refresh_s, forever (failures logged)."""
@@ -153,6 +159,9 @@ class Patrol:
                 if since_reload_s >= self._settings.zones_refresh_s:
                     since_reload_s = 0.0
                     await self.reload()
+            except Exception:
+                log.exception("grids not reloaded; the ones held stay in force")
+            try:
                 await self.check()
             except Exception:
                 log.exception("patrol check failed; trying again in %.0f s", self._settings.patrol_check_s)
@@ -172,7 +181,7 @@ class Patrol:
     def acknowledge(self, alert_id: str, actor: str) -> RaisedAlert | None:
         """A dispatcher has seen the alert: marked, and told to every console (`alert.acknowledged`)."""
         now_s = self._clock.now()
-        alert = self.alerts.acknowledge(alert_id, actor, datetime.fromtimestamp(now_s, UTC))
-        if alert is not None and alert.acknowledged_by == actor:
+        alert, first = self.alerts.acknowledge(alert_id, actor, datetime.fromtimestamp(now_s, UTC))
+        if alert is not None and first:
             self._bus.publish(acknowledged_event(alert, now_s))
         return alert

@@ -24,6 +24,7 @@ from dispatch.incidents.service import IncidentService
 from dispatch.keys import PATROL_KEY
 from dispatch.patrol import event_messages
 from dispatch.settings import ApiSettings, DispatchSettings
+from store.errors import StoreUnavailable
 from store.fixes import FixWriter
 from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
 from tests.dispatch.test_patrol import _drain
@@ -143,6 +144,25 @@ async def test_an_alarm_is_a_priority_event_beside_its_p1_incident(
     incident = await api.json("GET", f"/v1/incidents/{alarm['incident_id']}", role="viewer")
     assert incident["priority"] == "P1" and incident["category"] == "officer_alarm"
     assert event_messages(alarm)[0][0] == "outpost/v1/events/device.alarm"
+
+
+async def test_a_device_going_silent_while_the_database_is_away_is_still_reported(
+    health: tuple[LiveApi, IncidentService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, _ = health
+    patrol = api.app[PATROL_KEY]
+    sub = api.bus.subscribe()
+    for _ in range(5):
+        _report(api)
+        api.clock.advance(10.0)
+
+    def database_away(*_: object, **__: object) -> None:
+        raise StoreUnavailable("connection refused")  # the fault injected: PostgreSQL stopped
+
+    monkeypatch.setattr("dispatch.patrol.watch.duty.assignments_at", database_away)
+    api.clock.advance(21.0)
+    await patrol.check()  # the holders cannot be re-read; the health watch needs no database
+    assert [e["type"] for e in _drain(sub, "device_offline.")] == ["device_offline.raised"]
 
 
 async def test_an_alarm_is_never_lost_to_what_is_wrong_in_it(health: tuple[LiveApi, IncidentService]) -> None:
