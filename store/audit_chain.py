@@ -43,6 +43,11 @@ def lock_and_read_head(conn: Connection, table: Any) -> str:
     """Take the writers' lock for this transaction and return the chain's head hash (GENESIS when empty)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+    elif not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        # pysqlite begins a transaction only at the first write: the head would be read outside the
+        # transaction that appends after it, and two writers (the API, `outpost roster import`) could both
+        # chain onto it. BEGIN IMMEDIATE takes SQLite's write lock before the read.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
     head = conn.execute(
         select(table.c.hash).where(table.c.hash.is_not(None)).order_by(table.c.id.desc()).limit(1)
     ).scalar()

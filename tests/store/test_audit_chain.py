@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,3 +131,19 @@ def test_step_12_upgrades_an_old_log(store_url: str) -> None:
     assert migrate(fresh, StoreSettings(database_url=store_url)).applied == ()
     fresh.dispose()
     assert flavour.dialect in ("postgresql", "sqlite")
+
+
+def test_writers_of_several_processes_take_turns(store_url: str) -> None:
+    """Each writer (an API process, `outpost roster import`) has its own engine; the chain never forks."""
+    engines = [open_engine(store_url, pool_size=1) for _ in range(4)]
+
+    def write(engine: Engine) -> None:
+        for batch in range(10):
+            access.write_audit(engine, _entries(3, start=batch * 3))
+
+    with ThreadPoolExecutor(len(engines)) as pool:
+        list(pool.map(write, engines))
+    verdict = access.verify_audit(engines[0])
+    for engine in engines:
+        engine.dispose()
+    assert verdict.intact and verdict.records == 4 * 10 * 3
