@@ -65,9 +65,11 @@ class RaisedAlerts:
         """The raised alert of this event id (None: unknown, or cleared since)."""
         return self._by_id.get(alert_id)
 
-    def acknowledge(self, alert_id: str, actor: str, at: Any) -> RaisedAlert | None:
-        """Mark the alert seen by `actor` (the first acknowledgement stays); None when it is not raised."""
+    def acknowledge(self, alert_id: str, actor: str, at: Any) -> tuple[RaisedAlert | None, bool]:
+        """Mark the alert seen by `actor`: the alert (None when it is not raised) and whether this was its
+        first acknowledgement (a later one changes nothing)."""
         alert = self._by_id.get(alert_id)
-        if alert is not None and alert.acknowledged_by is None:
-            alert.acknowledged_by, alert.acknowledged_at = actor, at
-        return alert
+        if alert is None or alert.acknowledged_by is not None:
+            return alert, False
+        alert.acknowledged_by, alert.acknowledged_at = actor, at
+        return alert, True

@@ -233,6 +233,7 @@ async def test_raised_alerts_are_listed_acknowledged_once_for_every_console_and_
     assert done["acknowledged_by"].endswith(":test-dispatcher") and done["acknowledged_at"]
     again = await api.json("POST", f"/v1/alerts/{alert['id']}/acknowledge", role="admin")
     assert again["acknowledged_by"] == done["acknowledged_by"]  # the first acknowledgement stays
+    await api.json("POST", f"/v1/alerts/{alert['id']}/acknowledge", role="dispatcher")  # told once only
     [told] = _drain(sub, "alert.")
     assert (told["type"], told["alert_id"], told["alert_type"]) == (
         "alert.acknowledged",
