@@ -76,12 +76,17 @@ class GridPlaces:
 
     def refresh(self) -> GridIndex:
         """Re-read the grids if any changed since the last call (worker thread); the index now."""
+        return self.current()[0]
+
+    def current(self) -> tuple[GridIndex, Adjacency]:
+        """The index and its adjacency, refreshed, taken together under the lock: another thread's refresh
+        between two reads would pair an index with another version's adjacency."""
         versions = db.grid_versions(self.engine)
         with self._lock:
             if versions != self._versions:
                 index = grids.load_index(self.engine)
                 self.index, self.adjacency, self._versions = index, Adjacency(index), versions
-            return self.index
+            return self.index, self.adjacency
 
     def name(self, grid_id: str | None) -> str | None:
         """The current name of a grid (None: no such current grid)."""
@@ -97,7 +102,7 @@ class GridPlaces:
 
     def survey(self, row: db.IncidentRow, at_s: float) -> Around:
         """The incident's grids, their neighbours and their holders at `at_s` (worker thread)."""
-        index = self.refresh()
+        index, adjacency = self.current()
         own = [g for g in (row.community_grid_id, row.police_grid_id) if g is not None and g in index]
         if not own:
             return NOWHERE
@@ -106,7 +111,7 @@ class GridPlaces:
             held.setdefault(a.grid_id, []).append(a.unit_id)
         community = index.get(row.community_grid_id) if row.community_grid_id in own else None
         police = index.get(row.police_grid_id) if row.police_grid_id in own else None
-        near = sorted({n for g in own for n in self.adjacency.neighbours(g)} - set(own))
+        near = sorted({n for g in own for n in adjacency.neighbours(g)} - set(own))
 
         def ring(basis: str, grid_ids: list[str]) -> Ring:
             return Ring(basis, tuple((u, index.get(g)) for g in grid_ids for u in held.get(g, ())))
