@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -21,6 +22,8 @@ from store.errors import content_refusal, is_unavailable
 P = ParamSpec("P")
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# What a driver quotes in its message is the refused value (`invalid input syntax for type uuid: "…"`).
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -30,7 +33,7 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     except Exception as exc:
         refusal = content_refusal(exc)
         if refusal is not None:
-            integrity, words = refusal
+            integrity, words = refusal[0], _QUOTED.sub('"…"', refusal[1])  # the value stays out
             log.warning(
                 "the database refused a request's values (%s): %s", getattr(fn, "__name__", fn), words
             )

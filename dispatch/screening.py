@@ -17,13 +17,16 @@ from aiohttp import web
 from dispatch.problems import InvalidParameter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Unicode's control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs). Not every non-printable
+# character: a no-break space or a line separator is text a name may hold.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # A JSON string escape `\u0000` that is not itself escaped (an odd number of backslashes before `u0000`).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def refuse_control_characters(name: str, value: str) -> None:
-    """InvalidParameter naming `name` when `value` holds a control (non-printable) character."""
-    if not value.isprintable():
+    """InvalidParameter naming `name` when `value` holds a control character (or a lone surrogate)."""
+    if _CONTROL.search(value):
         raise InvalidParameter(name, "must not contain control characters")
 
 
