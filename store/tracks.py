@@ -135,12 +135,16 @@ def track_columns(engine: Engine, query: TrackQuery, limit: int) -> TrackColumns
         return int(count)
     if count == 0 or first_device != last_device:
         return None
-    return TrackColumns(
-        first_device,
-        np.frombuffer(ts, dtype=">i8").astype(np.int64),
+    ts_us = np.frombuffer(ts, dtype=">i8").astype(np.int64)
+    lon, lat = (
         np.frombuffer(lons, dtype=">f8").astype(np.float64),
         np.frombuffer(lats, dtype=">f8").astype(np.float64),
     )
+    if ts_us.size > 1 and bool((np.diff(ts_us) < 0).any()):
+        # PostgreSQL aggregates in the subquery's order "usually" (its manual): sorted here if it did not.
+        order = np.argsort(ts_us, kind="stable")
+        ts_us, lon, lat = ts_us[order], lon[order], lat[order]
+    return TrackColumns(first_device, ts_us, lon, lat)
 
 
 def points_of(engine: Engine, columns: TrackColumns, indices: npt.NDArray[np.intp]) -> list[TrackPoint]:
@@ -158,7 +162,7 @@ _COLUMNS_READ = (
     "SELECT count(*), min(device_id), max(device_id), string_agg(timestamptz_send(ts), ''),"
     " string_agg(float8send(lon), ''), string_agg(float8send(lat), '')"
     " FROM (SELECT ts, lon, lat, device_id FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s"
-    " ORDER BY ts LIMIT %s) AS ordered"  # aggregated in the subquery's order, as PostgreSQL does
+    " ORDER BY ts LIMIT %s) AS ordered"  # aggregated in the subquery's order, checked after
 )
 # A primary-key lookup per instant: LIMIT 1 keeps the lateral a nested loop, which PostgreSQL prunes to one
 # partition per lookup; `ts = ANY(…)` probed every partition for every instant, a join hashed them all.

@@ -47,7 +47,7 @@ class UnitFixes:
 # row a unit however many fixes, and no Python object per fix. Units with several devices are read again
 # row by row (their one line needs the order of ties, each fix's device and accuracy).
 _PACKED = (
-    "SELECT unit_id, min(hashtext(device_id)), max(hashtext(device_id)),"
+    "SELECT unit_id, min(device_id), max(device_id),"
     " string_agg(float8send(date_part('epoch', ts)), ''::bytea),"
     " string_agg(float8send(lon), ''::bytea), string_agg(float8send(lat), ''::bytea)"
     " FROM fixes WHERE unit_id IS NOT NULL AND ts >= %s AND ts < %s AND flags & %s = 0 GROUP BY unit_id"
@@ -66,12 +66,12 @@ def unit_fixes(
         return _rows(engine, unit_ids, start, end, skip_flags)
     wanted = set(unit_ids)
     parts: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
-    devices: dict[str, set[int]] = {}
+    devices: dict[str, set[str]] = {}
     for unit_id, lowest, highest, ts, lon, lat in _packed(engine, start, end, skip_flags):
         if unit_id in wanted:
             parts.setdefault(unit_id, []).append((ts, lon, lat))
             devices.setdefault(unit_id, set()).update((lowest, highest))
-    several = {u for u, hashes in devices.items() if len(hashes) > 1}
+    several = {u for u, ids in devices.items() if len(ids) > 1}
     found = {u: _joined(p) for u, p in parts.items() if u not in several}
     if several:
         found.update(_rows(engine, sorted(several), start, end, skip_flags))
