@@ -4,6 +4,7 @@ the grid and station totals. Definitions are in the README ("Monthly workload an
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -134,7 +135,10 @@ def _officer(
         windows = intersect(duty, [(max(a.starts_at_s, data.start_s), min(a.until_s, as_of))])
         shape = _shape_at(shapes.get(a.grid_id, []), a.starts_at_s)
         inside = inside_s(line, windows, shape.geometry, rules.max_gap_s) if shape is not None else 0.0
-        verdict = _checkin(a, times, rules, as_of) if data.start_s <= a.starts_at_s < data.end_s else None
+        # A check-in made while the unit still held an earlier assignment was that one's.
+        before = max((b.until_s for b in parts.held if b.starts_at_s < a.starts_at_s), default=-math.inf)
+        in_month = data.start_s <= a.starts_at_s < data.end_s
+        verdict = _checkin(a, times, rules, as_of, not_before_s=before) if in_month else None
         held.append(_Held(a.grid_id, o.id, length_s(windows), inside, verdict))
     by_priority = _by_priority(e.priority for e in parts.engagements)
     scores = [e.score for e in parts.engagements if e.score is not None]
@@ -161,9 +165,13 @@ def _officer(
     return row, held
 
 
-def _checkin(a: Held, times: Sequence[float], rules: ReportRules, as_of: float) -> str | None:
-    """on_time, late, missing; None while it is not yet due (the month still running)."""
-    i = bisect.bisect_left(times, a.starts_at_s - rules.checkin_early_s)
+def _checkin(
+    a: Held, times: Sequence[float], rules: ReportRules, as_of: float, *, not_before_s: float
+) -> str | None:
+    """on_time, late, missing; None while it is not yet due (the month still running). Only check-ins from
+    `checkin_early_s` before the start, and not before `not_before_s` (the unit's previous assignment's
+    end), count."""
+    i = bisect.bisect_left(times, max(a.starts_at_s - rules.checkin_early_s, not_before_s))
     due = a.starts_at_s + rules.checkin_late_after_s
     if i < len(times) and times[i] < a.until_s and times[i] <= as_of:
         return "on_time" if times[i] <= due else "late"

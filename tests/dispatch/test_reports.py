@@ -16,7 +16,7 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import Engine
 
-from dispatch.reports.assemble import ReportRules
+from dispatch.reports.assemble import ReportRules, _checkin
 from dispatch.reports.formats import columns, render_csv
 from dispatch.reports.html import render_html
 from dispatch.reports.maths import inside_s, percentile
@@ -27,6 +27,7 @@ from dispatch.reports.spans import intersect, on_duty
 from store import reports
 from store.engine import open_engine
 from store.reports import StatusChange, UnitFixes
+from store.reports.records import Held
 from tests.store import test_reports as month_fixture
 from tests.store.test_reports import NOW, at, seed_month
 
@@ -230,3 +231,13 @@ def test_csv_and_html_carry_every_officer(seeded: Engine) -> None:
     assert page.count("<svg") == 4
     svg = page[page.index("<svg") : page.index("</svg>") + 6]
     ElementTree.fromstring(svg)  # well-formed
+
+
+def test_a_check_in_for_the_previous_assignment_does_not_count_for_the_next() -> None:
+    """Shift A ends at 08:00, shift B starts at 08:10: a check-in at 07:58 was A's, so B's is missing."""
+    h = 3600.0
+    a, b = Held(1, "p1", "g1", 0.0, 8 * h), Held(2, "p1", "g1", 8 * h + 600, 16 * h)
+    rules, late = ReportRules(), 24 * h
+    assert _checkin(b, [8 * h - 120], rules, late, not_before_s=a.until_s) == "missing"
+    assert _checkin(b, [8 * h - 120], rules, late, not_before_s=-1.0) == "on_time"  # once counted for B
+    assert _checkin(b, [8 * h + 500], rules, late, not_before_s=a.until_s) == "on_time"
