@@ -18,6 +18,7 @@ from outpost.audit_cli import add_audit_commands
 from outpost.demo import DemoOptions, run_demo
 from outpost.imports import add_import_commands
 from outpost.logs import configure_logging
+from outpost.presence_cli import add_presence_commands
 from outpost.report_cli import add_report_commands
 from outpost.root import Role, Running, run_migrate, serve
 from outpost.settings import (
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_audit_commands(sub)
+    add_presence_commands(sub)
     add_report_commands(sub)
     for command, role, short, long in _ROLES:
         sub.add_parser(command, help=short, description=long).set_defaults(handler=_serve(role))

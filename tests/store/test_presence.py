@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from geo.hexes import cell_of, parent_of
+from outpost.cli import main
 from schemas.fix import Fix, FixFlag
 from store import registry
 from store.engine import open_engine
@@ -168,3 +169,17 @@ async def test_the_hourly_refresh_materializes_the_last_settled_hours(sqlite_url
 
 def _at(unit: str, place: tuple[float, float], ts: datetime) -> Fix:
     return Fix(device_id=f"dev-{unit}", unit_id=unit, ts=ts, received_at=ts, lon=place[0], lat=place[1])
+
+
+def test_outpost_presence_refresh_computes_the_hours_ahead_of_any_request(
+    store_url: str, store: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTPOST_DATABASE_URL", store_url)
+    assert materialized_hours(store, 9) == 0
+    span = ["--from", T0.isoformat(), "--to", (T0 + timedelta(hours=2)).isoformat()]
+    assert main(["presence", "refresh", *span]) == 0
+    assert "patrol presence computed" in capsys.readouterr().out
+    assert materialized_hours(store, 9) == 2
+    assert main(["presence", "refresh", *span]) == 0  # again: the same hours, replaced
+    assert materialized_hours(store, 9) == 2
+    assert main(["presence", "refresh", "--from", span[3], "--to", span[1]]) == 2
