@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 
 import msgspec
 
+from outpost.commands import Subcommands, command_group, instant
 from outpost.root import run_migrate
 from outpost.settings import Settings
 from store import access
@@ -17,11 +17,9 @@ from store.engine import open_engine
 _PAGE = 5000
 
 
-def add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_audit_commands(sub: Subcommands) -> None:
     """`outpost audit verify|export`."""
-    audit = sub.add_parser("audit", help="the audit log of reads and changes").add_subparsers(
-        dest="audit_command", required=True
-    )
+    audit = command_group(sub, "audit", "the audit log of reads and changes")
     p = audit.add_parser(
         "verify",
         help="check the audit log's hash chain; names the first record altered, removed or reordered",
@@ -36,8 +34,8 @@ def add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Write the audit records in [--since, --until), optionally of one --subject or "
         "--actor, oldest first, one JSON object a line with its prev_hash and hash.",
     )
-    p.add_argument("--since", type=datetime.fromisoformat, help="from this instant (ISO 8601 with offset)")
-    p.add_argument("--until", type=datetime.fromisoformat, help="before this instant (ISO 8601 with offset)")
+    p.add_argument("--since", type=instant, help="from this instant (ISO 8601 with offset)")
+    p.add_argument("--until", type=instant, help="before this instant (ISO 8601 with offset)")
     p.add_argument("--subject", help="only reads of this subject (e.g. unit:u1, point:…, incident:…)")
     p.add_argument("--actor", help="only this actor (e.g. token:3:console-1)")
     p.set_defaults(handler=export_command)
@@ -64,11 +62,6 @@ def verify_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def export_command(args: argparse.Namespace, settings: Settings) -> int:
     """Write the chosen records as JSON lines."""
-    for name in ("since", "until"):
-        value = getattr(args, name)
-        if value is not None and value.tzinfo is None:
-            print(f"outpost audit export: --{name} needs a UTC offset (e.g. …Z or +02:00)", file=sys.stderr)
-            return 2
     engine = open_engine(settings.store.database_url, pool_size=1)
     encode, after, out = msgspec.json.Encoder().encode, 0, sys.stdout.buffer
     query = access.AuditQuery(args.since, args.until, actor=args.actor, subject=args.subject)

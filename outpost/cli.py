@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ingest.runner import BrokerUnreachable
 from outpost import grids_cli, incidents_cli, roster_cli, tools
 from outpost.audit_cli import add_audit_commands
+from outpost.commands import command_group
 from outpost.demo import DemoOptions, run_demo
 from outpost.imports import add_import_commands
 from outpost.logs import configure_logging
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Uses TimescaleDB when the extension is available, native partitions otherwise.",
     )
     p.set_defaults(handler=_migrate)
-    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    token = command_group(sub, "token", "API tokens")
     p = token.add_parser(
         "create",
         help="create an API token in OUTPOST_DATABASE_URL; prints it last",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from typing import Protocol
 
+from outpost.commands import Subcommands, command_group
 from outpost.settings import Settings
 
 
@@ -19,14 +20,14 @@ class ImportCommand(Protocol):
 
 
 def add_import_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: Subcommands,
     commands: Iterable[tuple[str, str, ImportCommand]],
 ) -> None:
     """For each (command, what it is about, its module): `outpost <command> import FILE`, run by the
     module's `import_command`, whose docstring is the subcommand's help (first paragraph) and its
     description (the rest)."""
     for command, about, module in commands:
-        nested = sub.add_parser(command, help=about).add_subparsers(dest=f"{command}_command", required=True)
+        nested = command_group(sub, command, about)
         summary, _, description = (module.import_command.__doc__ or "").partition("\n\n")
         p = nested.add_parser("import", help=summary.strip(), description=" ".join(description.split()))
         module.add_options(p)

@@ -14,33 +14,25 @@ import time
 from datetime import UTC, datetime
 
 from dispatch.routes.heatmap import presence_settings
+from outpost.commands import Subcommands, command_group, instant
 from outpost.root import run_migrate
 from outpost.settings import Settings
 from store import presence
 from store.engine import open_engine
 
 
-def add_presence_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_presence_commands(sub: Subcommands) -> None:
     """`outpost presence refresh`."""
-    nested = sub.add_parser("presence", help="the patrol-presence rollup").add_subparsers(
-        dest="presence_command", required=True
-    )
+    nested = command_group(sub, "presence", "the patrol-presence rollup")
     p = nested.add_parser(
         "refresh",
         help="compute patrol presence again for the hours in [--from, --to)",
         description="Compute the patrol-presence rollup of every whole hour in [--from, --to) again from "
         "the stored fixes and status history, replacing what is stored for them (safe to rerun).",
     )
-    p.add_argument("--from", dest="start", required=True, type=_instant, help="ISO 8601 with an offset")
-    p.add_argument("--to", dest="end", required=True, type=_instant, help="ISO 8601 with an offset")
+    p.add_argument("--from", dest="start", required=True, type=instant, help="ISO 8601 with an offset")
+    p.add_argument("--to", dest="end", required=True, type=instant, help="ISO 8601 with an offset")
     p.set_defaults(handler=refresh_command)
-
-
-def _instant(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset (e.g. …Z or +02:00)")
-    return value
 
 
 def refresh_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,16 +16,16 @@ from pathlib import Path
 from dispatch.reports.formats import FORMATS, RENDERERS
 from dispatch.reports.months import Month
 from dispatch.reports.service import FutureMonth, monthly_report
+from outpost.commands import Subcommands, command_group
 from outpost.report_rules import rules_of
 from outpost.root import run_migrate
 from outpost.settings import Settings
 from store.engine import open_engine
 
 
-def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_report_commands(sub: Subcommands) -> None:
     """`outpost report monthly`, whose help is `monthly_command`'s docstring."""
-    nested = sub.add_parser("report", help="reports (the monthly workload and performance list)")
-    commands = nested.add_subparsers(dest="report_command", required=True)
+    commands = command_group(sub, "report", "reports (the monthly workload and performance list)")
     summary, _, description = (monthly_command.__doc__ or "").partition("\n\n")
     p = commands.add_parser("monthly", help=summary.strip(), description=" ".join(description.split()))
     p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, in station time")
