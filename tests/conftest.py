@@ -74,6 +74,14 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def store_engine(store_url: str) -> Iterator[Engine]:
+    """An engine on `store_url` (both stores), disposed after the test."""
+    engine = open_engine(store_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
     """A real Mosquitto on a free port, with the queue limits Outpost ships."""
     broker = Mosquitto().start()

@@ -5,7 +5,6 @@ an old log, whose records stay unchained before the chain begins."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -27,13 +26,6 @@ def _entries(n: int, start: int = 0) -> list[access.AuditEntry]:
         access.AuditEntry(T0 + timedelta(seconds=i), "token:1:a", "read_unit", f"u{i}", {"k": i, "x": [1.5]})
         for i in range(start, start + n)
     ]
-
-
-@pytest.fixture
-def store_engine(store_url: str) -> Iterator[Engine]:
-    engine = open_engine(store_url)
-    yield engine
-    engine.dispose()
 
 
 def _write(engine: Engine) -> list[access.AuditEntry]:

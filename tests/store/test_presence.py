@@ -5,7 +5,6 @@ materialized rollup and the raw arithmetic agree, and so do PostgreSQL and SQLit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -75,11 +74,9 @@ def seed(engine: Engine) -> None:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Engine]:
-    engine = open_engine(store_url, pool_size=2)
-    seed(engine)
-    yield engine
-    engine.dispose()
+def store(store_engine: Engine) -> Engine:
+    seed(store_engine)
+    return store_engine
 
 
 def _ask(

@@ -8,7 +8,6 @@ the report against it by hand)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -262,11 +261,9 @@ def _incidents(engine: Engine) -> None:
 
 
 @pytest.fixture
-def seeded(store_url: str) -> Iterator[Engine]:
-    engine = open_engine(store_url, pool_size=2)
-    seed_month(engine)
-    yield engine
-    engine.dispose()
+def seeded(store_engine: Engine) -> Engine:
+    seed_month(store_engine)
+    return store_engine
 
 
 def _read(engine: Engine) -> reports.MonthData:
