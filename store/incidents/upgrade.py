@@ -14,6 +14,7 @@ from geo.grids import GridIndex
 from schemas.tables import Flavour
 from schemas.tables.incidents import INCIDENT_STATES
 from store.checks import set_allowed
+from store.columns import add_column
 from store.grids.records import current_by_id
 from store.incidents.rows import INCIDENTS
 
@@ -27,14 +28,8 @@ _BATCH = 5000
 
 def add_incident_grids(conn: Connection, flavour: Flavour, _settings: object) -> None:
     """Step 9: the grid and merge columns present, `merged` allowed, existing incidents placed."""
-    if flavour.dialect == "postgresql":
-        for name, kind in _COLUMNS:
-            conn.execute(text(f"ALTER TABLE incidents ADD COLUMN IF NOT EXISTS {name} {kind}"))
-    else:
-        present = {row[1] for row in conn.execute(text("PRAGMA table_info(incidents)"))}
-        for name, kind in _COLUMNS:
-            if name not in present:
-                conn.execute(text(f"ALTER TABLE incidents ADD COLUMN {name} {kind}"))
+    for name, kind in _COLUMNS:
+        add_column(conn, flavour, "incidents", name, kind)
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_incidents_merged_into ON incidents (merged_into)"))
     set_allowed(conn, flavour, "incidents", "state", INCIDENT_STATES)
     place_incidents(conn)
