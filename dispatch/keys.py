@@ -24,7 +24,7 @@ from dispatch.settings import ApiSettings
 from dispatch.stream_slots import StreamSlots
 
 
-async def _nobody_to_tell() -> None:
+async def nobody_to_tell() -> None:
     """No device gateway in this process."""
 
 
@@ -40,7 +40,7 @@ class ApiContext:
     # Tells the device gateway of this process that devices changed (disabled, re-bound, new credentials)
     # and returns once it knows: the API answers only then, so a revoked secret is refused from that answer
     # on. The API role alone has none (ingest reloads on its own period, OUTPOST_DEVICE_REFRESH_S).
-    devices_changed: Callable[[], Awaitable[object]] = _nobody_to_tell
+    devices_changed: Callable[[], Awaitable[object]] = nobody_to_tell
 
 
 CONTEXT_KEY = web.AppKey("outpost.context", ApiContext)

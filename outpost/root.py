@@ -30,6 +30,7 @@ from dispatch.incidents.alarms import raise_alarm
 from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.keys import nobody_to_tell
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
@@ -216,7 +217,7 @@ class _Parts:
             ReportsPlugin(rules_of(settings)),
         ]
         on_device_message = self._device_messages(incidents, fleet, desk, channel)
-        devices_changed: Callable[[], Awaitable[object]] = _ignore_change  # api role: ingest has its period
+        devices_changed: Callable[[], Awaitable[object]] = nobody_to_tell  # api role: ingest has its period
         if role == "all":
             pipeline = build_pipeline(
                 self.ingest_settings,
@@ -297,7 +298,3 @@ def _storage_label(report: MigrationReport) -> str:
 
 def _ignore(_: object) -> None:
     """The ingest role keeps no live picture."""
-
-
-async def _ignore_change() -> None:
-    """No device gateway in this process to tell."""
