@@ -10,13 +10,11 @@ and the route's parameters.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dispatch.problems import InvalidParameter
+from dispatch.problems import Handler, InvalidParameter
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Unicode's control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs). Not every non-printable
 # character: a no-break space or a line separator is text a name may hold.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from dispatch.openapi import parameter
 from dispatch.problems import InvalidParameter
-from dispatch.screening import refuse_control_characters, refuse_nul_in_json
+from dispatch.screening import refuse_nul_in_json
 
 T = TypeVar("T")
 
@@ -41,12 +41,11 @@ class PathId:
         )
 
     def get(self, request: web.Request) -> str:
-        """The segment's value; 400 naming it when it cannot be an id (control characters such as NUL, which
-        PostgreSQL refuses in text, or longer than any id)."""
+        """The segment's value; 400 naming it when it is longer than any id (control characters, such as the
+        NUL that PostgreSQL refuses in text, are refused in every segment by `dispatch.screening`)."""
         value = request.match_info[self.name]
         if len(value) > MAX_ID_LENGTH:
             raise InvalidParameter(self.name, f"at most {MAX_ID_LENGTH} characters, got {len(value)}")
-        refuse_control_characters(self.name, value)
         return value
 
     def row_id(self, request: web.Request, what: str) -> int:

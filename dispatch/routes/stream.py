@@ -58,7 +58,7 @@ class LastEventId:
         raw = request.headers.get(self.name, "").strip()
         if not raw:
             return None
-        if not raw.isdigit() or len(raw) > 19:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:  # int() would take "١٢"
             raise InvalidParameter(self.name, f"must be a non-negative integer event id, got {raw[:40]!r}")
         return int(raw)
 

@@ -126,3 +126,10 @@ async def test_a_database_error_names_its_sql_never_its_values(store_url: str) -
         await run_db(fail)
     engine.dispose()
     assert "no_such_column" in str(caught.value) and secret not in str(caught.value)
+
+
+async def test_a_last_event_id_in_other_digits_is_refused_not_read_as_a_number(live_api: LiveApi) -> None:
+    headers = {**live_api.headers("viewer"), "Last-Event-ID": "١٢"}  # Arabic-Indic 12: int() would take it
+    response = await live_api.client.get("/v1/stream", headers=headers)
+    problem = await response.json(content_type=None)
+    assert response.status == 400 and problem["invalid_params"][0]["name"] == "Last-Event-ID"
