@@ -19,8 +19,10 @@ END = r"(?![\s\S])"
 ID_PATTERN = r"^[A-Za-z0-9._:@-]+" + END
 # Printable text on one line: no C0 control character and no DEL.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*" + END
-# Free text: anything but NUL and the C0 controls other than tab, line feed and carriage return.
-_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*" + END
+# What free text may not hold: NUL and the C0 controls other than tab, line feed and carriage return (a
+# regular-expression character class; `dispatch.incidents.alarms` cleans an alarm's text of the same).
+NOT_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_TEXT = f"^[^{NOT_IN_TEXT}]*" + END
 
 UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]

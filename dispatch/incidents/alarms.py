@@ -17,6 +17,7 @@ from dispatch.incidents.models import IncidentIn
 from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.patrol.messages import alarm_event
 from dispatch.problems import InvalidParameter
+from schemas.values import NOT_IN_TEXT
 
 if TYPE_CHECKING:
     from dispatch.fleet import Fleet
@@ -27,7 +28,7 @@ ALARM_CATEGORY = "officer_alarm"
 ALARM_PRIORITY = "P1"
 _DESCRIPTION_MAX = 4000  # IncidentIn.description's limit: a long alarm text is cut, never refused
 _FIELD = re.compile(r"at `\$\.(\w+)")
-_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UNUSABLE = re.compile(f"[{NOT_IN_TEXT}]")
 
 
 def alarm_report(device_id: str, lon: float, lat: float, description: str | None) -> IncidentIn:
