@@ -22,11 +22,6 @@ class StreamSlots:
         self._by_token: Counter[int] = Counter()
         self._open = 0
 
-    @property
-    def open(self) -> int:
-        """Streams open now."""
-        return self._open
-
     @contextlib.contextmanager
     def hold(self, token_id: int) -> Iterator[None]:
         """A slot for a stream of `token_id`; TooMany (429) or Unavailable (503) when none is left."""

@@ -30,11 +30,6 @@ class RaisedAlert:
     acknowledged_by: str | None = None
     acknowledged_at: Any = None
 
-    @property
-    def kind(self) -> str:
-        """out_of_grid, coverage_gap, device_offline or battery_low."""
-        return str(self.event["type"]).split(".")[0]
-
 
 class RaisedAlerts:
     """Alerts by event id, following the raised and cleared events it is given."""
@@ -60,10 +55,6 @@ class RaisedAlerts:
     def raised(self) -> list[RaisedAlert]:
         """Every alert raised now, oldest first."""
         return sorted(self._by_id.values(), key=lambda a: a.event["at"])
-
-    def get(self, alert_id: str) -> RaisedAlert | None:
-        """The raised alert of this event id (None: unknown, or cleared since)."""
-        return self._by_id.get(alert_id)
 
     def acknowledge(self, alert_id: str, actor: str, at: Any) -> tuple[RaisedAlert | None, bool]:
         """Mark the alert seen by `actor`: the alert (None when it is not raised) and whether this was its
