@@ -15,7 +15,7 @@ from schemas.credentials import new_secret, token_digest
 from schemas.tables import access as access_tables
 from schemas.tables.access import ROLES
 from store import audit_chain
-from store.rows import narrowed
+from store.rows import narrowed, record_of
 from store.times import as_utc
 
 _json = msgspec.json.Encoder().encode
@@ -175,7 +175,4 @@ def read_audit(
     )
     with engine.connect() as conn:
         rows = conn.execute(selected).all()
-    return [
-        AuditEntry(as_utc(r.at), r.actor, r.action, r.subject, r.detail, int(r.id), r.prev_hash, r.hash)
-        for r in rows
-    ]
+    return [record_of(AuditEntry, r) for r in rows]
