@@ -21,6 +21,7 @@ segment bookkeeping, and readers never look past the last fully written record.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -128,11 +129,12 @@ class Spool:
         # The write and fsync run outside the lock so the drainer is not held up by the disk; only this
         # thread appends, and readers stop at `segment.size`, which moves only after the fsync.
         try:
-            os.pwrite(fd, record, segment.size)
+            _write_all(fd, record, segment.size)
             os.fdatasync(fd)
-        except OSError:
-            # Whatever reached the file past `size` is garbage now; the next append overwrites it.
-            log.exception("spool write failed", extra={"segment": str(segment.path)})
+        except OSError as exc:
+            # Whatever reached the file past `size` is garbage now; the next append overwrites it. The
+            # caller says so, rate-limited (a full disk fails every retry).
+            log.debug("spool write failed", extra={"segment": str(segment.path), "error": str(exc)})
             raise
         with self._lock:
             segment.size += len(record)
@@ -318,6 +320,18 @@ def _lock_directory(directory: Path) -> int | None:
             "its own OUTPOST_SPOOL_DIR"
         ) from None
     return fd
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of `data` at `offset`, or raise. A write that fills the disk returns short rather than
+    failing (only the next one raises ENOSPC): taking the short count as done would make a torn record
+    look whole, acknowledge a batch that is not on disk, and stop the drainer at it."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no space left on device", str(fd))
+        view, offset = view[written:], offset + written
 
 
 def _fsync_dir(directory: Path) -> None:

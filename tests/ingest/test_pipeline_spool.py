@@ -114,3 +114,29 @@ def test_segments_roll_over_and_drained_ones_are_deleted(tmp_path: Path) -> None
     assert len(list(tmp_path.glob("spool-*.log"))) <= 1
     spool.close()
     assert Spool(tmp_path, max_bytes=1 << 20).is_empty()
+
+
+def test_a_short_write_on_a_filling_disk_is_finished_or_refused_never_taken_as_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disk that fills mid-record: the first pwrite returns short, the next raises ENOSPC (what Linux
+    # does). Injected, since a real full disk is test_chaos_outage's job.
+    real_pwrite = os.pwrite
+    calls = {"n": 0}
+
+    def filling(fd: int, data: bytes, offset: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_pwrite(fd, bytes(data)[:10], offset)
+        raise OSError(28, "No space left on device")
+
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(fixes(2), [])
+    monkeypatch.setattr(os, "pwrite", filling)
+    with pytest.raises(OSError):
+        spool.append(fixes(3, start=2), [])
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    spool.append(fixes(1, start=5), [])  # space again: written over the torn bytes
+    assert drain(spool) == [0, 1, 5]
+    spool.close()
+    assert drain(Spool(tmp_path, max_bytes=1 << 20)) == []
