@@ -11,6 +11,7 @@ is tracked until it ends (`in_thread`), and `settle` waits for them before the s
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from ingest.acknowledge import answer
 from ingest.batch import Batch
 from ingest.ports import FixStore, SpoolStore
 from ingest.ratelimit import RateLimit
-from ingest.safeguards import UNSAFE_DROP_ON_STORE_FAILURE
+from ingest.safeguards import UNSAFE_ACK_ON_SPOOL_FAILURE, UNSAFE_DROP_ON_STORE_FAILURE
 from ingest.spool import SpoolFull
 from ingest.write import Stored, store_batch
 from schemas.backoff import Backoff
@@ -76,10 +77,16 @@ class Durability:
                     self.database_down()
                 else:
                     self.database_up()
+                    metrics.HOLDING.set(0)
                     return True, stored
             if self.spool is not None and await self.append_to_spool(batch):
+                metrics.HOLDING.set(0)
                 return True, None
+            if self._unsafe == UNSAFE_ACK_ON_SPOOL_FAILURE:
+                metrics.FIXES_DROPPED.inc(len(batch.fixes))
+                return False, None  # the negative control: acknowledged all the same, lost
             # Neither the database nor the spool can take it: no acks, the broker keeps the backlog.
+            metrics.HOLDING.set(1)
             answer(batch.waiters, False)
             await asyncio.sleep(_HOLD_RETRY_S)
             self._db_down_until = 0.0  # try the database again
@@ -104,6 +111,7 @@ class Durability:
         try:
             await self.in_thread(self.spool.append, batch.fixes, batch.rejected)
         except (SpoolFull, OSError) as exc:
+            metrics.SPOOL_REFUSALS.labels(cause=_cause(exc)).inc()
             if self._log_budget.allow():
                 log.error(
                     "spool cannot take the batch; holding it, not acknowledging",
@@ -134,3 +142,10 @@ class Durability:
         a batch not acknowledged is redelivered, and writes are idempotent)."""
         while self._threads:
             await asyncio.gather(*self._threads, return_exceptions=True)
+
+
+def _cause(exc: Exception) -> str:
+    """Why the spool refused a batch (a metric label): its own limit, a full disk, or another disk error."""
+    if isinstance(exc, SpoolFull):
+        return "spool_full"
+    return "disk_full" if isinstance(exc, OSError) and exc.errno == errno.ENOSPC else "disk_error"

@@ -53,6 +53,15 @@ LAG_SECONDS = Histogram(
 )
 SPOOL_BYTES = Gauge(_P + "spool_bytes", "Bytes of batches in the local spool waiting for the database.")
 SPOOL_FIXES = Gauge(_P + "spool_fixes", "Fixes in the local spool waiting for the database.")
+HOLDING = Gauge(
+    _P + "holding",
+    "1 while a batch is held because neither the database nor the spool can take it (spool full, or its "
+    "disk full): nothing is acknowledged meanwhile. An operator's alarm: free the disk or bring the "
+    "database back.",
+)
+SPOOL_REFUSALS = Counter(
+    _P + "spool_refusals", "Batches the spool could not take (full, or a disk error), by cause.", ["cause"]
+)
 PENDING_MESSAGES = Gauge(_P + "pending_messages", "MQTT messages received and not yet acknowledged.")
 MQTT_CONNECTED = Gauge(_P + "mqtt_connected", "1 while the ingest's MQTT session is up.")
 MQTT_RECONNECTS = Counter(_P + "mqtt_reconnects", "MQTT connections established after the first.")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
+from ingest.safeguards import UNSAFE_MODES
 from schemas.config import matching, one_of
 
 # A TCP port as text: 0 to 65535.
@@ -112,8 +113,6 @@ class IngestSettings:
     # How long an HTTP request waits for its fix to become durable before answering 503, s.
     http_durable_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 10.0
     # TEST ONLY, never in production: switch one safeguard off so a chaos test's negative control can show
-    # the loss it prevents: "ack_on_receipt", "drop_on_store_failure", "clean_session" or (embedded broker
-    # only) "broker_ack_on_receipt". Empty: all on.
-    unsafe_disable_safeguard: Annotated[
-        str, one_of("", "ack_on_receipt", "drop_on_store_failure", "clean_session", "broker_ack_on_receipt")
-    ] = ""
+    # the loss it prevents: "ack_on_receipt", "drop_on_store_failure", "clean_session",
+    # "ack_on_spool_failure" or (embedded broker only) "broker_ack_on_receipt". Empty: all on.
+    unsafe_disable_safeguard: Annotated[str, one_of(*UNSAFE_MODES)] = ""
