@@ -123,4 +123,3 @@ async def test_drop_mode_stores_nothing_counts_and_acknowledges(store_engine: En
     await send(pipeline, "d1", 3, t0 + 10)
     assert [f.ts.timestamp() for f in fetch_fixes(store_engine, device_id="d1")] == [t0 + 10]
     assert ignored(DROPPED) - before == 1
-
