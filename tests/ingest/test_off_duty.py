@@ -4,6 +4,7 @@ back on duty is recorded normally again; reads leave restricted fixes out unless
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
+from ingest.decode import decode_mqtt
 from ingest.duty import DROPPED
 from ingest.pipeline import Pipeline
 from ingest.runner import build_pipeline
@@ -123,3 +125,22 @@ async def test_drop_mode_stores_nothing_counts_and_acknowledges(store_engine: En
     await send(pipeline, "d1", 3, t0 + 10)
     assert [f.ts.timestamp() for f in fetch_fixes(store_engine, device_id="d1")] == [t0 + 10]
     assert ignored(DROPPED) - before == 1
+
+
+async def test_an_http_fix_stored_restricted_is_answered_once_durable(
+    store_engine: Engine, tmp_path: Path
+) -> None:
+    register(store_engine, "d1", unit_id="u1")
+    set_status(store_engine, "u1", "off_duty")
+    pipeline, accepted, _ = await started(store_engine, tmp_path)
+    body = payload(float(int(time.time()) - 60))
+    decoded = decode_mqtt(device_topic("d1", FIX), body)
+    answer = asyncio.create_task(pipeline.submit("http:/ingest/fix", body, decoded, time.time()))
+    await asyncio.sleep(0)  # the request waits for its fix to be durable, as for any stored fix
+    assert not answer.done()
+    await pipeline._flush(pipeline._batcher.take())
+    outcome = await answer
+    assert (outcome.accepted, outcome.rejected, outcome.durable) == (1, [], True)
+    assert accepted.fixes == [] and [f.restricted for f in fetch_fixes(store_engine, device_id="d1")] == [
+        True
+    ]
