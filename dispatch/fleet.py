@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Unpack
 
@@ -34,6 +34,8 @@ from store import registry
 
 log = logging.getLogger(__name__)
 
+_OFF_DUTY = "off_duty"  # the status whose fixes ingest keeps private (ingest.duty)
+
 
 class Fleet:
     """The live picture behind the API: reads and events delegate to it, writes reach the database first."""
@@ -48,6 +50,9 @@ class Fleet:
         self._status_lock = asyncio.Lock()
         self._apply_lock = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()  # batches scheduled by apply_soon, not yet applied
+        # Tells the device gateway of this process that a unit went off duty or came back, and returns once
+        # it knows (its fixes are then private, or recorded again); the root sets it where ingest runs here.
+        self.duty_changed: Callable[[], Awaitable[object]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -220,6 +225,8 @@ class Fleet:
             )
             if outcome.written:
                 await self._status_changed(unit_id, new, actor)
+                if self.duty_changed is not None and (outcome.before == _OFF_DUTY) != (new == _OFF_DUTY):
+                    await self.duty_changed()
             return outcome
 
     async def _status_changed(self, unit_id: str, status: str, actor: str) -> None:

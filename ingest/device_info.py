@@ -16,3 +16,4 @@ class DeviceInfo:
     enabled: bool
     unit_id: str | None
     kind: str = "other"
+    off_duty: bool = False  # its unit's status is off_duty (ingest.duty): its fixes are private

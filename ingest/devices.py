@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from ingest import metrics
 from ingest.device_info import DeviceInfo
+from ingest.duty import is_off_duty
 from store import devices as queries
 from store.devices import DirectoryEntry
 from store.errors import StoreUnavailable, is_unavailable
@@ -115,7 +116,7 @@ class DeviceDirectory:
         return self._monotonic() - self._last_load_s >= self._miss_refresh_s
 
     def _replace(self, entries: list[DirectoryEntry]) -> None:
-        infos = {e.device_id: DeviceInfo(e.device_id, e.enabled, e.unit_id, e.kind) for e in entries}
+        infos = {e.device_id: _info(e) for e in entries}
         # A device registered here whose registration has not reached the database yet stays known.
         for device_id in self._to_register:
             if device_id not in infos and device_id in self._infos:
@@ -165,10 +166,14 @@ class DeviceDirectory:
             del self._to_register[device_id]
             metrics.DEVICES_REGISTERED.inc()
             if entry is not None:
-                self._infos[device_id] = DeviceInfo(entry.device_id, entry.enabled, entry.unit_id, entry.kind)
+                self._infos[device_id] = _info(entry)
                 if entry.credentials_hash:
                     self._secrets[device_id] = entry.credentials_hash
             log.info("registered unknown device", extra={"device_id": device_id})
+
+
+def _info(e: DirectoryEntry) -> DeviceInfo:
+    return DeviceInfo(e.device_id, e.enabled, e.unit_id, e.kind, off_duty=is_off_duty(e.unit_status))
 
 
 async def _first(event: asyncio.Event, stop: asyncio.Event) -> None:

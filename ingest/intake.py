@@ -13,6 +13,7 @@ from datetime import datetime
 
 from ingest.batch import Batch
 from ingest.decode import Decoded
+from ingest.duty import DROPPED, DutyRule
 from ingest.ports import FixValidator, Registry
 from ingest.ratelimit import RateLimit
 from schemas.fix import MAX_RAW_PAYLOAD_BYTES, Fix, RejectedMessage
@@ -26,10 +27,13 @@ PROCESSING_FAILED = "processing_failed"
 class Intake:
     """Candidates → fixes or dead letters in a batch. Runs on the loop, synchronously."""
 
-    def __init__(self, registry: Registry, validator: FixValidator, log_budget: RateLimit) -> None:
+    def __init__(
+        self, registry: Registry, validator: FixValidator, log_budget: RateLimit, duty: DutyRule
+    ) -> None:
         self._registry = registry
         self._validator = validator
         self._log_budget = log_budget
+        self._duty = duty
 
     def should_park(self, decoded: Decoded) -> bool:
         """An unknown device, and the directory may be reloaded: decide after the reload (at flush)."""
@@ -48,7 +52,7 @@ class Intake:
         accepted: list[Fix],
     ) -> None:
         """Validate the candidates of one decoded message into `batch`: fixes, dead letters, tallies; the
-        fixes also go to `accepted` (for the live picture)."""
+        fixes also go to `accepted` (for the live picture), except those taken off duty (ingest.duty)."""
         if decoded.ignored is not None:
             batch.count_ignored(decoded.ignored)
         for reasons, device_id in decoded.rejects:
@@ -60,10 +64,21 @@ class Intake:
                 device = registry.register(candidate.device_id)
             result = validator.check(candidate, device, received_at)
             if isinstance(result, Fix):
+                if device is not None and device.off_duty:
+                    self._off_duty(batch, result)
+                    continue
                 batch.fixes.append(result)
                 accepted.append(result)
             else:
                 self.dead_letter(batch, source, payload, result.reasons, result.device_id, received_at)
+
+    def _off_duty(self, batch: Batch, fix: Fix) -> None:
+        """Stored restricted, or dropped and counted; never handed to the live picture."""
+        kept = self._duty.apply(fix)
+        if kept is None:
+            batch.count_ignored(DROPPED)
+        else:
+            batch.fixes.append(kept)
 
     def dead_letter(
         self,

@@ -25,7 +25,9 @@ FIXES_DROPPED = Counter(
 )
 REJECTED = Counter(_P + "rejected", "Dead-lettered fixes or messages, by reason.", ["reason"])
 IGNORED = Counter(
-    _P + "ignored", "Valid messages without a position (counted, never errors), by kind.", ["kind"]
+    _P + "ignored",
+    "Valid messages not stored: without a position, or dropped off duty (never errors), by kind.",
+    ["kind"],
 )
 DEVICE_MESSAGES = Counter(_P + "device_messages", "Device replies and alarms forwarded, by kind.", ["kind"])
 UNAUTHORIZED = Counter(

@@ -43,6 +43,7 @@ from ingest.device_messages import DEVICE_MESSAGE_REASONS, DeviceMessages
 from ingest.devices import DeviceDirectory
 from ingest.drain import drain, drain_some
 from ingest.durable import Durability
+from ingest.duty import DutyRule
 from ingest.intake import PROCESSING_FAILED, Intake
 from ingest.ports import (
     DeviceOutcome,
@@ -103,7 +104,7 @@ class Pipeline:
         self._unsafe = settings.unsafe_disable_safeguard
         log_budget = RateLimit(settings.rejected_log_per_s)
         self._batcher = Batcher(settings.batch_max_fixes, settings.batch_max_age_ms / 1000, time.monotonic)
-        self._intake = Intake(directory, validator, log_budget)
+        self._intake = Intake(directory, validator, log_budget, DutyRule(settings.off_duty_fixes))
         self._durable = Durability(writer, spool, unsafe=self._unsafe, log_budget=log_budget)
         self._acks = Acknowledger(settings.mqtt_receive_maximum)
         self._device_messages = DeviceMessages(directory, on_device_message)
@@ -184,12 +185,13 @@ class Pipeline:
         received_at = datetime.fromtimestamp(received_s, UTC)
         batch = self._batcher.current
         accepted: list[Fix] = []
-        first_rejected = len(batch.rejected)
+        first_fix, first_rejected = len(batch.fixes), len(batch.rejected)
         self._intake.examine(batch, source, payload, decoded, received_at, accepted)
         rejected = [r.reasons for r in batch.rejected[first_rejected:]]
+        kept = len(batch.fixes) - first_fix  # also those stored restricted, which the picture never sees
         batch.received["http"] = batch.received.get("http", 0) + 1
         done: asyncio.Future[bool] | None = None
-        if accepted:
+        if kept:
             done = asyncio.get_running_loop().create_future()
             batch.waiters.append(done)
         self._batcher.touch()
@@ -200,7 +202,7 @@ class Pipeline:
             durable = await asyncio.wait_for(asyncio.shield(done), self._settings.http_durable_timeout_s)
         except TimeoutError:
             durable = False
-        return Submission(len(accepted), rejected, durable)
+        return Submission(kept, rejected, durable)
 
     def _overloaded(self) -> bool:
         # HTTP has no receive window: refuse (503, the device retries) rather than grow without bound.

@@ -110,6 +110,11 @@ class IngestSettings:
     # A device secret verified over HTTP is trusted this long, s (scrypt costs ~50 ms per check). Longer:
     # less CPU; a revoked secret keeps working up to this long. 0: checked on every request.
     http_auth_cache_s: Annotated[float, Meta(ge=0, le=86400)] = 300.0
+    # What becomes of a fix taken while its unit is off duty (status off_duty): "restricted" stores it
+    # marked, out of the live picture and of every read but an admin's, who must state a reason (audited);
+    # "drop" does not store it (counted as ignored `off_duty_dropped`, acknowledged so it is not resent).
+    # "restricted" keeps a record for an inquiry; "drop" keeps nothing of an officer's private time.
+    off_duty_fixes: Annotated[str, one_of("restricted", "drop")] = "restricted"
     # How long an HTTP request waits for its fix to become durable before answering 503, s.
     http_durable_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 10.0
     # TEST ONLY, never in production: switch one safeguard off so a chaos test's negative control can show

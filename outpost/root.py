@@ -228,6 +228,7 @@ class _Parts:
             plugins.append(ingest_http.IngestRoutes(pipeline))
             # A device disabled, re-bound or given new credentials through this API is refused at once.
             devices_changed = pipeline.directory.load
+            fleet.duty_changed = pipeline.directory.load  # off duty or back: private from that answer on
             ingest = run_ingest(
                 self.ingest_settings,
                 engine,

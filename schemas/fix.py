@@ -42,6 +42,9 @@ class Fix(msgspec.Struct, frozen=True, gc=False):
     battery_pct: float | None = None
     seq: int | None = None
     flags: int = 0
+    # Taken while its unit was off duty: stored for the record, never in the live picture, and read back
+    # only by an admin who states a reason (the README's privacy section).
+    restricted: bool = False
 
 
 # A bounded dead letter: never store an unbounded attacker-controlled payload.

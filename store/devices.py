@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, MetaData, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +32,7 @@ class DirectoryEntry:
     enabled: bool
     unit_id: str | None
     credentials_hash: str | None
+    unit_status: str | None = None  # the bound unit's status (ingest.duty: off duty or not)
 
 
 def load_directory(engine: Engine, *, now: datetime) -> list[DirectoryEntry]:
@@ -42,13 +44,26 @@ def load_directory(engine: Engine, *, now: datetime) -> list[DirectoryEntry]:
         .subquery()
     )
     query = select(
-        _DEVICES.c.id, _DEVICES.c.kind, _DEVICES.c.enabled, _DEVICES.c.credentials_hash, active.c.unit_id
-    ).select_from(_DEVICES.outerjoin(active, active.c.device_id == _DEVICES.c.id))
+        _DEVICES.c.id,
+        _DEVICES.c.kind,
+        _DEVICES.c.enabled,
+        _DEVICES.c.credentials_hash,
+        active.c.unit_id,
+        _UNITS.c.status,
+    ).select_from(
+        _DEVICES.outerjoin(active, active.c.device_id == _DEVICES.c.id).outerjoin(
+            _UNITS, _UNITS.c.id == active.c.unit_id
+        )
+    )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     # Bindings never overlap (the registry refuses it), so a device appears at most once; if a
     # hand-edited database disagrees, the last row wins rather than failing ingest.
-    return [DirectoryEntry(r.id, r.kind, bool(r.enabled), r.unit_id, r.credentials_hash) for r in rows]
+    return [_entry(r) for r in rows]
+
+
+def _entry(r: Any) -> DirectoryEntry:
+    return DirectoryEntry(r.id, r.kind, bool(r.enabled), r.unit_id, r.credentials_hash, r.status)
 
 
 def register_unknown(engine: Engine, device_id: str, *, now: datetime) -> DirectoryEntry | None:
@@ -90,6 +105,7 @@ def _entries(engine: Engine, device_id: str, at: datetime) -> list[DirectoryEntr
             _DEVICES.c.enabled,
             _DEVICES.c.credentials_hash,
             _BINDINGS.c.unit_id,
+            _UNITS.c.status,
         )
         .select_from(
             _DEVICES.outerjoin(
@@ -99,15 +115,12 @@ def _entries(engine: Engine, device_id: str, at: datetime) -> list[DirectoryEntr
                     _BINDINGS.c.valid_from <= at,
                     or_(_BINDINGS.c.valid_to.is_(None), _BINDINGS.c.valid_to > at),
                 ),
-            )
+            ).outerjoin(_UNITS, _UNITS.c.id == _BINDINGS.c.unit_id)
         )
         .where(_DEVICES.c.id == device_id)
     )
     with engine.connect() as conn:
-        return [
-            DirectoryEntry(r.id, r.kind, bool(r.enabled), r.unit_id, r.credentials_hash)
-            for r in conn.execute(query)
-        ]
+        return [_entry(r) for r in conn.execute(query)]
 
 
 def _insert_ignore(engine: Engine, table: object) -> Insert:

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import Engine, MetaData, func, insert, select, text
+from sqlalchemy import Engine, MetaData, func, insert, not_, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
@@ -60,7 +60,7 @@ _STAGING_DDL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (device_id text NOT NULL, unit_id text,"
     " ts timestamptz NOT NULL, received_at timestamptz NOT NULL, lon float8 NOT NULL, lat float8 NOT NULL,"
     " accuracy_m float4, speed_mps float4, heading_deg float4, altitude_m float4, battery_pct float4,"
-    " seq int8, flags int4 NOT NULL) ON COMMIT DELETE ROWS"
+    " seq int8, flags int4 NOT NULL, restricted bool NOT NULL) ON COMMIT DELETE ROWS"
 )
 # Must match _STAGING_DDL column for column: binary COPY sends exactly these types.
 _STAGING_TYPES = [
@@ -77,6 +77,7 @@ _STAGING_TYPES = [
     "float4",
     "int8",
     "int4",
+    "bool",
 ]
 _COPY = f"COPY {_STAGING} ({_COLS}) FROM STDIN (FORMAT BINARY)"
 _SQLITE_INSERT = f"INSERT OR IGNORE INTO fixes ({_COLS}) VALUES ({', '.join('?' * len(FIX_COLUMNS))})"
@@ -103,6 +104,7 @@ def _row(f: Fix, ts: Any, received_at: Any) -> tuple[Any, ...]:
         f.battery_pct,
         f.seq,
         int(f.flags),
+        f.restricted,
     )
 
 
@@ -266,9 +268,9 @@ def latest_fixes(engine: Engine, since: datetime, *, usable_only: bool = False) 
 
     `usable_only`: the newest fix without any NOT_FOR_DISPATCH flag, which is exactly the fix the live
     fleet moved the unit with (it takes no flagged fix and never an older one), so a restart rebuilds the
-    picture it had.
+    picture it had. Restricted fixes (taken off duty) are never read here: they never move a unit.
     """
-    conditions: list[ColumnElement[bool]] = [FIXES.c.ts >= utc(since)]
+    conditions: list[ColumnElement[bool]] = [FIXES.c.ts >= utc(since), not_(FIXES.c.restricted)]
     if usable_only:
         conditions.append(FIXES.c.flags.op("&")(NOT_FOR_DISPATCH) == 0)
     with engine.connect() as conn:

@@ -20,6 +20,7 @@ from schemas.tables import Flavour, build_metadata
 from store import partitions, timescale
 from store.attendance_tables import add_attendance_tables
 from store.audit_chain import add_chain_columns
+from store.columns import add_column
 from store.engine import CannotStart
 from store.incident_cells import add_incident_cells
 from store.incidents.upgrade import add_incident_grids
@@ -53,6 +54,16 @@ def _storage_policy(conn: Connection, flavour: Flavour, settings: StoreSettings)
         timescale.apply_policies(conn, settings)
 
 
+def add_restricted_column(conn: Connection, flavour: Flavour, settings: StoreSettings) -> None:
+    """`fixes.restricted` on a database made before it (a new one has it from step 1). On PostgreSQL the
+    column reaches every day partition, or every chunk of the hypertable, through its parent; a constant
+    default is stored once in the catalogue, so no row is rewritten."""
+    add_column(conn, flavour, "fixes", "restricted", "BOOLEAN NOT NULL DEFAULT " + _FALSE[flavour.dialect])
+
+
+_FALSE = {"postgresql": "false", "sqlite": "0"}
+
+
 # Append-only: a released step is never edited, a change is a new step.
 STEPS: tuple[tuple[int, str, Step], ...] = (
     (1, "core tables", _create_tables),
@@ -68,6 +79,7 @@ STEPS: tuple[tuple[int, str, Step], ...] = (
     (10, "monthly reports and their schedule", _create_tables),
     (11, "patrol presence rollup (a continuous aggregate on TimescaleDB)", add_presence_tables),
     (12, "the audit log's hash chain", add_chain_columns),
+    (13, "fixes.restricted: fixes taken off duty", add_restricted_column),
 )
 
 

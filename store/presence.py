@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, column, delete, func, select, table, text
+from sqlalchemy import Connection, Engine, Table, column, delete, func, not_, select, table, text
 from sqlalchemy.exc import IntegrityError
 
 from geo.hexes import cell_of, parent_of
@@ -219,6 +219,7 @@ def _fixes(
         f.ts >= start - timedelta(seconds=settings.max_gap_s),
         f.ts < end,
         f.flags.op("&")(NOT_PRESENCE) == 0,
+        not_(f.restricted),  # taken off duty: no patrol, and no one's business
     )
     return iter(conn.execute(_narrow(stmt, f.unit_id, unit_ids).order_by(f.unit_id, f.ts)))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, not_, select
 
 from store.fixes import FIXES
 from store.registry.records import units
@@ -43,27 +43,35 @@ class UnitAt:
     flags: int | None
 
 
-def snapshot(engine: Engine, at: datetime, lookback: timedelta) -> list[UnitAt]:
-    """Every unit at `at`, by id."""
+def snapshot(
+    engine: Engine, at: datetime, lookback: timedelta, *, with_restricted: bool = False
+) -> list[UnitAt]:
+    """Every unit at `at`, by id; the fixes taken off duty only `with_restricted` (an audited admin read)."""
     with engine.connect() as conn:
-        return _snapshot(conn, utc(at), lookback)
+        return _snapshot(conn, utc(at), lookback, with_restricted)
 
 
-def frames(engine: Engine, instants: Sequence[datetime], lookback: timedelta) -> list[list[UnitAt]]:
+def frames(
+    engine: Engine, instants: Sequence[datetime], lookback: timedelta, *, with_restricted: bool = False
+) -> list[list[UnitAt]]:
     """`snapshot` at each of `instants`, in order, read on one connection."""
     with engine.connect() as conn:
-        return [_snapshot(conn, utc(at), lookback) for at in instants]
+        return [_snapshot(conn, utc(at), lookback, with_restricted) for at in instants]
 
 
-def _snapshot(conn: Connection, at: datetime, lookback: timedelta) -> list[UnitAt]:
-    return [record_of(UnitAt, row) for row in conn.execute(snapshot_statement(at, lookback))]
+def _snapshot(conn: Connection, at: datetime, lookback: timedelta, with_restricted: bool) -> list[UnitAt]:
+    statement = snapshot_statement(at, lookback, with_restricted=with_restricted)
+    return [record_of(UnitAt, row) for row in conn.execute(statement)]
 
 
-def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
+def snapshot_statement(at: datetime, lookback: timedelta, *, with_restricted: bool = False) -> Select[Any]:
     """The one statement of a snapshot at `at` (public for the benchmark's EXPLAIN)."""
     start = at - lookback
     newest = FIXES.alias("newest")
     in_window = and_(newest.c.unit_id == units.c.id, newest.c.ts <= at, newest.c.ts >= start)
+    if not with_restricted:
+        # The fix picked is the newest one not taken off duty; the device and the row follow from it.
+        in_window = and_(in_window, not_(newest.c.restricted))
     # Correlated to `units` explicitly: nested inside `fix_device` below, automatic correlation would look
     # only one level up, miss `units` there, and give every unit the newest fix of any unit.
     fix_ts = (
@@ -75,12 +83,11 @@ def snapshot_statement(at: datetime, lookback: timedelta) -> Select[Any]:
         .scalar_subquery()
     )
     tied = FIXES.alias("tied")
-    fix_device = (
-        select(func.max(tied.c.device_id))
-        # Bounded by the window too: PostgreSQL then plans only the partitions it spans.
-        .where(tied.c.unit_id == units.c.id, tied.c.ts == fix_ts, tied.c.ts <= at, tied.c.ts >= start)
-        .scalar_subquery()
-    )
+    # Bounded by the window too: PostgreSQL then plans only the partitions it spans.
+    same = and_(tied.c.unit_id == units.c.id, tied.c.ts == fix_ts, tied.c.ts <= at, tied.c.ts >= start)
+    if not with_restricted:
+        same = and_(same, not_(tied.c.restricted))
+    fix_device = select(func.max(tied.c.device_id)).where(same).scalar_subquery()
     picked = select(
         units.c.id,
         units.c.name,

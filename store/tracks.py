@@ -16,7 +16,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, not_, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,12 +29,14 @@ _COLUMNS = ("ts", "device_id", "lon", "lat", "accuracy_m", "speed_mps", "heading
 
 @dataclass(frozen=True)
 class TrackQuery:
-    """Whose fixes (`unit_id` or `device_id`, exactly one), from `start` (inclusive) to `end` (exclusive)."""
+    """Whose fixes (`unit_id` or `device_id`, exactly one), from `start` (inclusive) to `end` (exclusive);
+    `with_restricted`: the fixes taken off duty too (an admin's audited read), else they are left out."""
 
     start: datetime
     end: datetime
     unit_id: str | None = None
     device_id: str | None = None
+    with_restricted: bool = False
 
     def __post_init__(self) -> None:
         if (self.unit_id is None) == (self.device_id is None):
@@ -55,6 +57,8 @@ def track_page(
     """Up to `limit` points after `after` (None: from the start), and the cursor of the next page (None when
     this page is the last)."""
     conditions = [_owner(query), FIXES.c.ts >= utc(query.start), FIXES.c.ts < utc(query.end)]
+    if not query.with_restricted:
+        conditions.append(not_(FIXES.c.restricted))
     if after is not None:
         ts = utc(after.ts)
         conditions.append(or_(FIXES.c.ts > ts, and_(FIXES.c.ts == ts, FIXES.c.device_id > after.device_id)))
@@ -89,7 +93,10 @@ def track_points(engine: Engine, query: TrackQuery, limit: int) -> list[TrackPoi
     owner, value = _owner_value(query)
     # psycopg's binary protocol, straight into tuples: twice the rate of SQLAlchemy rows here.
     with _driver(engine) as driver, driver.cursor(binary=True) as cur:
-        cur.execute(_FAST_READ.format(owner=owner), (value, utc(query.start), utc(query.end), limit + 1))
+        cur.execute(
+            _FAST_READ.format(owner=owner, restricted=_restricted(query)),
+            (value, utc(query.start), utc(query.end), limit + 1),
+        )
         rows = cur.fetchall()
     return [TrackPoint._make(row) for row in rows]
 
@@ -97,7 +104,7 @@ def track_points(engine: Engine, query: TrackQuery, limit: int) -> list[TrackPoi
 # In TrackPoint's order, so a row is a point as it comes; the epoch computed by PostgreSQL (exact to the µs).
 _FAST_READ = (
     "SELECT extract(epoch FROM ts)::float8, lon, lat, device_id, accuracy_m::float8, speed_mps::float8,"
-    " heading_deg::float8, flags FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s"
+    " heading_deg::float8, flags FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s{restricted}"
     " ORDER BY ts, device_id LIMIT %s"
 )
 
@@ -127,7 +134,10 @@ def track_columns(engine: Engine, query: TrackQuery, limit: int) -> TrackColumns
         return None
     owner, value = _owner_value(query)
     with _driver(engine) as driver, driver.cursor(binary=True) as cur:
-        cur.execute(_COLUMNS_READ.format(owner=owner), (value, utc(query.start), utc(query.end), limit + 1))
+        cur.execute(
+            _COLUMNS_READ.format(owner=owner, restricted=_restricted(query)),
+            (value, utc(query.start), utc(query.end), limit + 1),
+        )
         found = cur.fetchone()
     assert found is not None
     count, first_device, last_device, ts, lons, lats = found
@@ -161,7 +171,7 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _COLUMNS_READ = (
     "SELECT count(*), min(device_id), max(device_id), string_agg(timestamptz_send(ts), ''),"
     " string_agg(float8send(lon), ''), string_agg(float8send(lat), '')"
-    " FROM (SELECT ts, lon, lat, device_id FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s"
+    " FROM (SELECT ts, lon, lat, device_id FROM fixes WHERE {owner} = %s AND ts >= %s AND ts < %s{restricted}"
     " ORDER BY ts LIMIT %s) AS ordered"  # aggregated in the subquery's order, checked after
 )
 # A primary-key lookup per instant: LIMIT 1 keeps the lateral a nested loop, which PostgreSQL prunes to one
@@ -189,6 +199,11 @@ def _owner_value(query: TrackQuery) -> tuple[str, str | None]:
     if query.unit_id is not None:
         return "unit_id", query.unit_id
     return "device_id", query.device_id
+
+
+def _restricted(query: TrackQuery) -> str:
+    """The raw reads' condition on `restricted` (appended to their WHERE)."""
+    return "" if query.with_restricted else " AND NOT restricted"
 
 
 def _owner(query: TrackQuery) -> ColumnElement[bool]:

@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 import msgspec
 from aiohttp import web
 
-from dispatch.auth import principal
 from dispatch.blocking import run_db
-from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
+from dispatch.keys import ENGINE_KEY, SETTINGS_KEY
 from dispatch.openapi import Documented, DocumentedRoutes
 from dispatch.problems import InvalidParameter, Unprocessable
 from dispatch.routes.instants import Instant
 from dispatch.routes.params import Number
+from dispatch.routes.restricted import REASON, record_read, restricted_reason
 from dispatch.routes.track_formats import rfc3339
 from store import registry
 from store.snapshot import UnitAt, frames, snapshot
@@ -84,7 +84,7 @@ _DOC = (
     "units}]}`, frames at from + k·step_s up to to; more than OUTPOST_PLAYBACK_MAX_FRAMES frames or "
     "OUTPOST_PLAYBACK_MAX_POSITIONS units × frames is a 422 naming step_s. Audited as a read of positions."
 )
-_ARGS: list[Documented] = [AT, FROM, TO, STEP]
+_ARGS: list[Documented] = [AT, FROM, TO, STEP, REASON]
 
 
 @api.route(
@@ -93,29 +93,27 @@ _ARGS: list[Documented] = [AT, FROM, TO, STEP]
     role="viewer",
     params=_ARGS,
     response=Snapshot,
-    errors=[422],
+    errors=[403, 422],
     description=_DOC,
 )
 async def units_snapshot(request: web.Request) -> web.Response:
     """Every unit's position and status at a past instant, or playback frames (audited)
 
     One snapshot (`at`), or frames between two instants (`from`, `to`, `step_s`)."""
-    app, actor = request.app, principal(request).actor
-    settings, engine = app[SETTINGS_KEY], app[ENGINE_KEY]
+    settings, engine = request.app[SETTINGS_KEY], request.app[ENGINE_KEY]
     lookback = timedelta(seconds=settings.snapshot_lookback_s)
-    at = AT.get(request)
+    at, reason = AT.get(request), restricted_reason(request)
     if at is None:
-        return await _playback(request, lookback)
+        return await _playback(request, lookback, reason)
     if FROM.name in request.query or TO.name in request.query:
         raise InvalidParameter("at", "asks for one snapshot: give either at, or from and to (a playback)")
-    found = await run_db(snapshot, engine, at, lookback)
-    app[AUDIT_KEY].record(
-        actor, "read_snapshot", "units:snapshot", {"at": at.isoformat(), "units": len(found)}
-    )
+    found = await run_db(snapshot, engine, at, lookback, with_restricted=reason is not None)
+    detail = {"at": at.isoformat(), "units": len(found)}
+    await record_read(request, "read_snapshot", "units:snapshot", detail, reason)
     return _encode(Snapshot(at=rfc3339(at.timestamp()), units=[_then(u) for u in found]))
 
 
-async def _playback(request: web.Request, lookback: timedelta) -> web.Response:
+async def _playback(request: web.Request, lookback: timedelta, reason: str | None) -> web.Response:
     app = request.app
     start, end = FROM.get(request), TO.get(request)
     if start is None:
@@ -127,9 +125,9 @@ async def _playback(request: web.Request, lookback: timedelta) -> web.Response:
     step_s = STEP.get(request, 60.0)
     assert step_s is not None
     instants = await _instants(request, start, end, step_s)
-    found = await run_db(frames, app[ENGINE_KEY], instants, lookback)
+    found = await run_db(frames, app[ENGINE_KEY], instants, lookback, with_restricted=reason is not None)
     detail = {"from": start.isoformat(), "to": end.isoformat(), "step_s": step_s, "frames": len(found)}
-    app[AUDIT_KEY].record(principal(request).actor, "read_playback", "units:snapshot", detail)
+    await record_read(request, "read_playback", "units:snapshot", detail, reason)
     body = Playback(
         start=rfc3339(start.timestamp()),
         end=rfc3339(end.timestamp()),

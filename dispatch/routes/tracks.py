@@ -16,15 +16,15 @@ import msgspec
 from aiohttp import web
 from sqlalchemy import Engine
 
-from dispatch.auth import principal
 from dispatch.blocking import run_db
-from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
+from dispatch.keys import ENGINE_KEY, SETTINGS_KEY
 from dispatch.openapi import Documented, DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter, Unavailable, Unprocessable
 from dispatch.routes.devices import DEVICES
 from dispatch.routes.instants import FROM, TO, TimeRange, time_range
 from dispatch.routes.params import Number, encode
 from dispatch.routes.resources import Resource, named
+from dispatch.routes.restricted import REASON, record_read, restricted_reason
 from dispatch.routes.track_formats import FORMATS, MEDIA_TYPES, TrackMeta, rfc3339, writer_for
 from dispatch.routes.units import UNITS
 from geo.track import OneLine, TrackPoint, distance_m, simplify, simplify_indices, stops_and_trips
@@ -75,10 +75,10 @@ def _track_route(resource: Resource[Any], doc: str) -> None:
         await resource.find(request, record_id)
         return await _track(request, f"{resource.noun}:{record_id}", **{owner: record_id})
 
-    params: list[Documented] = [resource.path_id, FROM, TO, FORMAT, SIMPLIFY]
+    params: list[Documented] = [resource.path_id, FROM, TO, FORMAT, SIMPLIFY, REASON]
     path = f"/v1/{resource.noun}s/{{id}}/track"
     handler = named(track, f"{resource.noun}_track", doc)
-    api.route("GET", path, role="viewer", params=params, response=_TRACK, errors=[422])(handler)
+    api.route("GET", path, role="viewer", params=params, response=_TRACK, errors=[403, 422])(handler)
 
 
 _track_route(
@@ -98,12 +98,14 @@ async def _track(
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS_KEY]
     span = time_range(request, settings.track_max_range_s)
-    fmt, tolerance_m = FORMAT.get(request), SIMPLIFY.get(request)
-    query = TrackQuery(span.start, span.end, unit_id=unit_id, device_id=device_id)
+    fmt, tolerance_m, reason = FORMAT.get(request), SIMPLIFY.get(request), restricted_reason(request)
+    query = TrackQuery(
+        span.start, span.end, unit_id=unit_id, device_id=device_id, with_restricted=bool(reason)
+    )
     line = OneLine(settings.fusion_recency_window_s) if unit_id is not None else None
     meta = TrackMeta(subject, span.start, span.end, tolerance_m)
     detail = {"from": span.start.isoformat(), "to": span.end.isoformat(), "format": fmt}
-    request.app[AUDIT_KEY].record(principal(request).actor, "read_track", subject, detail)
+    await record_read(request, "read_track", subject, detail, reason)
     if tolerance_m:
         points = await _simplified(request, query, line, tolerance_m)
         writer = writer_for(fmt, meta)
@@ -220,9 +222,9 @@ class UnitSummary(msgspec.Struct):
     "GET",
     "/v1/units/{id}/summary",
     role="viewer",
-    params=[UNITS.path_id, FROM, TO],
+    params=[UNITS.path_id, FROM, TO, REASON],
     response=UnitSummary,
-    errors=[422],
+    errors=[403, 422],
     description="Distance: great-circle legs between consecutive fixes, leaving out fixes flagged low "
     "accuracy, impossible speed, out of order or mock. A stop: a stay within OUTPOST_STOP_RADIUS_M of where "
     "it began for at least OUTPOST_STOP_MIN_S; a trip: what lies between two stops.",
@@ -234,11 +236,12 @@ async def unit_summary(request: web.Request) -> web.Response:
     unit_id = UNITS.path_id.get(request)
     settings = request.app[SETTINGS_KEY]
     span = time_range(request, settings.track_max_range_s)
+    reason = restricted_reason(request)
     await UNITS.find(request, unit_id)
-    query = TrackQuery(span.start, span.end, unit_id=unit_id)
-    points = await _all_points(request, query, OneLine(settings.fusion_recency_window_s))
+    query = TrackQuery(span.start, span.end, unit_id=unit_id, with_restricted=bool(reason))
     detail = {"from": span.start.isoformat(), "to": span.end.isoformat(), "what": "summary"}
-    request.app[AUDIT_KEY].record(principal(request).actor, "read_track", f"unit:{unit_id}", detail)
+    await record_read(request, "read_track", f"unit:{unit_id}", detail, reason)
+    points = await _all_points(request, query, OneLine(settings.fusion_recency_window_s))
     return encode(_summary(unit_id, span, points, settings.stop_radius_m, settings.stop_min_s))
 
 

@@ -25,6 +25,7 @@ FIX_COLUMNS = (
     "battery_pct",
     "seq",
     "flags",
+    "restricted",
 )
 
 
@@ -44,6 +45,9 @@ def define(md: sa.MetaData, flavour: Flavour) -> None:
         sa.Column("battery_pct", sa.Float(24)),
         sa.Column("seq", sa.BigInteger),
         sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
+        # A fix taken while its unit was off duty (OUTPOST_OFF_DUTY_FIXES=restricted): kept, but read back
+        # only by an admin who states a reason (audited); migration step 13 added it to older databases.
+        sa.Column("restricted", sa.Boolean, nullable=False, server_default=sa.false()),
     ]
     if flavour.spatial:
         columns.append(_geom_column(flavour))

@@ -18,7 +18,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, not_, select
 
 from store.fixes import FIXES
 from store.times import as_utc
@@ -50,7 +50,8 @@ _PACKED = (
     "SELECT unit_id, min(device_id), max(device_id),"
     " string_agg(float8send(date_part('epoch', ts)), ''::bytea),"
     " string_agg(float8send(lon), ''::bytea), string_agg(float8send(lat), ''::bytea)"
-    " FROM fixes WHERE unit_id IS NOT NULL AND ts >= %s AND ts < %s AND flags & %s = 0 GROUP BY unit_id"
+    " FROM fixes WHERE unit_id IS NOT NULL AND ts >= %s AND ts < %s AND flags & %s = 0"
+    " AND NOT restricted GROUP BY unit_id"  # off-duty fixes are no part of the work a report adds up
 )
 
 
@@ -118,6 +119,7 @@ def _rows(
     query = (
         select(f.unit_id, f.ts, f.lon, f.lat, f.accuracy_m, f.device_id)
         .where(f.unit_id.in_(list(unit_ids)), f.ts >= start, f.ts < end, f.flags.op("&")(skip_flags) == 0)
+        .where(not_(f.restricted))
         .order_by(f.unit_id, f.ts, f.device_id)
     )
     with engine.connect() as conn:
