@@ -82,7 +82,7 @@ def raw_copy(conn: psycopg.Connection[object], table: str) -> Callable[[list[Fix
         with conn.cursor() as cur, cur.copy(sql) as copy:
             copy.set_types(_STAGING_TYPES)
             for f in batch:
-                copy.write_row(_row(f))
+                copy.write_row(_row(f, f.ts, f.received_at))
         conn.commit()
 
     return store
