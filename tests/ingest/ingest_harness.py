@@ -243,6 +243,7 @@ async def publish_stream(
     progress: list[int] | None = None,
     client_id: str = "chaos-publisher",
     base_ms: int | None = None,
+    flush_timeout_s: float = 120.0,
 ) -> int:
     """Publish `per_device` fixes (seq 1..n) for each device at about `rate_per_s`, QoS 1, and wait until the
     broker acknowledged them all. `progress[0]` counts messages handed to the publisher. The same `base_ms`
@@ -264,5 +265,5 @@ async def publish_stream(
             ahead_s = sent / rate_per_s - (time.monotonic() - started)
             if ahead_s > 0:
                 await asyncio.sleep(ahead_s)
-        await pub.flush(timeout_s=120)
+        await pub.flush(timeout_s=flush_timeout_s)
     return sent
