@@ -39,10 +39,15 @@ from store import access
 log = logging.getLogger(__name__)
 
 AUDIT_WRITTEN = Counter("outpost_audit_written_total", "Audit entries written to the database")
+AUDIT_COMMITS = Counter("outpost_audit_commits_total", "Audit batches committed (group commits)")
 AUDIT_JOURNALED = Counter("outpost_audit_journaled_total", "Audit entries fsynced to the local journal")
 AUDIT_REFUSED = Counter("outpost_audit_refused_total", "Requests refused because their audit was not durable")
 
-_RETRY_S = 1.0  # wait between attempts when neither store takes records, and between journal shipments
+_IDLE_SHIP_S = 0.1  # the shortest wait between shipments of the journal while nothing is recorded
+
+
+class _StillRefusedError(Exception):
+    """The database refused the audit a moment ago: the batch goes to the journal without trying again."""
 
 
 class _Batch:
@@ -75,6 +80,7 @@ class AuditLog:
         *,
         required: bool,
         window_s: float,
+        retry_s: float,
         max_pending: int,
     ) -> None:
         self._engine = engine
@@ -82,11 +88,13 @@ class AuditLog:
         self._journal = journal
         self._required = required
         self._window_s = window_s
+        self._retry_s = retry_s
         self._max_pending = max_pending
         self._open = _Batch()
         self._writing: _Batch | None = None
         self._unsettled = 0
         self._wake = asyncio.Event()
+        self._next_ship_s = 0.0  # the event loop's time of the next attempt to ship the journal
 
     def record(self, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None) -> None:
         """Add one entry, stamped with the clock's time, to the next commit; the request's answer waits."""
@@ -130,9 +138,9 @@ class AuditLog:
         """Commit batch after batch for as long as the app runs."""
         while True:
             if self._journal.holds_records and not self._open.entries:
-                # Nothing recorded: ship the journal on its own every _RETRY_S.
+                # Nothing recorded: ship the journal on its own.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _RETRY_S)
+                    await asyncio.wait_for(self._wake.wait(), max(self._retry_s, _IDLE_SHIP_S))
             else:
                 await self._wake.wait()
             self._wake.clear()
@@ -148,15 +156,23 @@ class AuditLog:
     async def _commit(self, batch: _Batch) -> None:
         try:
             if self._journal.holds_records:
-                await self._ship()  # older records first, so the chain keeps their order
+                # Older records first, so the chain keeps their order; while the database has refused them,
+                # new batches join them (an fsync) without a connection attempt each; retried every retry_s.
+                now_s = asyncio.get_running_loop().time()
+                if now_s < self._next_ship_s:
+                    raise _StillRefusedError("the journal is not shipped yet")
+                self._next_ship_s = now_s + self._retry_s
+                await self._ship()
             if batch.entries:
                 await run_db(access.write_audit, self._engine, batch.entries)
         except Exception as exc:  # whatever stops the database: the journal takes the batch
+            if not isinstance(exc, _StillRefusedError):
+                log.warning("the database refuses the audit; journaling to %s: %s", self._journal.path, exc)
             if batch.entries:
-                log.warning("the database cannot take %d audit records: %s", len(batch.entries), exc)
                 await self._fall_back(batch)
             return
         AUDIT_WRITTEN.inc(len(batch.entries))
+        AUDIT_COMMITS.inc(bool(batch.entries))
         self._settle(batch, None)
 
     async def _ship(self) -> None:
@@ -180,7 +196,7 @@ class AuditLog:
             self._open.entries[:0] = [_refused(e) for e in batch.entries]  # kept for the next attempt
             why = "the audit log can be written neither to the database nor to its journal"
             self._settle(batch, why, durable=False)
-            await asyncio.sleep(_RETRY_S)
+            await asyncio.sleep(self._retry_s)
             self._wake.set()
             return
         AUDIT_JOURNALED.inc(len(entries))

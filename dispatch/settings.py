@@ -86,6 +86,10 @@ class ApiSettings:
     # Records arriving while one audit commit runs go into the next; this adds a wait before each commit to
     # gather more (s; 0: commit at once). Raising it means fewer transactions and slower answers.
     audit_commit_window_s: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    # While the database refuses the audit, it is tried again this often (s; 0: at every batch); the
+    # batches meanwhile go straight to the journal. Lower: sooner back in the database (and, with
+    # audit_required, sooner answering), a connection attempt more often during an outage.
+    audit_retry_s: Annotated[float, Meta(ge=0, le=60)] = 1.0
     # Audit records not yet durable (the database and the journal both failing) beyond which requests are
     # refused with 503 before they run; none is dropped. Higher: more memory held during such a failure.
     audit_max_pending: Annotated[int, Meta(ge=1, le=100_000_000)] = 100000
