@@ -251,7 +251,9 @@ def durable_answers(audit: AuditLog) -> Callable[[web.Request, Handler], Awaitab
 
 
 def settle_before_headers(audit: AuditLog) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """on_response_prepare hook: a response started inside its handler (a stream) waits the same way."""
+    """on_response_prepare hook: a response started inside its handler waits the same way. The safety net:
+    such a handler should await `settle()` before `prepare`, so that a refusal is a clean 503; a refusal
+    here keeps the answer from leaving but breaks the response (aiohttp has begun it)."""
 
     async def hook(_request: web.Request, _response: web.StreamResponse) -> None:
         await audit.settle()

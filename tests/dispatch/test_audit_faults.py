@@ -67,11 +67,14 @@ async def test_required_mode_refuses_the_read_with_503_and_no_position(
         detail = await api.call("GET", "/v1/units/u1", "viewer")
         assert detail.status == 503
         assert "50.85" not in await detail.text()
+        stream = await api.call("GET", "/v1/stream", "viewer")  # refused before its headers left
+        assert stream.status == 503 and stream.content_type == "application/problem+json"
+        assert "50.85" not in await stream.text()
 
         _refuse(audit, good)  # the database is back: the refused attempts are shipped first
         await api.json("GET", "/v1/units/u1", role="viewer")
         got = [(e.action, (e.detail or {}).get("answer")) for e in access.read_audit(api.engine)]
-        assert got == [("nearest", "refused"), ("read_unit", "refused"), ("read_unit", None)]
+        assert got == [("nearest", "refused"), ("read_unit", "refused"), ("stream", "refused"), ("read_unit", None)]
         assert access.verify_audit(api.engine).intact
         assert not (tmp_path / "journal" / "audit.jsonl").exists()
 
