@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, create_engine, make_url
 
 from dispatch.audit import AuditLog
@@ -15,6 +16,7 @@ from dispatch.audit_journal import AuditJournal
 from dispatch.keys import AUDIT_KEY
 from dispatch.problems import Unavailable
 from dispatch.settings import ApiSettings
+from outpost.cli import main
 from store import access
 from store.engine import open_engine
 from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
@@ -74,7 +76,8 @@ async def test_required_mode_refuses_the_read_with_503_and_no_position(
         _refuse(audit, good)  # the database is back: the refused attempts are shipped first
         await api.json("GET", "/v1/units/u1", role="viewer")
         got = [(e.action, (e.detail or {}).get("answer")) for e in access.read_audit(api.engine)]
-        assert got == [("nearest", "refused"), ("read_unit", "refused"), ("stream", "refused"), ("read_unit", None)]
+        refused = [("nearest", "refused"), ("read_unit", "refused"), ("stream", "refused")]
+        assert got == [*refused, ("read_unit", None)]
         assert access.verify_audit(api.engine).intact
         assert not (tmp_path / "journal" / "audit.jsonl").exists()
 
@@ -141,3 +144,15 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     with journal.path.open("ab") as f:
         f.write(b'["2024-05-30T17:00:00+00:00","token:1:a","read_u')  # killed mid-append: never answered
     assert [e.subject for e in AuditJournal(journal.path).read()] == ["u1"]
+
+
+def test_outpost_audit_verify_names_records_still_in_the_journal(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = AuditJournal(tmp_path / "audit.jsonl")
+    journal.append([access.AuditEntry(AT, "token:1:a", "read_unit", f"u{i}") for i in range(2)])
+    monkeypatch.setenv("OUTPOST_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("OUTPOST_AUDIT_JOURNAL_PATH", str(journal.path))
+    assert main(["audit", "verify"]) == 0
+    assert f"2 more in the local journal {journal.path}" in capsys.readouterr().out
+    assert len(journal.read()) == 2  # left for the server to ship
