@@ -150,6 +150,11 @@ class AuditLog:
             self._writing = batch
             try:
                 await self._commit(batch)
+            except Exception:  # a bug must not leave requests waiting forever, nor lose the batch
+                log.exception("audit commit failed unexpectedly; %d records kept", len(batch.entries))
+                if not batch.settled.is_set():
+                    self._open.entries[:0] = batch.entries
+                    self._settle(batch, "the audit log failed unexpectedly", durable=False)
             finally:
                 self._writing = None
 
