@@ -2,8 +2,8 @@
 
 `init_app(ctx, plugins)` is the only way to build the API. The composition root makes the `ApiContext`
 (engine, fleet, event bus, clock, settings) and passes plugins for routes owned elsewhere (incidents,
-ingest's device endpoints under /ingest/). Background work (audit flushing, stream coalescing, the fleet
-rebuild) is tied to the app's life through `cleanup_ctx`. Handlers stay thin: parse, call, encode.
+ingest's device endpoints under /ingest/). Background work (the audit's group commit, stream coalescing,
+the fleet rebuild) is tied to the app's life through `cleanup_ctx`. Handlers stay thin: parse, call, encode.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import Histogram
 
-from dispatch.audit import AuditLog
+from dispatch.audit import AuditLog, durable_answers, settle_before_headers
+from dispatch.audit_journal import AuditJournal
 from dispatch.auth import OPEN_PATHS, TokenAuthority, auth_middleware
 from dispatch.collector import GcPolicy
 from dispatch.keys import (
@@ -97,7 +99,19 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
     auth = auth_middleware(
         authority, public_paths=(*OPEN_PATHS, *PUBLIC_PATHS), public_prefixes=("/ingest/", *PUBLIC_PREFIXES)
     )
-    app = web.Application(middlewares=[problems_middleware, auth, screening_middleware, metrics_middleware])
+    audit = AuditLog(
+        ctx.engine,
+        ctx.clock,
+        AuditJournal(Path(ctx.settings.audit_journal_path)),
+        required=ctx.settings.audit_required,
+        window_s=ctx.settings.audit_commit_window_s,
+        retry_s=ctx.settings.audit_retry_s,
+        max_pending=ctx.settings.audit_max_pending,
+    )
+    # Innermost: an answer waits for its audit records; a refusal (503) passes the problems middleware.
+    durable = durable_answers(audit)
+    middlewares = [problems_middleware, auth, screening_middleware, metrics_middleware, durable]
+    app = web.Application(middlewares=middlewares)
     app[CONTEXT_KEY] = ctx
     app[ENGINE_KEY] = ctx.engine
     app[FLEET_KEY] = ctx.fleet
@@ -105,9 +119,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
     app[CLOCK_KEY] = ctx.clock
     app[SETTINGS_KEY] = ctx.settings
     app[TOKENS_KEY] = authority
-    app[AUDIT_KEY] = AuditLog(
-        ctx.engine, ctx.clock, flush_s=ctx.settings.audit_flush_s, max_pending=ctx.settings.audit_max_pending
-    )
+    app[AUDIT_KEY] = audit
     app[PATROL_KEY] = Patrol(ctx.engine, ctx.fleet, ctx.bus, ctx.clock, ctx.settings)
     app[STREAM_SLOTS_KEY] = StreamSlots(ctx.settings.stream_max_per_token, ctx.settings.stream_max_total)
     sources = [*CORE_ROUTES, *plugins]
@@ -115,6 +127,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
         app.add_routes(source.routes)
     app[OPENAPI_KEY] = build_document(sources, title="Outpost API", version=API_VERSION)
     app.on_response_prepare.append(harden_headers)
+    app.on_response_prepare.append(settle_before_headers(audit))
     app.cleanup_ctx.append(_fleet_ready)
     app.cleanup_ctx.append(_gc_policy)
     app.cleanup_ctx.append(_audit)

@@ -1,21 +1,36 @@
-"""The audit log of location reads: who read which unit or area, when.
+"""The audit log of reads and changes: a request's answer leaves only once its record is durable.
 
-Entries are recorded synchronously in memory by the handler (so a read is never answered without its
-entry queued) and written to the database in batches by a background task, so a nearest query does not
-wait for a commit. `flush` writes what is queued now; the app flushes once more on shutdown.
+Handlers call `record` (synchronous: the entry joins the open batch). One committer task writes the open
+batch in one transaction, chained (`store.audit_chain`), while the next batch fills: a group commit, so a
+read costs no database round trip of its own (at 1,000 requests/s each commit carries what arrived during
+the one before). The `durable_answers` middleware holds each response until the batches holding its
+request's records are durable, and `settle_before_headers` does the same for a response a handler starts
+itself (the event stream), before its headers leave.
+
+When the database cannot take a batch, it is appended to the local journal (`dispatch.audit_journal`,
+fsynced) and the requests are answered; the journal is shipped, oldest first, before the next batch once
+the database is back. With `audit_required` the requests are refused instead (503), and their records are
+journaled all the same, marked `"answer": "refused"` (a change may have been made before its record).
+When neither can take it, the requests get 503 and the records wait for the next attempt. Nothing is
+dropped: with `audit_max_pending` records unsettled, new requests are refused before they run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from prometheus_client import Counter
 from sqlalchemy import Engine
 
+from dispatch.audit_journal import AuditJournal
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
 from dispatch.problems import Unavailable
@@ -23,71 +38,229 @@ from store import access
 
 log = logging.getLogger(__name__)
 
-AUDIT_DROPPED = Counter("outpost_audit_dropped_total", "Audit entries dropped because the queue was full")
 AUDIT_WRITTEN = Counter("outpost_audit_written_total", "Audit entries written to the database")
+AUDIT_COMMITS = Counter("outpost_audit_commits_total", "Audit batches committed (group commits)")
+AUDIT_JOURNALED = Counter("outpost_audit_journaled_total", "Audit entries fsynced to the local journal")
+AUDIT_REFUSED = Counter("outpost_audit_refused_total", "Requests refused because their audit was not durable")
+
+_IDLE_SHIP_S = 0.1  # the shortest wait between shipments of the journal while nothing is recorded
+
+
+class _StillRefusedError(Exception):
+    """The database refused the audit a moment ago: the batch goes to the journal without trying again."""
+
+
+class _Batch:
+    """Entries committed together, and how that ended for the requests waiting on them."""
+
+    def __init__(self) -> None:
+        self.entries: list[access.AuditEntry] = []
+        self.settled = asyncio.Event()
+        self.refusal: str | None = None
+
+    async def wait(self) -> None:
+        await self.settled.wait()
+        if self.refusal is not None:
+            AUDIT_REFUSED.inc()
+            raise Unavailable(self.refusal)
+
+
+# The batches holding the records of the request being handled (None outside a request).
+_HELD: contextvars.ContextVar[set[_Batch] | None] = contextvars.ContextVar("audit_held", default=None)
 
 
 class AuditLog:
-    """Queue audit entries and write them in batches every `flush_s` seconds."""
+    """Record entries; commit them in groups; say when a request's entries are durable."""
 
-    def __init__(self, engine: Engine, clock: Clock, *, flush_s: float, max_pending: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        journal: AuditJournal,
+        *,
+        required: bool,
+        window_s: float,
+        retry_s: float,
+        max_pending: int,
+    ) -> None:
         self._engine = engine
         self._clock = clock
-        self._flush_s = flush_s
+        self._journal = journal
+        self._required = required
+        self._window_s = window_s
+        self._retry_s = retry_s
         self._max_pending = max_pending
-        self._pending: list[access.AuditEntry] = []
-        self._lock = asyncio.Lock()
+        self._open = _Batch()
+        self._writing: _Batch | None = None
+        self._unsettled = 0
+        self._wake = asyncio.Event()
+        self._next_ship_s = 0.0  # the event loop's time of the next attempt to ship the journal
 
     def record(self, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None) -> None:
-        """Queue one entry stamped with the clock's time."""
-        if len(self._pending) >= self._max_pending:
-            # The database has been away for a long time: bounded memory beats an unbounded queue.
-            AUDIT_DROPPED.inc()
-            return
+        """Add one entry, stamped with the clock's time, to the next commit; the request's answer waits."""
         at = datetime.fromtimestamp(self._clock.now(), UTC)
-        self._pending.append(
-            access.AuditEntry(at=at, actor=actor, action=action, subject=subject, detail=detail)
-        )
+        self._open.entries.append(access.AuditEntry(at, actor, action, subject, detail))
+        self._unsettled += 1
+        held = _HELD.get()
+        if held is not None:
+            held.add(self._open)
+        self._wake.set()
 
     @property
     def pending(self) -> int:
-        """Entries queued and not yet written."""
-        return len(self._pending)
+        """Entries recorded and not yet durable."""
+        return self._unsettled
 
-    async def flush(self) -> int:
-        """Write everything queued; returns how many entries were written (kept queued on failure)."""
-        async with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            try:
-                await run_db(access.write_audit, self._engine, batch)
-            except (Unavailable, OSError):
-                self._pending[:0] = batch
-                raise
-            AUDIT_WRITTEN.inc(len(batch))
-            return len(batch)
+    def admit(self) -> None:
+        """Refuse a request (503) while `max_pending` entries wait: backpressure instead of loss."""
+        if self._unsettled >= self._max_pending:
+            AUDIT_REFUSED.inc()
+            raise Unavailable(f"the audit log is {self._unsettled} records behind; retry")
+
+    async def settle(self) -> None:
+        """Wait until the entries this request recorded are durable; Unavailable when they cannot be."""
+        held = _HELD.get()
+        if not held:
+            return
+        batches = list(held)
+        held.clear()
+        for batch in batches:
+            await batch.wait()
+
+    async def flush(self) -> None:
+        """Wait until every entry recorded so far is durable (Unavailable when it cannot be)."""
+        for batch in (self._writing, self._open):
+            if batch is not None and batch.entries and not batch.settled.is_set():
+                self._wake.set()
+                await batch.wait()
 
     async def run(self) -> None:
-        """Flush forever, every `flush_s`; database outages are logged and retried."""
+        """Commit batch after batch for as long as the app runs."""
         while True:
-            await self._clock.sleep(self._flush_s)
+            if self._journal.holds_records and not self._open.entries:
+                # Nothing recorded: ship the journal on its own.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(self._retry_s, _IDLE_SHIP_S))
+            else:
+                await self._wake.wait()
+            self._wake.clear()
+            if self._window_s and self._open.entries:
+                await asyncio.sleep(self._window_s)  # a latency bound, not station time: not the clock's
+            batch, self._open = self._open, _Batch()
+            self._writing = batch
             try:
-                await self.flush()
-            except Exception:
-                log.warning(
-                    "audit flush failed; %d entries kept for the next attempt", self.pending, exc_info=True
-                )
+                await self._commit(batch)
+            except Exception:  # a bug must not leave requests waiting forever, nor lose the batch
+                log.exception("audit commit failed unexpectedly; %d records kept", len(batch.entries))
+                if not batch.settled.is_set():
+                    self._open.entries[:0] = batch.entries
+                    self._settle(batch, "the audit log failed unexpectedly", durable=False)
+            finally:
+                self._writing = None
+
+    async def _commit(self, batch: _Batch) -> None:
+        try:
+            if self._journal.holds_records:
+                # Older records first, so the chain keeps their order; while the database has refused them,
+                # new batches join them (an fsync) without a connection attempt each; retried every retry_s.
+                now_s = asyncio.get_running_loop().time()
+                if now_s < self._next_ship_s:
+                    raise _StillRefusedError("the journal is not shipped yet")
+                self._next_ship_s = now_s + self._retry_s
+                await self._ship()
+            if batch.entries:
+                await run_db(access.write_audit, self._engine, batch.entries)
+        except Exception as exc:  # whatever stops the database: the journal takes the batch
+            if not isinstance(exc, _StillRefusedError):
+                log.warning("the database refuses the audit; journaling to %s: %s", self._journal.path, exc)
+            if batch.entries:
+                await self._fall_back(batch)
+            return
+        AUDIT_WRITTEN.inc(len(batch.entries))
+        AUDIT_COMMITS.inc(bool(batch.entries))
+        self._settle(batch, None)
+
+    async def _ship(self) -> None:
+        try:
+            entries = await asyncio.to_thread(self._journal.read)
+        except OSError:  # kept for a later attempt; the database takes the new records meanwhile
+            log.error("audit journal %s cannot be read", self._journal.path, exc_info=True)
+            return
+        written = await run_db(access.write_audit_once, self._engine, entries)
+        await asyncio.to_thread(self._journal.clear)
+        if written:
+            AUDIT_WRITTEN.inc(len(entries))
+        log.info("audit journal shipped: %d records (%s)", len(entries), "written" if written else "were in")
+
+    async def _fall_back(self, batch: _Batch) -> None:
+        entries = [_refused(e) for e in batch.entries] if self._required else batch.entries
+        try:
+            await asyncio.to_thread(self._journal.append, entries)
+        except OSError:
+            log.error("audit journal %s cannot be written either", self._journal.path, exc_info=True)
+            self._open.entries[:0] = [_refused(e) for e in batch.entries]  # kept for the next attempt
+            why = "the audit log can be written neither to the database nor to its journal"
+            self._settle(batch, why, durable=False)
+            await asyncio.sleep(self._retry_s)
+            self._wake.set()
+            return
+        AUDIT_JOURNALED.inc(len(entries))
+        why = "the audit record cannot reach the database (OUTPOST_AUDIT_REQUIRED)"
+        self._settle(batch, why if self._required else None)
+
+    def _settle(self, batch: _Batch, refusal: str | None, *, durable: bool = True) -> None:
+        if durable:  # in the database or the journal
+            self._unsettled -= len(batch.entries)
+        batch.refusal = refusal
+        batch.settled.set()
 
     async def lifecycle(self) -> AsyncIterator[None]:
-        """Run the flusher while the app runs and flush what remains at shutdown (for cleanup_ctx)."""
-        task = asyncio.create_task(self.run(), name="audit-flush")
+        """Run the committer while the app runs; make what remains durable at shutdown (for cleanup_ctx)."""
+        task = asyncio.create_task(self.run(), name="audit-commit")
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             try:
                 await self.flush()
-            except Exception:
-                log.error("audit entries lost at shutdown: %d", self.pending, exc_info=True)
+            except Unavailable:
+                log.error("audit entries not durable at shutdown: %d", self.pending)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _refused(entry: access.AuditEntry) -> access.AuditEntry:
+    if entry.detail is not None and entry.detail.get("answer") == "refused":
+        return entry
+    return dataclasses.replace(entry, detail={**(entry.detail or {}), "answer": "refused"})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def durable_answers(audit: AuditLog) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Middleware: a response leaves once the audit entries its request recorded are durable."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            audit.admit()
+        held = _HELD.set(set())
+        try:
+            response = await handler(request)
+            await audit.settle()
+            return response
+        finally:
+            _HELD.reset(held)
+
+    return middleware
+
+
+def settle_before_headers(audit: AuditLog) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """on_response_prepare hook: a response started inside its handler waits the same way. The safety net:
+    such a handler should await `settle()` before `prepare`, so that a refusal is a clean 503; a refusal
+    here keeps the answer from leaving but breaks the response (aiohttp has begun it)."""
+
+    async def hook(_request: web.Request, _response: web.StreamResponse) -> None:
+        await audit.settle()
+
+    return hook

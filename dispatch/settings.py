@@ -78,11 +78,27 @@ class ApiSettings:
     # A verified API token is trusted from memory this long (s; 0: looked up on every request); revocation
     # outside the API takes this long to bite. Lower: more database lookups.
     token_cache_s: Annotated[float, Meta(ge=0, le=86400)] = 30.0
-    # Audit entries are written in batches every this many seconds; raising it means fewer transactions
-    # and more entries lost if the process is killed.
-    audit_flush_s: Annotated[float, Meta(gt=0, le=3600)] = 0.5
-    # Audit entries held in memory while the database is away; beyond this they are dropped and counted.
+    # Every read of a position and every change is audited before its answer leaves: true refuses the
+    # request (503) when its record cannot be committed to the database; false (the default) answers once
+    # the record is fsynced to the local journal (audit_journal_path) instead, shipped to the database when
+    # it is back. True: no answer without its record in the database, and no reads during an outage.
+    audit_required: bool = False
+    # Records arriving while one audit commit runs go into the next; this adds a wait before each commit to
+    # gather more (s; 0: commit at once). Raising it means fewer transactions and slower answers.
+    audit_commit_window_s: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    # While the database refuses the audit, it is tried again this often (s; 0: at every batch); the
+    # batches meanwhile go straight to the journal. Lower: sooner back in the database (and, with
+    # audit_required, sooner answering), a connection attempt more often during an outage.
+    audit_retry_s: Annotated[float, Meta(ge=0, le=60)] = 1.0
+    # Audit records not yet durable (the database and the journal both failing) beyond which requests are
+    # refused with 503 before they run; none is dropped. Higher: more memory held during such a failure.
     audit_max_pending: Annotated[int, Meta(ge=1, le=100_000_000)] = 100000
+    # The local journal of audit records the database could not take (a file, created when first needed,
+    # fsynced per batch, removed once shipped). Put it on a disk that survives the process: a station that
+    # loses it loses those records.
+    audit_journal_path: Annotated[str, Meta(min_length=1, max_length=4096)] = (
+        "./outpost-data/audit-journal.jsonl"
+    )
     # The longest time range one track or unit summary may ask for (s); a longer one gets 422. Raising it
     # lets one request read more rows.
     track_max_range_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 31 * 86400.0

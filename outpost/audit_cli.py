@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import msgspec
 
+from dispatch.audit_journal import AuditJournal
 from outpost.commands import Subcommands, command_group, instant
 from outpost.root import run_migrate
 from outpost.settings import Settings
@@ -49,8 +51,9 @@ def verify_command(args: argparse.Namespace, settings: Settings) -> int:
         verdict = access.verify_audit(engine)
     finally:
         engine.dispose()
+    waiting = _journaled(settings)
     if verdict.intact:
-        print(f"audit log intact: {verdict.records} chained records, head {verdict.head}")
+        print(f"audit log intact: {verdict.records} chained records, head {verdict.head}{waiting}")
         return 0
     print(
         f"audit log broken at record {verdict.broken_at}: it {verdict.reason} "
@@ -58,6 +61,19 @@ def verify_command(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _journaled(settings: Settings) -> str:
+    """A note on records still in the local journal (not shipped: the server ships it, never this command,
+    which could race the server's appends)."""
+    journal = AuditJournal(Path(settings.api.audit_journal_path))
+    if not journal.holds_records:
+        return ""
+    try:
+        count = len(journal.read())
+    except OSError as exc:
+        return f"; the local journal {journal.path} cannot be read: {exc}"
+    return f"; {count} more in the local journal {journal.path}, for `outpost run` to ship"
 
 
 def export_command(args: argparse.Namespace, settings: Settings) -> int:

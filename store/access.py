@@ -121,16 +121,56 @@ def write_audit(engine: Engine, entries: Sequence[AuditEntry]) -> None:
     """
     if not entries:
         return
-    fields = [(as_utc(e.at), e.actor, e.action, e.subject, e.detail) for e in entries]
+    with engine.begin() as conn:
+        _append(conn, audit_chain.lock_and_read_head(conn, audit_log), entries)
+
+
+def write_audit_once(engine: Engine, entries: Sequence[AuditEntry]) -> bool:
+    """Append `entries` like `write_audit` unless this exact run of records is in the log already; True when
+    written. For a local journal shipped again after a crash cut short its removal: a shipment is one
+    transaction, so either all of it is there, in order, or none of it."""
+    if not entries:
+        return False
     with engine.begin() as conn:
         head = audit_chain.lock_and_read_head(conn, audit_log)
-        hashes = audit_chain.chain(head, fields)
-        rows = [(*f, prev, h) for f, prev, h in zip(fields, [head, *hashes[:-1]], hashes, strict=True)]
-        if conn.dialect.name == "postgresql":
-            _copy_audit(conn, rows)
-        else:
-            names = ("at", "actor", "action", "subject", "detail", "prev_hash", "hash")
-            conn.execute(audit_log.insert(), [dict(zip(names, r, strict=True)) for r in rows])
+        if _stored_already(conn, entries):
+            return False
+        _append(conn, head, entries)
+    return True
+
+
+def _append(conn: Connection, head: str, entries: Sequence[AuditEntry]) -> None:
+    fields = [(as_utc(e.at), e.actor, e.action, e.subject, e.detail) for e in entries]
+    hashes = audit_chain.chain(head, fields)
+    rows = [(*f, prev, h) for f, prev, h in zip(fields, [head, *hashes[:-1]], hashes, strict=True)]
+    if conn.dialect.name == "postgresql":
+        _copy_audit(conn, rows)
+    else:
+        names = ("at", "actor", "action", "subject", "detail", "prev_hash", "hash")
+        conn.execute(audit_log.insert(), [dict(zip(names, r, strict=True)) for r in rows])
+
+
+def _stored_already(conn: Connection, entries: Sequence[AuditEntry]) -> bool:
+    """Whether the log holds `entries` as consecutive records (looked for from where the first could be)."""
+    c, first = audit_log.c, entries[0]
+    wanted = [(as_utc(e.at), e.actor, e.action, e.subject, e.detail) for e in entries]
+    starts = conn.execute(
+        select(c.id)
+        .where(c.at == as_utc(first.at), c.actor == first.actor, c.action == first.action)
+        .where(c.subject == first.subject)
+        .order_by(c.id.desc())
+        .limit(16)
+    ).scalars()
+    for start in list(starts):
+        run = conn.execute(
+            select(c.at, c.actor, c.action, c.subject, c.detail)
+            .where(c.id >= start)
+            .order_by(c.id)
+            .limit(len(entries))
+        ).all()
+        if [(as_utc(r.at), r.actor, r.action, r.subject, r.detail) for r in run] == wanted:
+            return True
+    return False
 
 
 _AUDIT_COPY = "COPY audit_log (at, actor, action, subject, detail, prev_hash, hash) FROM STDIN"

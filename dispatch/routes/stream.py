@@ -187,6 +187,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     )
     keepalive = asyncio.create_task(_keepalive(request, sub), name="stream-keepalive")
     try:
+        await app[AUDIT_KEY].settle()  # the subscription is durable before the stream starts (or a clean 503)
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
         if missed is not None:

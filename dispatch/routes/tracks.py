@@ -121,6 +121,7 @@ async def _stream(
     # The first page is read before the answer starts, so a database away is still a clean 503.
     page, cursor = await run_db(track_page, engine, query, None, _PAGE)
     response = web.StreamResponse(headers={"Content-Type": MEDIA_TYPES[fmt]})
+    await request.app[AUDIT_KEY].settle()  # the read is durable before the answer starts (or a clean 503)
     await response.prepare(request)
     writer = writer_for(fmt, meta)
     await response.write(writer.head())

@@ -1,4 +1,4 @@
-"""Every read of a location is written to the audit log: who, which unit or area, when."""
+"""Every read of a location is written to the audit log (who, which unit or area, when) before its answer."""
 
 from __future__ import annotations
 
@@ -48,16 +48,33 @@ async def test_location_reads_are_audited(live_api: LiveApi) -> None:
     assert [e["subject"] for e in served["entries"]] == ["point:4.351000,50.851000"]
 
 
-async def test_the_flusher_writes_in_the_background(pg_api: LiveApi) -> None:
-    await pg_api.json("POST", "/v1/units", json={"id": "u1", "name": "A", "kind": "police"}, status=201)
-    await pg_api.json("GET", "/v1/units/u1", role="viewer")
-    assert access.read_audit(pg_api.engine) == []  # queued, not yet written
-    await pg_api.clock.tick(pg_api.settings.audit_flush_s)
-    for _ in range(200):  # the write runs in a worker thread: wait for it, without a timed assertion
-        if access.read_audit(pg_api.engine):
-            break
-        await asyncio.sleep(0.01)
-    assert [e.action for e in access.read_audit(pg_api.engine)] == ["read_unit"]
+async def test_an_answer_leaves_once_its_record_is_stored(live_api: LiveApi) -> None:
+    api = live_api
+    await api.json("POST", "/v1/units", json={"id": "u1", "name": "A", "kind": "police"}, status=201)
+    await api.json("GET", "/v1/units/u1", role="viewer")
+    assert [e.action for e in access.read_audit(api.engine)] == ["read_unit"]  # no flush: committed already
+    stream = await api.call("GET", "/v1/stream", role="viewer")
+    assert stream.status == 200  # the headers left: the subscription's record was committed before them
+    assert [e.action for e in access.read_audit(api.engine)] == ["read_unit", "stream"]
+    stream.close()
+
+
+async def test_200_concurrent_reads_are_200_chained_records(live_api: LiveApi) -> None:
+    api = live_api
+    await api.json("POST", "/v1/units", json={"id": "u1", "name": "A", "kind": "police"}, status=201)
+    api.fleet.apply([fix("d1", "u1", 4.35, 50.85, START_S)])
+
+    async def read(i: int) -> int:
+        response = await api.call("GET", f"/v1/units/nearest?lon={4 + i / 1000:.3f}&lat=50.85", "dispatcher")
+        await response.read()
+        return response.status
+
+    assert await asyncio.gather(*(read(i) for i in range(200))) == [200] * 200
+    entries = access.read_audit(api.engine)  # no flush: every answer waited for its record
+    wanted = sorted(f"point:{4 + i / 1000:.6f},50.850000" for i in range(200))
+    assert sorted(e.subject for e in entries) == wanted
+    verdict = access.verify_audit(api.engine)
+    assert verdict.intact and verdict.records == 200
 
 
 def _token_id(api: LiveApi, role: str) -> int:
