@@ -6,6 +6,12 @@ that nothing unfetched is nearer. Filters run inside the search: the tree is ask
 candidates (sized from live per-status/kind/skill counts) and again for more if too few matched. So every
 unit nearer than the k-th result has been seen, which makes the `excluded` counts a by-product.
 
+Why one tree and not a second one holding only dispatchable units: the exact `excluded` counts need every
+unit nearer than the k-th match anyway, and side by side (benchmarks/bench_index.py's fleet) a k-NN of 6 in
+a tree of the 40 % available plus the main tree's k-NN of 13 for the counts cost 1.6x the one k-NN of 17
+(100k and 1M units), while every move of an available unit would pay a second delete and insert. Slots are
+numbered along a Z-order curve at bulk load (geo._tree.z_order) so a search's candidates share cache lines.
+
 One PositionIndex belongs to one thread (the dispatcher's loop).
 """
 
