@@ -6,11 +6,13 @@ Per size, each in a fresh process (so memory deltas do not reuse an earlier size
 - nearest: k=5, statuses={"available"}, exact in metres, random query points in the same box;
 - move: upsert of an existing unit to a point within ~30 m, right after bulk load and once settled by up to
   300k moves (bulk loading packs nodes at the minimum fill, so the first delete from each leaf dissolves it);
-- insert of new units, remove, bulk-load time, memory per unit (RSS delta over building the entries and
-  bulk loading them).
+- insert of new units, remove, set_status, bulk-load time, memory per unit (RSS delta over building the
+  entries and bulk loading them).
 Baselines measured in the same run: a brute-force numpy haversine scan for the same nearest query, and raw
 rtree (the same 3-D points, public API, built by insertion) with default vs tuned Property for move, delete
-and k-NN.
+and k-NN. The headline ratio (our filtered nearest / the bare tuned tree's unfiltered k-NN) is also measured
+side by side, the two alternating query by query, since figures taken a minute apart on a shared machine
+can differ by half.
 
 Units are uniform over the San Francisco box (-122.52, 37.70, -122.35, 37.83). Statuses: available 40 %,
 busy 15 %, assigned, en_route, on_scene 10 % each, offered, off_duty, out_of_service 5 % each, break 0 %
@@ -133,11 +135,14 @@ def numpy_scan(fleet: Fleet) -> Callable[[float, float], list[int]]:
     return nearest
 
 
-def raw_rtree(fleet: Fleet, props: rtree_index.Property, reps: int) -> dict[str, Any]:
+def raw_rtree(
+    fleet: Fleet, props: rtree_index.Property, reps: int, side_by_side: bool = False
+) -> dict[str, Any]:
     """Move (delete + insert), delete and k-NN on a bare rtree of the same 3-D points, public API.
 
     Built by inserting the points one by one (random order), so both property sets are measured in the
-    steady state of a dynamic tree, free of bulk loading's minimum-fill artefact.
+    steady state of a dynamic tree, free of bulk loading's minimum-fill artefact. With side_by_side, our
+    filtered nearest and the bare tree's unfiltered k-NN are first timed alternately (see `alternate`).
     """
     rng = random.Random(7)
     boxes = [sphere_point(*c)[3:] * 2 for c in fleet.coords]
@@ -146,6 +151,8 @@ def raw_rtree(fleet: Fleet, props: rtree_index.Property, reps: int) -> dict[str,
     for i, box in enumerate(boxes):
         tree.insert(i, box)
     result: dict[str, Any] = {"insert_build_s": time.perf_counter() - t0}
+    if side_by_side:
+        result["side_by_side"] = alternate(fleet, tree, reps)
 
     def move(_: int) -> None:
         i = rng.randrange(fleet.n)
@@ -163,6 +170,41 @@ def raw_rtree(fleet: Fleet, props: rtree_index.Property, reps: int) -> dict[str,
 
     result["delete"] = timed(delete, reps)
     return result
+
+
+def alternate(fleet: Fleet, tree: rtree_index.Index, reps: int) -> dict[str, Any]:
+    """Our nearest (status filter, excluded counts read) and the bare tree's unfiltered k-NN on the same
+    query, in random order query by query: on a shared machine the load then skews both alike, so their
+    ratio holds where the ratio of figures measured a minute apart does not."""
+    rng = random.Random(11)
+    queries = [random_point(rng) for _ in range(2 * reps)]
+    boxes = [sphere_point(*q)[3:] * 2 for q in queries]
+    index = fleet.index
+    ours: list[int] = []
+    bare: list[int] = []
+    clock = time.perf_counter_ns
+    for (lon, lat), box in zip(queries, boxes, strict=True):
+        first_ours = rng.random() < 0.5
+        for turn in (first_ours, not first_ours):
+            t0 = clock()
+            if turn:
+                _ = index.nearest(lon, lat, K, statuses=("available",)).excluded
+                ours.append(clock() - t0)
+            else:
+                list(tree.nearest(box, K))
+                bare.append(clock() - t0)
+    return {"nearest": percentiles_us(ours), "rtree_k5_unfiltered": percentiles_us(bare)}
+
+
+def status_flip(fleet: Fleet) -> Callable[[int], None]:
+    """set_status of a random unit between available and busy (a dispatcher's offer, an arrival...)."""
+
+    def flip(_: int) -> None:
+        i = fleet.rng.randrange(fleet.n)
+        fleet.statuses[i] = "busy" if fleet.statuses[i] == "available" else "available"
+        fleet.index.set_status(f"u{i}", fleet.statuses[i])
+
+    return flip
 
 
 def bench_size(n: int, quick: bool) -> dict[str, Any]:
@@ -192,10 +234,11 @@ def bench_size(n: int, quick: bool) -> dict[str, Any]:
     new_points = [random_point(fleet.rng) for _ in range(reps)]
     out["insert"] = timed(lambda j: fleet.index.upsert(f"new{j}", *new_points[j], fleet.clock_s), reps)
     out["remove"] = timed(lambda j: fleet.index.remove(f"new{j}"), reps)
+    out["set_status"] = timed(status_flip(fleet), reps)
+    out["rtree_tuned"] = raw_rtree(fleet, tuned_properties(), reps, side_by_side=True)
     del fleet.index
     gc.collect()
     out["rtree_default"] = raw_rtree(fleet, rtree_index.Property(dimension=3), reps)
-    out["rtree_tuned"] = raw_rtree(fleet, tuned_properties(), reps)
     return out
 
 
@@ -221,6 +264,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
     row("  move (right after bulk load)", pp("move_fresh"))
     row("  insert new unit", pp("insert"))
     row("  remove", pp("remove"))
+    row("  set_status (available <-> busy)", pp("set_status"))
     row("  bulk load (s)", lambda r: f"{r['bulk_load_s']:.2f}")
     row("  memory per unit (bytes, RSS)", lambda r: f"{r['bytes_per_unit']:.0f}")
     print("Baselines (p50 / p99 µs)")
@@ -260,6 +304,11 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ratio(("nearest_unfiltered",), ("rtree_tuned", "nearest_k5_unfiltered")),
     )
     row("  numpy scan agrees with ours (ids)", lambda r: str(r["numpy_scan_agrees"]))
+    print("Side by side, query by query (p50 / p99 µs; ratio p50 [p99])")
+    side = ("rtree_tuned", "side_by_side")
+    row("  our nearest k=5, status filter", pp(*side, "nearest"))
+    row("  raw rtree tuned: nearest k=5, no filter", pp(*side, "rtree_k5_unfiltered"))
+    row("  our nearest / raw tuned k-NN", ratio((*side, "nearest"), (*side, "rtree_k5_unfiltered")))
 
 
 def _load() -> str:

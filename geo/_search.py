@@ -35,8 +35,9 @@ _STATUS_REASON = tuple(f"status:{s}" for s in STATUS_ORDER)
 Match = tuple[float, int]  # (haversine term, slot)
 Reject = tuple[float, int, str]  # (haversine term, slot, reason)
 Ranked = tuple[float, int, float]  # (metres, slot, haversine term)
-Found = tuple[list[Match], list[Reject], float, int, bool]
-"""What scan found: matches, rejects, the last term measured, how many fetched candidates passed the
+Found = tuple[list[Match], list[Reject], dict[str, int], float, int, bool]
+"""What scan found: matches, the rejects it measured, the status rejects it counted without measuring them
+(by reason; all rank before the k-th match), the last term measured, how many fetched candidates passed the
 status/kind/skill filters (-1 once proven: it no longer matters), and whether the scan proved the k-th
 match (it stopped at a candidate beyond it)."""
 
@@ -89,7 +90,7 @@ def scan(
     Once k units matched, the first candidate beyond the k-th's tie band (with the proof margin) ends the
     pass: the tree hands out candidates nearest first, so none after it can rank before the k-th. q and
     geo rows are geo._tree.SpherePoint layouts (lon_rad, lat_rad, cos(lat), x, y, z). `lazy` (no
-    radius) lets status rejects ranked clearly before the k-th go unmeasured (term -1.0).
+    radius) lets status rejects ranked clearly before the k-th go unmeasured: they are only counted.
     """
     # The dispatcher's innermost loop: flat arrays, locals, two sines a candidate, no calls.
     sin = math.sin
@@ -98,10 +99,10 @@ def scan(
     check_entry = flt.check_entry
     matches: list[Match] = []
     rejects: list[Reject] = []
-    # Units failing the status filter before the (k-1)-th match are not measured (term -1.0: "ranks
-    # before"): they precede it in the tree's order, so they rank before the k-th unless the two tie.
+    # Units failing the status filter before the (k-1)-th match are counted, not measured: they precede it
+    # in the tree's order, so they rank before the k-th unless the two tie (then they are measured after all).
+    skipped: dict[str, int] = {}
     lazy_until = k - 1 if lazy else 0
-    unmeasured = False
     stop_a = 2.0  # above every term (a <= 1) until k units matched
     a = 0.0
     static_fail = 0
@@ -109,9 +110,9 @@ def scan(
     for slot in slots:
         code = codes[slot]
         if n < lazy_until and not status_ok[code]:
-            rejects.append((-1.0, slot, _STATUS_REASON[code]))
+            status = _STATUS_REASON[code]
+            skipped[status] = skipped.get(status, 0) + 1
             static_fail += 1
-            unmeasured = True
             continue
         b = slot * 6  # GEO_STRIDE
         # Same operands, in the same order, as haversine_m(q_lon, q_lat, lon, lat): identical rounding.
@@ -119,7 +120,7 @@ def scan(
         s_dlam = sin((geo[b] - q_lon) * 0.5)
         a = s_dphi * s_dphi + q_cos * geo[b + 2] * s_dlam * s_dlam
         if a > stop_a:
-            return matches, rejects, a, -1, True  # proven: how many passed no longer matters
+            return matches, rejects, skipped, a, -1, True  # proven: how many passed no longer matters
         if not status_ok[code]:
             rejects.append((a, slot, _STATUS_REASON[code]))
             static_fail += 1
@@ -131,15 +132,17 @@ def scan(
             n += 1
             if n == k:
                 a_k = max(matches)[0]
-                if unmeasured and not _clearly_before(matches[-2][0], a_k):
-                    _measure(rejects, q, geo)  # a tie near the k-th: rank them exactly
+                if skipped and not _clearly_before(matches[-2][0], a_k):
+                    rejects += _measure_skipped(slots, matches[-2][1], q, geo, codes, status_ok)
+                    skipped = {}  # a tie near the k-th: they are ranked exactly instead
                 # proves()'s test for the k-th, squared (and rounded up a hair, safe side of the squaring)
                 root = _sqrt(a_k * (1.0 + TIE_BAND)) + PROOF_MARGIN
                 stop_a = root * root * (1.0 + 4e-16)
-    if unmeasured and n < k:  # no k-th to rank them against: measure them
-        _measure(rejects, q, geo)
+    if skipped and n < k:  # no k-th to rank them against: measure them
+        rejects += _measure_skipped(slots, matches[-1][1] if n == k - 1 else -1, q, geo, codes, status_ok)
+        skipped = {}
         a = max(a, *(r[0] for r in rejects))
-    return matches, rejects, a, len(slots) - static_fail, False
+    return matches, rejects, skipped, a, len(slots) - static_fail, False
 
 
 def _clearly_before(a: float, a_k: float) -> bool:
@@ -148,15 +151,24 @@ def _clearly_before(a: float, a_k: float) -> bool:
     return _sqrt(a) + PROOF_MARGIN < _sqrt(a_k * (1.0 - TIE_BAND))
 
 
-def _measure(rejects: list[Reject], q: Sequence[float], geo: array[float]) -> None:
-    """Fill in the terms scan left unmeasured (exactly as scan computes them)."""
+def _measure_skipped(
+    slots: list[int], until: int, q: Sequence[float], geo: array[float], codes: bytearray, status_ok: bytes
+) -> list[Reject]:
+    """The status rejects scan counted without measuring (those fetched before slot `until`, which is the
+    (k-1)-th match, or all of them when `until` is -1), measured exactly as scan measures."""
     sin = math.sin
-    for i, (a, slot, reason) in enumerate(rejects):
-        if a < 0.0:
+    measured: list[Reject] = []
+    for slot in slots:
+        if slot == until:
+            break
+        code = codes[slot]
+        if not status_ok[code]:
             b = slot * 6
             s_dphi = sin((geo[b + 1] - q[1]) * 0.5)
             s_dlam = sin((geo[b] - q[0]) * 0.5)
-            rejects[i] = (s_dphi * s_dphi + q[2] * geo[b + 2] * s_dlam * s_dlam, slot, reason)
+            a = s_dphi * s_dphi + q[2] * geo[b + 2] * s_dlam * s_dlam
+            measured.append((a, slot, _STATUS_REASON[code]))
+    return measured
 
 
 def _entry_reason(e: UnitPosition, flt: Filter, now_s: float) -> str | None:
@@ -195,7 +207,7 @@ def settle(
     filters. With radius_m and fewer than k matches inside it, `out_of_radius` counts the matching units
     beyond the radius that would have filled the missing places (at most k minus the results).
     """
-    matches, rejects, last_a, _, proven = found
+    matches, rejects, skipped, last_a, _, proven = found
     matches.sort()
     if len(matches) >= k:
         top = exact_top(matches, k, entries)
@@ -212,14 +224,14 @@ def settle(
         radius_a = _radius_term(radius_m)
         if not (exhausted or proves(last_a, radius_a)):  # the rejects within the radius must all be seen
             return None
-        excluded = count_excluded(rejects, radius_a, radius_m, None, entries)
+        excluded = count_excluded(rejects, radius_a, radius_m, None, entries, skipped)
         if beyond := len(top) - len(inside):
             excluded["out_of_radius"] = beyond
         return inside, excluded
     if not top:
         return top, {}
     d_m, slot, a = top[-1]
-    return top, count_excluded(rejects, a, d_m, slot, entries)
+    return top, count_excluded(rejects, a, d_m, slot, entries, skipped)
 
 
 def exact_top(ranked: list[Match], k: int, entries: list[UnitPosition]) -> list[Ranked]:
@@ -242,11 +254,16 @@ def exact_top(ranked: list[Match], k: int, entries: list[UnitPosition]) -> list[
 
 
 def count_excluded(
-    rejects: list[Reject], a: float, d_m: float, slot: int | None, entries: list[UnitPosition]
+    rejects: list[Reject],
+    a: float,
+    d_m: float,
+    slot: int | None,
+    entries: list[UnitPosition],
+    excluded: dict[str, int],
 ) -> dict[str, int]:
-    """Rejects per reason ranked before (d_m, unit_id of slot), or at most d_m away when slot is None."""
+    """`excluded` plus the rejects per reason ranked before (d_m, unit_id of slot), or at most d_m away
+    when slot is None (it is updated in place and returned)."""
     lo, hi = a * (1.0 - TIE_BAND), a * (1.0 + TIE_BAND)
-    excluded: dict[str, int] = {}
     for a_r, slot_r, reason in rejects:
         if a_r >= lo:
             if a_r > hi:

@@ -11,6 +11,8 @@ import ctypes
 import math
 from collections.abc import Iterable
 
+import numpy as np
+import numpy.typing as npt
 from rtree import core as rtree_core
 from rtree import index as rtree_index
 from rtree.exceptions import RTreeError
@@ -43,6 +45,31 @@ def sphere_point(lon: float, lat: float) -> SpherePoint:
     lat_r = math.radians(lat)
     cos_lat = math.cos(lat_r)
     return lon_r, lat_r, cos_lat, cos_lat * math.cos(lon_r), cos_lat * math.sin(lon_r), math.sin(lat_r)
+
+
+# Bits of each coordinate in the Z-order key: 2^-24 of the longitude range is ~2.4 m at the equator.
+_Z_BITS = 24
+
+
+def z_order(lons: npt.NDArray[np.float64], lats: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """A permutation putting points along a Z-order (Morton) curve over lon/lat: near points end up near.
+
+    PositionIndex numbers its slots in this order at bulk load, so the candidates of one search share
+    cache lines in its per-slot arrays instead of costing a cache miss each (a third of a search's Python
+    time at 100k units). Only locality depends on it, never correctness.
+    """
+    scale = float(1 << _Z_BITS)
+    xs = np.minimum((lons + 180.0) * (scale / 360.0), scale - 1.0).astype(np.uint64)
+    ys = np.minimum((lats + 90.0) * (scale / 180.0), scale - 1.0).astype(np.uint64)
+    return np.argsort(_spread_bits(xs) | (_spread_bits(ys) << np.uint64(1)), kind="stable")
+
+
+def _spread_bits(v: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Move bit i of each (32-bit) value to bit 2i, leaving the odd bits zero."""
+    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
+                        (2, 0x3333333333333333), (1, 0x5555555555555555)):  # fmt: skip
+        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+    return v
 
 
 def tuned_properties() -> rtree_index.Property:

@@ -6,6 +6,12 @@ that nothing unfetched is nearer. Filters run inside the search: the tree is ask
 candidates (sized from live per-status/kind/skill counts) and again for more if too few matched. So every
 unit nearer than the k-th result has been seen, which makes the `excluded` counts a by-product.
 
+Why one tree and not a second one holding only dispatchable units: the exact `excluded` counts need every
+unit nearer than the k-th match anyway, and side by side (benchmarks/bench_index.py's fleet) a k-NN of 6 in
+a tree of the 40 % available plus the main tree's k-NN of 13 for the counts cost 1.6x the one k-NN of 17
+(100k and 1M units), while every move of an available unit would pay a second delete and insert. Slots are
+numbered along a Z-order curve at bulk load (geo._tree.z_order) so a search's candidates share cache lines.
+
 One PositionIndex belongs to one thread (the dispatcher's loop).
 """
 
@@ -17,8 +23,10 @@ from array import array
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 
+import numpy as np
+
 from geo import _search
-from geo._tree import GEO_STRIDE, SpherePoint, SphereTree, sphere_point
+from geo._tree import GEO_STRIDE, SpherePoint, SphereTree, sphere_point, z_order
 from geo.bbox import valid_lon_lat
 from geo.units import (
     KINDS,
@@ -175,7 +183,7 @@ class PositionIndex:
             if current is None or entry.ts_s >= current.ts_s:
                 latest[entry.unit_id] = entry
         self._reset()
-        self._entries = list(latest.values())
+        self._entries = _in_z_order(list(latest.values()))
         self._slots = {e.unit_id: slot for slot, e in enumerate(self._entries)}
         self._codes = bytearray(_STATUS_CODE[e.status] for e in self._entries)
         for e in self._entries:
@@ -303,7 +311,7 @@ class PositionIndex:
             slots = tree.nearest(q[3], q[4], q[5], want) if n else []
             found = _search.scan(slots, q, flt, now, k, self._geo, self._codes, entries, radius_m is None)
             exhausted = len(slots) >= n
-            settled = _search.settle(k, radius_m, found, exhausted, found[3] >= bound, entries)
+            settled = _search.settle(k, radius_m, found, exhausted, found[4] >= bound, entries)
             if settled is not None:
                 top, excluded = settled
                 neighbors = [_new_tuple(Neighbor, (entries[s], d)) for d, s, _ in top]
@@ -329,6 +337,18 @@ class PositionIndex:
             count = self._skill_n.get(skill, 0)
             bound, share = min(bound, count), share * count / max(n, 1)
         return bound, share
+
+
+def _in_z_order(entries: list[UnitPosition]) -> list[UnitPosition]:
+    """The entries along geo._tree.z_order, so units near each other get slots near each other."""
+    if len(entries) < 2:
+        return entries
+    n = len(entries)
+    order = z_order(
+        np.fromiter((e.lon for e in entries), dtype=np.float64, count=n),
+        np.fromiter((e.lat for e in entries), dtype=np.float64, count=n),
+    )
+    return [entries[i] for i in order.tolist()]
 
 
 def _next_fetch(want: int, k: int, matched: int, fetched: int) -> int:

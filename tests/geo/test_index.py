@@ -360,13 +360,14 @@ def test_rejects_are_measured_when_the_k_th_ties(monkeypatch: pytest.MonkeyPatch
     """Status rejects before the (k-1)-th match are counted unmeasured only when that match is clearly
     nearer than the k-th; when the two tie, every such reject is measured and ranked exactly."""
     measured: list[int] = []
-    real = _search._measure
+    real = _search._measure_skipped
 
-    def spy(rejects: Any, q: Any, geo: Any) -> None:
-        measured.append(len(rejects))
-        real(rejects, q, geo)
+    def spy(*args: Any) -> list[_search.Reject]:
+        found = real(*args)
+        measured.append(len(found))
+        return found
 
-    monkeypatch.setattr(_search, "_measure", spy)
+    monkeypatch.setattr(_search, "_measure_skipped", spy)
     index = PositionIndex()
     index.upsert("r1", 0.001, 0.0, 1.0, status="busy")  # 111 m
     index.upsert("m1", 0.002, 0.0, 1.0, status="available")  # 222 m
