@@ -217,6 +217,9 @@ class DispatchSettings:
     departure_distance_m: Annotated[float, Meta(ge=0, le=100_000)] = 100.0
     # Idempotency-Key records are kept this long (s); a retry after that runs again. Longer: more rows.
     idempotency_ttl_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 86400.0
+    # TEST ONLY, never in production: the chaos test's negative control. On start, pending offers' timeouts
+    # and SLA deadlines are not re-armed from the database, as if timers lived in memory only.
+    unsafe_forget_timers: bool = False
 
 
 @dataclass(frozen=True)

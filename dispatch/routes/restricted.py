@@ -50,10 +50,10 @@ async def record_read(
     request: web.Request, action: str, subject: str, detail: dict[str, Any], reason: str | None
 ) -> None:
     """Audit one read of positions; a restricted one carries its reason and is written before it is
-    answered (the audit log's `flush`: 503 when the database cannot take it)."""
+    answered (the audit log's `settle`: 503 when the database cannot take it)."""
     audit = request.app[AUDIT_KEY]
     if reason is None:
         audit.record(principal(request).actor, action, subject, detail)
         return
     audit.record(principal(request).actor, action, subject, detail | {"restricted": True, "reason": reason})
-    await audit.flush()
+    await audit.settle()

@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from dispatch.blocking import run_db
-from dispatch.keys import ENGINE_KEY, SETTINGS_KEY
+from dispatch.keys import AUDIT_KEY, ENGINE_KEY, SETTINGS_KEY
 from dispatch.openapi import Documented, DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter, Unavailable, Unprocessable
 from dispatch.routes.devices import DEVICES
