@@ -42,13 +42,19 @@ class ManualClock:
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = float(start)
+        self._wall_step_s = 0.0  # what `step_wall` added: now() moves, sleepers do not
         self._seq = itertools.count()
         # (deadline, call order, future): the call order breaks ties so wake-ups are deterministic.
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
 
     def now(self) -> float:
         """The current manual time."""
-        return self._now
+        return self._now + self._wall_step_s
+
+    def step_wall(self, s: float) -> None:
+        """Set the wall clock `s` seconds forward or back (NTP stepping, an operator) without moving the
+        sleepers: as asyncio.sleep does on the monotonic clock, each keeps the time it had left."""
+        self._wall_step_s += s
 
     async def sleep(self, s: float) -> None:
         """Wait until the clock has been advanced by at least `s` seconds (0 or less: just yield)."""

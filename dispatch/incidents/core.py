@@ -60,7 +60,8 @@ class Deps:
     watch: ArrivalWatch
     places: GridPlaces  # the grids: incidents' places, the cascade's holders, the tiers' owners
     # Set by the service: what a breached SLA deadline does (escalation lives above this module).
-    on_sla_due: Callable[[str], Awaitable[None]] | None = None
+    # ... called with the incident and the deadline its timer was armed for.
+    on_sla_due: Callable[[str, float], Awaitable[None]] | None = None
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary
     )
@@ -245,12 +246,22 @@ def arm_sla(deps: Deps, incident_id: str, due_at_s: float) -> None:
     """Arm the incident's SLA deadline (replacing the previous one)."""
     handler = deps.on_sla_due
     if handler is not None:
-        deps.timers.arm(sla_key(incident_id), due_at_s, lambda: handler(incident_id))
+        deps.timers.arm(sla_key(incident_id), due_at_s, lambda: handler(incident_id, due_at_s))
 
 
 def sla_key(incident_id: str) -> str:
     """The timer name of an incident's SLA deadline."""
     return f"sla:{incident_id}"
+
+
+def deadline_moved_later(stored_s: float, armed_s: float) -> bool:
+    """Whether a stored deadline is later than the one its timer was armed for (then: re-arm, do not fire).
+
+    Compared with the armed deadline, not with the wall clock: timers sleep on the monotonic clock, so
+    after the wall clock is stepped back (NTP, an operator) `now < deadline` would hold for as long as the
+    step, and an offer would wait an hour for an officer who never answers. A millisecond of slack
+    absorbs the database's rounding of stored times."""
+    return stored_s > armed_s + 0.001
 
 
 def offer_key(offer_id: str) -> str:

@@ -18,7 +18,18 @@ from dispatch.blocking import run_db
 from dispatch.incidents import models as m
 from dispatch.incidents.arrival import Watched
 from dispatch.incidents.candidates import Situation, read_situation
-from dispatch.incidents.core import Deps, Effects, Stepped, arm_sla, conflict, iso, progress_of, publish, step
+from dispatch.incidents.core import (
+    Deps,
+    Effects,
+    Stepped,
+    arm_sla,
+    conflict,
+    deadline_moved_later,
+    iso,
+    progress_of,
+    publish,
+    step,
+)
 from dispatch.incidents.escalation import breach_event, breach_reason
 from dispatch.incidents.offers import release_offered, withdraw_effect
 from dispatch.incidents.states import TIERS, Event, IllegalTransitionError, Progress, apply
@@ -193,8 +204,9 @@ def _publish_escalated(deps: Deps, stepped: Stepped, reason: str | None, *, brea
     )
 
 
-async def sla_due(deps: Deps, incident_id: str) -> None:
-    """The SLA timer's handler: a breached deadline escalates (or, at the top tier, is recorded)."""
+async def sla_due(deps: Deps, incident_id: str, armed_s: float) -> None:
+    """The SLA timer's handler: a breached deadline escalates (or, at the top tier, is recorded);
+    `armed_s` is the deadline its timer was armed for."""
     async with deps.lock(incident_id):
         try:
             sit = await run_db(read_situation, deps.store, incident_id)
@@ -203,7 +215,7 @@ async def sla_due(deps: Deps, incident_id: str) -> None:
         row = sit.row
         if row.sla_due_at is None:
             return
-        if deps.clock.now() < row.sla_due_at:  # moved meanwhile: wait for the new deadline
+        if deadline_moved_later(row.sla_due_at, armed_s):  # moved meanwhile: wait for the new one
             arm_sla(deps, incident_id, row.sla_due_at)
             return
         progress = progress_of(row)

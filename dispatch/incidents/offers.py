@@ -31,6 +31,7 @@ from dispatch.incidents.core import (
     Deps,
     Stepped,
     conflict,
+    deadline_moved_later,
     iso,
     offer_key,
     progress_of,
@@ -319,11 +320,11 @@ async def expire_locked(deps: Deps, offer: db.OfferRow) -> None:
 
 def arm_timeout(deps: Deps, offer_id: str, expires_at_s: float) -> None:
     """Arm the offer's timeout (replacing an earlier one)."""
-    deps.timers.arm(offer_key(offer_id), expires_at_s, lambda: expire(deps, offer_id))
+    deps.timers.arm(offer_key(offer_id), expires_at_s, lambda: expire(deps, offer_id, expires_at_s))
 
 
-async def expire(deps: Deps, offer_id: str) -> None:
-    """The offer timer's handler."""
+async def expire(deps: Deps, offer_id: str, armed_s: float) -> None:
+    """The offer timer's handler; `armed_s` is the expiry its timer was armed for."""
 
     def read() -> db.OfferRow | None:
         with deps.store.read() as conn:
@@ -343,7 +344,7 @@ async def expire(deps: Deps, offer_id: str) -> None:
                 # finish the job. Filling only offers slots still open, so this is safe to repeat.
                 await fill_locked(deps, offer.incident_id, decision="reoffer_after_timed_out")
             return
-        if deps.clock.now() < current.expires_at:
+        if deadline_moved_later(current.expires_at, armed_s):
             arm_timeout(deps, offer_id, current.expires_at)
             return
         await expire_locked(deps, current)

@@ -326,8 +326,8 @@ class IncidentService:
         async with self.deps.lock(incident_id):
             return await lifecycle.close_locked(self.deps, incident_id, actor=actor, reason=reason)
 
-    async def _sla_due(self, incident_id: str) -> None:
-        await lifecycle.sla_due(self.deps, incident_id)
+    async def _sla_due(self, incident_id: str, armed_s: float) -> None:
+        await lifecycle.sla_due(self.deps, incident_id, armed_s)
 
     # ---- telemetry ------------------------------------------------------------
 
