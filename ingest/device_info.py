@@ -16,3 +16,6 @@ class DeviceInfo:
     enabled: bool
     unit_id: str | None
     kind: str = "other"
+    # Whether a credentials hash is stored: without one the device is refused (`no_credentials`), except
+    # in open mode (register_unknown_devices), where an id alone identifies a device.
+    has_credentials: bool = False

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from ingest import metrics
 from ingest.device_info import DeviceInfo
+from schemas.accounts import is_reserved
 from store import devices as queries
 from store.devices import DirectoryEntry
 from store.errors import StoreUnavailable, is_unavailable
@@ -115,7 +116,7 @@ class DeviceDirectory:
         return self._monotonic() - self._last_load_s >= self._miss_refresh_s
 
     def _replace(self, entries: list[DirectoryEntry]) -> None:
-        infos = {e.device_id: DeviceInfo(e.device_id, e.enabled, e.unit_id, e.kind) for e in entries}
+        infos = {e.device_id: _info_of(e) for e in entries}
         # A device registered here whose registration has not reached the database yet stays known.
         for device_id in self._to_register:
             if device_id not in infos and device_id in self._infos:
@@ -127,8 +128,9 @@ class DeviceDirectory:
     def register(self, device_id: str) -> DeviceInfo | None:
         """Know `device_id` from now on (bound to a unit of the same id); the database row follows.
 
-        None when the id cannot name a unit (more than 64 characters): such a device stays unknown."""
-        if len(device_id) > 64:
+        None when the id cannot name a unit (more than 64 characters) or is reserved for the broker's
+        service accounts (`schemas.accounts`): such a device stays unknown."""
+        if len(device_id) > 64 or is_reserved(device_id):
             return None
         info = DeviceInfo(device_id, True, device_id, "other")
         self._infos[device_id] = info
@@ -165,10 +167,14 @@ class DeviceDirectory:
             del self._to_register[device_id]
             metrics.DEVICES_REGISTERED.inc()
             if entry is not None:
-                self._infos[device_id] = DeviceInfo(entry.device_id, entry.enabled, entry.unit_id, entry.kind)
+                self._infos[device_id] = _info_of(entry)
                 if entry.credentials_hash:
                     self._secrets[device_id] = entry.credentials_hash
             log.info("registered unknown device", extra={"device_id": device_id})
+
+
+def _info_of(entry: DirectoryEntry) -> DeviceInfo:
+    return DeviceInfo(entry.device_id, entry.enabled, entry.unit_id, entry.kind, bool(entry.credentials_hash))
 
 
 async def _first(event: asyncio.Event, stop: asyncio.Event) -> None:
