@@ -58,6 +58,12 @@ def test_secret_hash() -> str:
     return hash_secret(TEST_SECRET)
 
 
+def issue_test_credentials(engine: Engine, *device_ids: str) -> None:
+    """Store TEST_SECRET's hash for devices registered without credentials (e.g. by `register_unknown`)."""
+    for device_id in device_ids:
+        registry.set_device_credentials(engine, device_id, test_secret_hash())
+
+
 def register(
     engine: Engine,
     device_id: str,
