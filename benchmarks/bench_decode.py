@@ -60,7 +60,7 @@ def main() -> None:
     assert len(decode_mqtt(OWN_TOPIC, BUFFER).candidates) == 50
 
     (candidate,) = decode_mqtt(OWN_TOPIC, OWN).candidates
-    device = DeviceInfo(device_id="bodycam-0042", enabled=True, unit_id="unit-7")
+    device = DeviceInfo(device_id="bodycam-0042", enabled=True, unit_id="unit-7", has_credentials=True)
     validator = Validator(IngestSettings(), clock=lambda: candidate.ts.timestamp() + 1.0)
     received_at = datetime.now(UTC)
     raw = msgspec.json.Decoder()

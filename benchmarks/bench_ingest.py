@@ -51,11 +51,13 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Engine, text  # noqa: E402
 
+from schemas.credentials import hash_secret, new_secret  # noqa: E402
 from sim.simulate.build_demo_data import DISTRICTS_PATH, NEIGHBORHOODS_PATH  # noqa: E402
 from store.devices import register_unknown  # noqa: E402
 from store.engine import open_engine  # noqa: E402
 from store.grids import import_grids  # noqa: E402
 from store.migrate import migrate  # noqa: E402
+from store.registry import set_device_credentials  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
 from tests.support.services import Mosquitto, PgCluster, free_port  # noqa: E402
 
@@ -386,8 +388,10 @@ def prepare_db(cluster: PgCluster, name: str, devices: list[str]) -> Engine:
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE fixes ADD COLUMN inserted_at timestamptz DEFAULT clock_timestamp()"))
     now = datetime.now(UTC)
+    digest = hash_secret(new_secret())  # one for every device: scrypt costs ~50 ms a hash
     for d in devices:
         register_unknown(engine, d, now=now)
+        set_device_credentials(engine, d, digest)  # or ingest refuses the device (no_credentials)
     if name == "bench_grids":
         for path, level, prop in (
             (DISTRICTS_PATH, "police", "district"),

@@ -17,3 +17,6 @@ class DeviceInfo:
     unit_id: str | None
     kind: str = "other"
     off_duty: bool = False  # its unit's status is off_duty (ingest.duty): its fixes are private
+    # Whether a credentials hash is stored: without one the device is refused (`no_credentials`), except
+    # in open mode (register_unknown_devices), where an id alone identifies a device.
+    has_credentials: bool = False

@@ -2,9 +2,11 @@
 answers): they skip decoding, validation and storage and go straight to dispatch's handler (the
 `OnDeviceMessage` port), from MQTT topics or from HTTP.
 
-Only a registered, enabled device's message is handed on, and the kinds that change state (status,
-check-in, answer) only in their shape (`schemas.device_messages`); anything else is refused with a named
-reason, which the caller dead-letters and counts. An alarm is never refused for its body (an SOS button may
+Only a registered, enabled device's message is handed on, and only once credentials are issued for it
+(unless the station runs open, `register_unknown_devices`: an id alone then identifies a device); the kinds
+that change state (status, check-in, answer) only in their shape (`schemas.device_messages`); anything
+else is refused with a named reason, which the caller dead-letters and counts (an SOS of a device without
+credentials too: it is what an impostor would send). An alarm is never refused for its body (an SOS button may
 send anything): its position falls back to the unit's.
 """
 
@@ -17,14 +19,14 @@ import msgspec
 
 from ingest import metrics
 from ingest.ports import DeviceOutcome, OnDeviceMessage, Registry
-from ingest.rules import DISABLED_DEVICE, UNKNOWN_DEVICE
+from ingest.rules import DISABLED_DEVICE, NO_CREDENTIALS, UNKNOWN_DEVICE
 from schemas.device_messages import SHAPES
 from schemas.topics import ALARM, DEVICE_MESSAGE_KINDS, REPLY, device_message_of
 
 log = logging.getLogger(__name__)
 
 MALFORMED_MESSAGE = "malformed_message"
-DEVICE_MESSAGE_REASONS = (MALFORMED_MESSAGE,)  # beside unknown_device and disabled_device
+DEVICE_MESSAGE_REASONS = (MALFORMED_MESSAGE,)  # beside unknown_device, disabled_device, no_credentials
 # Over MQTT, replies and alarms were always judged by dispatch alone (an alarm is never refused for its body).
 _CHECKED_OVER_MQTT = frozenset(DEVICE_MESSAGE_KINDS) - {REPLY, ALARM}
 
@@ -46,12 +48,20 @@ def refusal(
         return UNKNOWN_DEVICE, f"device {device_id} is not registered"
     if device is not None and not device.enabled:
         return DISABLED_DEVICE, f"device {device_id} is disabled"
+    if device is not None and not device.has_credentials and not registry.register_unknown:
+        return NO_CREDENTIALS, no_credentials_detail(device_id)
     if strict or kind in _CHECKED_OVER_MQTT:
         try:
             msgspec.json.decode(payload.strip() or b"{}", type=SHAPES[kind])
         except msgspec.DecodeError as exc:  # ValidationError included
             return MALFORMED_MESSAGE, f"malformed {kind}: {exc}"
     return None
+
+
+def no_credentials_detail(device_id: str) -> str:
+    """What a device without credentials is told, naming the fix."""
+    path = f"/v1/devices/{device_id}/credentials"
+    return f"device {device_id} has no credentials: issue credentials with POST {path}"
 
 
 class DeviceMessages:

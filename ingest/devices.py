@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from ingest import metrics
 from ingest.device_info import DeviceInfo
 from ingest.duty import is_off_duty
+from schemas.accounts import is_reserved
 from store import devices as queries
 from store.devices import DirectoryEntry
 from store.errors import StoreUnavailable, is_unavailable
@@ -128,8 +129,9 @@ class DeviceDirectory:
     def register(self, device_id: str) -> DeviceInfo | None:
         """Know `device_id` from now on (bound to a unit of the same id); the database row follows.
 
-        None when the id cannot name a unit (more than 64 characters): such a device stays unknown."""
-        if len(device_id) > 64:
+        None when the id cannot name a unit (more than 64 characters) or is reserved for the broker's
+        service accounts (`schemas.accounts`): such a device stays unknown."""
+        if len(device_id) > 64 or is_reserved(device_id):
             return None
         info = DeviceInfo(device_id, True, device_id, "other")
         self._infos[device_id] = info
@@ -173,7 +175,14 @@ class DeviceDirectory:
 
 
 def _info(e: DirectoryEntry) -> DeviceInfo:
-    return DeviceInfo(e.device_id, e.enabled, e.unit_id, e.kind, off_duty=is_off_duty(e.unit_status))
+    return DeviceInfo(
+        e.device_id,
+        e.enabled,
+        e.unit_id,
+        e.kind,
+        off_duty=is_off_duty(e.unit_status),
+        has_credentials=bool(e.credentials_hash),
+    )
 
 
 async def _first(event: asyncio.Event, stop: asyncio.Event) -> None:

@@ -28,6 +28,7 @@ TS_IN_SECONDS = "ts_in_seconds"
 VALUE_OUT_OF_RANGE = "value_out_of_range"
 UNKNOWN_DEVICE = "unknown_device"
 DISABLED_DEVICE = "disabled_device"
+NO_CREDENTIALS = "no_credentials"
 
 VALIDATE_REASONS: tuple[str, ...] = (
     NON_FINITE,
@@ -40,6 +41,7 @@ VALIDATE_REASONS: tuple[str, ...] = (
     VALUE_OUT_OF_RANGE,
     UNKNOWN_DEVICE,
     DISABLED_DEVICE,
+    NO_CREDENTIALS,
 )
 
 # Optional measurements are stored as float4 (fixes.accuracy_m … battery_pct): anything beyond this is
@@ -135,6 +137,15 @@ def disabled_device(f: Facts) -> str | None:
     return DISABLED_DEVICE if f.device is not None and not f.device.enabled else None
 
 
+def no_credentials(f: Facts) -> str | None:
+    """Registered and enabled, but no credentials issued: anyone knowing its id could speak for it. Open
+    mode (register_unknown_devices: demos, load tests) accepts it, as it accepts unknown devices."""
+    device = f.device
+    if device is None or not device.enabled or device.has_credentials:
+        return None
+    return None if f.settings.register_unknown_devices else NO_CREDENTIALS
+
+
 HARD_RULES: tuple[HardRule, ...] = (
     non_finite,
     lat_out_of_range,
@@ -146,6 +157,7 @@ HARD_RULES: tuple[HardRule, ...] = (
     value_out_of_range,
     unknown_device,
     disabled_device,
+    no_credentials,
 )
 
 

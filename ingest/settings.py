@@ -59,9 +59,15 @@ class IngestSettings:
     # stops reading once this many wait, which bounds its memory. Raising it lets batches grow larger (more
     # throughput) at the cost of memory and of more redelivery after a crash.
     mqtt_receive_maximum: Annotated[int, Meta(ge=1, le=65535)] = 20000
-    # Register unknown devices on first contact, with a unit of the same id (demos, load tests).
-    # Production: off.
+    # Open mode (demos, load tests): register unknown devices on first contact, with a unit of the same id,
+    # and accept devices without credentials; an id alone then identifies a device. Said with a WARNING at
+    # start, and refused on a listener that is not loopback unless open_mode_on_network. Production: off
+    # (a device is refused, `no_credentials`, until its credentials are issued).
     register_unknown_devices: bool = False
+    # Let open mode run although the HTTP host or the embedded broker's mqtt_listen is not loopback:
+    # anyone who reaches the station can then report positions and raise SOS alarms as any device id.
+    # Only for a load test on a closed network. Production: off.
+    open_mode_on_network: bool = False
     # Flush a batch at this many fixes (bigger: fewer transactions, more memory and latency).
     batch_max_fixes: Annotated[int, Meta(ge=1, le=1_000_000)] = 2000
     # ... or when its oldest fix has waited this long (ms). Lower: fresher storage, smaller batches.

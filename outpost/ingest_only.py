@@ -20,6 +20,7 @@ from dispatch.settings import ApiSettings
 from ingest.runner import run_ingest
 from ingest.settings import IngestSettings
 from outpost.logs import configure_logging
+from outpost.open_mode import check_open_mode
 from outpost.settings import load, read_sources
 from outpost.supervise import stop_on_signals
 from schemas.config import ConfigError
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = read_sources()
         settings, store = load(IngestSettings, sources), load(StoreSettings, sources)
         api = load(ApiSettings, sources)
+        check_open_mode(settings, None)  # no HTTP side here: the broker's listener only
     except ConfigError as exc:
         print(f"outpost.ingest_only: configuration error: {exc}", file=sys.stderr)
         return 2

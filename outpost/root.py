@@ -44,6 +44,7 @@ from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
 from outpost.ingest_app import serve_ingest_http, site_url
+from outpost.open_mode import check_open_mode
 from outpost.report_rules import rules_of
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
@@ -87,6 +88,8 @@ async def serve(
     on_ready: Callable[[Running], None] | None = None,
 ) -> None:
     """Run Outpost in `role` until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
+    if role != "api":  # the roles that face devices: the broker and the phones' HTTP endpoints
+        check_open_mode(settings.ingest, settings.api.http_host)
     clock = clock or SystemClock()
     stop = stop or stop_on_signals()
     engine = open_engine(settings.store.database_url, pool_size=settings.store.database_pool_size)

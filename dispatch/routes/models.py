@@ -141,13 +141,17 @@ class StatusOut(msgspec.Struct):
 
 class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
     """A body camera, phone, radio or tracker. Higher priority wins when fusing a unit's position from devices
-    of equal quality. Issue its credentials with POST /v1/devices/{id}/credentials, and bind it to a unit
-    with POST /v1/units/{id}/devices."""
+    of equal quality. Its credentials are issued with it: the answer's `credentials.secret` is shown this
+    once (MQTT password, HTTP secret). With `"credentials": false` none are issued, and the device is
+    refused (`no_credentials`) until POST /v1/devices/{id}/credentials issues them. Ids reserved for the
+    broker's service accounts (`outpost`, `outpost-admin`, and any beginning with `outpost-` or `$`) are
+    refused (422). Bind the device to a unit with POST /v1/units/{id}/devices."""
 
     id: DeviceId
     kind: DeviceKind
     priority: DevicePriority = 0
     enabled: bool = True
+    credentials: bool = True
 
 
 class DevicePatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -176,6 +180,13 @@ class CredentialsOut(msgspec.Struct):
     device_id: str
     username: str
     secret: str
+
+
+class DeviceCreated(Device, frozen=True):
+    """The registered device and, unless the request said `"credentials": false`, its secret (shown this
+    once; only its hash is stored)."""
+
+    credentials: CredentialsOut | None = None
 
 
 class BindingIn(msgspec.Struct, forbid_unknown_fields=True):

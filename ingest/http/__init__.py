@@ -7,7 +7,9 @@ of its fix, so its own buffer does the rest:
 - 200: stored (committed in the database, or in the durable spool). OwnTracks gets `[]` (no commands).
 - 400 / 403: rejected, in the API's problem shape (`application/problem+json`: `type`, `title`, `status`,
   `detail`, `instance`, `invalid_params` naming each field and why) plus every dead-letter reason in
-  `reasons`; 403 for unknown or disabled devices.
+  `reasons`; 403 for unknown or disabled devices, and for devices without credentials (`no_credentials`:
+  issue them with `POST /v1/devices/{id}/credentials`; accepted only in open mode,
+  `register_unknown_devices`).
 - 401: the device has credentials and did not present its secret (HTTP basic password, `?key=`, or
   `Authorization: Bearer`); the basic-auth user name is not checked (OwnTracks sends its user there).
 - 503: not durable in time (database down and spool full, or overloaded): retry later.

@@ -32,8 +32,9 @@ class DeviceAuth:
         self._verified: dict[tuple[str, str, str], float] = {}  # (device, secret digest, hash) → expiry
 
     async def allows(self, device_id: str, secret: str | None) -> bool:
-        """Whether `secret` opens `device_id`. Until credentials are issued for a device its id alone
-        identifies it, as with Traccar Client; production issues credentials for every device."""
+        """Whether `secret` opens `device_id`. A device with no stored hash has nothing to check here:
+        validation refuses it (`no_credentials`, or `unknown_device`; a 403, dead-lettered and counted like
+        every refusal, over MQTT too), except in open mode (register_unknown_devices)."""
         stored = self._directory.secret_hash(device_id)
         if stored is None:
             return True
@@ -52,11 +53,18 @@ class DeviceAuth:
         return True
 
 
-async def refresh_if_unknown(directory: DeviceDirectory, device_ids: Iterable[str]) -> None:
-    """Reload the directory (rate-limited) when a device is unknown: it may have been registered a moment
-    ago, with credentials that must be checked before anything it sent is taken."""
-    if any(directory.get(d) is None for d in device_ids) and directory.miss_refresh_due():
+async def refresh_if_unsure(directory: DeviceDirectory, device_ids: Iterable[str]) -> None:
+    """Reload the directory (rate-limited) when a device is unknown, or known without credentials: it may
+    have been registered, or had its credentials issued, a moment ago (through another API replica)."""
+    if any(_unsure(directory, d) for d in device_ids) and directory.miss_refresh_due():
         await directory.load()
+
+
+def _unsure(directory: DeviceDirectory, device_id: str) -> bool:
+    device = directory.get(device_id)
+    if device is None:
+        return True
+    return not device.has_credentials and not directory.register_unknown
 
 
 def unauthorized(request: web.Request) -> web.Response:

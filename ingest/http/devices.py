@@ -10,11 +10,12 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from ingest.device_messages import MALFORMED_MESSAGE, refusal
-from ingest.http.auth import DeviceAuth, refresh_if_unknown, secret_of, unauthorized
+from ingest.http.auth import DeviceAuth, refresh_if_unsure, secret_of, unauthorized
 from ingest.http.fixes import read_body
 from ingest.http.problems import field_of, problem
 from ingest.pipeline import Pipeline
 from ingest.ports import DeviceOutcome
+from ingest.rules import NO_CREDENTIALS
 from schemas.topics import ALARM, REPLY
 
 
@@ -45,7 +46,7 @@ async def device_message(
     """A device message: authenticated like a fix, bounded, checked for shape, handed to dispatch."""
     device_id = device_id_of(request)
     directory = pipeline.directory
-    await refresh_if_unknown(directory, [device_id])
+    await refresh_if_unsure(directory, [device_id])
     if not await auth.allows(device_id, secret_of(request)):
         return unauthorized(request)
     limit = pipeline.settings.max_payload_bytes
@@ -76,7 +77,7 @@ async def device_message(
         return problem(
             request,
             403,
-            f"device refused: {reason}",
+            f"device refused: {reason}" + (f" ({detail})" if reason == NO_CREDENTIALS else ""),
             slug="forbidden",
             reasons=[reason],
             invalid_params=invalid,

@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from ingest.decode import Decoded
-from ingest.http.auth import DeviceAuth, refresh_if_unknown, secret_of, unauthorized
+from ingest.http.auth import DeviceAuth, refresh_if_unsure, secret_of, unauthorized
 from ingest.http.problems import problem, rejected_fields
 from ingest.pipeline import Pipeline, Submission
-from ingest.rules import DISABLED_DEVICE, UNKNOWN_DEVICE
+from ingest.rules import DISABLED_DEVICE, NO_CREDENTIALS, UNKNOWN_DEVICE
 
 OSMAND_PATH = "/ingest/osmand"
 OWNTRACKS_PATH = "/ingest/owntracks"
-_DEVICE_REASONS = {UNKNOWN_DEVICE, DISABLED_DEVICE}
+_DEVICE_REASONS = {UNKNOWN_DEVICE, DISABLED_DEVICE, NO_CREDENTIALS}
 _RETRY = {"Retry-After": "5"}
 # Outpost's field names in each format's words, for `invalid_params` (OwnTracks' id is its user and device).
 OSMAND_NAMES: Mapping[str, str] = {"ts": "timestamp", "acc_m": "accuracy", "device_id": "id"}
@@ -40,7 +40,7 @@ async def submit_fixes(
 ) -> web.StreamResponse:
     """Authenticate every device the message names, submit it, and answer with what became of it."""
     device_ids = list(dict.fromkeys(c.device_id for c in decoded.candidates))
-    await refresh_if_unknown(pipeline.directory, device_ids)
+    await refresh_if_unsure(pipeline.directory, device_ids)
     for device_id in device_ids:
         if not await auth.allows(device_id, secret_of(request)):
             return unauthorized(request)

@@ -50,7 +50,10 @@ _RESPONSES = {
         "description": "Rejected: every reason is listed; the fix is dead-lettered.",
         "content": _PROBLEM,
     },
-    "403": {"description": "Unknown or disabled device.", "content": _PROBLEM},
+    "403": {
+        "description": "Unknown or disabled device, or one without credentials (`no_credentials`).",
+        "content": _PROBLEM,
+    },
     "503": {
         "description": "Not stored yet (database and spool unavailable, or overloaded): retry later.",
         "content": _PROBLEM,

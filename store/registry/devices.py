@@ -19,15 +19,18 @@ def insert_device(
     priority: int = 0,
     enabled: bool = True,
     registered_by: str = "api",
+    credentials_hash: str | None = None,
     now: datetime,
 ) -> Device:
-    """Register a device; raises `Duplicate` when the id is taken."""
+    """Register a device (with its credentials' hash, in the same row, when given); raises `Duplicate`
+    when the id is taken."""
     values = {
         "id": id,
         "kind": kind,
         "priority": priority,
         "enabled": enabled,
         "registered_by": registered_by,
+        "credentials_hash": credentials_hash,
         "created_at": as_utc(now),
     }
     return insert_new(engine, devices, values, what=f"device {id}", build=device_of)

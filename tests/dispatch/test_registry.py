@@ -61,7 +61,10 @@ async def test_devices_and_bindings(live_api: LiveApi) -> None:
     made = await api.json(
         "POST", "/v1/devices", json={"id": "cam-1", "kind": "body_cam", "priority": 2}, status=201
     )
-    assert made["has_credentials"] is False and made["priority"] == 2
+    assert made["has_credentials"] is True and made["priority"] == 2
+    assert made["credentials"]["username"] == "cam-1" and len(made["credentials"]["secret"]) >= 32
+    shown = await api.json("GET", "/v1/devices/cam-1", role="viewer")
+    assert "credentials" not in shown and made["credentials"]["secret"] not in str(shown)  # shown once
     await api.json("POST", "/v1/devices", json={"id": "phone-1", "kind": "phone"}, status=201)
     listed = await api.json("GET", "/v1/devices", role="viewer")
     assert [d["id"] for d in listed["devices"]] == ["cam-1", "phone-1"]

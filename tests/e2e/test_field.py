@@ -22,7 +22,7 @@ from outpost.root import Running, serve
 from outpost.settings import load_settings
 from store import access, duty, registry
 from store.engine import open_engine
-from tests.ingest.ingest_harness import wait_for
+from tests.ingest.ingest_harness import DEVICE_AUTH, test_secret_hash, wait_for
 from tests.ingest.mqtt_collect import collect
 from tests.support.duty import seed
 from tests.support.services import Mosquitto, free_port
@@ -60,7 +60,9 @@ def prepare(url: str) -> str:
     now = datetime.now(UTC)
     try:
         seed(engine, now - timedelta(days=1))
-        registry.insert_device(engine, id="phone-1", kind="phone", now=now)
+        registry.insert_device(
+            engine, id="phone-1", kind="phone", credentials_hash=test_secret_hash(), now=now
+        )
         registry.insert_binding(
             engine, device_id="phone-1", unit_id="p1", valid_from=now - timedelta(hours=1), valid_to=None
         )
@@ -106,7 +108,9 @@ async def test_status_check_in_and_roll_call_from_a_phone_through_the_whole_stac
 
             fix = {"ts": round(time.time() * 1000), "lat": 0.5, "lon": 0.5, "acc_m": 6.0}
             checkin = {"checkin_id": "morning", "fix": fix}
-            async with http.post("/ingest/v1/devices/phone-1/checkin", json=checkin) as resp:
+            async with http.post(
+                "/ingest/v1/devices/phone-1/checkin", json=checkin, auth=DEVICE_AUTH
+            ) as resp:
                 assert resp.status == 202
                 assert (await resp.json())["outcome"] == "taken"
             async with http.get("/v1/checkins?unit=p1", headers=auth) as resp:

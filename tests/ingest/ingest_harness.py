@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiohttp import BasicAuth
 from sqlalchemy import Engine, text
 
 from ingest.pipeline import Pipeline
@@ -45,21 +47,40 @@ def ingest_settings(mqtt_url: str, spool_dir: Path, **overrides: Any) -> IngestS
     return replace(base, **overrides)
 
 
+# The secret `register` issues unless told otherwise (HTTP tests present it: `DEVICE_AUTH`).
+TEST_SECRET = "test-device-secret"
+DEVICE_AUTH = BasicAuth("device", TEST_SECRET)
+
+
+@functools.cache
+def test_secret_hash() -> str:
+    """TEST_SECRET hashed once (scrypt costs ~50 ms; every device of a test may share it)."""
+    return hash_secret(TEST_SECRET)
+
+
+def issue_test_credentials(engine: Engine, *device_ids: str) -> None:
+    """Store TEST_SECRET's hash for devices registered without credentials (e.g. by `register_unknown`)."""
+    for device_id in device_ids:
+        registry.set_device_credentials(engine, device_id, test_secret_hash())
+
+
 def register(
     engine: Engine,
     device_id: str,
     *,
     unit_id: str | None = None,
     enabled: bool = True,
-    secret: str | None = None,
+    secret: str | None = TEST_SECRET,
 ) -> None:
-    """A device bound to a unit (of the device's id unless named)."""
+    """A device bound to a unit (of the device's id unless named), with credentials for `secret`
+    (None: none issued, so ingest refuses it as `no_credentials` unless it runs open)."""
     unit = unit_id or device_id
     registry.insert_unit(engine, id=unit, name=unit, kind="police", status="available", now=NOW)
-    registry.insert_device(engine, id=device_id, kind="phone", enabled=enabled, now=NOW)
+    digest = None if secret is None else test_secret_hash() if secret == TEST_SECRET else hash_secret(secret)
+    registry.insert_device(
+        engine, id=device_id, kind="phone", enabled=enabled, credentials_hash=digest, now=NOW
+    )
     registry.insert_binding(engine, device_id=device_id, unit_id=unit, valid_from=NOW, valid_to=None)
-    if secret is not None:
-        registry.set_device_credentials(engine, device_id, hash_secret(secret))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tests.ingest.ingest_harness import (
     IngestProcess,
     Tally,
     ingest_settings,
+    issue_test_credentials,
     publish_stream,
     runner_env,
     tally,
@@ -50,6 +51,7 @@ def ingest_process(
 def register_devices(engine: Engine) -> None:
     for device in DEVICES:
         register_unknown(engine, device, now=NOW)
+    issue_test_credentials(engine, *DEVICES)
 
 
 async def settle(engine: Engine, expected: int, ingest: IngestProcess, quiet_s: float = 3.0) -> Tally:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
@@ -27,7 +28,7 @@ from ingest.validate import REASONS, Validator
 from schemas.fix import Fix, FixFlag
 from store.fixes import FixWriter, StoreUnavailable, count_fixes, count_rejected, fetch_fixes
 from tests.ingest import ingest_harness as harness
-from tests.ingest.ingest_harness import register, wait_for
+from tests.ingest.ingest_harness import DEVICE_AUTH, register, wait_for
 from tests.support.services import Mosquitto
 
 
@@ -59,7 +60,7 @@ async def serving(
     pipeline = Pipeline(
         settings,
         writer=writer,
-        directory=DeviceDirectory(engine),
+        directory=DeviceDirectory(engine, register_unknown=settings.register_unknown_devices),
         validator=Validator(settings),
         spool=Spool(tmp_path / "spool", spool_max_bytes),
         on_accepted=lambda f: None,
@@ -93,6 +94,7 @@ async def test_osmand_query_and_traccar_json_are_stored(pg_engine: Engine, tmp_p
                 "speed": "10",
                 "batt": "55",
             },
+            auth=DEVICE_AUTH,
         )
         assert resp.status == 200, await resp.text()
         body = {
@@ -110,7 +112,7 @@ async def test_osmand_query_and_traccar_json_are_stored(pg_engine: Engine, tmp_p
                 "battery": {"level": 0.5, "is_charging": False},
             },
         }
-        resp = await client.post("/ingest/osmand", json=body)
+        resp = await client.post("/ingest/osmand", json=body, auth=DEVICE_AUTH)
         assert resp.status == 200, await resp.text()
     first, second = fetch_fixes(pg_engine, device_id="phone-1")
     assert first.speed_mps is not None and abs(first.speed_mps - 10 * 0.514444) < 1e-3  # knots
@@ -124,7 +126,10 @@ async def test_owntracks_http_is_stored_and_answered_with_an_empty_array(
     payload = {"_type": "location", "lat": 37.78, "lon": -122.41, "tst": int(time.time()) - 3, "acc": 10}
     async with serving(pg_engine, tmp_path) as (client, _):
         resp = await client.post(
-            "/ingest/owntracks", json=payload, headers={"X-Limit-U": "alice", "X-Limit-D": "phone"}
+            "/ingest/owntracks",
+            json=payload,
+            headers={"X-Limit-U": "alice", "X-Limit-D": "phone"},
+            auth=DEVICE_AUTH,
         )
         assert resp.status == 200
         assert await resp.json() == []
@@ -132,6 +137,7 @@ async def test_owntracks_http_is_stored_and_answered_with_an_empty_array(
             "/ingest/owntracks",
             json={"_type": "transition", "event": "leave"},
             headers={"X-Limit-U": "alice", "X-Limit-D": "phone"},
+            auth=DEVICE_AUTH,
         )
         assert resp.status == 200
     assert count_fixes(pg_engine) == 1
@@ -142,7 +148,9 @@ async def test_rejections_carry_their_reasons_and_are_dead_lettered(
 ) -> None:
     register(pg_engine, "phone-1")
     async with serving(pg_engine, tmp_path) as (client, _):
-        resp = await client.get("/ingest/osmand", params={"id": "phone-1", "lat": "97.5", "lon": "-122.4"})
+        resp = await client.get(
+            "/ingest/osmand", params={"id": "phone-1", "lat": "97.5", "lon": "-122.4"}, auth=DEVICE_AUTH
+        )
         assert resp.status == 400
         assert (await resp.json())["reasons"] == ["lat_out_of_range"]
         resp = await client.get("/ingest/osmand", params={"id": "stranger", "lat": "37.5", "lon": "-122.4"})
@@ -152,6 +160,7 @@ async def test_rejections_carry_their_reasons_and_are_dead_lettered(
             "/ingest/osmand",
             data=b'{"device_id": "phone-1", "location": ',
             headers={"Content-Type": "application/json"},
+            auth=DEVICE_AUTH,
         )
         assert resp.status == 400
         await wait_for(lambda: count_rejected(pg_engine) == 3)
@@ -190,7 +199,9 @@ async def test_database_down_answers_from_the_spool_then_drains(pg_engine: Engin
     register(pg_engine, "phone-1")
     async with serving(pg_engine, tmp_path) as (client, writer):
         writer.down = True
-        resp = await client.get("/ingest/osmand", params={"id": "phone-1", "lat": "37.7", "lon": "-122.4"})
+        resp = await client.get(
+            "/ingest/osmand", params={"id": "phone-1", "lat": "37.7", "lon": "-122.4"}, auth=DEVICE_AUTH
+        )
         assert resp.status == 200  # durable: in the spool
         assert count_fixes(pg_engine) == 0
         writer.down = False
@@ -204,6 +215,7 @@ async def test_database_down_and_spool_full_answers_503(pg_engine: Engine, tmp_p
         resp = await client.get(
             "/ingest/osmand",
             params={"id": "phone-1", "lat": "37.7", "lon": "-122.4", "timestamp": str(int(time.time()) - 1)},
+            auth=DEVICE_AUTH,
         )
         assert resp.status == 503
         assert resp.headers["Retry-After"]
@@ -239,7 +251,9 @@ async def test_rejected_fixes_answer_in_the_apis_problem_shape_naming_the_field(
     register(pg_engine, "phone-1")
     register(pg_engine, "locked", secret="s3cret")
     async with serving(pg_engine, tmp_path) as (client, _):
-        resp = await client.get("/ingest/osmand", params={"id": "phone-1", "lat": "97.5", "lon": "-122.4"})
+        resp = await client.get(
+            "/ingest/osmand", params={"id": "phone-1", "lat": "97.5", "lon": "-122.4"}, auth=DEVICE_AUTH
+        )
         assert resp.content_type == "application/problem+json"
         assert await resp.json() == {
             "type": "https://outpost.invalid/problems/invalid-parameter",
@@ -253,9 +267,12 @@ async def test_rejected_fixes_answer_in_the_apis_problem_shape_naming_the_field(
         old = await client.get(
             "/ingest/osmand",
             params={"id": "phone-1", "lat": "37.5", "lon": "-122.4", "timestamp": "946684800"},
+            auth=DEVICE_AUTH,
         )
         assert [p["name"] for p in (await old.json())["invalid_params"]] == ["timestamp"]  # OsmAnd's word
-        missing = await client.get("/ingest/osmand", params={"id": "phone-1", "lon": "-122.4"})
+        missing = await client.get(
+            "/ingest/osmand", params={"id": "phone-1", "lon": "-122.4"}, auth=DEVICE_AUTH
+        )
         body = await missing.json()
         assert missing.status == 400 and body["invalid_params"][0]["name"] == "lat", body
         stranger = await client.get(
@@ -274,6 +291,7 @@ async def test_rejected_fixes_answer_in_the_apis_problem_shape_naming_the_field(
             "/ingest/owntracks",
             json={"_type": "location", "lat": 37.7, "lon": -122.4, "tst": int(time.time())},
             headers={"X-Limit-U": "alice", "X-Limit-D": "phone"},
+            auth=DEVICE_AUTH,
         )
         body = await owntracks.json()
         assert owntracks.status == 403 and body["invalid_params"][0]["name"] == "X-Limit-U/X-Limit-D", body
@@ -298,3 +316,44 @@ async def test_an_mqtt_fix_in_epoch_seconds_is_dead_lettered_with_the_hint(
         await wait_for(lambda: count_rejected(pg_engine) == 2, what="two dead letters")
     assert count_rejected(pg_engine, "ts_in_seconds") == 1  # the plain old fix gets too_old alone
     assert count_rejected(pg_engine, "too_old") == 2
+
+
+# ------------------------------------------------------------------------------ devices without credentials
+
+
+def rejected_metric(reason: str) -> float:
+    return REGISTRY.get_sample_value("outpost_ingest_rejected_total", {"reason": reason}) or 0.0
+
+
+async def test_a_device_without_credentials_is_refused_naming_the_fix_and_dead_lettered(
+    pg_engine: Engine, tmp_path: Path
+) -> None:
+    """Knowing an id is not enough: with no credentials issued, a fix is refused (403, `no_credentials`)
+    whatever secret comes with it, dead-lettered and counted."""
+    register(pg_engine, "cam-7", secret=None)
+    before = rejected_metric("no_credentials")
+    fix = {"id": "cam-7", "lat": "37.7", "lon": "-122.4", "timestamp": str(int(time.time()) - 1)}
+    async with serving(pg_engine, tmp_path) as (client, _):
+        bare = await client.get("/ingest/osmand", params=fix)
+        guessed = await client.get("/ingest/osmand", params=fix, headers=basic("cam-7", "guess"))
+        bodies = [(r.status, await r.json()) for r in (bare, guessed)]
+        await wait_for(lambda: count_rejected(pg_engine, "no_credentials") == 2, what="two dead letters")
+    for status, body in bodies:
+        assert (status, body["reasons"], body["type"]) == (
+            403,
+            ["no_credentials"],
+            "https://outpost.invalid/problems/forbidden",
+        )
+        assert "issue credentials with POST /v1/devices/{id}/credentials" in body["detail"], body
+        assert body["invalid_params"][0]["name"] == "id"
+    assert rejected_metric("no_credentials") - before == 2
+    assert count_fixes(pg_engine) == 0
+
+
+async def test_open_mode_accepts_a_device_without_credentials(pg_engine: Engine, tmp_path: Path) -> None:
+    register(pg_engine, "cam-7", secret=None)
+    fix = {"id": "cam-7", "lat": "37.7", "lon": "-122.4", "timestamp": str(int(time.time()) - 1)}
+    async with serving(pg_engine, tmp_path, register_unknown_devices=True) as (client, _):
+        resp = await client.get("/ingest/osmand", params=fix)
+        assert resp.status == 200, await resp.text()
+    assert count_fixes(pg_engine) == 1 and count_rejected(pg_engine) == 0

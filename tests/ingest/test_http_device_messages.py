@@ -30,7 +30,7 @@ from ingest.validate import Validator
 from store import access
 from store.engine import open_engine
 from store.fixes import FixWriter, count_rejected
-from tests.ingest.ingest_harness import register, wait_for
+from tests.ingest.ingest_harness import DEVICE_AUTH, register, wait_for
 from tests.support.outpost_run import running_outpost
 
 REPLY = "/ingest/v1/devices/{}/reply"
@@ -161,7 +161,7 @@ async def test_wrong_secret_another_devices_id_unknown_and_disabled_devices_are_
 ) -> None:
     register(engine, "phone-1", secret="one")
     register(engine, "phone-2", secret="two")
-    register(engine, "retired", enabled=False)
+    register(engine, "retired", enabled=False, secret=None)
     dispatcher = Dispatcher()
     reply = {"offer_id": "o-1", "answer": "accept"}
     async with serving(engine, tmp_path, dispatcher) as client:
@@ -201,7 +201,7 @@ async def test_status_checkin_and_answer_have_http_twins_whose_refusals_are_dead
     engine: Engine, tmp_path: Path
 ) -> None:
     register(engine, "phone-1", secret="one")
-    register(engine, "retired", enabled=False)
+    register(engine, "retired", enabled=False, secret=None)
     dispatcher = Dispatcher()
     key = {"key": "one"}
     path = "/ingest/v1/devices/{}/{}"
@@ -266,8 +266,10 @@ async def test_oversize_and_malformed_bodies_are_refused_and_not_forwarded(
         yield b'"}'
 
     async with serving(engine, tmp_path, dispatcher) as client:
-        declared = await client.post(ALARM.format("phone-1"), json={"description": "x" * 2000})
-        streamed = await client.post(ALARM.format("phone-1"), data=chunked())
+        declared = await client.post(
+            ALARM.format("phone-1"), json={"description": "x" * 2000}, auth=DEVICE_AUTH
+        )
+        streamed = await client.post(ALARM.format("phone-1"), data=chunked(), auth=DEVICE_AUTH)
         assert [declared.status, streamed.status] == [413, 413]
         for path, body in (
             (REPLY, b'{"offer_id": "o-1", "answer": "maybe"}'),
@@ -277,13 +279,15 @@ async def test_oversize_and_malformed_bodies_are_refused_and_not_forwarded(
             (ALARM, b'{"lon": 200, "lat": 37.7}'),
             (ALARM, b'{"lon": "west"}'),
         ):
-            resp = await client.post(path.format("phone-1"), data=body)
+            resp = await client.post(path.format("phone-1"), data=body, auth=DEVICE_AUTH)
             status, problem_body = await answer(resp)
             assert status == 400, body
             assert problem_body["detail"], body
             assert problem_body["title"] == "Bad Request" and problem_body["instance"].startswith("/ingest/")
             assert problem_body["invalid_params"][0]["reason"].startswith("malformed_message: "), body
-        named = await answer(await client.post(ALARM.format("phone-1"), data=b'{"lon": "west"}'))
+        named = await answer(
+            await client.post(ALARM.format("phone-1"), data=b'{"lon": "west"}', auth=DEVICE_AUTH)
+        )
         assert named[1]["invalid_params"][0]["name"] == "lon"
     assert dispatcher.got == []
 
@@ -295,21 +299,21 @@ async def test_fire_and_forget_handlers_slow_dispatchers_and_no_dispatcher(
     reply = {"offer_id": "o-1", "answer": "accept"}
     got: list[str] = []
     async with serving(engine, tmp_path, lambda d, k, p: got.append(k)) as client:
-        status, body = await answer(await client.post(REPLY.format("phone-1"), json=reply))
+        status, body = await answer(await client.post(REPLY.format("phone-1"), json=reply, auth=DEVICE_AUTH))
         assert (status, body["outcome"]) == (202, "forwarded")
     assert got == ["reply"]
 
     slow = Dispatcher()
     slow.hold.clear()
     async with serving(engine, tmp_path, slow, http_durable_timeout_s=0.05) as client:
-        status, body = await answer(await client.post(REPLY.format("phone-1"), json=reply))
+        status, body = await answer(await client.post(REPLY.format("phone-1"), json=reply, auth=DEVICE_AUTH))
         assert (status, body["outcome"]) == (202, "forwarded")
         slow.hold.set()  # the work goes on after the device had its answer
         await wait_for(lambda: bool(slow.done), what="the slow answer")
     assert slow.done == [Outcome(True, "accept: o-1")]
 
     async with serving(engine, tmp_path, None) as client:
-        assert (await client.post(REPLY.format("phone-1"), json=reply)).status == 503
+        assert (await client.post(REPLY.format("phone-1"), json=reply, auth=DEVICE_AUTH)).status == 503
 
 
 async def test_an_owntracks_id_is_taken_as_two_segments_or_with_its_slash_escaped(
@@ -376,3 +380,30 @@ async def play_offer_accepted_over_http(http: aiohttp.ClientSession, token: str)
     async with http.get("/v1/incidents", headers=dispatcher) as resp:
         listed = (await resp.json())["incidents"]
     assert {(i["priority"], i["source"]) for i in listed} == {("P3", "call"), ("P1", "device_alarm")}
+
+
+async def test_replies_and_alarms_of_a_device_without_credentials_are_refused_and_dead_lettered(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The attack of issue 15: an SOS in the name of `cam-7`, whose credentials were never issued. Refused
+    (403 naming the fix), dead-lettered, never handed to dispatch; in open mode it goes through."""
+    register(engine, "cam-7", secret=None)
+    dispatcher = Dispatcher()
+    reply = {"offer_id": "o-1", "answer": "accept"}
+    async with serving(engine, tmp_path, dispatcher) as client:
+        refused = [
+            await client.post(ALARM.format("cam-7"), json={"lon": -122.4, "lat": 37.7}),
+            await client.post(ALARM.format("cam-7")),  # the bare button
+            await client.post(REPLY.format("cam-7"), json=reply, headers=basic("cam-7", "guess")),
+        ]
+        bodies = [await answer(r) for r in refused]
+        await wait_for(lambda: count_rejected(engine, "no_credentials") == 3, what="three dead letters")
+    for status, body in bodies:
+        assert (status, body["reasons"]) == (403, ["no_credentials"]), body
+        assert "issue credentials with POST /v1/devices/cam-7/credentials" in body["detail"], body
+    assert dispatcher.got == []
+
+    async with serving(engine, tmp_path, dispatcher, register_unknown_devices=True) as client:
+        resp = await client.post(ALARM.format("cam-7"), json={"lon": -122.4, "lat": 37.7})
+        assert resp.status == 202
+    assert dispatcher.got == [("cam-7", "alarm", {"lon": -122.4, "lat": 37.7})]

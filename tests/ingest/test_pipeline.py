@@ -214,6 +214,50 @@ async def test_device_replies_and_alarms_are_forwarded(
     ]
 
 
+async def test_fixes_and_alarms_of_a_device_without_credentials_are_dead_lettered_over_mqtt(
+    mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
+) -> None:
+    """Over MQTT too, a registered device whose credentials were never issued is refused where the two
+    paths meet (validation, the device-message check): its fix, its alarm and its reply are dead-lettered
+    as `no_credentials` and counted; dispatch never sees them. A device with credentials beside it is
+    taken."""
+    register(pg_engine, "cam-7", secret=None)
+    register(pg_engine, "cam-1")
+    before = metric("outpost_ingest_rejected_total", reason="no_credentials")
+    settings, pipeline, got = forwarding(mosquitto, pg_engine, tmp_path)
+    async with running_ingest(settings, pg_engine, pipeline=pipeline):
+        await mosquitto_pub(mosquitto.port, TOPIC.format("cam-7"), own_fix(1))
+        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-7/alarm", b'{"kind": "panic"}')
+        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-7/reply", b'{"offer": 7, "accept": true}')
+        await mosquitto_pub(mosquitto.port, TOPIC.format("cam-1"), own_fix(1))
+        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-1/alarm", b'{"kind": "panic"}')
+        await wait_for(lambda: count_rejected(pg_engine, "no_credentials") == 3, what="three dead letters")
+        await wait_for(lambda: count_fixes(pg_engine) == 1 and len(got) == 1, what="cam-1's fix and alarm")
+    assert got == [("cam-1", "alarm", b'{"kind": "panic"}')]
+    assert [f.device_id for f in fetch_fixes(pg_engine)] == ["cam-1"]
+    assert count_rejected(pg_engine) == 3
+    assert metric("outpost_ingest_rejected_total", reason="no_credentials") - before == 3
+
+
+async def test_open_mode_takes_a_device_without_credentials_over_mqtt(
+    mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
+) -> None:
+    register(pg_engine, "cam-7", secret=None)
+    got: list[tuple[str, str, bytes]] = []
+    settings = ingest_settings(mosquitto.url, tmp_path, register_unknown_devices=True)
+    pipeline = build_pipeline(
+        settings,
+        pg_engine,
+        on_accepted=lambda f: None,
+        on_device_message=lambda d, k, p: got.append((d, k, p)),
+    )
+    async with running_ingest(settings, pg_engine, pipeline=pipeline):
+        await mosquitto_pub(mosquitto.port, TOPIC.format("cam-7"), own_fix(1))
+        await mosquitto_pub(mosquitto.port, "outpost/v1/devices/cam-7/alarm", b'{"kind": "panic"}')
+        await wait_for(lambda: count_fixes(pg_engine) == 1 and len(got) == 1, what="the fix and the alarm")
+    assert count_rejected(pg_engine) == 0
+
+
 async def test_status_checkin_and_answer_messages_are_shape_checked_and_refusals_dead_lettered(
     mosquitto: Mosquitto, pg_engine: Engine, tmp_path: Path
 ) -> None:
@@ -250,5 +294,5 @@ async def test_the_directory_starts_from_its_cached_copy_when_the_database_is_do
         await asyncio.wait_for(directory.load_at_start(), 30)
     finally:
         dead.dispose()
-    assert directory.get("cam-1") == DeviceInfo("cam-1", True, "cam-1", "phone")
+    assert directory.get("cam-1") == DeviceInfo("cam-1", True, "cam-1", "phone", has_credentials=True)
     assert directory.secret_hash("cam-1") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from tests.ingest.payloads import read
 
 NOW = datetime(2025, 3, 14, 8, 30, tzinfo=UTC)
 SETTINGS = IngestSettings()
-DEVICE = DeviceInfo(device_id="cam-1", enabled=True, unit_id="unit-7", kind="body_cam")
+DEVICE = DeviceInfo(device_id="cam-1", enabled=True, unit_id="unit-7", kind="body_cam", has_credentials=True)
 LON, LAT = 4.895168, 52.370216
 
 
@@ -91,10 +92,20 @@ def test_the_edges_of_the_ranges_are_accepted(validator: Validator) -> None:
 
 def test_unknown_and_disabled_devices_are_rejected(validator: Validator) -> None:
     assert check(validator, candidate(), None) == Rejected(reasons=("unknown_device",), device_id="cam-1")
-    disabled = DeviceInfo(device_id="cam-1", enabled=False, unit_id="unit-7")
+    disabled = DeviceInfo(device_id="cam-1", enabled=False, unit_id="unit-7", has_credentials=True)
     assert check(validator, candidate(), disabled) == Rejected(
         reasons=("disabled_device",), device_id="cam-1"
     )
+
+
+def test_a_device_without_credentials_is_refused_unless_the_station_runs_open(validator: Validator) -> None:
+    bare = DeviceInfo(device_id="cam-1", enabled=True, unit_id="unit-7")  # the old default: no secret
+    assert check(validator, candidate(), bare) == Rejected(reasons=("no_credentials",), device_id="cam-1")
+    # A disabled one is refused for that alone: one reason, the one to act on first.
+    off = DeviceInfo(device_id="cam-1", enabled=False, unit_id="unit-7")
+    assert check(validator, candidate(), off) == Rejected(reasons=("disabled_device",), device_id="cam-1")
+    open_mode = Validator(replace(SETTINGS, register_unknown_devices=True), clock=Clock(NOW))
+    assert isinstance(check(open_mode, candidate(), bare), Fix)
 
 
 def test_every_reason_that_fires_is_collected(validator: Validator) -> None:
@@ -111,7 +122,7 @@ def test_a_nan_coordinate_is_non_finite_only(validator: Validator) -> None:
 
 
 def test_soft_flags_store_the_fix(validator: Validator) -> None:
-    unbound = DeviceInfo(device_id="cam-1", enabled=True, unit_id=None)
+    unbound = DeviceInfo(device_id="cam-1", enabled=True, unit_id=None, has_credentials=True)
     fix = check(validator, candidate(accuracy_m=SETTINGS.max_accuracy_m + 1, mock=True), unbound)
     assert isinstance(fix, Fix)
     assert fix.flags == FixFlag.LOW_ACCURACY | FixFlag.MOCK | FixFlag.NO_UNIT
@@ -166,7 +177,7 @@ def test_low_accuracy_fixes_are_not_a_reference(validator: Validator) -> None:
 def test_state_is_per_device(validator: Validator) -> None:
     check(validator, candidate(ago_s=10))
     other = Candidate(device_id="cam-2", ts=NOW - timedelta(seconds=20), lon=10.0, lat=50.0)
-    fix = validator.check(other, DeviceInfo("cam-2", True, "unit-8"), received_at=NOW)
+    fix = validator.check(other, DeviceInfo("cam-2", True, "unit-8", has_credentials=True), received_at=NOW)
     assert isinstance(fix, Fix) and fix.flags == 0
 
 
@@ -210,10 +221,14 @@ def test_real_payloads_pass_validation_end_to_end() -> None:
     for decoded in cases:
         for c in decoded.candidates:
             v = Validator(SETTINGS, clock=Clock(c.ts + timedelta(seconds=2)))
-            fix = v.check(c, DeviceInfo(c.device_id, True, "unit-1"), received_at=c.ts + timedelta(seconds=1))
+            fix = v.check(
+                c,
+                DeviceInfo(c.device_id, True, "unit-1", has_credentials=True),
+                received_at=c.ts + timedelta(seconds=1),
+            )
             assert isinstance(fix, Fix), fix
             assert fix.flags & ~FixFlag.MOCK == 0
     (doc,) = decode_traccar_http({}, read("traccar/osmand_doc.json"), "application/json").candidates
     v = Validator(SETTINGS, clock=Clock(doc.ts))
-    out = v.check(doc, DeviceInfo(doc.device_id, True, None), received_at=doc.ts)
+    out = v.check(doc, DeviceInfo(doc.device_id, True, None, has_credentials=True), received_at=doc.ts)
     assert isinstance(out, Rejected) and out.reasons == ("null_island",)

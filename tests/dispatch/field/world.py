@@ -22,6 +22,7 @@ from dispatch.fleet import Fleet
 from dispatch.settings import FieldSettings
 from store import registry
 from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
+from tests.ingest.ingest_harness import test_secret_hash
 
 
 def utc(epoch_s: float) -> datetime:
@@ -49,7 +50,9 @@ class Field:
         self.api.fleet.track_unit(record)
 
     def device(self, device_id: str, unit_id: str | None, kind: str = "phone") -> None:
-        record = registry.insert_device(self.engine, id=device_id, kind=kind, now=utc(START_S - 7200))
+        record = registry.insert_device(
+            self.engine, id=device_id, kind=kind, credentials_hash=test_secret_hash(), now=utc(START_S - 7200)
+        )
         self.api.fleet.track_device(record)
         if unit_id is not None:
             binding = registry.insert_binding(

@@ -24,6 +24,7 @@ from geo.distance import destination
 from schemas.fix import Fix
 from store import access, registry
 from store.engine import open_engine
+from tests.ingest.ingest_harness import test_secret_hash
 
 # Union Square, San Francisco.
 CENTRE = (-122.4075, 37.7880)
@@ -68,7 +69,9 @@ class World:
         )
         self.fleet.track_unit(record)
         if device is not None:
-            registry.insert_device(self.engine, id=device, kind="phone", now=now)
+            registry.insert_device(
+                self.engine, id=device, kind="phone", credentials_hash=test_secret_hash(), now=now
+            )
             binding = registry.insert_binding(
                 self.engine, device_id=device, unit_id=unit_id, valid_from=utc(START_S - 3600), valid_to=None
             )
