@@ -38,6 +38,7 @@ from ingest.spool import Spool
 from ingest.validate import Validator
 from schemas.config import redact_url
 from schemas.fix import Fix
+from store import notify
 from store.errors import is_unavailable
 from store.fixes import FixWriter, latest_fixes
 
@@ -125,6 +126,8 @@ async def run_ingest(
         subscribed = subscriber.subscribed
         receiving = asyncio.create_task(subscriber.run(disconnect))
     signalling = asyncio.create_task(_signal_ready(subscribed, on_ready))
+    # Registry changes made by API replicas in other processes: reload at once, not at the next period.
+    listening = asyncio.create_task(notify.listen(engine, pipeline.directory.load, stop))
     pipeline.attach(receiver)
     flushing = asyncio.create_task(pipeline.run(stop))
     log.info(
@@ -150,6 +153,7 @@ async def run_ingest(
             await receiving
         stopping.cancel()
         signalling.cancel()
+        listening.cancel()
         await pipeline.settle()  # no worker thread may still write to the spool when it closes
         pipeline.close()
     for task in (flushing, receiving):

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 from aiohttp import web
@@ -30,7 +31,6 @@ from dispatch.incidents.alarms import raise_alarm
 from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
-from dispatch.keys import nobody_to_tell
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
@@ -52,6 +52,7 @@ from schemas.config import redact_url
 from store.engine import open_engine
 from store.maintenance import maintain_storage
 from store.migrate import MigrationReport, migrate
+from store.notify import notify
 from store.presence import keep_presence
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,9 @@ class _Parts:
             ReportsPlugin(rules_of(settings)),
         ]
         on_device_message = self._device_messages(incidents, fleet, desk, channel)
-        devices_changed: Callable[[], Awaitable[object]] = nobody_to_tell  # api role: ingest has its period
+        # api role: the ingest workers of other processes hear of registry changes by NOTIFY (store.notify).
+        devices_changed: Callable[[], Awaitable[object]] = partial(asyncio.to_thread, notify, engine)
+        fleet.duty_changed = devices_changed
         if role == "all":
             pipeline = build_pipeline(
                 self.ingest_settings,
