@@ -117,6 +117,12 @@ async def long_outage(cluster: PgCluster, url: str, broker: Mosquitto, tmp_path:
             started_s = time.monotonic()
             sent = await publish_stream(broker.url, FLEET, per_device, RATE_PER_S, flush_timeout_s=900)
             rate_per_s = sent / (time.monotonic() - started_s)
+            # The broker has them all; the ingest's last batch may still be on its way to the spool.
+            await wait_for(
+                lambda: ingest.metric("outpost_ingest_fixes_spooled_total") >= sent or not ingest.alive(),
+                60,
+                "the last batches spooled",
+            )
             spooled = ingest.metric("outpost_ingest_fixes_spooled_total")
             await asyncio.to_thread(cluster.start_again)
             result = await settle(engine, sent, ingest, quiet_s=20.0)
