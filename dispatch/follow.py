@@ -1,26 +1,131 @@
 """The `api` role's live picture: it follows the fixes the `ingest` role stores.
 
-Every poll reads the newest fix of each device stored with a recent device time: cheap, since that is the
-newest partition and its (device_id, ts) index. Two kinds of fix carry older device times and would slip
-past it: those of a device whose clock lags, and those the ingest spool drains after a database outage.
-A wider sweep, less often, therefore reads the newest usable fix of each device over the whole dispatch
-window (`max_fix_age_s`: an older unit is stale for nearest anyway). The fleet never moves a unit
-backwards, so a fix read twice changes nothing.
+Two ways, chosen by OUTPOST_API_FOLLOW:
+
+`feed` (the default): ingest workers publish every batch they committed on the internal feed topic
+(ingest.feed, schemas.feed) and each replica applies it as it arrives (`FeedFollower`). Start-up order is
+what makes it exact: the replica subscribes first and holds what arrives, then loads its snapshot from the
+database, then applies what it held and everything after. A fix committed before the snapshot's query began
+is in the snapshot; any later one was published after its commit, so after our SUBACK, and reaches us. A fix
+both in the snapshot and in the feed is applied twice, which changes nothing (the fleet never moves a unit
+backwards). Feed messages can still be lost while this replica's broker connection is down (its session is
+clean): the worker's `seq` then jumps and the replica sweeps the database at once; it also sweeps every
+`follow_sweep_s` for a worker killed between commit and publish, whose gap no later message reveals.
+
+`poll`: the earlier design, kept as the benchmark's baseline and for brokers without the feed
+(`follow_database`). Every poll reads the newest fix of each device stored with a recent device time: cheap,
+since that is the newest partition and its (device_id, ts) index.
+
+Both sweeps read the newest usable fix of each device over the whole dispatch window (`max_fix_age_s`: an
+older unit is stale for nearest anyway), which also catches what a recent-time poll misses: fixes of a
+device whose clock lags, and those the ingest spool drains after a database outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from dispatch.clock import Clock
 from dispatch.fleet import Fleet
+from schemas.feed import FeedError, decode_batch
+from schemas.fix import Fix
 from store.fixes import latest_fixes
 
 log = logging.getLogger(__name__)
+
+# Workers remembered for gap detection: each start of a worker is a new name; the oldest are forgotten.
+_MAX_WORKERS = 1024
+
+
+class FeedFollower:
+    """Applies the live feed to `fleet`: held until `load`, then as it arrives; sweeps as a safety net."""
+
+    def __init__(
+        self, engine: Engine, fleet: Fleet, clock: Clock, *, max_fix_age_s: float, sweep_every_s: float
+    ) -> None:
+        self._engine, self._fleet, self._clock = engine, fleet, clock
+        self._max_fix_age_s = max_fix_age_s
+        self._sweep_every_s = sweep_every_s
+        self._held: list[Sequence[Fix]] | None = []  # None once loaded: batches go straight to the fleet
+        self._seqs: dict[str, int] = {}
+        self._sweep_now = asyncio.Event()
+        self.batches = 0  # feed messages applied (or held)
+        self.invalid = 0  # feed messages that were not a FeedBatch
+        self.gaps = 0  # jumps in a worker's seq: messages missed, swept up from the database
+        self.sweeps = 0
+
+    def on_payload(self, payload: bytes) -> None:
+        """One feed message (on the loop): applied now, or held while the snapshot loads."""
+        try:
+            batch = decode_batch(payload)
+        except FeedError as exc:
+            self.invalid += 1
+            if self.invalid == 1 or self.invalid % 1000 == 0:
+                log.error("live feed message refused (%d so far): %s", self.invalid, exc)
+            return
+        self._note_seq(batch.worker, batch.seq)
+        self.batches += 1
+        if self._held is not None:
+            self._held.append(batch.fixes)
+        else:
+            self._fleet.apply_soon(batch.fixes)
+
+    def _note_seq(self, worker: str, seq: int) -> None:
+        last = self._seqs.get(worker)
+        if last is None:
+            if len(self._seqs) >= _MAX_WORKERS:
+                del self._seqs[next(iter(self._seqs))]
+        elif seq > last + 1:
+            self.gaps += 1
+            log.warning("live feed: %d batches of %s missed; sweeping the database", seq - last - 1, worker)
+            self._sweep_now.set()
+        if last is None or seq > last:
+            self._seqs[worker] = seq
+
+    async def load(self, lookback_s: float) -> None:
+        """Load the snapshot (call once subscribed), then apply what was held meanwhile, in order."""
+        await self._fleet.rebuild(self._engine, lookback_s)
+        held, self._held = self._held or [], None
+        for fixes in held:
+            self._fleet.apply_soon(fixes)
+        log.info("live feed followed: %d batches held during the snapshot applied", len(held))
+
+    async def sweep_forever(self) -> None:
+        """Every `sweep_every_s`, or at once after a gap: apply the dispatch window's newest fixes."""
+        while True:
+            await self._wait_sweep()
+            self._sweep_now.clear()
+            await sweep(self._engine, self._fleet, self._clock, self._max_fix_age_s)
+            self.sweeps += 1
+
+    async def _wait_sweep(self) -> None:
+        timer = asyncio.ensure_future(self._clock.sleep(self._sweep_every_s))
+        gap = asyncio.ensure_future(self._sweep_now.wait())
+        try:
+            await asyncio.wait({timer, gap}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (timer, gap):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def sweep(engine: Engine, fleet: Fleet, clock: Clock, max_fix_age_s: float) -> bool:
+    """Apply the newest usable fix of each device over the dispatch window; False (logged) if it failed."""
+    since = datetime.fromtimestamp(clock.now() - max_fix_age_s, UTC)
+    try:
+        fixes = await asyncio.to_thread(latest_fixes, engine, since, usable_only=True)
+        await fleet.apply_gradually(fixes)
+    except Exception as exc:  # keep following: the next sweep may succeed (one warning a sweep)
+        log.warning("sweeping the database failed: %s: %s", type(exc).__name__, exc)
+        return False
+    return True
 
 
 async def follow_database(
@@ -38,14 +143,13 @@ async def follow_database(
     next_sweep_s = clock.now()
     while True:
         now_s = clock.now()
-        sweep = now_s >= next_sweep_s
-        since = datetime.fromtimestamp(now_s - (max_fix_age_s if sweep else recent_s), UTC)
-        try:
-            fixes = await asyncio.to_thread(latest_fixes, engine, since, usable_only=sweep)
-            await fleet.apply_gradually(fixes)
-        except Exception as exc:  # keep following: the next poll may succeed (at most one warning a poll)
-            log.warning("following the database failed: %s: %s", type(exc).__name__, exc)
-        else:
-            if sweep:
+        if now_s >= next_sweep_s:
+            if await sweep(engine, fleet, clock, max_fix_age_s):
                 next_sweep_s = now_s + sweep_every_s
+        else:
+            since = datetime.fromtimestamp(now_s - recent_s, UTC)
+            try:
+                await fleet.apply_gradually(await asyncio.to_thread(latest_fixes, engine, since))
+            except Exception as exc:  # keep following: the next poll may succeed (one warning a poll)
+                log.warning("following the database failed: %s: %s", type(exc).__name__, exc)
         await clock.sleep(poll_s)

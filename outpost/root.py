@@ -45,6 +45,7 @@ from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_ur
 from ingest.settings import IngestSettings
 from outpost.ingest_app import serve_ingest_http, site_url
 from outpost.report_rules import rules_of
+from outpost.scale import follow_feed, start_feed_publisher
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
 from schemas.config import redact_url
@@ -166,7 +167,10 @@ async def _serve_ingest(
     gates: Gates,
 ) -> str:
     """The `ingest` role: the pipeline with no live picture, and its HTTP side."""
-    pipeline = build_pipeline(ingest_settings, engine, on_accepted=_ignore)
+    feed = start_feed_publisher(stack, supervisor, ingest_settings)
+    pipeline = build_pipeline(
+        ingest_settings, engine, on_accepted=_ignore, on_committed=None if feed is None else feed.committed
+    )
     ingest = run_ingest(
         ingest_settings,
         engine,
@@ -208,7 +212,12 @@ class _Parts:
             ),
         )
         fleet = Fleet(engine, self.clock, settings.api)
-        await fleet.rebuild(engine, settings.api.index_lookback_s)
+        feed = role == "api" and settings.api.api_follow == "feed"
+        if feed:  # subscribed before the snapshot loads: nothing committed meanwhile is missed
+            args = (self.ingest_settings, settings.api, engine, fleet, self.clock, self.stop)
+            await follow_feed(supervisor, *args)
+        else:
+            await fleet.rebuild(engine, settings.api.index_lookback_s)
         incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
         desk = FieldDesk(engine, fleet, bus, self.clock, settings.field, channel.send)
         plugins: list[ApiPlugin] = [
@@ -239,8 +248,9 @@ class _Parts:
             )
             supervisor.run(ingest, "ingest", critical=True)
         else:
-            follower = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
-            supervisor.run(follower, "follow-database")
+            if not feed:
+                poll = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
+                supervisor.run(poll, "follow-database")
             # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
             relay = relay_device_messages(
                 self.ingest_settings, on_device_message, known=fleet.device_enabled, stop=self.stop
