@@ -31,6 +31,7 @@ from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.keys import nobody_to_tell
+from dispatch.leader import LeaderIncidentsPlugin, Leadership
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
@@ -45,7 +46,7 @@ from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_ur
 from ingest.settings import IngestSettings
 from outpost.ingest_app import serve_ingest_http, site_url
 from outpost.report_rules import rules_of
-from outpost.scale import follow_feed, start_feed_publisher
+from outpost.scale import follow_feed, incident_leadership, start_feed_publisher
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
 from schemas.config import redact_url
@@ -220,12 +221,17 @@ class _Parts:
             await fleet.rebuild(engine, settings.api.index_lookback_s)
         incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
         desk = FieldDesk(engine, fleet, bus, self.clock, settings.field, channel.send)
+        leadership = None
+        incidents_plugin = IncidentsPlugin(incidents)
+        if role == "api":  # replicas: one leads the incident loop, the others read (dispatch.leader)
+            leadership = incident_leadership(engine, self.clock, settings.dispatch, settings.api.http_port)
+            incidents_plugin = LeaderIncidentsPlugin(incidents, leadership, on_deposed=self.stop.set)
         plugins: list[ApiPlugin] = [
-            IncidentsPlugin(incidents),
+            incidents_plugin,
             FieldPlugin(desk),
             ReportsPlugin(rules_of(settings)),
         ]
-        on_device_message = self._device_messages(incidents, fleet, desk, channel)
+        on_device_message = self._device_messages(incidents, fleet, desk, channel, leadership)
         devices_changed: Callable[[], Awaitable[object]] = nobody_to_tell  # api role: ingest has its period
         if role == "all":
             pipeline = build_pipeline(
@@ -268,7 +274,12 @@ class _Parts:
         return site_url(runner, settings.api.http_host)
 
     def _device_messages(
-        self, incidents: IncidentService, fleet: Fleet, desk: FieldDesk, channel: DeviceChannel
+        self,
+        incidents: IncidentService,
+        fleet: Fleet,
+        desk: FieldDesk,
+        channel: DeviceChannel,
+        leadership: Leadership | None,
     ) -> OnDeviceMessage:
         """Device messages arriving over MQTT or HTTP: replies to offers and SOS alarms to the incident
         loop, status reports, check-ins and roll-call answers to the field desk; the future of each outcome
@@ -277,6 +288,8 @@ class _Parts:
         def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceOutcome] | None:
             if kind in desk.kinds:
                 return self.supervisor.spawn(desk.take(device_id, kind, payload), f"{kind}-{device_id}")
+            if leadership is not None and not leadership.leading:
+                return None  # replies and alarms are the leader's: it hears them on its own session
             if kind == "reply":
                 outcome = incidents.handle_device_reply(device_id, payload)
             elif kind == "alarm":

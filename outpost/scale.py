@@ -1,4 +1,5 @@
-"""Wiring for running past one process: the live change feed between ingest workers and API replicas.
+"""Wiring for running past one process: the live change feed between ingest workers and API replicas, and
+the one replica that leads the incident loop.
 
 The root calls these; they only build and start parts (ingest.feed publishes, ingest.feed_listen receives,
 dispatch.follow applies), so root.py stays a list of parts.
@@ -9,18 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 
 from sqlalchemy import Engine
 
 from dispatch.clock import Clock
 from dispatch.fleet import Fleet
 from dispatch.follow import FeedFollower
-from dispatch.settings import ApiSettings
+from dispatch.leader import Leadership
+from dispatch.settings import ApiSettings, DispatchSettings
 from ingest.feed import FeedPublisher
 from ingest.feed_listen import listen_feed
 from ingest.settings import IngestSettings
 from outpost.supervise import Supervisor
 from schemas.topics import FIXES_FEED_FILTER
+from store.leader import AdvisoryLease, SoleLease
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +74,14 @@ async def follow_feed(
     await follower.load(api.index_lookback_s)
     supervisor.run(follower.sweep_forever(), "live-feed-sweep")
     return follower
+
+
+def incident_leadership(
+    engine: Engine, clock: Clock, dispatch: DispatchSettings, http_port: int
+) -> Leadership:
+    """Who leads the incident loop among the `api` replicas: the holder of the PostgreSQL advisory lock;
+    on SQLite, the one process there is."""
+    name = f"{socket.gethostname()}:{http_port}:{os.getpid()}"
+    lease: AdvisoryLease | SoleLease
+    lease = SoleLease(name) if engine.dialect.name == "sqlite" else AdvisoryLease(engine, name)
+    return Leadership(lease, clock, retry_s=dispatch.incident_lead_retry_s)
