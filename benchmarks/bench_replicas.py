@@ -12,6 +12,9 @@ publish → visible is the time the event arrived minus `ts`, and publish → vi
 the two replicas for the same (unit, ts). Fixes a replica never showed (poll mode applies only each device's
 newest fix per poll; coalescing) are counted, not timed. The first `STEADY_AFTER_S` are excluded.
 
+`--memory N,N,...` measures instead what the live picture (units, devices, bindings, the index) takes per
+unit, with tracemalloc, each unit with one device and one fix (docs/capacity.md).
+
 Both modes run with OUTPOST_BATCH_MAX_AGE_MS=`--batch-age-ms` (default 50; the shipped 200 ms is a floor
 under any commit-then-publish latency). OUTPOST_BENCH_RESULT names a file for the figures as JSON.
 """
@@ -84,6 +87,24 @@ async def watch(replica: Role, token: str, seen: dict[tuple[str, str], float], s
                 seen.setdefault((event["unit_id"], event["ts"]), now_s)
 
 
+async def watch_feed(url: str, seen: dict[tuple[str, str], float], stop: asyncio.Event) -> None:
+    """When each fix in the box arrives on the live feed itself (the ingest leg, before any replica)."""
+    from ingest.feed_listen import listen_feed
+    from ingest.settings import IngestSettings
+    from schemas.feed import decode_batch
+
+    west, south, east, north = BOX
+
+    def on_payload(payload: bytes) -> None:
+        now_s = time.time()
+        for f in decode_batch(payload).fixes:
+            if west <= f.lon <= east and south <= f.lat <= north:
+                seen.setdefault((f.device_id, f.ts.isoformat()), now_s)
+
+    settings = IngestSettings(mqtt_url=url, mqtt_protocol="5", mqtt_client_id="bench-feed-watch")
+    await listen_feed(settings, on_payload, stop, subscribed=asyncio.Event())
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -117,6 +138,9 @@ async def run_mode(
         watchers = [
             asyncio.create_task(watch(r, token, s, stop)) for r, s in zip(replicas, seen, strict=True)
         ]
+        on_feed: dict[tuple[str, str], float] = {}
+        if mode == "feed":
+            watchers.append(asyncio.create_task(watch_feed(broker.url, on_feed, stop)))
         await asyncio.sleep(1.0)
         start_at = time.time() + 2.0
         published, _cpu = await asyncio.to_thread(
@@ -138,6 +162,7 @@ async def run_mode(
     both_keys = [k for k in seen[0].keys() & seen[1].keys() if ts_ms(k) >= steady_ms]
     both = [(max(seen[0][k], seen[1][k]) - ts_ms(k) / 1000) * 1000 for k in both_keys]
     in_box = sum(1 for s in seen for k in s if ts_ms(k) >= steady_ms)
+    feed_leg = [(t - ts_ms(k) / 1000) * 1000 for k, t in on_feed.items() if ts_ms(k) >= steady_ms]
     return {
         "mode": mode,
         "rate_offered": args.rate,
@@ -148,10 +173,54 @@ async def run_mode(
         "visible_one_p99_ms": percentile(one, 99),
         "visible_both_p50_ms": percentile(both, 50),
         "visible_both_p99_ms": percentile(both, 99),
+        "on_feed_p50_ms": percentile(feed_leg, 50),
+        "on_feed_p99_ms": percentile(feed_leg, 99),
+        "load_average": os.getloadavg()[0],
     }
 
 
+def picture_bytes(units: int) -> int:
+    """Bytes tracemalloc sees allocated by loading `units` units (one device, one binding, one fix each)."""
+    import gc
+    import tracemalloc
+
+    from dispatch.clock import SystemClock
+    from dispatch.fleet import Fleet
+    from dispatch.settings import ApiSettings
+    from schemas.fix import Fix
+    from store.registry import Binding, Device, Unit
+
+    now = datetime.now(UTC)
+    records = (
+        [Unit(f"u{i:07}", f"Unit {i}", "police", (), "available", now, True, now) for i in range(units)],
+        [Device(f"d{i:07}", "phone", True, 0, False, "auto", now) for i in range(units)],
+        [Binding(i, f"d{i:07}", f"u{i:07}", now, None) for i in range(units)],
+        [Fix(f"d{i:07}", now, -122.5 + i % 1000 * 1e-4, 37.7 + i // 1000 * 1e-4, now) for i in range(units)],
+    )
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    fleet = Fleet(None, SystemClock(), ApiSettings())  # type: ignore[arg-type]  # load() reads no database
+    fleet.picture.load(*records)
+    del records
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(fleet) == units
+    return used
+
+
+def report_memory(sizes: list[int]) -> None:
+    say(f"{'units':>9} {'MiB':>8} {'bytes/unit':>11}")
+    for n in sizes:
+        used = picture_bytes(n)
+        say(f"{n:9,d} {used / 2**20:8.1f} {used / n:11,.0f}")
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.memory:
+        report_memory([int(n) for n in args.memory.split(",")])
+        return
     work = Path(tempfile.mkdtemp(prefix="outpost-bench-replicas-"))
     devices = [f"bench-{i:05d}" for i in range(args.devices)]
     cluster, broker = PgCluster().start(), Mosquitto().start()
@@ -167,6 +236,10 @@ async def main(args: argparse.Namespace) -> None:
         one = f"{r['visible_one_p50_ms']:8.1f}ms {r['visible_one_p99_ms']:8.1f}ms"
         both = f"{r['visible_both_p50_ms']:8.1f}ms {r['visible_both_p99_ms']:8.1f}ms"
         say(f"{r['mode']:6} {r['moves_seen']:8d} {r['seen_on_both']:8d} {one} {both}")
+        if r["mode"] == "feed":
+            feed = f"p50 {r['on_feed_p50_ms']:.1f} ms, p99 {r['on_feed_p99_ms']:.1f} ms"
+            say(f"  publish -> on the feed (stored, committed, published): {feed}")
+        say(f"  load average after {r['mode']}: {r['load_average']:.1f} (2 cores, shared)")
     by_mode = {r["mode"]: r for r in results}
     if "feed" in by_mode and "poll" in by_mode:
         ratio = by_mode["poll"]["visible_both_p50_ms"] / by_mode["feed"]["visible_both_p50_ms"]
@@ -185,6 +258,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--batch-age-ms", type=int, default=50, help="OUTPOST_BATCH_MAX_AGE_MS of the workers (50)"
     )
+    p.add_argument("--memory", default="", help="only the picture's memory per unit at these sizes")
     p.add_argument("--modes", type=lambda s: tuple(s.split(",")), default=MODES, help="feed,poll")
     return p.parse_args(argv)
 
