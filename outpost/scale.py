@@ -72,6 +72,7 @@ async def follow_feed(
             _SUBSCRIBE_TIMEOUT_S,
         )
     await follower.load(api.index_lookback_s)
+    supervisor.run(follower.apply_forever(), "live-feed-apply")
     supervisor.run(follower.sweep_forever(), "live-feed-sweep")
     return follower
 

@@ -53,15 +53,17 @@ async def test_batches_that_arrive_during_the_snapshot_are_applied_after_it(engi
     follower.on_payload(encode_batch("w.1", 1, [fix("d1", "u1", 4.31, 50.85, START_S - 1)]))
     assert _lon(fleet, "u1") is None  # held, not applied to a picture the snapshot would replace
     await follower.load(86400.0)
-    await fleet.drain()
+    applying = asyncio.create_task(follower.apply_forever())
+    await follower.settle()
     assert _lon(fleet, "u1") == 4.31  # the held batch wins over the older snapshot
     # The snapshot's own fix arriving late on the feed (committed just before the query) moves nothing back.
     follower.on_payload(encode_batch("w.1", 2, [fix("d1", "u1", 4.30, 50.85, START_S - 5)]))
-    await fleet.drain()
+    await follower.settle()
     assert _lon(fleet, "u1") == 4.31
     follower.on_payload(encode_batch("w.1", 3, [fix("d1", "u1", 4.32, 50.85, START_S)]))
-    await fleet.drain()
+    await follower.settle()
     assert _lon(fleet, "u1") == 4.32
+    applying.cancel()
     assert (follower.batches, follower.gaps, follower.invalid) == (3, 0, 0)
 
 
@@ -70,15 +72,17 @@ async def test_a_gap_in_a_workers_batches_sweeps_the_database_at_once(engine: En
     fleet, follower = _follower(engine, clock)
     await follower.load(86400.0)
     sweeping = asyncio.create_task(follower.sweep_forever())
+    applying = asyncio.create_task(follower.apply_forever())
     try:
         follower.on_payload(encode_batch("w.1", 1, [fix("d1", "u1", 4.31, 50.85, START_S - 2)]))
         # Batch 2 (d2's fix) was committed but its message lost while our broker connection was down.
         FixWriter(engine).write([fix("d2", "u2", 4.40, 50.85, START_S - 1)])
         follower.on_payload(encode_batch("w.1", 3, [fix("d1", "u1", 4.32, 50.85, START_S)]))
         await wait_for(lambda: follower.sweeps == 1, 10, "the sweep after the gap")
-        await fleet.drain()
+        await follower.settle()
     finally:
         sweeping.cancel()
+        applying.cancel()
     assert follower.gaps == 1
     assert _lon(fleet, "u2") == 4.40  # read from the database, long before the periodic sweep (3600 s)
     assert _lon(fleet, "u1") == 4.32
@@ -88,10 +92,30 @@ async def test_a_new_worker_or_a_restart_is_not_a_gap_and_garbage_is_counted(eng
     clock = ManualClock(START_S)
     fleet, follower = _follower(engine, clock)
     await follower.load(86400.0)
+    applying = asyncio.create_task(follower.apply_forever())
     follower.on_payload(encode_batch("w.1", 7, [fix("d1", "u1", 4.31, 50.85, START_S - 2)]))
     follower.on_payload(encode_batch("w.2", 1, [fix("d2", "u2", 4.41, 50.85, START_S - 2)]))
     follower.on_payload(encode_batch("w.1", 8, []))
     follower.on_payload(b"\x93not a batch")
-    await fleet.drain()
+    await follower.settle()
+    applying.cancel()
     assert (follower.batches, follower.gaps, follower.invalid) == (3, 0, 1)
     assert (_lon(fleet, "u1"), _lon(fleet, "u2")) == (4.31, 4.41)
+
+
+async def test_a_replica_behind_applies_each_devices_newest_fix_only(engine: Engine) -> None:
+    clock = ManualClock(START_S)
+    fleet, follower = _follower(engine, clock)
+    await follower.load(86400.0)
+    moves: list[float] = []
+    fleet.subscribe(lambda event: moves.append(event.lon) if event.type == "unit.moved" else None)
+    # Three batches arrive before the replica gets to apply any (it is behind): d1 moved three times.
+    follower.on_payload(encode_batch("w.1", 1, [fix("d1", "u1", 4.31, 50.85, START_S - 3)]))
+    follower.on_payload(encode_batch("w.1", 2, [fix("d1", "u1", 4.33, 50.85, START_S - 1)]))
+    follower.on_payload(encode_batch("w.2", 1, [fix("d1", "u1", 4.32, 50.85, START_S - 2)]))  # late, older
+    applying = asyncio.create_task(follower.apply_forever())
+    await follower.settle()
+    applying.cancel()
+    assert _lon(fleet, "u1") == 4.33
+    assert moves == [4.33]  # one move, to the newest position: no queue of stale ones
+    assert follower.superseded == 2
