@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from schemas.config import listing, matching
+from schemas.config import listing, matching, one_of
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,16 @@ class ApiSettings:
     index_lookback_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 86400.0
     # Units whose fused fix is older than this are excluded from nearest as stale (s).
     max_fix_age_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 300.0
+    # How an `outpost api` replica keeps its live picture: "feed" (the batches ingest workers committed,
+    # published on the broker's internal feed topic, outpost/internal/v1/fixes/…; a new fix shows within
+    # milliseconds) or "poll" (read the database every second: ~0.6 s behind, one query a second per
+    # replica, for a broker the workers cannot publish to). Other roles ignore it.
+    api_follow: Annotated[str, one_of("feed", "poll")] = "feed"
+    # With api_follow=feed: how often a replica also sweeps the database for fixes whose feed message it
+    # missed (its broker connection down, a worker killed between commit and publish), s. A gap it can
+    # see (a worker's batch numbers jump) is swept at once. Shorter: such a fix waits less, for one
+    # dispatch-window query per replica per sweep.
+    api_follow_sweep_s: Annotated[float, Meta(ge=1, le=3600)] = 30.0
     # Most units one nearest query may ask for (k). Higher: bigger answers, slower worst case.
     nearest_max_k: Annotated[int, Meta(ge=1, le=100_000)] = 100
     # Typical straight-line speed of an officer on foot hurrying, for the ETA estimate (m/s). Only an
@@ -175,6 +185,11 @@ class DispatchSettings:
 
     # Seconds a unit has to accept an offer before it goes to the next nearest available unit.
     offer_timeout_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0
+    # With several `outpost api` replicas on PostgreSQL, one leads the incident loop (its timers, offers,
+    # re-dispatch; the others refuse incident writes with 503). How often a follower tries to take the lead
+    # and the leader checks it still holds it, s. Lower: a dead leader is replaced sooner, for one tiny
+    # query per replica per period.
+    incident_lead_retry_s: Annotated[float, Meta(ge=0.1, le=60)] = 1.0
     # A unit within this distance of its incident is detected on scene (m).
     arrival_radius_m: Annotated[float, Meta(gt=0, le=100_000)] = 75.0
     # Offer P1/P2 incidents automatically to the recommended unit (policy); P3/P4 wait for a dispatcher.

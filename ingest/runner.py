@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from ingest.devices import DeviceDirectory
 from ingest.embedded import EmbeddedSource
+from ingest.feed import CommittedFeed
 from ingest.mqtt.client import parse_mqtt_url
 from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
 from ingest.pipeline import Pipeline
@@ -54,9 +55,11 @@ def build_pipeline(
     *,
     on_accepted: OnAccepted,
     on_device_message: OnDeviceMessage | None = None,
+    on_committed: Callable[[Sequence[Fix]], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Pipeline:
-    """The pipeline with its collaborators (writer, directory, validator, spool), not yet running."""
+    """The pipeline with its collaborators (writer, directory, validator, spool), not yet running.
+    `on_committed` hears every batch of fixes once the database committed it (ingest.feed), in a thread."""
     spool_dir = Path(settings.spool_dir)
     no_spool = settings.unsafe_disable_safeguard == UNSAFE_DROP_ON_STORE_FAILURE
     directory = DeviceDirectory(
@@ -69,7 +72,7 @@ def build_pipeline(
     )
     return Pipeline(
         settings,
-        writer=FixWriter(engine),
+        writer=FixWriter(engine) if on_committed is None else CommittedFeed(FixWriter(engine), on_committed),
         directory=directory,
         validator=Validator(settings, clock),
         spool=None if no_spool else Spool(spool_dir, settings.spool_max_bytes),

@@ -68,6 +68,11 @@ class IngestSettings:
     # anyone who reaches the station can then report positions and raise SOS alarms as any device id.
     # Only for a load test on a closed network. Production: off.
     open_mode_on_network: bool = False
+    # Publish every batch this worker committed on the broker's internal feed topic
+    # (outpost/internal/v1/fixes/{worker}, QoS 1), from which `outpost api` replicas keep their live picture
+    # (OUTPOST_API_FOLLOW=feed). Only with an external broker (OUTPOST_MQTT_URL). Off: replicas must poll
+    # (OUTPOST_API_FOLLOW=poll); saves one MQTT publish, ~51 bytes a fix, per committed batch.
+    live_feed: bool = True
     # Flush a batch at this many fixes (bigger: fewer transactions, more memory and latency).
     batch_max_fixes: Annotated[int, Meta(ge=1, le=1_000_000)] = 2000
     # ... or when its oldest fix has waited this long (ms). Lower: fresher storage, smaller batches.

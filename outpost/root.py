@@ -31,6 +31,7 @@ from dispatch.incidents.alarms import raise_alarm
 from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.leader import LeaderIncidentsPlugin, Leadership
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
@@ -46,6 +47,7 @@ from ingest.settings import IngestSettings
 from outpost.ingest_app import serve_ingest_http, site_url
 from outpost.open_mode import check_open_mode
 from outpost.report_rules import rules_of
+from outpost.scale import follow_feed, incident_leadership, start_feed_publisher
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
 from schemas.config import redact_url
@@ -170,7 +172,10 @@ async def _serve_ingest(
     gates: Gates,
 ) -> str:
     """The `ingest` role: the pipeline with no live picture, and its HTTP side."""
-    pipeline = build_pipeline(ingest_settings, engine, on_accepted=_ignore)
+    feed = start_feed_publisher(stack, supervisor, ingest_settings)
+    pipeline = build_pipeline(
+        ingest_settings, engine, on_accepted=_ignore, on_committed=None if feed is None else feed.committed
+    )
     ingest = run_ingest(
         ingest_settings,
         engine,
@@ -212,15 +217,25 @@ class _Parts:
             ),
         )
         fleet = Fleet(engine, self.clock, settings.api)
-        await fleet.rebuild(engine, settings.api.index_lookback_s)
+        feed = role == "api" and settings.api.api_follow == "feed"
+        if feed:  # subscribed before the snapshot loads: nothing committed meanwhile is missed
+            args = (self.ingest_settings, settings.api, engine, fleet, self.clock, self.stop)
+            await follow_feed(supervisor, *args)
+        else:
+            await fleet.rebuild(engine, settings.api.index_lookback_s)
         incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
         desk = FieldDesk(engine, fleet, bus, self.clock, settings.field, channel.send)
+        leadership = None
+        incidents_plugin = IncidentsPlugin(incidents)
+        if role == "api":  # replicas: one leads the incident loop, the others read (dispatch.leader)
+            leadership = incident_leadership(engine, self.clock, settings.dispatch, settings.api.http_port)
+            incidents_plugin = LeaderIncidentsPlugin(incidents, leadership, on_deposed=self.stop.set)
         plugins: list[ApiPlugin] = [
-            IncidentsPlugin(incidents),
+            incidents_plugin,
             FieldPlugin(desk),
             ReportsPlugin(rules_of(settings)),
         ]
-        on_device_message = self._device_messages(incidents, fleet, desk, channel)
+        on_device_message = self._device_messages(incidents, fleet, desk, channel, leadership)
         # api role: the ingest workers of other processes hear of registry changes by NOTIFY (store.notify).
         devices_changed: Callable[[], Awaitable[object]] = partial(asyncio.to_thread, notify, engine)
         fleet.duty_changed = devices_changed
@@ -246,8 +261,9 @@ class _Parts:
             )
             supervisor.run(ingest, "ingest", critical=True)
         else:
-            follower = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
-            supervisor.run(follower, "follow-database")
+            if not feed:
+                poll = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
+                supervisor.run(poll, "follow-database")
             # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
             relay = relay_device_messages(
                 self.ingest_settings, on_device_message, known=fleet.device_enabled, stop=self.stop
@@ -265,7 +281,12 @@ class _Parts:
         return site_url(runner, settings.api.http_host)
 
     def _device_messages(
-        self, incidents: IncidentService, fleet: Fleet, desk: FieldDesk, channel: DeviceChannel
+        self,
+        incidents: IncidentService,
+        fleet: Fleet,
+        desk: FieldDesk,
+        channel: DeviceChannel,
+        leadership: Leadership | None,
     ) -> OnDeviceMessage:
         """Device messages arriving over MQTT or HTTP: replies to offers and SOS alarms to the incident
         loop, status reports, check-ins and roll-call answers to the field desk; the future of each outcome
@@ -274,6 +295,8 @@ class _Parts:
         def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceOutcome] | None:
             if kind in desk.kinds:
                 return self.supervisor.spawn(desk.take(device_id, kind, payload), f"{kind}-{device_id}")
+            if leadership is not None and not leadership.leading:
+                return None  # replies and alarms are the leader's: it hears them on its own session
             if kind == "reply":
                 outcome = incidents.handle_device_reply(device_id, payload)
             elif kind == "alarm":

@@ -14,6 +14,10 @@
     outpost/v1/events/{kind}                 what Outpost tells everyone listening: grid, fence,
                                              out-of-grid and coverage events, incident tier notices
                                              (`kind` = the event's type)
+    outpost/internal/v1/fixes/{worker}       Outpost to itself: each batch of fixes an ingest worker
+                                             committed, for the `api` replicas (schemas.feed). Under
+                                             INTERNAL_PREFIX, which the broker's ACL must deny to devices
+                                             (read and write): only Outpost's service accounts use it.
 
 Pure string work, no I/O. The parsers run once per message on the ingest's hot path: they slice and
 compare, and allocate no more than the device id they return.
@@ -25,6 +29,10 @@ DEVICES_PREFIX = "outpost/v1/devices/"
 EVENTS_PREFIX = "outpost/v1/events/"
 OWNTRACKS_ROOT = "owntracks"
 OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
+# Outpost talking to itself (the live change feed): no device may publish or subscribe below this prefix.
+INTERNAL_PREFIX = "outpost/internal/"
+FIXES_FEED_PREFIX = INTERNAL_PREFIX + "v1/fixes/"
+FIXES_FEED_FILTER = FIXES_FEED_PREFIX + "+"
 
 FIX = "fix"
 REPLY = "reply"
@@ -50,6 +58,11 @@ def device_topic(device_id: str, kind: str) -> str:
 def event_topic(kind: str) -> str:
     """`outpost/v1/events/{kind}`, where Outpost publishes its events of that type (`+` for all)."""
     return f"{EVENTS_PREFIX}{kind}"
+
+
+def fixes_feed_topic(worker: str) -> str:
+    """`outpost/internal/v1/fixes/{worker}`, where one ingest worker publishes the batches it committed."""
+    return f"{FIXES_FEED_PREFIX}{worker}"
 
 
 def owntracks_topic(user: str, device: str) -> str:

@@ -1,0 +1,70 @@
+"""The `api` role's subscription to the live change feed (the topic ingest.feed publishes on).
+
+Each replica subscribes on its own (no shared group: every replica needs every batch) with a clean,
+per-start session: what was published while it was away is read from the database instead (the reader's
+snapshot at start, its sweeps after). Payloads are handed on raw (dispatch.follow decodes them) and
+acknowledged once handed on: the live picture is derived state, and the database is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
+from ingest.ports import Message
+from ingest.settings import IngestSettings
+from schemas.topics import FIXES_FEED_FILTER
+
+log = logging.getLogger(__name__)
+
+
+async def listen_feed(
+    settings: IngestSettings,
+    on_payload: Callable[[bytes], None],
+    stop: asyncio.Event,
+    *,
+    subscribed: asyncio.Event,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Hand every feed payload to `on_payload` (on the loop, in arrival order) until `stop`; `subscribed`
+    is set once the broker acknowledged the subscription (from then on, every batch published reaches us)."""
+    subscriber: MqttSubscriber
+
+    def on_messages(messages: list[Message], received_s: float) -> None:
+        for _topic, payload, _token in messages:
+            try:
+                on_payload(payload)
+            except Exception:
+                log.exception("live feed handler failed")
+        subscriber.ack([token for _topic, _payload, token in messages if token >= 0])
+
+    subscriber = MqttSubscriber(
+        settings.mqtt_url,
+        f"{settings.mqtt_client_id}-feed-{secrets.token_hex(4)}",
+        on_messages,
+        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
+        keepalive_s=settings.mqtt_keepalive_s,
+        reconnect_min_s=settings.mqtt_reconnect_min_s,
+        reconnect_max_s=settings.mqtt_reconnect_max_s,
+        clean_session=True,
+        clock=clock,
+        topics=(FIXES_FEED_FILTER,),
+    )
+    disconnect = asyncio.Event()
+    running = asyncio.create_task(subscriber.run(disconnect))
+    waiting = asyncio.create_task(_relay(subscriber.subscribed, subscribed))
+    try:
+        await stop.wait()
+    finally:
+        waiting.cancel()
+        disconnect.set()
+        await running
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()

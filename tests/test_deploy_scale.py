@@ -1,0 +1,84 @@
+"""The scale-out profile of docker-compose.yml (profile `scale`), checked statically as tests/test_deploy.py
+checks the rest (Docker does not run here): an EMQX cluster of two nodes, ingest workers sharing one
+subscription with a session and a spool each, API replicas with their own MQTT client ids behind a load
+balancer whose configuration names every replica, and devices kept out of Outpost's internal topics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from schemas.topics import FIXES_FEED_FILTER, INTERNAL_PREFIX
+from tests.support.services import REPO
+from tests.test_deploy import COMPOSE, SERVICES
+
+SCALE = {name: s for name, s in SERVICES.items() if "scale" in s.get("profiles", [])}
+HAPROXY = (REPO / "deploy/scale/haproxy.cfg").read_text(encoding="utf-8")
+EMQX_ACL = (REPO / "deploy/scale/emqx-acl.conf").read_text(encoding="utf-8")
+
+
+def _of(role: str) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in SCALE.items() if s.get("command") == [role]}
+
+
+def test_the_profile_has_a_two_node_emqx_cluster_workers_replicas_and_a_balancer() -> None:
+    emqx = {n: s for n, s in SCALE.items() if s.get("image", "").startswith("emqx/emqx:5")}
+    assert len(emqx) == 2
+    names = {s["environment"]["EMQX_NODE__NAME"] for s in emqx.values()}
+    assert len(names) == 2
+    for service in emqx.values():
+        seeds = service["environment"]["EMQX_CLUSTER__STATIC__SEEDS"]
+        assert set(re.findall(r"emqx@[\w.-]+", seeds)) == names  # every node knows every node
+        host = service["environment"]["EMQX_NODE__NAME"].split("@")[1]
+        assert host in service["networks"]["default"]["aliases"]
+    assert len(_of("ingest")) >= 2 and len(_of("api")) >= 2
+    assert SCALE["lb"]["image"].startswith("haproxy:")
+    assert "timescaledb" in SERVICES["db"]["image"]  # the profile shares the TimescaleDB service
+
+
+def test_workers_share_one_group_but_each_has_its_own_session_and_spool() -> None:
+    workers = _of("ingest")
+    envs = [w["environment"] for w in workers.values()]
+    assert {e["OUTPOST_MQTT_SHARED_GROUP"] for e in envs} == {"ingest"}
+    assert all(e["OUTPOST_MQTT_PROTOCOL"] == "5" for e in envs)  # shared subscriptions need MQTT 5
+    assert len({e["OUTPOST_MQTT_CLIENT_ID"] for e in envs}) == len(envs)
+    spools = [
+        v.split(":")[0]
+        for w in workers.values()
+        for v in w["volumes"]
+        if v.endswith(":/var/lib/outpost/spool")
+    ]
+    assert len(spools) == len(set(spools)) == len(workers)
+    assert all(spool in COMPOSE["volumes"] for spool in spools)
+    brokers = {re.search(r"@([\w-]+):", e["OUTPOST_MQTT_URL"]).group(1) for e in envs}  # type: ignore[union-attr]
+    assert len(brokers) == 2  # spread over both nodes
+
+
+def test_replicas_have_their_own_client_ids_follow_the_feed_and_are_all_balanced() -> None:
+    replicas = _of("api")
+    envs = [r["environment"] for r in replicas.values()]
+    assert len({e["OUTPOST_MQTT_CLIENT_ID"] for e in envs}) == len(envs)
+    assert {e["OUTPOST_API_FOLLOW"] for e in envs} == {"feed"}
+    balanced = set(re.findall(r"^\s*server\s+\S+\s+([\w-]+):8080", HAPROXY, re.MULTILINE))
+    assert balanced == set(replicas) | set(_of("ingest"))
+    assert "retry-on 503" in HAPROXY and "option redispatch" in HAPROXY  # a follower's refusal is retried
+    assert "GET /readyz" in HAPROXY
+    assert set(SCALE["lb"]["depends_on"]) == set(replicas)
+
+
+def test_devices_are_denied_the_internal_topics_before_any_device_rule() -> None:
+    rules = [line for line in EMQX_ACL.splitlines() if line.startswith("{")]
+    deny = next(i for i, r in enumerate(rules) if INTERNAL_PREFIX + "#" in r and r.startswith("{deny, all"))
+    device_rules = [i for i, r in enumerate(rules) if "${username}" in r]
+    assert device_rules and deny < min(device_rules)
+    assert FIXES_FEED_FILTER.startswith(INTERNAL_PREFIX)
+    assert rules[-1] == "{deny, all}."
+
+
+@pytest.mark.parametrize("name", sorted(SCALE))
+def test_every_scale_service_restarts_and_is_health_checked(name: str) -> None:
+    service = SCALE[name]
+    assert service["restart"] == "unless-stopped"
+    assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
