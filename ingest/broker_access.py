@@ -10,8 +10,8 @@
     no user name                    anonymous: only in open mode (OUTPOST_REGISTER_UNKNOWN_DEVICES) and only
                                     from the loopback interface; never from the network.
 
-Client ids are bound to who holds them: a client id that is reserved (`outpost-…`, the ingest's and the
-channel's) is refused to anyone but a service, and a client id whose session the broker still holds can
+Client ids are bound to who holds them: the services' client ids (the ingest's, and the channel's which
+begins with it) are refused to anyone but a service, and a client id whose session the broker still holds can
 be taken over only by the principal that opened it (else a device could take the ingest's session, or
 another device's queued offers). The ACL itself is ingest.broker_acl.
 """
@@ -34,6 +34,7 @@ from schemas.accounts import SERVICE_ACCOUNTS, is_reserved
 log = logging.getLogger(__name__)
 
 SERVICE_USER = "outpost"
+DEFAULT_SERVICE_CLIENT_ID = "outpost-ingest"  # IngestSettings.mqtt_client_id's default
 
 REFUSED = Counter(
     "outpost_ingest_mqtt_refused",
@@ -55,9 +56,18 @@ def is_loopback(address: str | None) -> bool:
 class BrokerAccess:
     """Admission and the principal of each client id, for one embedded broker."""
 
-    def __init__(self, *, open_mode: bool = False, service_password: str | None = None) -> None:
-        """`open_mode`: anonymous (and credential-less) clients are let in on loopback."""
+    def __init__(
+        self,
+        *,
+        open_mode: bool = False,
+        service_password: str | None = None,
+        service_client_ids: tuple[str, ...] = (DEFAULT_SERVICE_CLIENT_ID,),
+    ) -> None:
+        """`open_mode`: anonymous (and credential-less) clients are let in on loopback.
+        `service_client_ids`: client ids (and their prefixes) only services may use: the ingest's
+        (OUTPOST_MQTT_CLIENT_ID), of which the device channel's is `{id}-notify`."""
         self.open_mode = open_mode
+        self._service_client_ids = service_client_ids
         self.service_password = service_password or secrets.token_urlsafe(32)
         self._service_key = self.service_password.encode()
         self._directory: DeviceDirectory | None = None
@@ -85,7 +95,7 @@ class BrokerAccess:
         """The principal of a connecting client, or None (refused, logged and counted); `bind` it to the
         client id the session gets. `held`: the broker holds a session of `client_id` already."""
         principal, reason = await self._identify(username, password, is_loopback(remote_address))
-        if principal is not None and principal.kind != "service" and is_reserved(client_id):
+        if principal is not None and principal.kind != "service" and self._is_services(client_id):
             principal, reason = None, "reserved_client_id"
         if principal is not None and held:
             owner = self._principals.get(client_id)
@@ -96,6 +106,9 @@ class BrokerAccess:
             log.info("MQTT client %s (%s) from %s refused: %s", client_id, username, remote_address, reason)
             return None
         return principal
+
+    def _is_services(self, client_id: str) -> bool:
+        return client_id.startswith(self._service_client_ids)
 
     def bind(self, client_id: str, principal: Principal) -> None:
         """`client_id`'s session is `principal`'s from now on."""

@@ -155,7 +155,9 @@ async def _broker(
     if ingest.mqtt_url or role == "api":
         return mqtt_url_of(ingest), None, None
     source = embedded_source(ingest)
-    access = BrokerAccess(open_mode=ingest.register_unknown_devices)
+    access = BrokerAccess(
+        open_mode=ingest.register_unknown_devices, service_client_ids=(ingest.mqtt_client_id,)
+    )
     broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen, access=access, ingest=source))
     return broker.url, broker, source
 
