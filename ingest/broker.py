@@ -3,10 +3,15 @@
 Devices, `mosquitto_pub` and Outpost's own ingest subscriber connect to it over TCP on
 `IngestSettings.mqtt_listen` (default 127.0.0.1:1883), exactly as they would to Mosquitto in production.
 
-Who may connect: clients on the loopback interface connect without credentials (the station's own machine:
-the ingest worker, the simulator, `mosquitto_pub` for a try-out). Anyone else needs `check_credentials`
-(wired by the composition root to the device registry); without it, non-loopback clients are refused, so
-listening on 0.0.0.0 never opens an unauthenticated broker to the network by accident.
+Who may connect, as whom, and what each may do: ingest.broker_access (admission: service accounts with
+this process's random password, devices with their registry secret, anonymous clients only in open mode
+on loopback; client ids bound to who opened their session) and ingest.broker_acl (the topic rules). Both
+are applied by `_AccessBroker`, which authenticates a CONNECT before amqtt touches any session (amqtt
+0.12 deletes a clean-session client's old session, overwrites a persistent one's credentials and takes
+over a connected one before it asks its auth plugins), and which checks every PUBLISH and SUBSCRIBE
+synchronously (no plugin round trip on the hot path). A device disabled, deleted or given new
+credentials is disconnected by `EmbeddedBroker.revoke_changed` (called after the directory reloads, and
+every second) and refused when it reconnects.
 
 What amqtt 0.12 guarantees and what it does not (read from its source; see tests/ingest/test_broker.py):
 - QoS 1 in both directions; a persistent session (clean session off) keeps its subscriptions while the
@@ -33,73 +38,42 @@ handler, `BrokerProtocolHandler.handle_publish` / `handle_pubrel` handle inbound
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from amqtt.adapters import ReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker, Server
 from amqtt.contexts import Action
-from amqtt.errors import BrokerError
+from amqtt.errors import AMQTTError, BrokerError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.pubcomp import PubcompPacket
 from amqtt.mqtt.publish import PublishPacket
 from amqtt.mqtt.pubrel import PubrelPacket
-from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import IncomingApplicationMessage, Session
+from amqtt.utils import gen_client_id
+
+from ingest.broker_access import SERVICE_USER, BrokerAccess
+from ingest.broker_acl import may_publish, may_subscribe
 
 log = logging.getLogger(__name__)
 
-# (username, password) -> allowed? Called for clients that are not on the loopback interface.
-CredentialCheck = Callable[[str | None, str | None], Awaitable[bool]]
-
 _DEFAULT_SESSION_EXPIRY_S = 7 * 86400
 _ROUTED_CACHE_TOPICS = 100_000  # bound on has_subscribers' per-topic cache
-
-
-def _is_loopback(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-class LoopbackOrCredentialsAuth(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no type hints
-    """amqtt auth plugin: loopback clients are trusted; others must pass the configured credential check.
-
-    Unlike amqtt's AnonymousAuthPlugin it never marks a session anonymous, so persistent sessions keep
-    their subscriptions and queued QoS 1 messages across reconnects.
-    """
-
-    @dataclass
-    class Config:
-        """`check`: a CredentialCheck, or None to refuse every non-loopback client."""
-
-        check: Any = None
-
-    async def authenticate(self, *, session: Session) -> bool:
-        """Allow loopback clients; ask the credential check about everyone else."""
-        if _is_loopback(session.remote_address):
-            return True
-        check: CredentialCheck | None = self.config.check
-        if check is None:
-            log.warning(
-                "MQTT client %s from %s refused: no credential check configured for non-loopback clients",
-                session.client_id,
-                session.remote_address,
-            )
-            return False
-        allowed = await check(session.username, session.password)
-        if not allowed:
-            log.info(
-                "MQTT client %s from %s refused: bad credentials", session.client_id, session.remote_address
-            )
-        return allowed
+# What a reconnecting client's CONNECT renews in the session the broker kept for it (as amqtt 0.12 does).
+_RENEWED_ON_CONNECT = (
+    "will_flag",
+    "will_message",
+    "will_topic",
+    "will_qos",
+    "keep_alive",
+    "username",
+    "password",
+)
+_REVOKE_SWEEP_S = 1.0  # how often sessions are checked against the directory (periodic reloads)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -211,19 +185,14 @@ class _IngestingHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt s
             await super().handle_publish(publish_packet)
             return
         packet_id = publish_packet.variable_header.packet_id if qos else 0
-        if self._broker.topic_acl and not await self._may_publish(topic):
+        principal = self._broker.access.principal(self.session.client_id if self.session else None)
+        if principal is None or not may_publish(principal, topic):
             await super().handle_publish(publish_packet)  # amqtt acks and drops it, as for any refused topic
             return
         data = bytes(publish_packet.data)
         self._sink.received(connection, topic, data, packet_id, qos)
         if publish_packet.retain_flag or self._broker.has_subscribers(topic):
             self._route(publish_packet, data, packet_id)
-
-    async def _may_publish(self, topic: str) -> bool:
-        results = await self.plugins_manager.map_plugin_topic(
-            session=self.session, topic=topic, action=Action.PUBLISH
-        )
-        return all(result for result in results.values())
 
     def _route(self, publish_packet: PublishPacket, data: bytes, packet_id: int) -> None:
         """Hand a copy to amqtt's router (other subscribers, retained messages); the sink owns the PUBACK."""
@@ -244,21 +213,99 @@ class _IngestingHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt s
         await super().handle_pubrel(pubrel)
 
 
-class _IngestingBroker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
+class _AccessBroker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
+    """amqtt's broker, with Outpost's admission and ACL (ingest.broker_access, ingest.broker_acl)."""
+
+    def __init__(self, config: dict[str, Any], access: BrokerAccess) -> None:
+        super().__init__(config, loop=asyncio.get_running_loop())
+        self.access = access
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        """amqtt 0.12's own, with admission first: a refused client never touches a session."""
+        handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+        client_id = session.client_id or ""
+        principal = await self.access.admit(
+            client_id,
+            session.username,
+            session.password,
+            remote_address,
+            held=bool(client_id) and client_id in self._sessions,
+        )
+        if principal is None:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+                await writer.close()
+            raise AMQTTError(f"MQTT client {client_id!r} from {remote_address} refused")
+        if session.clean_session:
+            if client_id:
+                await self._delete_session(client_id)
+            else:
+                session.client_id = client_id = gen_client_id()
+            session.parent = 0
+        elif client_id in self._sessions:
+            # The new connection brings its own will, keepalive and credentials.
+            existing, _ = self._sessions[client_id]
+            for name in (
+                "will_flag",
+                "will_message",
+                "will_topic",
+                "will_qos",
+                "keep_alive",
+                "username",
+                "password",
+            ):
+                setattr(existing, name, getattr(session, name))
+            session = existing
+            session.parent = 1
+        else:
+            session.parent = 0
+        self.access.bind(client_id, principal)
+        delay_s = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay_s, int):
+            session.keep_alive += delay_s
+        return handler, session
+
+    async def _authenticate(self, session: Session, _: Any) -> bool:
+        # Admitted in _initialize_client_session (a refused client never gets this far).
+        return self.access.principal(session.client_id) is not None
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        principal = self.access.principal(session.client_id)
+        if principal is None:
+            return False
+        if action == Action.PUBLISH:
+            return may_publish(principal, topic)
+        if action == Action.SUBSCRIBE:
+            return may_subscribe(principal, topic)
+        return True  # RECEIVE: the subscription was checked
+
+    def revoke_changed(self) -> int:
+        """Disconnect the devices the directory no longer admits as they were; returns how many."""
+        sessions = self._sessions
+        self.access.forget([c for c in self.access.client_ids() if c not in sessions])
+        kicked = 0
+        for client_id in self.access.revoked(list(sessions)):
+            session, handler = sessions[client_id]
+            writer = handler.writer if session.transitions.is_connected() else None
+            if isinstance(writer, StreamWriterAdapter):
+                writer._writer.transport.abort()  # not close(): a device that stops reading would stay
+                kicked += 1
+                log.info(
+                    "MQTT client %s disconnected: its device was disabled, deleted or re-keyed", client_id
+                )
+        return kicked
+
+
+class _IngestingBroker(_AccessBroker):  # type: ignore[misc]  # amqtt ships no type hints
     """amqtt's broker serving every connection with an `_IngestingHandler`."""
 
-    def __init__(self, config: dict[str, Any], sink: InboundSink) -> None:
-        super().__init__(config, loop=asyncio.get_running_loop())
+    def __init__(self, config: dict[str, Any], access: BrokerAccess, sink: InboundSink) -> None:
+        super().__init__(config, access)
         self._sink = sink
         self._connections = 0
         self._routed: dict[str, bool] = {}  # topic -> has subscribers; cleared when subscriptions change
-        # amqtt reports topic filtering "enabled" whenever plugins are configured, even with no topic plugin
-        # loaded (ours is an auth plugin): ask the plugins only if there is one (then, as it awaits them,
-        # the PUBACKs of one connection may leave out of order). If amqtt renames its list, always ask.
-        manager = self.plugins_manager
-        self.topic_acl = manager.is_topic_filtering_enabled() and bool(
-            getattr(manager, "_topic_plugins", True)
-        )
 
     async def _handle_client_session(
         self,
@@ -303,20 +350,22 @@ class EmbeddedBroker:
         self,
         listen: str = "127.0.0.1:1883",
         *,
-        check_credentials: CredentialCheck | None = None,
+        access: BrokerAccess | None = None,
         session_expiry_s: int | None = _DEFAULT_SESSION_EXPIRY_S,
         max_connections: int = 0,
         ingest: InboundSink | None = None,
     ) -> None:
-        """`session_expiry_s`: how long a disconnected persistent session (and its queue) is kept.
+        """`access`: who is let in (default: services only, until a directory is attached).
+        `session_expiry_s`: how long a disconnected persistent session (and its queue) is kept.
         `ingest`: takes PUBLISHes on its topics in process and acknowledges them (see the module docstring);
         None: amqtt's own flow for every topic (PUBACK on receipt)."""
         self.host, self._requested_port = split_listen(listen)
+        self.access = access or BrokerAccess()
         self._ingest = ingest
-        self._check = check_credentials
         self._session_expiry_s = session_expiry_s
         self._max_connections = max_connections
-        self._broker: Broker | None = None
+        self._broker: _AccessBroker | None = None
+        self._sweeping: asyncio.Task[None] | None = None
         self.port = self._requested_port
 
     @property
@@ -325,6 +374,17 @@ class EmbeddedBroker:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = f"[{host}]" if ":" in host else host
         return f"mqtt://{host}:{self.port}"
+
+    @property
+    def service_url(self) -> str:
+        """`url` with the service account's credentials: for Outpost's own clients in this process only."""
+        scheme, _, rest = self.url.partition("://")
+        return f"{scheme}://{SERVICE_USER}:{quote(self.access.service_password, safe='')}@{rest}"
+
+    def revoke_changed(self) -> int:
+        """Disconnect at once every device the directory no longer admits as it was (disabled, deleted,
+        new credentials); they are refused when they reconnect. Returns how many were disconnected."""
+        return self._broker.revoke_changed() if self._broker is not None else 0
 
     def _config(self) -> dict[str, Any]:
         bind = (
@@ -335,8 +395,9 @@ class EmbeddedBroker:
         return {
             "listeners": {"default": {"type": "tcp", "bind": bind, "max_connections": self._max_connections}},
             "session_expiry_interval": self._session_expiry_s,
-            # Only our auth plugin: amqtt's default packet/event loggers and $SYS publisher cost per message.
-            "plugins": {f"{__name__}.LoopbackOrCredentialsAuth": {"check": self._check}},
+            # No plugins: amqtt's default packet/event loggers and $SYS publisher cost per message, and
+            # admission and the ACL are _AccessBroker's own.
+            "plugins": {},
         }
 
     async def start(self) -> None:
@@ -346,9 +407,9 @@ class EmbeddedBroker:
             # amqtt logs every connection at INFO; a fleet of devices would flood the terminal.
             amqtt_log.setLevel(logging.WARNING)
         if self._ingest is not None:
-            self._broker = _IngestingBroker(self._config(), self._ingest)
+            self._broker = _IngestingBroker(self._config(), self.access, self._ingest)
         else:
-            self._broker = Broker(self._config(), loop=asyncio.get_running_loop())
+            self._broker = _AccessBroker(self._config(), self.access)
         try:
             await self._broker.start()
         except BrokerError as exc:
@@ -362,10 +423,25 @@ class EmbeddedBroker:
             ) from exc
         server = self._broker._servers["default"].instance  # the real port when 0 was requested
         self.port = int(server.sockets[0].getsockname()[1])
+        self._sweeping = asyncio.create_task(self._sweep())
         log.info("embedded MQTT broker listening on %s:%s", self.host, self.port)
+
+    async def _sweep(self) -> None:
+        """Revocations the directory's periodic reloads bring (the API's changes call revoke_changed)."""
+        while True:
+            await asyncio.sleep(_REVOKE_SWEEP_S)
+            try:
+                self.revoke_changed()
+            except Exception:  # a bug must not end the sweeps: revoked devices would stay connected
+                log.exception("revoking MQTT sessions failed")
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+            self._sweeping = None
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None

@@ -38,8 +38,10 @@ from dispatch.routes.health import GATES_KEY, Gates
 from dispatch.routes.heatmap import presence_settings
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
+from ingest.broker_access import BrokerAccess
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
+from ingest.pipeline import Pipeline
 from ingest.ports import DeviceOutcome, OnDeviceMessage
 from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_url_of, run_ingest
@@ -99,7 +101,8 @@ async def serve(
     try:
         report = await asyncio.to_thread(migrate, engine, settings.store)
         async with contextlib.AsyncExitStack() as stack:
-            broker_url, embedded, source = await _broker(stack, settings.ingest, role)
+            broker_url, broker, source = await _broker(stack, settings.ingest, role)
+            embedded = broker is not None
             if not embedded:
                 await check_broker(broker_url)  # one line and exit 2, rather than retrying unseen forever
             gates = Gates()
@@ -109,15 +112,17 @@ async def serve(
                 gates.require(SUBSCRIBED)
             # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5 (shared subscriptions) by default.
             protocol = "3.1.1" if embedded else settings.ingest.mqtt_protocol
-            ingest_settings = replace(settings.ingest, mqtt_url=broker_url, mqtt_protocol=protocol)
+            # Outpost's own clients log in to the embedded broker with this process's service password.
+            own_url = broker.service_url if broker is not None else broker_url
+            ingest_settings = replace(settings.ingest, mqtt_url=own_url, mqtt_protocol=protocol)
             supervisor = await stack.enter_async_context(supervised())
             if role == "ingest":
                 http_url = await _serve_ingest(
-                    stack, supervisor, settings, ingest_settings, engine, clock, stop, source, gates
+                    stack, supervisor, settings, ingest_settings, engine, clock, stop, (broker, source), gates
                 )
             else:
                 parts = _Parts(stack, supervisor, settings, ingest_settings, engine, clock, stop, gates)
-                http_url = await parts.serve_api(role, source)
+                http_url = await parts.serve_api(role, broker, source)
             # One role keeps the store: partitions ahead, retention of fixes and dead letters.
             if role != "api":
                 supervisor.run(maintain_storage(engine, settings.store), "storage-maintenance")
@@ -150,14 +155,31 @@ async def _announce(
 
 async def _broker(
     stack: contextlib.AsyncExitStack, ingest: IngestSettings, role: Role
-) -> tuple[str, bool, EmbeddedSource | None]:
+) -> tuple[str, EmbeddedBroker | None, EmbeddedSource | None]:
     """The broker URL to use, starting the embedded one when no external broker is configured; with it, the
     in-process source ingest reads device messages from (acknowledged only once durable)."""
     if ingest.mqtt_url or role == "api":
-        return mqtt_url_of(ingest), False, None
+        return mqtt_url_of(ingest), None, None
     source = embedded_source(ingest)
-    broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen, ingest=source))
-    return broker.url, True, source
+    access = BrokerAccess(
+        open_mode=ingest.register_unknown_devices, service_client_ids=(ingest.mqtt_client_id,)
+    )
+    broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen, access=access, ingest=source))
+    return broker.url, broker, source
+
+
+def _admit_devices(broker: EmbeddedBroker | None, pipeline: Pipeline) -> Callable[[], Awaitable[object]]:
+    """The embedded broker checks devices against the pipeline's directory; returns what the API awaits
+    after a device change: the reload, then the revoked devices' sessions dropped."""
+    if broker is None:
+        return pipeline.directory.load
+    broker.access.attach(pipeline.directory, pipeline.settings.http_auth_cache_s)
+
+    async def reload() -> None:
+        await pipeline.directory.load()
+        broker.revoke_changed()
+
+    return reload
 
 
 async def _serve_ingest(
@@ -168,14 +190,16 @@ async def _serve_ingest(
     engine: Engine,
     clock: Clock,
     stop: asyncio.Event,
-    source: EmbeddedSource | None,
+    embedded: tuple[EmbeddedBroker | None, EmbeddedSource | None],
     gates: Gates,
 ) -> str:
     """The `ingest` role: the pipeline with no live picture, and its HTTP side."""
+    broker, source = embedded
     feed = start_feed_publisher(stack, supervisor, ingest_settings)
     pipeline = build_pipeline(
         ingest_settings, engine, on_accepted=_ignore, on_committed=None if feed is None else feed.committed
     )
+    _admit_devices(broker, pipeline)  # the `api` role's changes arrive by NOTIFY; the broker sweeps each 1 s
     ingest = run_ingest(
         ingest_settings,
         engine,
@@ -202,7 +226,9 @@ class _Parts:
     stop: asyncio.Event
     gates: Gates
 
-    async def serve_api(self, role: Role, source: EmbeddedSource | None) -> str:
+    async def serve_api(
+        self, role: Role, broker: EmbeddedBroker | None, source: EmbeddedSource | None
+    ) -> str:
         settings, engine, supervisor = self.settings, self.engine, self.supervisor
         channel = DeviceChannel(
             self.ingest_settings.mqtt_url, f"{self.ingest_settings.mqtt_client_id}-notify"
@@ -248,8 +274,8 @@ class _Parts:
             )
             plugins.append(ingest_http.IngestRoutes(pipeline))
             # A device disabled, re-bound or given new credentials through this API is refused at once.
-            devices_changed = pipeline.directory.load
-            fleet.duty_changed = pipeline.directory.load  # off duty or back: private from that answer on
+            devices_changed = _admit_devices(broker, pipeline)
+            fleet.duty_changed = devices_changed  # off duty or back: private from that answer on
             ingest = run_ingest(
                 self.ingest_settings,
                 engine,

@@ -187,6 +187,7 @@ class ProdBroker:
             else:
                 inside.mkdir(parents=True, exist_ok=True)
         self.passwd = self.root / "mosquitto/auth/passwd"
+        self.services_passwd = self.root / "mosquitto/auth/services-passwd"
         self.conf = self.root / "mosquitto/config/mosquitto.conf"
 
     def add_user(self, user: str, password: str) -> None:
@@ -198,6 +199,7 @@ class ProdBroker:
             **os.environ,
             "MQTT_SERVICE_PASSWORD": service_password,
             "MOSQUITTO_PASSWD_FILE": str(self.passwd),
+            "MOSQUITTO_SERVICES_PASSWD_FILE": str(self.services_passwd),
         }
         subprocess.run(
             ["/bin/sh", str(REPO / "deploy/mosquitto/init-passwd.sh")],
@@ -244,6 +246,10 @@ class ProdBroker:
 
 def start_prod_broker(root: Path, *, with_queue_limits: bool = True) -> ProdBroker:
     broker = ProdBroker(root, with_queue_limits=with_queue_limits)
+    broker.passwd.parent.mkdir(parents=True, exist_ok=True)
+    broker.passwd.touch()
+    # A device entry under the service's name, as a hand-run `mosquitto_passwd` could add: never a service.
+    broker.add_user("outpost", "device-named-outpost")
     broker.init_passwords("service-secret")
     for device in ("dev-a", "dev-b"):
         broker.add_user(device, f"{device}-secret")
@@ -364,6 +370,23 @@ def test_production_config_refuses_anonymous_and_wrong_passwords(
         assert not wrong.accepted
     clients.append(device := Client(devices, "dev-a", "dev-a-secret"))
     assert device.accepted
+
+
+def test_the_service_listener_takes_service_accounts_only(broker: ProdBroker, clients: list[Client]) -> None:
+    services, devices = broker.ports[1884], broker.ports[1883]
+    clients.append(device := Client(services, "dev-a", "dev-a-secret", client_id="outpost-ingest"))
+    assert not device.accepted  # so no device can take the ingest's client id there
+    clients.append(service_on_devices := Client(devices, "outpost", "service-secret"))
+    assert not service_on_devices.accepted
+    for password in ("device-named-outpost", "service-secret"):  # the init script removed the entry
+        clients.append(named := Client(devices, "outpost", password))
+        assert not named.accepted
+    clients.append(service := Client(services, "outpost", "service-secret", client_id="outpost-ingest"))
+    assert service.accepted
+    assert "outpost:" not in broker.passwd.read_text(encoding="utf-8")
+    service.subscribe("outpost/v1/events/#")
+    service.publish("outpost/v1/events/grid.entered")  # the API tells consoles listening over MQTT
+    assert service.receive_until("outpost/v1/events/grid.entered") == ["outpost/v1/events/grid.entered"]
 
 
 def test_a_device_publishes_only_under_its_own_id(broker: ProdBroker, clients: list[Client]) -> None:

@@ -27,11 +27,20 @@ class Collected:
 
 @contextlib.asynccontextmanager
 async def collect(
-    port: int, topic: str = "#", *, host: str = "127.0.0.1", keep: Callable[[str], bool] = lambda _t: True
+    port: int,
+    topic: str = "#",
+    *,
+    host: str = "127.0.0.1",
+    keep: Callable[[str], bool] = lambda _t: True,
+    login: tuple[str, str] | None = None,
 ) -> AsyncIterator[Collected]:
-    """Subscribe to `topic` at QoS 1 on host:port and collect messages in the background."""
+    """Subscribe to `topic` at QoS 1 on host:port and collect messages in the background. `login`:
+    (user name, password), e.g. tests.support.mqtt_login.service_login of the embedded broker."""
     out = Collected()
-    async with aiomqtt.Client(host, port, identifier="test-collector") as client:
+    username, password = login or (None, None)
+    async with aiomqtt.Client(
+        host, port, identifier="test-collector", username=username, password=password
+    ) as client:
         await client.subscribe(topic, qos=1)
 
         async def pump() -> None:

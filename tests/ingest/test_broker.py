@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import shutil
 
-import aiomqtt
 import pytest
 
 from ingest.broker import EmbeddedBroker, split_listen
+from ingest.broker_access import BrokerAccess
 from ingest.mqtt.publisher import Publisher
 from tests.ingest.mqtt_collect import collect
+from tests.support.mqtt_login import service_client, service_login
 
 
 def test_split_listen() -> None:
@@ -27,8 +28,8 @@ async def test_mosquitto_pub_reaches_a_qos1_subscriber() -> None:
     if binary is None:
         pytest.skip("mosquitto_pub not installed (scripts/install-services)")
     async with (
-        EmbeddedBroker("127.0.0.1:0") as broker,
-        collect(broker.port, "outpost/v1/devices/+/fix") as got,
+        EmbeddedBroker("127.0.0.1:0", access=BrokerAccess(open_mode=True)) as broker,
+        collect(broker.port, "outpost/v1/devices/+/fix", login=service_login(broker)) as got,
     ):
         proc = await asyncio.create_subprocess_exec(
             binary,
@@ -54,8 +55,11 @@ async def test_mosquitto_pub_reaches_a_qos1_subscriber() -> None:
 
 async def test_publisher_qos1_all_delivered() -> None:
     n = 500
-    async with EmbeddedBroker("127.0.0.1:0") as broker, collect(broker.port, "t/#") as got:
-        async with Publisher(broker.url, "dev-pub") as pub:
+    async with (
+        EmbeddedBroker("127.0.0.1:0") as broker,
+        collect(broker.port, "t/#", login=service_login(broker)) as got,
+    ):
+        async with Publisher(broker.service_url, "dev-pub") as pub:
             for i in range(n):
                 pub.publish(f"t/{i % 5}", str(i).encode())
             await pub.flush(timeout_s=60)
@@ -66,14 +70,14 @@ async def test_publisher_qos1_all_delivered() -> None:
 
 async def test_persistent_session_gets_what_was_published_while_it_was_away() -> None:
     async with EmbeddedBroker("127.0.0.1:0") as broker:
-        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="ingest", clean_session=False) as sub:
+        async with service_client(broker, identifier="ingest", clean_session=False) as sub:
             await sub.subscribe("q/#", qos=1)
-        async with Publisher(broker.url, "dev-away") as pub:
+        async with Publisher(broker.service_url, "dev-away") as pub:
             for i in range(20):
                 pub.publish("q/x", str(i).encode())
             await pub.flush(timeout_s=30)
         received: list[int] = []
-        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="ingest", clean_session=False) as sub:
+        async with service_client(broker, identifier="ingest", clean_session=False) as sub:
             async with asyncio.timeout(30):
                 async for message in sub.messages:
                     received.append(int(bytes(message.payload)))  # type: ignore[arg-type]
@@ -82,35 +86,18 @@ async def test_persistent_session_gets_what_was_published_while_it_was_away() ->
     assert sorted(received) == list(range(20))
 
 
-async def test_non_loopback_clients_need_the_credential_check() -> None:
-    from amqtt.session import Session
-
-    from ingest.broker import LoopbackOrCredentialsAuth
-
-    async def check(username: str | None, password: str | None) -> bool:
-        return (username, password) == ("dev-1", "s3cret")
-
-    def plugin(check_fn: object) -> LoopbackOrCredentialsAuth:
-        context = type(
-            "Ctx",
-            (),
-            {
-                "config": LoopbackOrCredentialsAuth.Config(check=check_fn),
-                "logger": __import__("logging").getLogger("t"),
-            },
-        )()
-        return LoopbackOrCredentialsAuth(context)  # type: ignore[arg-type]
-
-    def session(address: str, username: str | None = None, password: str | None = None) -> Session:
-        s = Session()
-        s.remote_address, s.username, s.password = address, username, password
-        return s
-
-    assert await plugin(None).authenticate(session=session("127.0.0.1"))
-    assert await plugin(None).authenticate(session=session("::1"))
-    assert not await plugin(None).authenticate(session=session("192.0.2.7", "dev-1", "s3cret"))
-    assert await plugin(check).authenticate(session=session("192.0.2.7", "dev-1", "s3cret"))
-    assert not await plugin(check).authenticate(session=session("192.0.2.7", "dev-1", "wrong"))
+async def test_non_loopback_clients_need_credentials_even_in_open_mode() -> None:
+    for access in (BrokerAccess(), BrokerAccess(open_mode=True)):
+        assert await access.admit("dev-cli", None, None, "192.0.2.7", held=False) is None
+        assert await access.admit("dev-cli", None, None, "fe80::1%eth0", held=False) is None
+        assert (
+            await access.admit("dev-cli", "dev-1", "s3cret", "192.0.2.7", held=False) is None
+        )  # no registry
+        user, password = "outpost", access.service_password
+        assert await access.admit("svc", user, password, "192.0.2.7", held=False) is not None
+        assert await access.admit("svc", user, password + "x", "127.0.0.1", held=False) is None
+    assert await BrokerAccess().admit("dev-cli", None, None, "127.0.0.1", held=False) is None
+    assert await BrokerAccess(open_mode=True).admit("dev-cli", None, None, "::1", held=False) is not None
 
 
 async def test_taken_port_raises_with_a_hint() -> None:
@@ -129,7 +116,7 @@ async def test_unacked_messages_are_redelivered_to_a_returning_persistent_sessio
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    def subscriber(port: int, got: list[bytes], ack: bool) -> paho.Client:
+    def subscriber(port: int, got: list[bytes], ack: bool, login: tuple[str, str]) -> paho.Client:
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id="ingest",
@@ -143,6 +130,7 @@ async def test_unacked_messages_are_redelivered_to_a_returning_persistent_sessio
                 c.ack(m.mid, m.qos)
 
         client.on_message = on_message
+        client.username_pw_set(*login)
         client.connect("127.0.0.1", port)
         client.subscribe("x/#", qos=1)
         client.loop_start()
@@ -156,9 +144,9 @@ async def test_unacked_messages_are_redelivered_to_a_returning_persistent_sessio
 
     async with EmbeddedBroker("127.0.0.1:0") as broker:
         first: list[bytes] = []
-        holder = subscriber(broker.port, first, ack=False)
+        holder = subscriber(broker.port, first, ack=False, login=service_login(broker))
         await asyncio.sleep(0.3)  # SUBACK
-        async with Publisher(broker.url, "dev-x") as pub:
+        async with Publisher(broker.service_url, "dev-x") as pub:
             for i in range(5):
                 pub.publish("x/y", str(i).encode())
             await pub.flush(timeout_s=10)
@@ -166,7 +154,7 @@ async def test_unacked_messages_are_redelivered_to_a_returning_persistent_sessio
         holder.loop_stop()
         holder.socket().close()  # gone without acknowledging anything
         again: list[bytes] = []
-        back = subscriber(broker.port, again, ack=True)
+        back = subscriber(broker.port, again, ack=True, login=service_login(broker))
         try:
             await wait_len(again, 5, 2)
         finally:

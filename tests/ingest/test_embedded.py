@@ -26,7 +26,8 @@ from amqtt.plugins.manager import PluginManager
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
-from ingest.broker import EmbeddedBroker
+from ingest.broker import _RENEWED_ON_CONNECT, EmbeddedBroker
+from ingest.broker_access import BrokerAccess
 from ingest.embedded import EmbeddedSource
 from ingest.mqtt.publisher import Publisher
 from ingest.pipeline import Pipeline
@@ -43,6 +44,7 @@ from tests.ingest.ingest_harness import (
     wait_for,
 )
 from tests.ingest.mqtt_collect import collect
+from tests.support.mqtt_login import service_login
 
 FIX = "outpost/v1/devices/{}/fix"
 
@@ -74,12 +76,22 @@ def test_amqtt_internals_we_rely_on_are_unchanged() -> None:
     assert "self._del_subscription(topic, session)" in inspect.getsource(Broker._del_all_subscriptions)
     assert "_writer" in inspect.getsource(StreamWriterAdapter.__init__)
     assert "self._topic_plugins" in inspect.getsource(PluginManager.__init__)
+    # _AccessBroker._initialize_client_session mirrors amqtt's, admitting the client first:
+    init = inspect.getsource(Broker._initialize_client_session)
+    assert "BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)" in init
+    for renewed in _RENEWED_ON_CONNECT:
+        assert f"existing_client_session.{renewed} = client_session.{renewed}" in init, renewed
+    assert init.count("existing_client_session.") == len(_RENEWED_ON_CONNECT)  # and nothing more
+    assert "await self._authenticate(client_session" in session
+    assert "await self._topic_filtering(" in inspect.getsource(Broker.add_subscription)
 
 
-async def test_no_topic_plugin_means_no_await_before_the_sink(engine: Engine, tmp_path: Path) -> None:
-    # amqtt calls topic filtering "enabled" as soon as any plugin is configured; only our auth plugin is.
+async def test_no_plugin_means_no_await_before_the_sink(engine: Engine, tmp_path: Path) -> None:
+    # The ACL is checked synchronously by _IngestingHandler; amqtt's plugins would be awaited per message.
     async with embedded(engine, tmp_path) as e:
-        assert e.broker._broker is not None and e.broker._broker.topic_acl is False
+        assert e.broker._broker is not None
+        manager = e.broker._broker.plugins_manager
+        assert manager._auth_plugins == [] and manager._topic_plugins == []
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -101,8 +113,10 @@ async def embedded(engine: Engine, tmp_path: Path, **overrides: object) -> Async
     settings = ingest_settings("", tmp_path / "spool", register_unknown_devices=True, **overrides)
     source = EmbeddedSource()
     accepted: list[Fix] = []
-    async with EmbeddedBroker("127.0.0.1:0", ingest=source) as broker:
+    access = BrokerAccess(open_mode=True)  # anonymous loopback devices, as in a demo
+    async with EmbeddedBroker("127.0.0.1:0", access=access, ingest=source) as broker:
         pipeline = build_pipeline(settings, engine, on_accepted=accepted.extend)
+        access.attach(pipeline.directory, settings.http_auth_cache_s)
         async with running_ingest(settings, engine, pipeline=pipeline, source=source):
             yield Embedded(broker, source, pipeline, engine)
 
@@ -265,11 +279,12 @@ async def test_backpressure_pauses_reading_then_resumes(
 async def test_fixes_still_reach_other_subscribers_and_other_topics_flow_as_before(
     engine: Engine, tmp_path: Path
 ) -> None:
-    async with embedded(engine, tmp_path) as e, Publisher(e.broker.url, "dev-watched") as pub:
+    # As the service: only it may publish on a topic no device sends (see test_broker_access.py).
+    async with embedded(engine, tmp_path) as e, Publisher(e.broker.service_url, "dev-watched") as pub:
         pub.publish(FIX.format("dev-watched"), own_fix(0))  # nobody subscribed yet: ingest only
         await pub.flush()
         fix = own_fix(1)
-        async with collect(e.broker.port, "outpost/v1/devices/#") as console:
+        async with collect(e.broker.port, "outpost/v1/devices/#", login=service_login(e.broker)) as console:
             pub.publish(FIX.format("dev-watched"), fix)
             pub.publish("outpost/v1/devices/dev-watched/offer", b'{"incident": 7}')
             await pub.flush()

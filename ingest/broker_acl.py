@@ -1,0 +1,98 @@
+"""Who may publish and subscribe to what on the embedded broker: pure rules over a client's principal.
+
+    service     Outpost's own clients (ingest, the device channel): every topic, every filter.
+    device      logged in as its id: publishes only what a device sends on its own topics
+                (`outpost/v1/devices/{id}/fix|reply|alarm|status|checkin|answer`, and for an OwnTracks id
+                "user/device" `owntracks/user/device[/subtopic]` except `cmd`); subscribes only to what
+                Outpost sends it (`…/{id}/offers|rollcall|cmd`, `owntracks/user/device/cmd`), by exact topic.
+    anonymous   open mode on loopback only (demos, load tests: one client may speak for a whole fleet):
+                publishes what devices send on any device's topics, never what Outpost sends them (offers,
+                roll calls, commands); subscribes only to Outpost's events (`outpost/v1/events/…`).
+
+Exact topics rather than `{id}/#` for devices: ids may span levels (OwnTracks "user/device"), so device
+"alice"'s `outpost/v1/devices/alice/#` would also cover device "alice/phone".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.topics import (
+    CMD,
+    DEVICE_MESSAGE_KINDS,
+    DEVICES_PREFIX,
+    EVENTS_PREFIX,
+    FIX,
+    OFFERS,
+    OWNTRACKS_PREFIX,
+    ROLLCALL,
+    device_topic,
+    owntracks_command_topic,
+    owntracks_levels,
+)
+
+# What a device sends, and what Outpost sends a device (its inbound topics, which nobody else may write).
+DEVICE_SENT_KINDS = frozenset((FIX, *DEVICE_MESSAGE_KINDS))
+INBOUND_KINDS = (OFFERS, ROLLCALL, CMD)
+
+Kind = Literal["service", "device", "anonymous"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a connected client is; for a device, what it was admitted with (see BrokerAccess.revoked)."""
+
+    kind: Kind
+    device_id: str = ""
+    secret_hash: str | None = None
+    known: bool = False  # the device was in the directory when admitted
+
+
+SERVICE = Principal("service")
+ANONYMOUS = Principal("anonymous")
+
+
+def may_publish(principal: Principal, topic: str) -> bool:
+    """Whether `principal` may publish on `topic` (a topic name, never a filter)."""
+    if principal.kind == "service":
+        return True
+    if principal.kind == "device":
+        return _own_sent_topic(principal.device_id, topic)
+    return _device_sent_topic(topic)
+
+
+def may_subscribe(principal: Principal, topic_filter: str) -> bool:
+    """Whether `principal` may subscribe to `topic_filter`."""
+    if principal.kind == "service":
+        return True
+    if principal.kind == "device":
+        return topic_filter in inbound_topics(principal.device_id)
+    return topic_filter.startswith(EVENTS_PREFIX)
+
+
+def inbound_topics(device_id: str) -> tuple[str, ...]:
+    """The topics Outpost sends `device_id` on: the only ones it may subscribe to."""
+    topics = tuple(device_topic(device_id, kind) for kind in INBOUND_KINDS)
+    owntracks = owntracks_command_topic(device_id)
+    return (*topics, owntracks) if owntracks is not None else topics
+
+
+def _own_sent_topic(device_id: str, topic: str) -> bool:
+    prefix = DEVICES_PREFIX + device_id + "/"
+    if topic.startswith(prefix):
+        return topic[len(prefix) :] in DEVICE_SENT_KINDS
+    base = OWNTRACKS_PREFIX + device_id
+    if topic == base:
+        return owntracks_command_topic(device_id) is not None  # an OwnTracks id: "user/device"
+    if topic.startswith(base + "/"):
+        return owntracks_command_topic(device_id) is not None and topic != base + "/" + CMD
+    return False
+
+
+def _device_sent_topic(topic: str) -> bool:
+    if topic.startswith(DEVICES_PREFIX):
+        device_id, _, kind = topic[len(DEVICES_PREFIX) :].rpartition("/")
+        return bool(device_id) and kind in DEVICE_SENT_KINDS
+    levels = owntracks_levels(topic)
+    return levels is not None and not (len(levels) == 4 and levels[3] == CMD)
