@@ -88,7 +88,9 @@ async def serve(url: str, port: int) -> None:
     import redis.asyncio as aioredis
     from aiohttp import web
 
-    client = aioredis.Redis.from_url(url)
+    # A bounded pool, as the psycopg side has: unbounded, 512 requests in flight open 512 connections and run
+    # the server out of file descriptors.
+    client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=16))
 
     async def search(key: str, lon: float, lat: float, k: int) -> list[tuple[str, float, str]]:
         radius_m = FIRST_RADIUS_M
