@@ -1,7 +1,8 @@
 """Nearest over HTTP: Outpost against the designs a user would pick instead, same load generator, same run.
 
-    .venv/bin/python benchmarks/bench_http_designs.py [--units 100000] [--rate 5000] [--clients 16]
-        [--open-rates 1000] [--seconds 8] [--designs outpost,postgis,redis] [--lag-s 0.5] [--profile FILE]
+    .venv/bin/python benchmarks/bench_http_designs.py [--units 100000] [--rate 5000] [--clients 1,4,16,64]
+        [--open-rates 1000] [--scale-units 10000,1000000] [--scale-clients 16] [--seconds 8]
+        [--designs outpost,postgis,redis] [--lag-s 0.5] [--lax-lag-s 5] [--profile FILE]
 
 Three designs over the same fleet (benchmarks/designs.py): a real `outpost run` on PostgreSQL fed over MQTT;
 PostGIS KNN (`ORDER BY geog <-> point LIMIT k` behind aiohttp + psycopg); Redis GEOSEARCH (widening the
@@ -12,9 +13,13 @@ closed loops with n in flight (--clients; requests/s, p50, p99) and open loops a
 p50/p99/p99.9 from the intended send time, no coordinated omission). Every answer is checked against the
 geodesic truth at the time it was asked (benchmarks/truth.py) and each design's error rate printed.
 
---units and --clients take comma-separated lists for the scaling matrix (every design at every size).
+Scaling: every load at each --units size, and closed loops of --scale-clients at each --scale-units size
+(default: 100k units at 1, 4, 16 and 64 in flight and 1,000 req/s open, plus 10k and 1M units at 16 in flight:
+a reduced matrix, since the full one takes long on 2 shared cores).
 --profile FILE runs Outpost alone under cProfile and prints where its request path spends (the figures of a
-profiled run are not comparable and are not reported). OUTPOST_BENCH_QUICK=1: 10k units, 3 s per load.
+profiled run are not comparable and are not reported). OUTPOST_BENCH_QUICK=1: 10k units, 16 in flight and
+1,000 req/s, 3 s per load. An answer may be --lag-s stale and still be right (truth.py); the wrong ones are
+checked again at --lax-lag-s, to tell stale answers from wrong ones.
 Goals: Outpost ≥ 3× both baselines' requests/s with 16 in flight; p99 ≤ 5 ms at 1,000 requests/s open loop.
 Exit 3 (skipped) without redis-server, or the `bench` extra (redis, pyproj).
 """
@@ -100,7 +105,10 @@ def measure_design(
     from benchmarks.loadgen import Records
     from benchmarks.truth import check
 
-    loads = [f"c{n}" for n in args.clients] + [f"o{r:g}" for r in args.open_rates]
+    if len(fleet) in args.units:
+        loads = [f"c{n}" for n in args.clients] + [f"o{r:g}" for r in args.open_rates]
+    else:  # a size of the units axis only
+        loads = [f"c{n}" for n in args.scale_clients]
     rows = []
     log_path = work / f"fixes-{name}-{len(fleet)}.npz"
     profile = args.profile if name == "outpost" else None
@@ -209,7 +217,8 @@ def print_ratios(rows: list[dict[str, Any]]) -> None:
             if b:
                 rps = f"req/s {r['rps'] / b['rps']:.2f}x, " if load.startswith("c") else ""
                 parts.append(
-                    f"/{base}: {rps}p50 {r['p50_ms'] / b['p50_ms']:.2f}x, p99 {r['p99_ms'] / b['p99_ms']:.2f}x"
+                    f"/{base}: {rps}p50 {r['p50_ms'] / b['p50_ms']:.2f}x, "
+                    f"p99 {r['p99_ms'] / b['p99_ms']:.2f}x"
                 )
         print(f"  {units:>9,} units {load:>6}  " + "; ".join(parts))
     for m in metrics(rows):
@@ -232,7 +241,7 @@ def run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     try:
         redis = RedisServer(free_port(), work)
         services = Services(pg, broker, redis)
-        for units in args.units:
+        for units in sorted({*args.units, *args.scale_units}):
             fleet = Fleet.generate(units)
             for name in args.designs:
                 started = time.monotonic()
@@ -254,8 +263,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--units", type=ints, default=[10_000 if quick else 100_000], help="e.g. 10000,100000")
     p.add_argument("--rate", type=float, default=5000.0, help="fixes/s ingested during the measurement")
     p.add_argument(
-        "--clients", type=ints, default=[16], help="closed loops: requests in flight, e.g. 1,4,16,64"
+        "--clients", type=ints, default=[16] if quick else [1, 4, 16, 64], help="closed loops: in flight"
     )
+    p.add_argument(
+        "--scale-units",
+        type=lambda t: [int(v) for v in t.split(",") if v],
+        default=[] if quick else [10_000, 1_000_000],
+        help="more fleet sizes, measured only with --scale-clients in flight (the units axis); '' for none",
+    )
+    p.add_argument("--scale-clients", type=ints, default=[16])
     p.add_argument("--open-rates", type=lambda t: [float(v) for v in t.split(",") if v], default=[1000.0])
     p.add_argument("--seconds", type=float, default=3.0 if quick else 8.0, help="per load, after 1 s warm-up")
     p.add_argument("--designs", type=lambda t: t.split(","), default=["outpost", "postgis", "redis"])
@@ -265,7 +281,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="run Outpost alone under cProfile, writing this file")
     args = p.parse_args(argv)
     if args.profile:
-        args.designs = ["outpost"]
+        args.designs, args.scale_units = ["outpost"], []
     return args
 
 

@@ -1,4 +1,4 @@
-"""The suite's comparison charts (matplotlib PNG), drawn by run_all.py from the figures the benchmarks reported.
+"""The suite's comparison charts (matplotlib PNG), drawn by run_all.py from the benchmarks' figures.
 
 - http_designs.png: the three HTTP designs side by side (requests/s with 16 in flight, open-loop p99/p99.9);
 - http_scaling.png: requests/s and p99 against units and against clients in flight, one line per design;

@@ -1,4 +1,4 @@
-"""The suite's one schema for a figure: what was measured, against which baseline, and whether the goal is met.
+"""The suite's one schema for a figure: what was measured, against which baseline, whether the goal is met.
 
     {"name", "value", "unit", "baseline_name", "baseline_value", "ratio", "goal", "met"}
 
@@ -57,7 +57,8 @@ def _ingest(f: dict[str, Any]) -> list[dict[str, Any]]:
     out, raw = f["outpost"], f.get("raw") or {}
     return [
         figure(
-            "ingest sustained, outpost", out["steady_rate"], "fixes/s", "raw pipeline", raw.get("steady_rate"),
+            "ingest sustained, outpost", out["steady_rate"], "fixes/s", "raw pipeline",
+            raw.get("steady_rate"),
             "value >= 10000", out["steady_rate"] >= 10_000,
         ),
         figure(

@@ -24,7 +24,7 @@ def show(path: Path, top: int = 25) -> None:
     table = stats.stats  # type: ignore[attr-defined]
     handler_calls = 0
     print(
-        f"\nprofile of outpost run ({path}); times per handler call, µs (cumulative, cProfile overhead included)"
+        f"\nprofile of outpost run ({path}); µs per handler call (cumulative, cProfile's overhead included)"
     )
     for label, suffix, func in STAGES:
         hits = [(k, v) for k, v in table.items() if k[0].endswith(suffix) and k[2] == func]

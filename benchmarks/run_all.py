@@ -4,8 +4,8 @@
 
 Runs, in this order, whichever of these exist: bench_index.py, bench_decode.py, bench_copy.py,
 bench_ingest.py, bench_http_nearest.py, bench_http_designs.py, bench_freshness.py; then any other
-benchmarks/bench_*.py. Each prints its figures and its ratio to a baseline measured in the same run; its output
-is streamed here and kept.
+benchmarks/bench_*.py. Each prints its figures and its ratio to a baseline measured in the same run; its
+output is streamed here and kept.
 
 Writes into benchmarks/results/: latest.json (machine, per benchmark: status, exit code, seconds, output, and
 the figures it reported), latest.md (a table for the README, then each output), figures.json (every figure
@@ -325,7 +325,8 @@ def all_figures(report: dict[str, Any]) -> dict[str, Any]:
 def machine_line(m: dict[str, Any]) -> str:
     """The machine in one line, for the charts."""
     return (
-        f"{m['cpu']}, {m['cores']} cores (shared), {m['memory_gb']} GB, {m['postgresql'] or 'no PostgreSQL'}, "
+        f"{m['cpu']}, {m['cores']} cores (shared), {m['memory_gb']} GB, "
+        f"{m['postgresql'] or 'no PostgreSQL'}, "
         f"commit {m['commit']}"
     )
 
