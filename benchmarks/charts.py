@@ -51,7 +51,8 @@ def designs_chart(runs: list[dict[str, Any]], path: Path, machine: str) -> Path:
     opened = sorted({r["load"] for r in here if r["load"].startswith("o")}, key=lambda v: float(v[1:]))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     _bars(axes[0], here, designs, closed, "rps", "requests/s (closed loop, n in flight)")
-    _bars(axes[1], here, designs, opened, "p99_ms", "p99 ms (open loop, from intended send)", goal=5.0)
+    _bars(axes[1], here, designs, opened, "p99_ms", "p99 ms (open loop, from intended send; log)", goal=5.0)
+    axes[1].set_yscale("log")
     fig.suptitle(f"Nearest over HTTP, {units:,} units, while fixes are ingested\n{machine}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -67,7 +68,12 @@ def _bars(ax: Any, runs: list[dict[str, Any]], designs: list[str], loads: list[s
             next((r[key] for r in runs if r["design"] == design and r["load"] == ld), 0.0) for ld in loads
         ]
         xs = [i + j * width for i in range(len(loads))]
-        ax.bar(xs, values, width, label=design, color=COLORS[design])
+        bars = ax.bar(xs, values, width, label=design, color=COLORS[design])
+        wrong = [next((r.get("error_rate", 0.0) for r in runs if r["design"] == design and r["load"] == ld), 0.0)
+                 for ld in loads]  # fmt: skip
+        ax.bar_label(
+            bars, [f"{v:,.0f}\n{e:.0%} wrong" for v, e in zip(values, wrong, strict=True)], fontsize=7
+        )
     ax.set_xticks([i + width * (len(designs) - 1) / 2 for i in range(len(loads))])
     ax.set_xticklabels([f"{ld[1:]} in flight" if ld[0] == "c" else f"{ld[1:]} req/s" for ld in loads])
     if goal is not None:
