@@ -64,13 +64,11 @@ def _bars(ax: Any, runs: list[dict[str, Any]], designs: list[str], loads: list[s
           goal: float | None = None) -> None:  # fmt: skip
     width = 0.8 / max(len(designs), 1)
     for j, design in enumerate(designs):
-        values = [
-            next((r[key] for r in runs if r["design"] == design and r["load"] == ld), 0.0) for ld in loads
-        ]
+        mine = {r["load"]: r for r in runs if r["design"] == design}
+        values = [mine[ld][key] if ld in mine else 0.0 for ld in loads]
         xs = [i + j * width for i in range(len(loads))]
         bars = ax.bar(xs, values, width, label=design, color=COLORS[design])
-        wrong = [next((r.get("error_rate", 0.0) for r in runs if r["design"] == design and r["load"] == ld), 0.0)
-                 for ld in loads]  # fmt: skip
+        wrong = [mine[ld].get("error_rate", 0.0) if ld in mine else 0.0 for ld in loads]
         ax.bar_label(
             bars, [f"{v:,.0f}\n{e:.0%} wrong" for v, e in zip(values, wrong, strict=True)], fontsize=7
         )
