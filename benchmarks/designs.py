@@ -165,10 +165,13 @@ def serve(
             if profile
             else OutpostProcess(url, services.broker.url, workdir / "outpost", **kwargs)
         )
-        with proc:
+        proc.start(timeout_s=900.0)  # rebuilding 1M units' index takes over a minute on a busy machine
+        try:
             yield Serving(
                 proc.http_url + "/v1/units/nearest", proc.token, "mqtt", services.broker.url, proc.pid
             )
+        finally:
+            proc.close()
         return
     port = free_port()
     if name == "postgis":
