@@ -103,6 +103,7 @@ def scaling_chart(runs: list[dict[str, Any]], path: Path, machine: str) -> Path:
         axes[row][1].set_title(f"{what} against clients in flight ({units:,} units)", fontsize=9)
         for ax in axes[row]:
             ax.set_xscale("log")
+            ax.set_yscale("log")
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
     fig.suptitle(f"Nearest over HTTP: scaling\n{machine}", fontsize=9)
