@@ -67,8 +67,8 @@ def test_every_figure_lands_in_one_schema_and_the_charts_are_drawn(tmp_path: Pat
         for u in (10_000, 100_000)
         for ld in ("c1", "c16", "o1000")
     ]
-    metric = {"name": "x", "value": 3.0, "unit": "requests/s", "baseline_name": "postgis", "baseline_value": 1.0,
-              "ratio": 3.0, "goal": "ratio >= 3", "met": True}  # fmt: skip
+    metric = {"name": "x", "value": 3.0, "unit": "requests/s", "baseline_name": "postgis",
+              "baseline_value": 1.0, "ratio": 3.0, "goal": "ratio >= 3", "met": True}  # fmt: skip
     reports = {
         "bench_http_designs": f"json.dumps({{'runs': {runs!r}, 'metrics': [{metric!r}]}})",
         "bench_freshness": "json.dumps({'visible': {'p99_ms': 120.0}, 'broker_floor': {'p99_ms': 3.0}})",
@@ -145,3 +145,25 @@ def test_the_answer_checker_sees_a_wrong_nearest_unit_a_busy_one_and_a_short_ans
     # With the unit's distance once moved, it is the order that is wrong.
     records.distances_m[0][0] = float(_geodesic_m(lon, lat, moved.lon, moved.lat)[0])
     assert dict(check(fleet, moved, records, lag_s=0.0, k=5).wrong) == {"order": 1}
+
+
+def test_merge_keeps_the_benchmarks_not_run_with_their_date(tmp_path: Path) -> None:
+    ra = run_all()
+    previous = {
+        "finished_at": "2026-01-01T00:00:00",
+        "machine": {"commit": "abc1234"},
+        "benchmarks": [{"name": "bench_ingest", "status": "ok"}, {"name": "bench_decode", "status": "ok"}],
+    }
+    (tmp_path / "latest.json").write_text(json.dumps(previous))
+    now = {
+        "finished_at": "2026-02-02T00:00:00",
+        "machine": {"commit": "def5678"},
+        "missing": ["bench_decode"],
+        "benchmarks": [{"name": "bench_decode", "status": "failed"}],
+    }
+    report = ra.merged(now, tmp_path / "latest.json")
+    assert [(b["name"], b["status"], b["commit"]) for b in report["benchmarks"]] == [
+        ("bench_decode", "failed", "def5678"),
+        ("bench_ingest", "ok", "abc1234"),
+    ]
+    assert report["missing"] == [] and report["benchmarks"][1]["measured_at"] == "2026-01-01T00:00:00"
