@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/run_all.py [--only NAME ...] [--skip NAME ...] [--timeout-s 600] [--quick]
 
 Runs, in this order, whichever of these exist: bench_index.py, bench_decode.py, bench_copy.py,
-bench_ingest.py, bench_http_nearest.py, bench_freshness.py; then any other benchmarks/bench_*.py. Each prints
-its figures and its ratio to a baseline measured in the same run; its output is streamed here and kept.
+bench_ingest.py, bench_http_nearest.py, bench_http_designs.py, bench_freshness.py; then any other
+benchmarks/bench_*.py. Each prints its figures and its ratio to a baseline measured in the same run; its
+output is streamed here and kept.
 
-Writes benchmarks/results/latest.json (machine, per benchmark: status, exit code, seconds, output, and the
-figures it reported) and benchmarks/results/latest.md (a table for the README, then each output).
+Writes into benchmarks/results/: latest.json (machine, per benchmark: status, exit code, seconds, output, and
+the figures it reported), latest.md (a table for the README, then each output), figures.json (every figure
+in one stable schema, benchmarks/figures.py: name, value, unit, baseline_name, baseline_value, ratio, goal,
+met; each tagged with its benchmark) and the comparison charts (benchmarks/charts.py: PNG).
 
 A benchmark reports machine-readable figures, optionally, by writing a JSON object to the file named by the
 environment variable OUTPOST_BENCH_RESULT, or by printing it as its last JSON line on stdout. Exit status 3
@@ -35,7 +38,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-ORDER = ("bench_index", "bench_decode", "bench_copy", "bench_ingest", "bench_http_nearest", "bench_freshness")
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # benchmarks.figures, benchmarks.charts, when run as a script
+ORDER = (
+    "bench_index",
+    "bench_decode",
+    "bench_copy",
+    "bench_ingest",
+    "bench_http_nearest",
+    "bench_http_designs",
+    "bench_freshness",
+)
 EXIT_SKIPPED = 3
 _KEEP_OUTPUT_CHARS = 20_000
 
@@ -242,17 +255,96 @@ def markdown(report: dict[str, Any]) -> str:
         f"Python {m['python']}, {m['postgresql'] or 'no PostgreSQL'}, {m['mosquitto'] or 'no Mosquitto'}, "
         f"commit {m['commit']}. Broker, database, Outpost and the load generator share this machine.",
         "",
-        "| benchmark | status | time (s) | headline |",
-        "|---|---|---:|---|",
+        "| benchmark | status | time (s) | measured (UTC, commit) | headline |",
+        "|---|---|---:|---|---|",
     ]
     for b in report["benchmarks"]:
         headline = b["headline"].replace("|", "\\|")
-        lines.append(f"| {b['name']} | {b['status']} | {b['seconds']:.0f} | {headline} |")
+        when = f"{str(b.get('measured_at') or report['finished_at'])[:16]}, {b.get('commit') or m['commit']}"
+        lines.append(f"| {b['name']} | {b['status']} | {b['seconds']:.0f} | {when} | {headline} |")
     for name in report["missing"]:
-        lines.append(f"| {name} | not written yet | | |")
+        lines.append(f"| {name} | not written yet | | | |")
+    lines += figures_table(all_figures(report)["figures"])
     for b in report["benchmarks"]:
         lines += ["", f"## {b['name']} ({b['status']})", "", "```", b["output"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def figures_table(figures: list[dict[str, Any]]) -> list[str]:
+    """The figures (figures.json) as markdown table lines; none when no benchmark reported any."""
+    if not figures:
+        return []
+    num = lambda v: "" if v is None else f"{v:,.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    met = {True: "met", False: "**not met**", None: ""}
+    lines = ["", "## Figures", "", "| figure | value | unit | baseline | baseline value | ratio | goal | |",
+             "|---|---:|---|---|---:|---:|---|---|"]  # fmt: skip
+    for f in figures:
+        lines.append(
+            f"| {f['name']} | {num(f['value'])} | {f['unit']} | {f['baseline_name'] or ''} | "
+            f"{num(f['baseline_value'])} | {num(f['ratio'])} | {f['goal'] or ''} | {met[f['met']]} |"
+        )
+    return lines
+
+
+def merged(report: dict[str, Any], previous_path: Path) -> dict[str, Any]:
+    """`report` with the previous run's entries for every benchmark it did not run, in suite order; each
+    entry carries the date and commit it was measured at (`measured_at`, `commit`)."""
+    for b in report["benchmarks"]:
+        b.setdefault("measured_at", report["finished_at"])
+        b.setdefault("commit", report["machine"]["commit"])
+    try:
+        previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return report
+    ran = {b["name"] for b in report["benchmarks"]}
+    kept = [
+        {"measured_at": previous.get("finished_at"), "commit": previous.get("machine", {}).get("commit"), **b}
+        for b in previous.get("benchmarks", [])
+        if b.get("name") not in ran
+    ]
+    rank = {name: i for i, name in enumerate(ORDER)}
+    every = sorted(kept + report["benchmarks"], key=lambda b: (rank.get(b["name"], len(ORDER)), b["name"]))
+    return {**report, "benchmarks": every, "missing": [m for m in report["missing"] if m not in ran]}
+
+
+def all_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """Every figure of the run in the suite's schema, each tagged with its benchmark (figures.json)."""
+    from benchmarks.figures import derive
+
+    rows = [
+        {"benchmark": b["name"], **f} for b in report["benchmarks"] for f in derive(b["name"], b["figures"])
+    ]
+    return {
+        "finished_at": report["finished_at"],
+        "quick": report.get("quick"),
+        "machine": report["machine"],
+        "figures": rows,
+    }
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    """The machine in one line, for the charts."""
+    return (
+        f"{m['cpu']}, {m['cores']} cores (shared), {m['memory_gb']} GB, "
+        f"{m['postgresql'] or 'no PostgreSQL'}, "
+        f"commit {m['commit']}"
+    )
+
+
+def write_results(report: dict[str, Any], folder: Path) -> list[Path]:
+    """latest.json, latest.md, figures.json and the charts into `folder`; the files written."""
+    from benchmarks.charts import draw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / "latest.json", folder / "latest.md", folder / "figures.json"]
+    files[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    files[1].write_text(markdown(report), encoding="utf-8")
+    files[2].write_text(json.dumps(all_figures(report), indent=2) + "\n", encoding="utf-8")
+    try:
+        files += draw(report["benchmarks"], folder, machine_line(report["machine"]))
+    except ImportError as exc:  # matplotlib is in the `sim` extra
+        print(f"charts not drawn: {exc}")
+    return files
 
 
 def main() -> int:
@@ -262,6 +354,11 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=600.0, help="per benchmark (default 600)")
     parser.add_argument("--quick", action="store_true", help="ask each benchmark for a smaller run")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the previous latest.json's entries for the benchmarks not run now (each keeps its date)",
+    )
     args = parser.parse_args()
     scripts, missing = discover(args.only, args.skip)
     started = time.monotonic()
@@ -276,14 +373,14 @@ def main() -> int:
         "benchmarks": results,
         "missing": missing,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (args.results / "latest.md").write_text(markdown(report), encoding="utf-8")
+    if args.merge:
+        report = merged(report, args.results / "latest.json")
+    files = write_results(report, args.results)
     absent = ", ".join(missing) or "none"
     print(f"\n{len(results)} benchmarks in {report['total_seconds']:.0f} s; not written yet: {absent}")
     for b in results:
         print(f"  {b['name']:<22} {b['status']:<8} {b['seconds']:6.0f} s  {b['headline']}")
-    print(f"results: {args.results / 'latest.json'}, {args.results / 'latest.md'}")
+    print("results: " + ", ".join(str(f) for f in files))
     return 1 if any(b["status"] in ("failed", "timeout") for b in results) else 0
 
 
