@@ -39,6 +39,7 @@ class _WireFix(msgspec.Struct, frozen=True, array_like=True, gc=False):
     battery_pct: float | None = None
     seq: int | None = None
     flags: int = 0
+    restricted: bool = False
 
 
 class _WireBatch(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -65,8 +66,9 @@ _decoder = msgspec.msgpack.Decoder(_WireBatch)
 
 
 def encode_batch(worker: str, seq: int, fixes: list[Fix]) -> bytes:
-    """The MessagePack bytes of one committed batch."""
-    wire = [_WireFix(*astuple(f)) for f in fixes]
+    """The MessagePack bytes of one committed batch. Restricted fixes (taken off duty) stay out: they never
+    reach a live picture, on this process or on a replica."""
+    wire = [_WireFix(*astuple(f)) for f in fixes if not f.restricted]
     return _encoder.encode(_WireBatch(FEED_VERSION, worker, seq, wire))
 
 

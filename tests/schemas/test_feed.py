@@ -55,3 +55,10 @@ def test_the_feed_lives_under_the_internal_prefix_devices_are_denied() -> None:
     assert topic.startswith(INTERNAL_PREFIX)
     assert matches(topic.split("/"), FIXES_FEED_FILTER.split("/"))
     assert not topic.startswith("outpost/v1/")
+
+
+def test_a_restricted_fix_stays_off_the_feed() -> None:
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    kept = Fix("d-1", at, -122.4, 37.7, at)
+    private = Fix("d-2", at, -122.4, 37.7, at, restricted=True)  # taken off duty
+    assert decode_batch(encode_batch("w", 1, [kept, private])).fixes == [kept]
