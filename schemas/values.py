@@ -23,6 +23,10 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*" + END
 # regular-expression character class; `dispatch.incidents.alarms` cleans an alarm's text of the same).
 NOT_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 _TEXT = f"^[^{NOT_IN_TEXT}]*" + END
+# What no query value or path segment may hold, whatever the route: Unicode's control characters (C0, DEL,
+# C1). `dispatch.screening` refuses them in every one, and the document says so on every string parameter.
+CONTROL = r"\x00-\x1f\x7f-\x9f"
+NO_CONTROL = f"^[^{CONTROL}]*" + END
 
 UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]

@@ -26,7 +26,7 @@ from schemas.values import Name
 from store import grids
 
 GEOJSON = "application/geo+json"
-GRID_ID = PathId("id", "the grid's id (e.g. community-mission)")
+GRID_ID = PathId("id", "the grid's id (e.g. community-mission)", pattern=GRID_ID_PATTERN)
 api = DocumentedRoutes("grids", path_params=[GRID_ID], media_type=GEOJSON)
 LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
 _ID = re.compile(GRID_ID_PATTERN)

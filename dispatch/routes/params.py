@@ -33,12 +33,14 @@ class PathId:
 
     name: str = "id"
     description: str = "the id"
+    pattern: str | None = None  # what every id of this kind matches (the route checks it)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return parameter(
-            self.name, "path", self.description, {"type": "string", "maxLength": MAX_ID_LENGTH}, required=True
-        )
+        schema: dict[str, Any] = {"type": "string", "maxLength": MAX_ID_LENGTH}
+        if self.pattern:
+            schema["pattern"] = self.pattern
+        return parameter(self.name, "path", self.description, schema, required=True)
 
     def get(self, request: web.Request) -> str:
         """The segment's value; 400 naming it when it is longer than any id (control characters, such as the
@@ -54,6 +56,16 @@ class PathId:
         if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ROW_ID):
             raise InvalidParameter(self.name, f"must be {what} (a positive integer), got {raw[:40]!r}")
         return int(raw)
+
+
+@dataclass(frozen=True)
+class RowPathId(PathId):
+    """A `{name}` path segment that is the id of a numbered row (read with `row_id`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object: a positive 32-bit integer."""
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
+        return parameter(self.name, "path", self.description, schema, required=True)
 
 
 @dataclass(frozen=True)

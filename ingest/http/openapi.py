@@ -83,14 +83,17 @@ _DEVICE_BODIES: dict[str, dict[str, Any]] = {
             "answer": {"type": "string", "enum": ["accept", "decline"]},
         },
     },
+    # An SOS is never refused for its fields (dispatch.incidents.alarms): an unusable position falls back to
+    # the unit's last one, and a long text is cut; so the schema bounds neither.
     "alarm": {
         "type": "object",
         "properties": {
-            "lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "Degrees."},
-            "lat": {"type": "number", "minimum": -90, "maximum": 90, "description": "Degrees."},
-            "description": {"type": "string", "maxLength": 4000},
+            "lon": {"type": ["number", "null"], "description": "Degrees (-180 to 180)."},
+            "lat": {"type": ["number", "null"], "description": "Degrees (-90 to 90)."},
+            "description": {"type": "string", "description": "Cut at 4000 characters."},
         },
-        "description": "Optional (an empty body is an SOS): without lon/lat, the unit's last position.",
+        "description": "Optional (an empty body is an SOS): without a usable lon/lat (missing, null or out "
+        "of range), the unit's last position.",
     },
 }
 # The newer kinds' bodies come from their msgspec shapes, the types ingest checks them with.
@@ -210,7 +213,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "X-Limit-D", "in": "header", "schema": {"type": "string"}, "description": "Device."},
             ],
             "requestBody": {
-                "required": True,
+                "required": False,  # an empty body is ignored and counted, as an empty MQTT payload is
                 "content": {
                     "application/json": {
                         "schema": {
