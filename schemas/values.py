@@ -8,7 +8,7 @@ schema and the code say the same. Free text may hold line breaks and tabs, never
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -38,3 +38,14 @@ Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=_TEXT)]
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=PRINTABLE)]
 # Fusion priority of a device among its unit's devices (stored as a 32-bit integer).
 DevicePriority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
+# A GeoJSON Polygon or MultiPolygon (lon/lat) in a body. The schema shows its shape; the route checks its
+# rings (closed, valid, within the world) and answers a 400 naming `body.geometry`.
+AreaGeometry = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        extra_json_schema={
+            "required": ["type", "coordinates"],
+            "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]}, "coordinates": {"type": "array"}},
+        }
+    ),
+]
