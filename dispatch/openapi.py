@@ -112,7 +112,9 @@ class DocumentedRoutes:
 
     def _schema(self, tp: Any) -> dict[str, Any]:
         (schema,), components = msgspec.json.schema_components([tp], ref_template=REF)
-        self.openapi_components.update(components)
+        for name, component in components.items():
+            if self.openapi_components.setdefault(name, component) != component:
+                raise ValueError(f"two different schemas are named {name} in the OpenAPI document")
         return dict(schema)
 
     def route(
@@ -232,7 +234,9 @@ def build_document(sources: Iterable[HasOpenApi], *, title: str, version: str) -
     for source in sources:
         for path, ops in source.openapi_paths.items():
             paths.setdefault(path, {}).update(ops)
-        components.update(getattr(source, "openapi_components", {}) or {})
+        for name, schema in (getattr(source, "openapi_components", {}) or {}).items():
+            if components.setdefault(name, schema) != schema:  # one would silently describe the other's body
+                raise ValueError(f"two different schemas are named {name} in the OpenAPI document")
     return {
         "openapi": "3.1.0",
         "info": {
