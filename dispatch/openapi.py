@@ -19,6 +19,7 @@ import msgspec
 from aiohttp import web
 
 from dispatch.auth import Role, requires
+from schemas.values import NO_CONTROL
 
 REF = "#/components/schemas/{name}"
 _PATH_NAME = re.compile(r"\{(\w+)")  # the names of a path's parameters
@@ -35,6 +36,19 @@ class Problem(msgspec.Struct):
     instance: str
     invalid_params: list[dict[str, str]] | msgspec.UnsetType = msgspec.UNSET
     current_state: Any | msgspec.UnsetType = msgspec.UNSET
+
+
+# One Server-Sent Event, as OpenAPI 3.1 has a `text/event-stream` schema describe each event of the stream.
+SSE_EVENT: Mapping[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "the event as a JSON object"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 class Documented(Protocol):
@@ -98,7 +112,9 @@ class DocumentedRoutes:
 
     def _schema(self, tp: Any) -> dict[str, Any]:
         (schema,), components = msgspec.json.schema_components([tp], ref_template=REF)
-        self.openapi_components.update(components)
+        for name, component in components.items():
+            if self.openapi_components.setdefault(name, component) != component:
+                raise ValueError(f"two different schemas are named {name} in the OpenAPI document")
         return dict(schema)
 
     def route(
@@ -175,7 +191,10 @@ class DocumentedRoutes:
         ok: dict[str, Any] = {"description": "success"}
         if spec.response is not None:
             response = spec.response
-            schema = self._schema(response) if not isinstance(response, dict) else response
+            if isinstance(response, tuple):  # one of these shapes (msgspec unions only tagged structs)
+                schema = {"anyOf": [self._schema(one) for one in response]}
+            else:
+                schema = self._schema(response) if not isinstance(response, dict) else response
             ok["content"] = {spec.media_type: {"schema": schema}}
         codes = set(spec.errors) | {400, 503}
         if any(p["in"] == "path" for p in parameters):
@@ -215,7 +234,9 @@ def build_document(sources: Iterable[HasOpenApi], *, title: str, version: str) -
     for source in sources:
         for path, ops in source.openapi_paths.items():
             paths.setdefault(path, {}).update(ops)
-        components.update(getattr(source, "openapi_components", {}) or {})
+        for name, schema in (getattr(source, "openapi_components", {}) or {}).items():
+            if components.setdefault(name, schema) != schema:  # one would silently describe the other's body
+                raise ValueError(f"two different schemas are named {name} in the OpenAPI document")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -243,11 +264,21 @@ def parameter(
     name: str, where: str, description: str | None, schema: Mapping[str, Any], *, required: bool = False
 ) -> dict[str, Any]:
     """An OpenAPI parameter object (`where`: query, path or header); every self-documenting parameter's
-    `openapi()` answers one."""
+    `openapi()` answers one. A query or path string without a pattern of its own says what screening
+    refuses in every such value: control characters."""
     return {
         "name": name,
         "in": where,
         "required": required,
         "description": description,
-        "schema": dict(schema),
+        "schema": _screened(schema) if where in ("query", "path") else dict(schema),
     }
+
+
+def _screened(schema: Mapping[str, Any]) -> dict[str, Any]:
+    found = dict(schema)
+    if found.get("type") == "array" and isinstance(found.get("items"), Mapping):
+        found["items"] = _screened(found["items"])
+    elif found.get("type") == "string" and not {"pattern", "enum"} & found.keys():
+        found["pattern"] = NO_CONTROL
+    return found

@@ -14,10 +14,11 @@ import re
 from aiohttp import web
 
 from dispatch.problems import Handler, InvalidParameter
+from schemas.values import CONTROL
 
 # Unicode's control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs). Not every non-printable
 # character: a no-break space or a line separator is text a name may hold.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL = re.compile(f"[{CONTROL}\ud800-\udfff]")
 # A JSON string escape `\u0000` that is not itself escaped (an odd number of backslashes before `u0000`).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 

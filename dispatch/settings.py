@@ -20,6 +20,12 @@ class ApiSettings:
     ] = "127.0.0.1"
     # The TCP port the HTTP API listens on; 0: any free port (the tests' choice).
     http_port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    # A connection gets this long to send a whole request line and its headers, and an idle keep-alive
+    # connection is closed after it (s). It is aiohttp's keep-alive timer, which runs from the moment a
+    # connection opens until a request is complete, so a client dribbling its headers (slowloris) holds a
+    # socket no longer; a request being answered (an event stream too) is not cut. Higher: slower links
+    # and longer keep-alive reuse, and each held socket costs a file descriptor.
+    http_header_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 15.0
     # On start, the live index is rebuilt from fixes newer than this (s). Longer: slower start, staler units.
     index_lookback_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 86400.0
     # Units whose fused fix is older than this are excluded from nearest as stale (s).

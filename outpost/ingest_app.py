@@ -48,7 +48,7 @@ async def serve_ingest_http(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.add_routes(ingest_http.routes(pipeline))
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=api.http_header_timeout_s)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     await web.TCPSite(runner, api.http_host, api.http_port).start()

@@ -300,7 +300,7 @@ class _Parts:
         app[GATES_KEY] = self.gates
         supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker
         self.stack.push_async_callback(channel.close)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.api.http_header_timeout_s)
         await runner.setup()
         self.stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, settings.api.http_host, settings.api.http_port).start()

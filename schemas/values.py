@@ -8,7 +8,7 @@ schema and the code say the same. Free text may hold line breaks and tabs, never
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -23,6 +23,10 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*" + END
 # regular-expression character class; `dispatch.incidents.alarms` cleans an alarm's text of the same).
 NOT_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 _TEXT = f"^[^{NOT_IN_TEXT}]*" + END
+# What no query value or path segment may hold, whatever the route: Unicode's control characters (C0, DEL,
+# C1). `dispatch.screening` refuses them in every one, and the document says so on every string parameter.
+CONTROL = r"\x00-\x1f\x7f-\x9f"
+NO_CONTROL = f"^[^{CONTROL}]*" + END
 
 UnitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
@@ -34,3 +38,14 @@ Text = Annotated[str, msgspec.Meta(max_length=4000, pattern=_TEXT)]
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=PRINTABLE)]
 # Fusion priority of a device among its unit's devices (stored as a 32-bit integer).
 DevicePriority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
+# A GeoJSON Polygon or MultiPolygon (lon/lat) in a body. The schema shows its shape; the route checks its
+# rings (closed, valid, within the world) and answers a 400 naming `body.geometry`.
+AreaGeometry = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        extra_json_schema={
+            "required": ["type", "coordinates"],
+            "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]}, "coordinates": {"type": "array"}},
+        }
+    ),
+]

@@ -15,7 +15,7 @@ from dispatch.keys import ENGINE_KEY
 from dispatch.problems import NotFound
 from dispatch.routes.duty import GRID, UNIT_ID_PATTERN
 from dispatch.routes.instants import Instant, optional_range
-from dispatch.routes.params import Integer, PathId, QueryText, Words, encode
+from dispatch.routes.params import Integer, QueryText, RowPathId, Words, encode
 from dispatch.routes.resources import clock_now
 from store import attendance, duty
 
@@ -26,7 +26,7 @@ FROM = Instant("from", "check-ins at or after this instant", required=False)
 TO = Instant("to", "check-ins before this instant", required=False)
 VERDICT = Words("verdict", "only accepted or refused check-ins", ("accepted", "refused"))
 LIMIT = Integer("limit", "most check-ins to return, oldest first", default=1000, minimum=1, maximum=10_000)
-SHIFT_ID = PathId("id", "the shift's id")
+SHIFT_ID = RowPathId("id", "the shift's id")
 
 
 class CheckinOut(msgspec.Struct):

@@ -64,7 +64,8 @@ def actor_of(request: web.Request) -> str:
 
 
 async def _optional(request: web.Request, tp: type[T]) -> T:
-    if not request.can_read_body or not await request.read():
+    # Not `can_read_body`: Idempotency-Key handling has read the body already, and a read body looks absent.
+    if not await request.read():
         return tp()
     return await read_body(request, tp)
 

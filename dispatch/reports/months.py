@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-_FORMAT = re.compile(r"^(\d{4})-(\d{2})$")
+from schemas.values import END
+
+# YYYY-MM from 1970-01, ASCII digits only (`\d` and int() take other scripts' digits too); the API's
+# document shows the same pattern.
+MONTH_PATTERN = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])" + END
+_FORMAT = re.compile(MONTH_PATTERN)
 
 
 @dataclass(frozen=True, order=True)
@@ -21,13 +26,10 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         """`YYYY-MM`; ValueError saying what is wrong otherwise."""
-        found = _FORMAT.match(text.strip())
+        found = _FORMAT.match(text)
         if found is None:
-            raise ValueError(f"must be a month as YYYY-MM (e.g. 2026-11), got {text[:40]!r}")
-        year, month = int(found.group(1)), int(found.group(2))
-        if not 1 <= month <= 12 or year < 1970:
-            raise ValueError(f"must be a month as YYYY-MM from 1970-01, got {text[:40]!r}")
-        return cls(year, month)
+            raise ValueError(f"must be a month as YYYY-MM from 1970-01 (e.g. 2026-11), got {text[:40]!r}")
+        return cls(int(found.group(1)), int(found.group(2)))
 
     @property
     def label(self) -> str:

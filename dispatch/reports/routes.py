@@ -25,7 +25,7 @@ from dispatch.problems import InvalidParameter, Unprocessable
 from dispatch.reports.assemble import ReportRules, rfc3339
 from dispatch.reports.formats import FORMATS, MEDIA_TYPES, RENDERERS
 from dispatch.reports.models import MonthlyReportOut
-from dispatch.reports.months import Month
+from dispatch.reports.months import MONTH_PATTERN, Month
 from dispatch.reports.service import FutureMonth, monthly_report
 from dispatch.routes.params import encode, read_body
 from store import reports
@@ -48,7 +48,7 @@ class _Choice:
 MONTH = _Choice(
     "month",
     "the month, YYYY-MM, in the station's time zone (OUTPOST_STATION_TIMEZONE)",
-    {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+    {"type": "string", "pattern": MONTH_PATTERN},
 )
 FORMAT = _Choice(
     "format",

@@ -13,10 +13,10 @@ from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import NotFound
 from dispatch.routes import models
 from dispatch.routes.instants import Instant
-from dispatch.routes.params import Integer, PathId, QueryText, encode, read_body
+from dispatch.routes.params import Integer, QueryText, RowPathId, encode, read_body
 from store import access
 
-TOKEN_ID = PathId("id", "the token's numeric id")
+TOKEN_ID = RowPathId("id", "the token's numeric id")
 api = DocumentedRoutes("administration", path_params=[TOKEN_ID])
 LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maximum=10000)
 

@@ -20,7 +20,7 @@ from dispatch.keys import AUDIT_KEY, CLOCK_KEY, ENGINE_KEY, PATROL_KEY
 from dispatch.openapi import DocumentedRoutes
 from dispatch.problems import Conflict, InvalidParameter, NotFound
 from dispatch.routes.instants import Instant, optional_range, parse_instant
-from dispatch.routes.params import MAX_ROW_ID, PathId, QueryText, encode, read_body
+from dispatch.routes.params import MAX_ROW_ID, QueryText, RowPathId, encode, read_body
 from schemas.tables.grids import GRID_ID_PATTERN
 from schemas.values import END, Name, UnitId
 from store import duty
@@ -30,7 +30,7 @@ GridId = Annotated[str, msgspec.Meta(pattern=GRID_ID_PATTERN)]
 # RFC 3339 with a time zone, or epoch seconds (a string or a number), read by `instants.parse_instant`.
 BodyInstant = Annotated[str, msgspec.Meta(max_length=64)] | float
 
-ASSIGNMENT_ID = PathId("id", "the assignment's id")
+ASSIGNMENT_ID = RowPathId("id", "the assignment's id")
 api = DocumentedRoutes("duty", path_params=[ASSIGNMENT_ID])
 AT = Instant("at", "the assignments holding their grid at this instant (default: now)", required=False)
 FROM = Instant("from", "shifts ending after this instant", required=False)

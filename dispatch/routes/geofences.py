@@ -27,7 +27,7 @@ from dispatch.routes.params import PathId, encode, read_body
 from dispatch.routes.resources import clock_now
 from geo.fences import MAX_RADIUS_M, circle
 from schemas.tables.fences import FENCE_ID_PATTERN
-from schemas.values import Name
+from schemas.values import AreaGeometry, Name
 from store import fences
 
 api = DocumentedRoutes("geofences")
@@ -44,7 +44,9 @@ class Circle(msgspec.Struct, forbid_unknown_fields=True):
 
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
     lat: Annotated[float, msgspec.Meta(ge=-85, le=85)]
-    radius_m: Annotated[float, msgspec.Meta(gt=0, le=MAX_RADIUS_M)]
+    # At least a metre: below any fix's accuracy a circle fences nothing, and a radius near zero (5e-324)
+    # is a disc shapely cannot draw.
+    radius_m: Annotated[float, msgspec.Meta(ge=1, le=MAX_RADIUS_M)]
 
 
 class FenceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,7 +54,7 @@ class FenceIn(msgspec.Struct, forbid_unknown_fields=True):
 
     id: FenceId
     name: Name
-    geometry: dict[str, Any] | None = None
+    geometry: AreaGeometry | None = None
     circle: Circle | None = None
     dwell_s: DwellS | None = None
 
@@ -61,7 +63,7 @@ class FencePatch(msgspec.Struct, forbid_unknown_fields=True):
     """Fields to change (absent: keep); a new `geometry` or `circle` replaces the area."""
 
     name: Name | msgspec.UnsetType = UNSET
-    geometry: dict[str, Any] | msgspec.UnsetType = UNSET
+    geometry: AreaGeometry | msgspec.UnsetType = UNSET
     circle: Circle | msgspec.UnsetType = UNSET
     dwell_s: DwellS | msgspec.UnsetType | None = UNSET
 

@@ -22,11 +22,11 @@ from dispatch.routes.instants import Instant
 from dispatch.routes.params import PathId, QueryText, Words, read_body
 from geo.boundaries import BoundaryError, read_boundary
 from schemas.tables.grids import GRID_ID_PATTERN, GRID_LEVELS
-from schemas.values import Name
+from schemas.values import AreaGeometry, Name
 from store import grids
 
 GEOJSON = "application/geo+json"
-GRID_ID = PathId("id", "the grid's id (e.g. community-mission)")
+GRID_ID = PathId("id", "the grid's id (e.g. community-mission)", pattern=GRID_ID_PATTERN)
 api = DocumentedRoutes("grids", path_params=[GRID_ID], media_type=GEOJSON)
 LEVEL = Words("level", "only grids of this level", choices=GRID_LEVELS)
 _ID = re.compile(GRID_ID_PATTERN)
@@ -41,7 +41,7 @@ class GridIn(msgspec.Struct, forbid_unknown_fields=True):
     id: GridId
     level: Literal["police", "community"]
     name: Name
-    geometry: dict[str, Any]  # a GeoJSON Polygon or MultiPolygon, lon/lat
+    geometry: AreaGeometry
     parent_id: GridId | None = None
 
 
@@ -50,10 +50,10 @@ class GridPatch(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Name | msgspec.UnsetType = UNSET
     parent_id: GridId | msgspec.UnsetType = UNSET
-    geometry: dict[str, Any] | msgspec.UnsetType = UNSET
+    geometry: AreaGeometry | msgspec.UnsetType = UNSET
 
 
-PARENT = QueryText("parent", "only the community grids of this police grid (its id)")
+PARENT = QueryText("parent", "only the community grids of this police grid (its id)", pattern=GRID_ID_PATTERN)
 AT = Instant("at", "the boundaries valid at this instant, now if absent", required=False)
 
 _FEATURE: dict[str, Any] = {

@@ -70,7 +70,7 @@ class Readiness(msgspec.Struct):
     pending: list[str]  # what is not done yet: "database", "live_picture", and the root's gates
 
 
-@api.route("GET", "/healthz", role=None, params=[_READY], response=Health, errors=[503])
+@api.route("GET", "/healthz", role=None, params=[_READY], response=(Health, Readiness), errors=[503])
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and the live index
 

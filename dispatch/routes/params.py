@@ -18,6 +18,7 @@ from aiohttp import web
 from dispatch.openapi import parameter
 from dispatch.problems import InvalidParameter
 from dispatch.screening import refuse_nul_in_json
+from schemas.values import END
 
 T = TypeVar("T")
 
@@ -33,12 +34,14 @@ class PathId:
 
     name: str = "id"
     description: str = "the id"
+    pattern: str | None = None  # what every id of this kind matches (the route checks it)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        return parameter(
-            self.name, "path", self.description, {"type": "string", "maxLength": MAX_ID_LENGTH}, required=True
-        )
+        schema: dict[str, Any] = {"type": "string", "maxLength": MAX_ID_LENGTH}
+        if self.pattern:
+            schema["pattern"] = self.pattern
+        return parameter(self.name, "path", self.description, schema, required=True)
 
     def get(self, request: web.Request) -> str:
         """The segment's value; 400 naming it when it is longer than any id (control characters, such as the
@@ -54,6 +57,16 @@ class PathId:
         if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ROW_ID):
             raise InvalidParameter(self.name, f"must be {what} (a positive integer), got {raw[:40]!r}")
         return int(raw)
+
+
+@dataclass(frozen=True)
+class RowPathId(PathId):
+    """A `{name}` path segment that is the id of a numbered row (read with `row_id`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object: a positive 32-bit integer."""
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
+        return parameter(self.name, "path", self.description, schema, required=True)
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,11 @@ class Integer(Query):
         return value
 
 
+# A `Words` value: comma-separated words, none empty once stripped of spaces, no control characters.
+_WORD = r"[^,\x00-\x1f\x7f-\x9f]*[^,\s\x00-\x1f\x7f-\x9f][^,\x00-\x1f\x7f-\x9f]*"
+_WORDS = f"^{_WORD}(?:,{_WORD})*" + END
+
+
 @dataclass(frozen=True)
 class Words(Query):
     """A list of words: repeated (`?skill=a&skill=b`) and/or comma-separated (`?skill=a,b`)."""
@@ -159,8 +177,9 @@ class Words(Query):
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        items: dict[str, Any] = {"type": "string"}
+        items: dict[str, Any] = {"type": "string", "pattern": _WORDS}
         if self.choices is not None:
+            del items["pattern"]
             items["enum"] = [*self.choices, *self.extra_choices]
         schema = {"type": "array", "items": items}
         return {**parameter(self.name, "query", self.description, schema), "style": "form", "explode": True}
@@ -210,6 +229,10 @@ class QueryText(Query):
         return raw
 
 
+_BBOX = r"[-+0-9.eE]+(?:,[-+0-9.eE]+){3}"  # four numbers as `float` reads them, without spaces
+_BBOX_TEXT = re.compile(f"^{_BBOX}" + END)
+
+
 @dataclass(frozen=True)
 class Bbox:
     """`minlon,minlat,maxlon,maxlat` in degrees; minlon > maxlon means the box crosses the antimeridian."""
@@ -220,7 +243,9 @@ class Bbox:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""
-        schema = {"type": "string", "pattern": r"^[-+0-9.eE]+(,[-+0-9.eE]+){3}$"}
+        # Empty means no box, unless one is required.
+        pattern = f"^{_BBOX}" if self.required else f"^(?:{_BBOX})?"
+        schema = {"type": "string", "pattern": pattern + END}
         found = parameter(self.name, "query", self.description, schema, required=self.required)
         return {**found, "example": "-122.42,37.77,-122.40,37.79"}
 
@@ -234,6 +259,8 @@ class Bbox:
         parts = raw.split(",")
         if len(parts) != 4:
             raise InvalidParameter(self.name, f"needs 4 comma-separated numbers, got {len(parts)}")
+        if not _BBOX_TEXT.match(raw):  # float() would take spaces, "inf" and "nan" too
+            raise InvalidParameter(self.name, f"has a value that is not a number: {raw[:80]!r}")
         try:
             min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
         except ValueError:

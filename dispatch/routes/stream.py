@@ -28,7 +28,7 @@ from dispatch.events import KEEPALIVE, Event, Subscription
 from dispatch.fleet import Fleet
 from dispatch.keys import AUDIT_KEY, BUS_KEY, CLOCK_KEY, FLEET_KEY, SETTINGS_KEY, STREAM_SLOTS_KEY
 from dispatch.live import DevicesSeparated, FleetEvent, StatusChanged, UnitMoved
-from dispatch.openapi import DocumentedRoutes, parameter
+from dispatch.openapi import SSE_EVENT, DocumentedRoutes, parameter
 from dispatch.problems import InvalidParameter
 from dispatch.routes import present
 from dispatch.routes.params import Bbox
@@ -145,7 +145,7 @@ def sse(event: Event, event_id: int = 0) -> bytes:
     "/v1/stream",
     role="viewer",
     params=[BBOX, LAST_EVENT_ID],
-    response={"type": "string"},
+    response=dict(SSE_EVENT),
     media_type="text/event-stream",
     errors=[429],
 )

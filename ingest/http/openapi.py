@@ -10,7 +10,10 @@ from ingest.http.devices import device_path, owntracks_device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH
 from schemas.device_messages import SHAPES
 from schemas.topics import ANSWER, CHECKIN, DEVICE_MESSAGE_KINDS, STATUS
+from schemas.values import NO_CONTROL
 
+# A query value or path segment: control characters are refused in every one (the API's screening).
+_STRING = {"type": "string", "pattern": NO_CONTROL}
 _PROBLEM = {
     "application/problem+json": {
         "schema": {
@@ -60,7 +63,13 @@ _RESPONSES = {
     },
 }
 _OSMAND_PARAMS = [
-    {"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": doc}
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": _STRING if kind == "string" else {"type": kind},
+    }
+    | {"description": doc}
     for name, kind, doc in (
         ("id", "string", "Device id (also `deviceid`)."),
         ("lat", "number", "Latitude, degrees."),
@@ -75,6 +84,15 @@ _OSMAND_PARAMS = [
         ("key", "string", "The device secret, if not sent as basic auth or bearer token."),
     )
 ]
+# An OwnTracks message: a location is stored, any other `_type` (of any JSON type) is ignored and counted.
+_OT_MESSAGE = {
+    "type": "object",
+    "required": ["_type"],
+    "properties": {
+        "_type": {"not": {"type": "null"}, "description": "`location` is stored, others ignored."}
+    },
+}
+_OT_MESSAGES = {"type": "array", "items": _OT_MESSAGE}
 _OK_TEXT = {"200": {"description": "Stored.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 _DEVICE_BODIES: dict[str, dict[str, Any]] = {
@@ -86,22 +104,25 @@ _DEVICE_BODIES: dict[str, dict[str, Any]] = {
             "answer": {"type": "string", "enum": ["accept", "decline"]},
         },
     },
+    # An SOS is never refused for its fields (dispatch.incidents.alarms): an unusable position falls back to
+    # the unit's last one, and a long text is cut; so the schema bounds neither.
     "alarm": {
         "type": "object",
         "properties": {
-            "lon": {"type": "number", "minimum": -180, "maximum": 180, "description": "Degrees."},
-            "lat": {"type": "number", "minimum": -90, "maximum": 90, "description": "Degrees."},
-            "description": {"type": "string", "maxLength": 4000},
+            "lon": {"type": ["number", "null"], "description": "Degrees (-180 to 180)."},
+            "lat": {"type": ["number", "null"], "description": "Degrees (-90 to 90)."},
+            "description": {"type": "string", "description": "Cut at 4000 characters."},
         },
-        "description": "Optional (an empty body is an SOS): without lon/lat, the unit's last position.",
+        "description": "Optional (an empty body is an SOS): without a usable lon/lat (missing, null or out "
+        "of range), the unit's last position.",
     },
 }
 # The newer kinds' bodies come from their msgspec shapes, the types ingest checks them with.
 _GENERATED = (STATUS, CHECKIN, ANSWER)
-_REF = "#/components/schemas/{name}"
-_schemas, OPENAPI_COMPONENTS = msgspec.json.schema_components(
-    [SHAPES[k] for k in _GENERATED], ref_template=_REF
-)
+# Named `Device…` in the document: the API has a `StatusIn` of its own (a dispatcher's).
+_REF = "#/components/schemas/Device{name}"
+_schemas, _components = msgspec.json.schema_components([SHAPES[k] for k in _GENERATED], ref_template=_REF)
+OPENAPI_COMPONENTS = {f"Device{name}": schema for name, schema in _components.items()}
 _DEVICE_BODIES.update(dict(zip(_GENERATED, (dict(s) for s in _schemas), strict=True)))
 _DEVICE_SUMMARIES = {
     "reply": "A device accepts or declines an offer (the HTTP twin of MQTT `outpost/v1/devices/{id}/reply`)",
@@ -114,10 +135,10 @@ _DEVICE_SUMMARIES = {
 
 
 def _device_operation(kind: str, *, owntracks: bool = False) -> dict[str, Any]:
-    ids = [{"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    ids = [{"name": "device_id", "in": "path", "required": True, "schema": _STRING}]
     if owntracks:
         ids = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": doc}
+            {"name": name, "in": "path", "required": True, "schema": _STRING, "description": doc}
             for name, doc in (("user", "OwnTracks user"), ("device", "OwnTracks device"))
         ]
     summary = _DEVICE_SUMMARIES[kind]
@@ -131,7 +152,7 @@ def _device_operation(kind: str, *, owntracks: bool = False) -> dict[str, Any]:
                 "name": "key",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "string"},
+                "schema": _STRING,
                 "description": "The device secret, if not sent as basic auth or bearer token.",
             },
         ],
@@ -213,16 +234,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "X-Limit-D", "in": "header", "schema": {"type": "string"}, "description": "Device."},
             ],
             "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["_type"],
-                            "properties": {"_type": {"type": "string"}},
-                        }
-                    }
-                },
+                "required": False,  # an empty body is ignored and counted, as an empty MQTT payload is
+                "content": {"application/json": {"schema": {"anyOf": [_OT_MESSAGE, _OT_MESSAGES]}}},
             },
             "responses": {
                 "200": {
