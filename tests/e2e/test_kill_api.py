@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,25 +16,13 @@ import pytest
 from ingest.mqtt.publisher import Publisher
 from tests.ingest.mqtt_collect import Collected, collect
 from tests.sim.outpost_process import OutpostProcess
+from tests.support.http import call
 from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.slow
 
 INCIDENT = (-122.4190, 37.7795)
 NEAR = {"kill-a": (-122.4194, 37.7793), "kill-b": (-122.4230, 37.7810)}  # ~40 m and ~380 m away
-
-
-def call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 async def until(predicate: Any, timeout_s: float, what: str) -> None:

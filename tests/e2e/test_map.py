@@ -107,7 +107,7 @@ def available_unit(outpost: Outpost, mosquitto: Mosquitto, device: str, lon: flo
 
 
 def _has_position(outpost: Outpost, unit_id: str) -> bool:
-    from tests.support.browser import call
+    from tests.support.http import call
 
     status, found = call("GET", f"{outpost.url}/v1/units/{unit_id}", outpost.tokens["admin"])
     return status == 200 and found["position"] is not None
@@ -322,7 +322,7 @@ def open_tool(driver: Any, tool: str) -> None:
 
 def served(outpost: Outpost, path: str) -> bool:
     """Whether the API has the route yet (another engineer's route may not have landed on this branch)."""
-    from tests.support.browser import call
+    from tests.support.http import call
 
     status, _ = call("GET", outpost.url + path, outpost.tokens["viewer"])
     return status != 404

@@ -27,7 +27,8 @@ from sqlalchemy import text
 
 from ingest.mqtt.publisher import Publisher
 from store.engine import open_engine
-from tests.support.replicas import Cluster, Role, call, wait_until
+from tests.support.http import call
+from tests.support.replicas import Cluster, Role, wait_until
 from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.slow

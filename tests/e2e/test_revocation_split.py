@@ -5,21 +5,18 @@ and reloads its directory. The directory's period is an hour here, so nothing el
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.http import request as call
 from tests.support.services import REPO, Mosquitto, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -69,22 +66,6 @@ def apart(pg_url: str, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[s
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def call(
-    method: str, url: str, headers: dict[str, str], body: dict[str, Any] | None = None
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            body = resp.read()
-            is_json = resp.headers.get_content_type().endswith("json")
-            return resp.status, json.loads(body) if is_json and body else body
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
 
 
 def send(ingest: str, secret: str) -> int:

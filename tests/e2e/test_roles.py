@@ -9,32 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.http import call as _call
 from tests.support.services import REPO, Mosquitto, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "outpost.cli"]
-
-
-def _call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
-    )
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def _wait_until(predicate: Callable[[], bool], timeout_s: float = 40.0) -> None:

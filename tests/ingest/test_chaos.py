@@ -5,7 +5,6 @@ one safeguard switched off, which must show loss: proof that the test can see it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,6 @@ from ingest.safeguards import UNSAFE_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAF
 from store.devices import register_unknown
 from store.engine import open_engine
 from store.fixes import count_fixes
-from store.migrate import migrate
-from store.settings import StoreSettings
 from tests.ingest.ingest_harness import (
     NOW,
     IngestProcess,
@@ -113,19 +110,6 @@ async def test_negative_control_ack_on_receipt_loses_fixes_on_kill_9(
 
 
 # ---------------------------------------------------------------------------------------- PostgreSQL down
-@pytest.fixture
-def own_cluster() -> Iterator[tuple[PgCluster, str]]:
-    """A cluster of this test's own (stopping it must not disturb the session's), migrated."""
-    cluster = PgCluster().start()
-    try:
-        cluster.psql("CREATE DATABASE chaos")
-        url = cluster.url("chaos")
-        engine = open_engine(url, pool_size=1)
-        migrate(engine, StoreSettings(database_url=url))
-        engine.dispose()
-        yield cluster, url
-    finally:
-        cluster.close()
 
 
 async def database_outage(

@@ -19,8 +19,6 @@ from schemas.credentials import hash_secret
 from store import registry
 from store.engine import open_engine
 from store.fixes import count_fixes
-from store.migrate import migrate
-from store.settings import StoreSettings
 from tests.ingest.ingest_harness import (
     NOW,
     IngestProcess,
@@ -39,21 +37,6 @@ pytestmark = pytest.mark.slow
 FLEET = [f"outage-{i}" for i in range(100)]
 OUTAGE_S = 180.0
 RATE_PER_S = 5000.0
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[tuple[PgCluster, str]]:
-    """A cluster of this test's own (stopping it must not disturb the session's), migrated."""
-    cluster = PgCluster().start()
-    try:
-        cluster.psql("CREATE DATABASE chaos")
-        url = cluster.url("chaos")
-        engine = open_engine(url, pool_size=1)
-        migrate(engine, StoreSettings(database_url=url))
-        engine.dispose()
-        yield cluster, url
-    finally:
-        cluster.close()
 
 
 def register_fleet(engine: Engine, devices: list[str]) -> None:

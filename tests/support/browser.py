@@ -26,25 +26,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.http import call
 from tests.support.services import REPO, Mosquitto, free_port, wait_for_port
 
 CLI = [sys.executable, "-m", "outpost.cli"]
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """One API call with a bearer token; (status, decoded body)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
-    )
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:

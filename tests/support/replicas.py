@@ -3,7 +3,6 @@ subprocesses over one real PostgreSQL and one real Mosquitto, each killable with
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,28 +13,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.support.services import REPO, free_port
 
 CLI = [sys.executable, "-m", "outpost.cli"]
-
-
-def call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """(status, JSON body) of one HTTP request with a bearer token."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Authorization": f"Bearer {token}"}
-    )
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-    except OSError as exc:
-        return 0, str(exc)
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
