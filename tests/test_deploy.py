@@ -387,6 +387,12 @@ def test_the_service_listener_takes_service_accounts_only(broker: ProdBroker, cl
     service.subscribe("outpost/v1/events/#")
     service.publish("outpost/v1/events/grid.entered")  # the API tells consoles listening over MQTT
     assert service.receive_until("outpost/v1/events/grid.entered") == ["outpost/v1/events/grid.entered"]
+    # The live feed: ingest workers publish what they committed, api replicas follow it (silently dropped
+    # by the broker before its ACL line, which left replicas 30 s behind).
+    feed = "outpost/internal/v1/fixes/worker-1"
+    service.subscribe("outpost/internal/v1/fixes/+")
+    service.publish(feed)
+    assert service.receive_until(feed) == [feed]
 
 
 def test_a_device_publishes_only_under_its_own_id(broker: ProdBroker, clients: list[Client]) -> None:
@@ -411,6 +417,7 @@ def test_a_device_reads_only_its_own_topics(broker: ProdBroker, clients: list[Cl
     device.subscribe("#")
     clients.append(service := Client(broker.ports[1884], "outpost", "service-secret"))
     service.publish("outpost/v1/devices/dev-b/offer")
+    service.publish("outpost/internal/v1/fixes/worker-1")  # every position: never to a device
     service.publish("outpost/v1/devices/dev-a/offer")
     assert device.receive_until("outpost/v1/devices/dev-a/offer") == ["outpost/v1/devices/dev-a/offer"]
 
