@@ -135,13 +135,19 @@ class LeaderIncidentsPlugin(IncidentsPlugin):
 
     async def _run(self, app: web.Application) -> None:
         await self.leadership.lead()
-        lifecycle = super()._lifecycle(app)  # start (re-arming from the database), purge, stop
-        await anext(lifecycle)
         try:
-            await self.leadership.hold()
-        finally:
-            with contextlib.suppress(StopAsyncIteration):
-                await anext(lifecycle)
+            lifecycle = super()._lifecycle(app)  # start (re-arming from the database), purge, stop
+            await anext(lifecycle)
+            try:
+                await self.leadership.hold()
+            finally:
+                with contextlib.suppress(StopAsyncIteration):
+                    await anext(lifecycle)
+        except Exception:
+            # Starting the loop failed (the database went away as this replica took the lead): holding the
+            # lock with no timers armed would stop every other replica from taking over.
+            log.exception("the incident loop could not run; giving the lead up")
+            await asyncio.to_thread(self.leadership.release)
         self._on_deposed()
 
     @web.middleware

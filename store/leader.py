@@ -58,6 +58,10 @@ class AdvisoryLease:
                     keepalives_interval=5,
                     keepalives_count=3,
                     tcp_user_timeout=30000,
+                    # The same on the server's side of the socket: the client's settings do not reach it,
+                    # and a server keeps a silent session (and its lock) for the OS default, about 2 hours.
+                    options="-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5"
+                    " -c tcp_keepalives_count=3 -c tcp_user_timeout=30000",
                 )
             row = self._conn.execute(
                 "SELECT pg_try_advisory_lock(%s, %s)", (_OUTPOST_LOCKS, self._lock)
