@@ -247,6 +247,13 @@ def durable_answers(audit: AuditLog) -> Callable[[web.Request, Handler], Awaitab
         held = _HELD.set(set())
         try:
             response = await handler(request)
+        except Exception:
+            # An error answer (a refused change after its record) waits for its record as well; an audit
+            # that cannot be written does not replace the handler's own error.
+            with contextlib.suppress(Unavailable):
+                await audit.settle()
+            raise
+        else:
             await audit.settle()
             return response
         finally:

@@ -51,6 +51,8 @@ class AuditJournal:
         if created:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab") as f:
+            if not created and f.tell() > 0 and _last_byte(self.path) != b"\n":
+                lines = b"\n" + lines  # a line torn by a kill stays alone: the next one is not glued to it
             f.write(lines)
             f.flush()
             os.fsync(f.fileno())
@@ -81,6 +83,12 @@ class AuditJournal:
         self.path.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
         self._holds = False
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
 
 
 def _fsync_dir(directory: Path) -> None:
