@@ -81,6 +81,10 @@ class DeviceDirectory:
     def __len__(self) -> int:
         return len(self._infos)
 
+    def without_credentials(self) -> int:
+        """Enabled devices with no credentials: refused (`no_credentials`) unless the station runs open."""
+        return sum(1 for i in self._infos.values() if i.enabled and not i.has_credentials)
+
     # ------------------------------------------------------------------------------------------ loading
     async def load(self) -> bool:
         """Reload from the database; False (directory unchanged) if it is unavailable."""

@@ -116,6 +116,13 @@ async def run_ingest(
             settings, engine, on_accepted=on_accepted, on_device_message=on_device_message, clock=clock
         )
     await pipeline.directory.load_at_start()
+    if (bare := pipeline.directory.without_credentials()) and not settings.register_unknown_devices:
+        # Typically devices registered before credentials were required: say so once, not per fix.
+        log.warning(
+            "%d enabled devices have no credentials and are refused until they get them"
+            " (POST /v1/devices/{id}/credentials)",
+            bare,
+        )
     pipeline.seed(await _latest(engine, clock))
     disconnect = asyncio.Event()
     receiver: EmbeddedSource | MqttSubscriber

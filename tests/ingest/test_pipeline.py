@@ -296,3 +296,13 @@ async def test_the_directory_starts_from_its_cached_copy_when_the_database_is_do
         dead.dispose()
     assert directory.get("cam-1") == DeviceInfo("cam-1", True, "cam-1", "phone", has_credentials=True)
     assert directory.secret_hash("cam-1") is not None
+
+
+async def test_devices_without_credentials_are_counted_once_at_start(pg_engine: Engine) -> None:
+    from ingest.devices import DeviceDirectory
+
+    register(pg_engine, "legacy-1", secret=None)  # registered before credentials were required
+    register(pg_engine, "current-1")
+    directory = DeviceDirectory(pg_engine)
+    await directory.load()
+    assert directory.without_credentials() == 1
