@@ -5,10 +5,6 @@ and reloads its directory. The directory's period is an hour here, so nothing el
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -17,55 +13,33 @@ from pathlib import Path
 import pytest
 
 from tests.support.http import request as call
-from tests.support.services import REPO, Mosquitto, free_port, wait_for_port
+from tests.support.replicas import Cluster, wait_until
+from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.slow
-
-CLI = [sys.executable, "-m", "outpost.cli"]
 
 
 @pytest.fixture
 def apart(pg_url: str, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    """(API URL, ingest URL, admin token) of `outpost api` and `outpost ingest` running apart."""
-    api_port, ingest_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        OUTPOST_DATABASE_URL=pg_url,
-        OUTPOST_MQTT_URL=mosquitto.url,
-        OUTPOST_SPOOL_DIR=str(tmp_path / "spool"),
-        OUTPOST_DEVICE_REFRESH_S="3600",
-        OUTPOST_HTTP_AUTH_CACHE_S="3600",
+    """(API URL, ingest URL, admin token) of `outpost api` and `outpost ingest` running apart, credentials
+    required (not open mode), the directory's period and the verified-secret cache an hour long."""
+    cluster = Cluster(
+        pg_url,
+        mosquitto.url,
+        tmp_path,
+        extra={
+            "OUTPOST_REGISTER_UNKNOWN_DEVICES": "false",
+            "OUTPOST_DEVICE_REFRESH_S": "3600",
+            "OUTPOST_HTTP_AUTH_CACHE_S": "3600",
+        },
     )
-    made = subprocess.run(
-        [*CLI, "token", "create", "--role", "admin"], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip().splitlines()[-1]
-    procs = []
-    for role, port in (("ingest", ingest_port), ("api", api_port)):
-        log = (tmp_path / f"{role}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [*CLI, role],
-                env={**env, "OUTPOST_HTTP_PORT": str(port)},
-                cwd=tmp_path,
-                stdout=log,
-                stderr=log,
-            )
-        )
+    token = cluster.create_token()
+    ingest, api = cluster.ingest("rv-ingest").start(), cluster.api("rv-api").start()
     try:
-        for proc, port in zip(procs, (ingest_port, api_port), strict=True):
-            wait_for_port(port, timeout_s=60, proc=proc)
-        yield f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ingest_port}", token
+        wait_until(lambda: ingest.ready() and api.ready(), "both roles ready")
+        yield api.url, ingest.url, token
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        cluster.stop_all()
 
 
 def send(ingest: str, secret: str) -> int:
