@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
+from ingest.mqtt.subscriber import MqttSubscriber, link_options
 from ingest.ports import Message
 from ingest.settings import IngestSettings
 from schemas.topics import FIXES_FEED_FILTER
@@ -46,10 +46,7 @@ async def listen_feed(
         settings.mqtt_url,
         f"{settings.mqtt_client_id}-feed-{secrets.token_hex(4)}",
         on_messages,
-        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
-        keepalive_s=settings.mqtt_keepalive_s,
-        reconnect_min_s=settings.mqtt_reconnect_min_s,
-        reconnect_max_s=settings.mqtt_reconnect_max_s,
+        **link_options(settings),
         clean_session=True,
         clock=clock,
         topics=(FIXES_FEED_FILTER,),

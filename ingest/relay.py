@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
+from ingest.mqtt.subscriber import MqttSubscriber, link_options
 from ingest.ports import Message, OnDeviceMessage
 from ingest.settings import IngestSettings
 from schemas.topics import DEVICE_MESSAGE_FILTERS, device_message_of
@@ -53,11 +53,8 @@ async def relay_device_messages(
         settings.mqtt_url,
         f"{settings.mqtt_client_id}-api",
         on_messages,
-        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
+        **link_options(settings),
         session_expiry_s=settings.mqtt_session_expiry_s,
-        keepalive_s=settings.mqtt_keepalive_s,
-        reconnect_min_s=settings.mqtt_reconnect_min_s,
-        reconnect_max_s=settings.mqtt_reconnect_max_s,
         clock=clock,
         topics=DEVICE_MESSAGE_FILTERS,
     )

@@ -30,7 +30,7 @@ from ingest.devices import DeviceDirectory
 from ingest.embedded import EmbeddedSource
 from ingest.feed import CommittedFeed
 from ingest.mqtt.client import parse_mqtt_url
-from ingest.mqtt.subscriber import MqttSubscriber, resolve_protocol
+from ingest.mqtt.subscriber import MqttSubscriber, link_options
 from ingest.pipeline import Pipeline
 from ingest.ports import OnAccepted, OnDeviceMessage
 from ingest.safeguards import UNSAFE_BROKER_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAFE_DROP_ON_STORE_FAILURE
@@ -205,13 +205,10 @@ def _subscriber(settings: IngestSettings, pipeline: Pipeline, clock: Callable[[]
         mqtt_url_of(settings),
         settings.mqtt_client_id,
         pipeline.on_messages,
-        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
+        **link_options(settings),
         shared_group=settings.mqtt_shared_group,
         receive_maximum=settings.mqtt_receive_maximum,
         session_expiry_s=settings.mqtt_session_expiry_s,
-        keepalive_s=settings.mqtt_keepalive_s,
-        reconnect_min_s=settings.mqtt_reconnect_min_s,
-        reconnect_max_s=settings.mqtt_reconnect_max_s,
         clean_session=settings.unsafe_disable_safeguard == UNSAFE_CLEAN_SESSION,
         clock=clock,
     )

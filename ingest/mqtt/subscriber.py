@@ -35,7 +35,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -49,6 +49,7 @@ from ingest.aio import first_of, sleep_unless
 from ingest.mqtt.client import BrokerAddress, call_in_loop, new_client, parse_mqtt_url
 from ingest.mqtt.fast_client import FastClient
 from ingest.ports import NO_ACK, Message, OnMessages
+from ingest.settings import IngestSettings
 from schemas.backoff import Backoff
 from schemas.topics import DEVICE_MESSAGE_FILTERS, FIX_FILTERS
 
@@ -66,6 +67,25 @@ def resolve_protocol(setting: str, mqtt_url: str) -> str:
     if setting not in ("5", "3.1.1"):
         raise ValueError(f"OUTPOST_MQTT_PROTOCOL={setting!r}: use auto, 5 or 3.1.1")
     return setting
+
+
+class LinkOptions(TypedDict):
+    """How every Outpost subscriber talks to the configured broker (`MqttSubscriber`'s keyword arguments)."""
+
+    protocol: str
+    keepalive_s: int
+    reconnect_min_s: float
+    reconnect_max_s: float
+
+
+def link_options(settings: IngestSettings) -> LinkOptions:
+    """The protocol, keepalive and reconnection pauses the settings give, for `MqttSubscriber(**...)`."""
+    return LinkOptions(
+        protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
+        keepalive_s=settings.mqtt_keepalive_s,
+        reconnect_min_s=settings.mqtt_reconnect_min_s,
+        reconnect_max_s=settings.mqtt_reconnect_max_s,
+    )
 
 
 class MqttSubscriber:
