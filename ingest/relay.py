@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ingest.mqtt.subscriber import MqttSubscriber, link_options
+from ingest.mqtt.subscriber import MqttSubscriber, link_options, when_subscribed
 from ingest.ports import Message, OnDeviceMessage
 from ingest.settings import IngestSettings
 from schemas.topics import DEVICE_MESSAGE_FILTERS, device_message_of
@@ -27,8 +27,10 @@ async def relay_device_messages(
     known: Callable[[str], bool],
     stop: asyncio.Event,
     clock: Callable[[], float] = time.time,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Forward replies and alarms of known, enabled devices (`known`) to `handle` until `stop` is set."""
+    """Forward replies and alarms of known, enabled devices (`known`) to `handle` until `stop` is set.
+    `on_ready` is called once the broker granted the subscription (readiness waits for it)."""
     subscriber: MqttSubscriber
 
     def on_messages(messages: list[Message], received_s: float) -> None:
@@ -60,8 +62,12 @@ async def relay_device_messages(
     )
     disconnect = asyncio.Event()
     running = asyncio.create_task(subscriber.run(disconnect))
+    signalling = asyncio.create_task(
+        when_subscribed(subscriber.subscribed, on_ready, "device relay: replies and alarms reach us")
+    )
     try:
         await stop.wait()
     finally:
+        signalling.cancel()
         disconnect.set()
         await running

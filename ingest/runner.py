@@ -30,7 +30,7 @@ from ingest.devices import DeviceDirectory
 from ingest.embedded import EmbeddedSource
 from ingest.feed import CommittedFeed
 from ingest.mqtt.client import parse_mqtt_url
-from ingest.mqtt.subscriber import MqttSubscriber, link_options
+from ingest.mqtt.subscriber import MqttSubscriber, link_options, when_subscribed
 from ingest.pipeline import Pipeline
 from ingest.ports import OnAccepted, OnDeviceMessage
 from ingest.safeguards import UNSAFE_BROKER_ACK_ON_RECEIPT, UNSAFE_CLEAN_SESSION, UNSAFE_DROP_ON_STORE_FAILURE
@@ -135,7 +135,9 @@ async def run_ingest(
         receiver = subscriber = _subscriber(settings, pipeline, clock)
         subscribed = subscriber.subscribed
         receiving = asyncio.create_task(subscriber.run(disconnect))
-    signalling = asyncio.create_task(_signal_ready(subscribed, on_ready))
+    signalling = asyncio.create_task(
+        when_subscribed(subscribed, on_ready, "ingest: the broker keeps device messages for us")
+    )
     # Registry changes made by API replicas in other processes: reload at once, not at the next period.
     listening = asyncio.create_task(notify.listen(engine, pipeline.directory.load, stop))
     pipeline.attach(receiver)
@@ -171,13 +173,6 @@ async def run_ingest(
             log.error("ingest failed", exc_info=task.exception())
             raise task.exception()  # type: ignore[misc]
     log.info("ingest stopped")
-
-
-async def _signal_ready(subscribed: asyncio.Event, on_ready: Callable[[], None] | None) -> None:
-    await subscribed.wait()
-    log.info("ingest subscribed: the broker keeps device messages for us from now on")
-    if on_ready is not None:
-        on_ready()
 
 
 class BrokerUnreachable(Exception):  # noqa: N818 (reads as a verdict)

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 Role = Literal["all", "ingest", "api"]
 SUBSCRIBED = "ingest_subscribed"  # the readiness gate: the broker acknowledged ingest's subscription
+RELAYING = "device_relay_subscribed"  # the api role's gate: it hears the devices' replies and alarms
 
 
 def run_migrate(settings: Settings) -> MigrationReport:
@@ -106,10 +107,8 @@ async def serve(
             if not embedded:
                 await check_broker(broker_url)  # one line and exit 2, rather than retrying unseen forever
             gates = Gates()
-            if (
-                role != "api"
-            ):  # the `api` role's relay subscribes too, but the `ingest` role holds the session
-                gates.require(SUBSCRIBED)
+            # The `api` role does not hold ingest's session, but must hear the replies to its offers.
+            gates.require(RELAYING if role == "api" else SUBSCRIBED)
             # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5 (shared subscriptions) by default.
             protocol = "3.1.1" if embedded else settings.ingest.mqtt_protocol
             # Outpost's own clients log in to the embedded broker with this process's service password.
@@ -292,7 +291,11 @@ class _Parts:
                 supervisor.run(poll, "follow-database")
             # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
             relay = relay_device_messages(
-                self.ingest_settings, on_device_message, known=fleet.device_enabled, stop=self.stop
+                self.ingest_settings,
+                on_device_message,
+                known=fleet.device_enabled,
+                stop=self.stop,
+                on_ready=lambda: self.gates.open(RELAYING),
             )
             supervisor.run(relay, "device-relay")
         context = ApiContext(engine, fleet, bus, self.clock, settings.api, devices_changed)

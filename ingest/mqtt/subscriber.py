@@ -88,6 +88,14 @@ def link_options(settings: IngestSettings) -> LinkOptions:
     )
 
 
+async def when_subscribed(subscribed: asyncio.Event, on_ready: Callable[[], None] | None, what: str) -> None:
+    """Call `on_ready` once `subscribed` is set (readiness gates wait on it), logging `what` holds now."""
+    await subscribed.wait()
+    log.info("subscribed (%s from now on)", what)
+    if on_ready is not None:
+        on_ready()
+
+
 class MqttSubscriber:
     """Receives fix and device messages; `ack(tokens)` sends PUBACKs once the pipeline made them durable.
 

@@ -354,17 +354,12 @@ def test_grids_show_both_levels_the_holder_and_alerts_a_dispatcher_acknowledges(
     assert levels == ["community", "police"]
     raised = '#alert-list li[data-state="raised"]'
     wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, raised)) == 2, 30, "two raised alerts")
-    out = browser.find_element(By.CSS_SELECTOR, '#alert-list li[data-alert="out_of_grid:cam-30"]')
-    assert "RAISED" in out.text and "out of grid" in out.text
-    out.find_element(By.CSS_SELECTOR, "button.ack").click()
-    acked = wait_until(
-        lambda: browser.find_elements(
-            By.CSS_SELECTOR, 'li[data-alert="out_of_grid:cam-30"][data-acknowledged="true"]'
-        ),
-        10,
-        "acknowledged",
-    )
-    assert "acknowledged by" in acked[0].text and "map-dispatcher" in acked[0].text
+    out = '#alert-list li[data-alert="out_of_grid:cam-30"]'
+    assert "RAISED" in _text(browser, out) and "out of grid" in _text(browser, out)
+    browser.find_element(By.CSS_SELECTOR, f"{out} button.ack").click()
+    acked = 'li[data-alert="out_of_grid:cam-30"][data-acknowledged="true"]'
+    wait_until(lambda: _text(browser, acked), 10, "acknowledged")
+    assert "acknowledged by" in _text(browser, acked) and "map-dispatcher" in _text(browser, acked)
     served = outpost.api("GET", "/v1/alerts")["alerts"]  # through the API: every console sees it
     assert [a["acknowledged_by"] is not None for a in served if a["type"] == "out_of_grid.raised"] == [True]
 

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,8 @@ def split_roles(pg_url: str, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[t
     try:
         for proc, port in zip(procs, (ingest_port, api_port), strict=True):
             wait_for_port(port, timeout_s=60, proc=proc)
+            # Ready: ingest subscribed (a fix published now is kept), the api role's relay hears replies.
+            _wait_until(partial(_ready, f"http://127.0.0.1:{port}"), timeout_s=60)
         yield f"http://127.0.0.1:{api_port}", token
     finally:
         for proc in procs:
@@ -153,6 +157,14 @@ def test_a_device_accepts_an_offer_over_mqtt_when_ingest_and_api_run_apart(
     }
     # The unit was already 42 m away: accepted, then detected on scene from its telemetry.
     assert record["state"] in ("dispatched", "on_scene")
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def _listen(mosquitto: Mosquitto, topic: str) -> subprocess.Popen[bytes]:
