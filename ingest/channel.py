@@ -52,7 +52,10 @@ class DeviceChannel:
             log.warning("broker unreachable: %s not sent to the devices", what)
             return
         for topic, payload in messages:
-            self._publisher.publish(topic, payload, qos=1)
+            try:
+                self._publisher.publish(topic, payload, qos=1)
+            except ValueError as exc:  # a topic MQTT cannot carry: this message is lost, not the others
+                log.error("%s not sent to %r: %s", what, topic, exc)
 
     async def close(self) -> None:
         """Disconnect cleanly."""

@@ -18,6 +18,8 @@ from collections.abc import Awaitable
 import msgspec
 
 from ingest import metrics
+from ingest.decode.common import ElementError, check_device_id
+from ingest.decode.reasons import INVALID_DEVICE_ID
 from ingest.ports import DeviceOutcome, OnDeviceMessage, Registry
 from ingest.rules import DISABLED_DEVICE, NO_CREDENTIALS, UNKNOWN_DEVICE
 from schemas.device_messages import SHAPES
@@ -46,6 +48,11 @@ def refusal(
     device = registry.get(device_id)
     if device is None and not allow_unknown:
         return UNKNOWN_DEVICE, f"device {device_id} is not registered"
+    if device is None:  # registered on first contact (open mode): only an id a topic can carry
+        try:
+            check_device_id(device_id)
+        except ElementError as bad:
+            return INVALID_DEVICE_ID, bad.detail
     if device is not None and not device.enabled:
         return DISABLED_DEVICE, f"device {device_id} is disabled"
     if device is not None and not device.has_credentials and not registry.register_unknown:

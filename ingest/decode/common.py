@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PAYLOAD_BYTES = 262144
 # devices.id is String(128): a longer id would fail a whole COPY batch, so it is rejected here.
 MAX_DEVICE_ID_CHARS = 128
+_NO_WILDCARD = frozenset("+#")
 KNOT_MPS = 1852.0 / 3600.0
 KMH_MPS = 1.0 / 3.6
 
@@ -165,9 +166,17 @@ def _handle_one(
 
 
 def check_device_id(device_id: str) -> str:
-    """Return `device_id` if it can be stored and used in topics, else raise ElementError."""
-    if not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS or not device_id.isprintable():
-        raise ElementError(r.INVALID_DEVICE_ID, f"device id {device_id[:40]!r} (1..128 printable characters)")
+    """Return `device_id` if it can be stored and used in topics, else raise ElementError. MQTT's
+    wildcards `+` and `#` are refused: no topic could carry the device's offers, roll calls or answers."""
+    if (
+        not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS
+        or not device_id.isprintable()
+        or not _NO_WILDCARD.isdisjoint(device_id)
+    ):
+        raise ElementError(
+            r.INVALID_DEVICE_ID,
+            f"device id {device_id[:40]!r} (1..128 printable characters, no MQTT wildcard + or #)",
+        )
     return device_id
 
 

@@ -9,7 +9,7 @@ INVALID_JSON = "invalid_json"
 INVALID_SCHEMA = "invalid_schema"  # wrong shape or type; the detail names the field
 MISSING_FIELD = "missing_field"  # a required field is absent or null; the detail names it
 INVALID_TIMESTAMP = "invalid_timestamp"  # unparseable, or outside the representable range of dates
-INVALID_DEVICE_ID = "invalid_device_id"  # empty, over 128 characters, or with control characters
+INVALID_DEVICE_ID = "invalid_device_id"  # empty, over 128 characters, control characters, + or #
 IDENTITY_MISMATCH = "identity_mismatch"  # the payload names another device than its topic or headers
 NON_FINITE = "non_finite"  # NaN or ±inf; also a validation rule (numbers other than the time)
 INVALID_FIX = "invalid_fix"  # the device itself marks the fix invalid (OsmAnd `valid=false`)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 
 from aiohttp import web
 
+from ingest.decode.reasons import INVALID_DEVICE_ID
 from ingest.device_messages import MALFORMED_MESSAGE, refusal
 from ingest.http.auth import DeviceAuth, refresh_if_unsure, secret_of, unauthorized
 from ingest.http.fixes import read_body
@@ -65,7 +66,7 @@ async def device_message(
         pipeline.refuse_device_message(f"http:{request.path}", body, reason, device_id, received_s)
         field = field_of(MALFORMED_MESSAGE, detail) if reason == MALFORMED_MESSAGE else "device_id"
         invalid = [{"name": field, "reason": f"{reason}: {detail}"}]
-        if reason == MALFORMED_MESSAGE:
+        if reason in (MALFORMED_MESSAGE, INVALID_DEVICE_ID):
             return problem(
                 request,
                 400,

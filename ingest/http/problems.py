@@ -35,7 +35,7 @@ ts_in_seconds       ts         looks like epoch seconds where epoch milliseconds
 unknown_device      device_id  no device is registered with this id
 disabled_device     device_id  the device is disabled
 no_credentials      device_id  no credentials issued: issue credentials with POST /v1/devices/{id}/credentials
-invalid_device_id   device_id  1 to 128 printable characters
+invalid_device_id   device_id  1 to 128 printable characters, no + or #
 identity_mismatch   device_id  the payload names another device than the request
 too_large           body       larger than OUTPOST_MAX_PAYLOAD_BYTES
 invalid_json        body       not JSON

@@ -96,16 +96,7 @@ def _failures(output: str) -> str:
 # runs, so a short fuzzing run covers them; the device and the admin get every phase.
 RUNS = [
     # Coverage phase: a Schemathesis runtime error on the ingest document (not yet looked into).
-    pytest.param(
-        "device",
-        "fuzzing",
-        MAX_EXAMPLES,
-        # Found by this run and not fixed yet (issue 15's note): a roll-call answer from an OwnTracks id
-        # holding `#` and astral characters fails in the field desk, a 500.
-        marks=pytest.mark.xfail(
-            reason="POST /ingest/v1/devices/{user}/{device}/answer answers 500", strict=False
-        ),
-    ),
+    ("device", "fuzzing", MAX_EXAMPLES),
     ("viewer", "fuzzing", 2),
     ("dispatcher", "fuzzing", 2),
     pytest.param(

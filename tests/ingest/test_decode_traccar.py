@@ -91,6 +91,8 @@ def test_a_form_body_is_read_when_the_query_is_empty() -> None:
         ({"id": "7", "lat": "60", "lon": "30", "timestamp": "99999999999999999999999"}, "invalid_timestamp"),
         ({"id": "\x00", "lat": "60", "lon": "30"}, "invalid_device_id"),
         ({"id": "x" * 129, "lat": "60", "lon": "30"}, "invalid_device_id"),
+        ({"id": "cam#1", "lat": "60", "lon": "30"}, "invalid_device_id"),  # no topic can carry it
+        ({"id": "cam+1", "lat": "60", "lon": "30"}, "invalid_device_id"),
     ],
 )
 def test_each_bad_query_has_its_named_reason(query: dict[str, str], reason: str) -> None:

@@ -254,6 +254,22 @@ async def test_unknown_devices_may_send_when_unknown_devices_are_registered(
     assert dispatcher.got == [("new-phone", "alarm", {"lon": 2.35, "lat": 48.85})]
 
 
+async def test_an_unknown_id_no_topic_can_carry_is_refused_even_in_open_mode(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Found by schemathesis: an OwnTracks answer from `a/b#` reached the field desk, whose answer to the
+    # device could not be published (no MQTT topic holds a wildcard), and the request answered 500.
+    dispatcher = Dispatcher()
+    async with serving(engine, tmp_path, dispatcher, register_unknown_devices=True) as client:
+        for path in ("/ingest/v1/devices/a/b%23/answer", "/ingest/v1/devices/cam%2B1/alarm"):
+            status, body = await answer(await client.post(path, json={"rollcall_id": "r-1"}))
+            assert status == 400, path
+            assert body["reasons"] == ["invalid_device_id"], body
+            assert body["invalid_params"][0]["name"] == "device_id", body
+        await wait_for(lambda: count_rejected(engine, "invalid_device_id") == 2, what="two dead letters")
+    assert dispatcher.got == []
+
+
 async def test_oversize_and_malformed_bodies_are_refused_and_not_forwarded(
     engine: Engine, tmp_path: Path
 ) -> None:
