@@ -186,7 +186,7 @@ class _IngestingHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt s
             return
         packet_id = publish_packet.variable_header.packet_id if qos else 0
         principal = self._broker.access.principal(self.session.client_id if self.session else None)
-        if principal is None or not may_publish(principal, topic):
+        if principal is None or not may_publish(principal, topic, self._broker.access.has_credentials):
             await super().handle_publish(publish_packet)  # amqtt acks and drops it, as for any refused topic
             return
         data = bytes(publish_packet.data)
@@ -276,7 +276,7 @@ class _AccessBroker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
         if principal is None:
             return False
         if action == Action.PUBLISH:
-            return may_publish(principal, topic)
+            return may_publish(principal, topic, self.access.has_credentials)
         if action == Action.SUBSCRIBE:
             return may_subscribe(principal, topic)
         return True  # RECEIVE: the subscription was checked

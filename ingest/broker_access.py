@@ -79,6 +79,10 @@ class BrokerAccess:
         self._directory = directory
         self._auth = DeviceAuth(directory, auth_cache_s)
 
+    def has_credentials(self, device_id: str) -> bool:
+        """Whether `device_id` has a secret (only that secret may speak for it, even in open mode)."""
+        return self._directory is not None and self._directory.secret_hash(device_id) is not None
+
     def principal(self, client_id: str | None) -> Principal | None:
         """Who holds `client_id`'s session, if it was admitted."""
         return self._principals.get(client_id) if client_id is not None else None

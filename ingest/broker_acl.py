@@ -6,7 +6,8 @@
                 "user/device" `owntracks/user/device[/subtopic]` except `cmd`); subscribes only to what
                 Outpost sends it (`…/{id}/offers|rollcall|cmd`, `owntracks/user/device/cmd`), by exact topic.
     anonymous   open mode on loopback only (demos, load tests: one client may speak for a whole fleet):
-                publishes what devices send on any device's topics, never what Outpost sends them (offers,
+                publishes what devices send on the topics of devices without credentials (never for a device
+                that has a secret: only that secret speaks for it), never what Outpost sends them (offers,
                 roll calls, commands); subscribes only to Outpost's events (`outpost/v1/events/…`).
 
 Exact topics rather than `{id}/#` for devices: ids may span levels (OwnTracks "user/device"), so device
@@ -15,6 +16,7 @@ Exact topics rather than `{id}/#` for devices: ids may span levels (OwnTracks "u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,13 +55,17 @@ SERVICE = Principal("service")
 ANONYMOUS = Principal("anonymous")
 
 
-def may_publish(principal: Principal, topic: str) -> bool:
-    """Whether `principal` may publish on `topic` (a topic name, never a filter)."""
+def may_publish(
+    principal: Principal, topic: str, has_credentials: Callable[[str], bool] = lambda _device_id: False
+) -> bool:
+    """Whether `principal` may publish on `topic` (a topic name, never a filter). `has_credentials(id)`:
+    the device has a secret (then an anonymous client may not speak for it)."""
     if principal.kind == "service":
         return True
     if principal.kind == "device":
         return _own_sent_topic(principal.device_id, topic)
-    return _device_sent_topic(topic)
+    device_id = _sender_of(topic)
+    return device_id is not None and not has_credentials(device_id)
 
 
 def may_subscribe(principal: Principal, topic_filter: str) -> bool:
@@ -90,9 +96,13 @@ def _own_sent_topic(device_id: str, topic: str) -> bool:
     return False
 
 
-def _device_sent_topic(topic: str) -> bool:
+def _sender_of(topic: str) -> str | None:
+    """The device whose sent topic `topic` is (a fix, reply, alarm …, an OwnTracks report); None for any
+    other topic, what Outpost sends devices included."""
     if topic.startswith(DEVICES_PREFIX):
         device_id, _, kind = topic[len(DEVICES_PREFIX) :].rpartition("/")
-        return bool(device_id) and kind in DEVICE_SENT_KINDS
+        return device_id if device_id and kind in DEVICE_SENT_KINDS else None
     levels = owntracks_levels(topic)
-    return levels is not None and not (len(levels) == 4 and levels[3] == CMD)
+    if levels is None or (len(levels) == 4 and levels[3] == CMD):
+        return None
+    return f"{levels[1]}/{levels[2]}"

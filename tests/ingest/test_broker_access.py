@@ -65,6 +65,10 @@ def test_anonymous_clients_in_open_mode_never_write_inbound_topics_nor_read_beyo
     ):
         assert not may_publish(ANONYMOUS, forged)
     assert not may_publish(ANONYMOUS, "outpost/v1/events/grid")
+    keyed = {"cam-7", "bob/phone"}.__contains__  # devices with a secret: only it speaks for them
+    for spoofed in ("outpost/v1/devices/cam-7/fix", "outpost/v1/devices/cam-7/alarm", "owntracks/bob/phone"):
+        assert not may_publish(ANONYMOUS, spoofed, keyed)
+    assert may_publish(ANONYMOUS, "outpost/v1/devices/any-1/alarm", keyed)
     assert may_subscribe(ANONYMOUS, "outpost/v1/events/+")
     for refused in ("#", "+/#", "outpost/v1/devices/any-1/offers", "outpost/v1/devices/+/fix", "$SYS/#"):
         assert not may_subscribe(ANONYMOUS, refused)
@@ -111,6 +115,19 @@ async def test_a_forged_offer_and_another_devices_fix_are_dropped(engine: Engine
         await dev.publish("outpost/v1/devices/dev-1/fix", FIX, qos=1)  # in order, after the refused
         await got.wait_for_topic("outpost/v1/devices/dev-1/fix")
     assert [t for t, _ in got.messages] == ["outpost/v1/devices/dev-1/fix"]
+
+
+async def test_in_open_mode_an_anonymous_client_cannot_speak_for_a_keyed_device(engine: Engine) -> None:
+    registered_device(engine, "dev-1")
+    async with (
+        broker_with(engine, open_mode=True) as b,
+        b.service_subscriber("outpost/v1/devices/#") as got,
+        aiomqtt.Client("127.0.0.1", b.broker.port) as anonymous,
+    ):
+        await anonymous.publish("outpost/v1/devices/dev-1/alarm", b'{"lat": 37.7, "lon": -122.4}', qos=1)
+        await anonymous.publish("outpost/v1/devices/new-1/fix", FIX, qos=1)  # in order, after the refused
+        await got.wait_for_topic("outpost/v1/devices/new-1/fix")
+    assert [t for t, _ in got.messages] == ["outpost/v1/devices/new-1/fix"]
 
 
 async def test_wildcards_and_other_devices_topics_are_refused_on_subscribe(engine: Engine) -> None:
