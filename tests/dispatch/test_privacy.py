@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -23,29 +23,12 @@ from store import access
 from store.engine import open_engine
 from store.fixes import fetch_fixes
 from tests.dispatch.conftest import LiveApi, running_api
-from tests.ingest.ingest_harness import ingest_settings, register
+from tests.ingest.ingest_harness import Acks, ingest_settings, register
 
 HOME = (-122.40, 37.78)  # where the officer goes off duty
 AWAY = (-122.45, 37.75)  # where the officer is while off duty
 T0 = float(int(time.time()) - 120)
 REASON = "inquiry 2024-17: complaint against unit u1"
-
-
-class Acks:
-    """The receiver port: which tokens were acknowledged."""
-
-    def __init__(self) -> None:
-        self.tokens: list[int] = []
-
-    def ack(self, tokens: Sequence[int]) -> int:
-        self.tokens.extend(tokens)
-        return len(tokens)
-
-    def pause(self) -> None:
-        pass
-
-    def resume(self) -> None:
-        pass
 
 
 @pytest.fixture

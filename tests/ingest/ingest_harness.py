@@ -288,3 +288,20 @@ async def publish_stream(
                 await asyncio.sleep(ahead_s)
         await pub.flush(timeout_s=flush_timeout_s)
     return sent
+
+
+class Acks:
+    """The receiver port: which tokens were acknowledged."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+
+    def ack(self, tokens: Sequence[int]) -> int:
+        self.tokens.extend(tokens)
+        return len(tokens)
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,24 +22,7 @@ from store import registry
 from store.fixes import count_rejected, fetch_fixes, latest_fixes
 from store.snapshot import snapshot
 from store.tracks import TrackQuery, track_page
-from tests.ingest.ingest_harness import Accepted, ingest_settings, register
-
-
-class Acks:
-    """The receiver port: which tokens were acknowledged."""
-
-    def __init__(self) -> None:
-        self.tokens: list[int] = []
-
-    def ack(self, tokens: Sequence[int]) -> int:
-        self.tokens.extend(tokens)
-        return len(tokens)
-
-    def pause(self) -> None:
-        pass
-
-    def resume(self) -> None:
-        pass
+from tests.ingest.ingest_harness import Accepted, Acks, ingest_settings, register
 
 
 def payload(ts_s: float, lon: float = -122.42, lat: float = 37.77) -> bytes:
