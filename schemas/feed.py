@@ -76,7 +76,8 @@ def decode_batch(payload: bytes) -> FeedBatch:
     """The batch in `payload`; FeedError when it is not one (garbage, another version)."""
     try:
         batch = _decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        # msgspec's MessagePack decoder lets a string of invalid UTF-8 through as UnicodeDecodeError.
         raise FeedError(f"not a feed batch: {exc}") from exc
     if batch.version != FEED_VERSION:
         raise FeedError(f"feed batch version {batch.version}, this reader takes {FEED_VERSION}")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from schemas import feed
@@ -38,6 +38,7 @@ def test_a_batch_round_trips_with_every_field() -> None:
     assert batch.fixes[0].ts.tzinfo is not None
 
 
+@example(b"\x94\x00\xa4\x00\x00\x00\x80")  # a string of invalid UTF-8 (found by this test in CI)
 @given(st.binary(max_size=200))
 def test_garbage_is_a_feed_error_never_another_exception(payload: bytes) -> None:
     with contextlib.suppress(FeedError):
