@@ -63,7 +63,7 @@ async def relay_device_messages(
     disconnect = asyncio.Event()
     running = asyncio.create_task(subscriber.run(disconnect))
     signalling = asyncio.create_task(
-        when_subscribed(subscriber.subscribed, on_ready, "device relay: replies and alarms reach us")
+        when_subscribed(subscriber.subscribed, on_ready, "device relay", "replies and alarms reach us")
     )
     try:
         await stop.wait()

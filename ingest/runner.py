@@ -136,7 +136,7 @@ async def run_ingest(
         subscribed = subscriber.subscribed
         receiving = asyncio.create_task(subscriber.run(disconnect))
     signalling = asyncio.create_task(
-        when_subscribed(subscribed, on_ready, "ingest: the broker keeps device messages for us")
+        when_subscribed(subscribed, on_ready, "ingest", "the broker keeps device messages for us")
     )
     # Registry changes made by API replicas in other processes: reload at once, not at the next period.
     listening = asyncio.create_task(notify.listen(engine, pipeline.directory.load, stop))

@@ -88,10 +88,13 @@ def link_options(settings: IngestSettings) -> LinkOptions:
     )
 
 
-async def when_subscribed(subscribed: asyncio.Event, on_ready: Callable[[], None] | None, what: str) -> None:
-    """Call `on_ready` once `subscribed` is set (readiness gates wait on it), logging `what` holds now."""
+async def when_subscribed(
+    subscribed: asyncio.Event, on_ready: Callable[[], None] | None, who: str, what: str
+) -> None:
+    """Call `on_ready` once `subscribed` is set (readiness gates wait on it), logging that `who` is subscribed
+    and `what` holds from now on."""
     await subscribed.wait()
-    log.info("subscribed (%s from now on)", what)
+    log.info("%s subscribed: %s from now on", who, what)
     if on_ready is not None:
         on_ready()
 
