@@ -28,6 +28,11 @@ async def nobody_to_tell() -> None:
     """No device gateway in this process."""
 
 
+async def no_broker_to_tell(device_id: str, secret: str, credentials_hash: str, enabled: bool) -> bool:
+    """No external broker keeps its own copy of device secrets (the embedded one reads the registry)."""
+    return True
+
+
 @dataclass(frozen=True)
 class ApiContext:
     """What the API needs from the composition root."""
@@ -41,6 +46,10 @@ class ApiContext:
     # and returns once it knows: the API answers only then, so a revoked secret is refused from that answer
     # on. The API role alone has none (ingest reloads on its own period, OUTPOST_DEVICE_REFRESH_S).
     devices_changed: Callable[[], Awaitable[object]] = nobody_to_tell
+    # Hands a device's newly issued secret (device id, secret, its stored hash, enabled) to the external
+    # broker's logins (OUTPOST_MQTT_ADMIN_URL), the one moment the secret is known; False: it could not be
+    # told, and the device cannot log in over MQTT until its credentials are issued again.
+    credentials_issued: Callable[[str, str, str, bool], Awaitable[bool]] = no_broker_to_tell
 
 
 CONTEXT_KEY = web.AppKey("outpost.context", ApiContext)

@@ -30,6 +30,20 @@ class IngestSettings:
             "mqtts://broker.example.org:8883",
         ),
     ] = ""
+    # The external broker's dynamic-security admin (Mosquitto's plugin, on the device listener):
+    # mqtt://outpost-broker:password@broker:1883. Set, the API keeps the broker's device logins and ACLs
+    # equal to the registry: an issued secret is pushed at once, a disabled device or a rotated secret is
+    # switched off there and its live session dropped (ingest.broker_registry). Empty: device passwords at
+    # the broker are managed by hand. Needs mqtt_url (the embedded broker reads the registry itself).
+    mqtt_admin_url: Annotated[
+        str,
+        matching(
+            r"^(?:mqtts?://\S+)?$",
+            "empty, or `mqtt://…` or `mqtts://…`",
+            "",
+            "mqtt://outpost-broker:secret@broker:1883",
+        ),
+    ] = ""
     # Where the embedded broker listens when mqtt_url is empty (host:port; no host: every interface).
     # Devices connect here.
     mqtt_listen: Annotated[

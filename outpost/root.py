@@ -31,6 +31,7 @@ from dispatch.incidents.alarms import raise_alarm
 from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
 from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.keys import no_broker_to_tell
 from dispatch.leader import LeaderIncidentsPlugin, Leadership
 from dispatch.patrol import event_messages
 from dispatch.reports.plugin import ReportsPlugin
@@ -39,6 +40,7 @@ from dispatch.routes.heatmap import presence_settings
 from ingest import http as ingest_http
 from ingest.broker import EmbeddedBroker
 from ingest.broker_access import BrokerAccess
+from ingest.broker_registry import BrokerRegistry, check_broker_admin
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
 from ingest.pipeline import Pipeline
@@ -96,6 +98,7 @@ async def serve(
     """Run Outpost in `role` until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
     if role != "api":  # the roles that face devices: the broker and the phones' HTTP endpoints
         check_open_mode(settings.ingest, settings.api.http_host)
+    check_broker_admin(settings.ingest)
     clock = clock or SystemClock()
     stop = stop or stop_on_signals()
     engine = open_engine(settings.store.database_url, pool_size=settings.store.database_pool_size)
@@ -179,6 +182,19 @@ def _admit_devices(broker: EmbeddedBroker | None, pipeline: Pipeline) -> Callabl
         broker.revoke_changed()
 
     return reload
+
+
+Change = Callable[[], Awaitable[object]]
+
+
+def _then(first: Change, second: Change) -> Change:
+    """`first`, then `second`: what the API awaits after a device change."""
+
+    async def both() -> None:
+        await first()
+        await second()
+
+    return both
 
 
 async def _serve_ingest(
@@ -298,7 +314,12 @@ class _Parts:
                 on_ready=lambda: self.gates.open(RELAYING),
             )
             supervisor.run(relay, "device-relay")
-        context = ApiContext(engine, fleet, bus, self.clock, settings.api, devices_changed)
+        issued = no_broker_to_tell
+        if self.ingest_settings.mqtt_admin_url:  # the external broker's device logins follow the registry
+            logins = BrokerRegistry(self.ingest_settings.mqtt_admin_url, engine)
+            supervisor.run(logins.run(self.stop), "broker-logins")
+            devices_changed, issued = _then(devices_changed, logins.changed), logins.issued
+        context = ApiContext(engine, fleet, bus, self.clock, settings.api, devices_changed, issued)
         app = init_app(context, plugins)
         app[GATES_KEY] = self.gates
         supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker

@@ -15,7 +15,7 @@ from dispatch.blocking import run_db
 from dispatch.fleet import Fleet
 from dispatch.keys import CONTEXT_KEY, ENGINE_KEY, FLEET_KEY
 from dispatch.openapi import DocumentedRoutes
-from dispatch.problems import Conflict, NotFound, Unprocessable
+from dispatch.problems import Conflict, NotFound, Unavailable, Unprocessable
 from dispatch.routes import models, present
 from dispatch.routes.models import set_fields
 from dispatch.routes.params import Integer, PathId, encode, read_body
@@ -67,7 +67,11 @@ async def create_device(request: web.Request) -> web.Response:
         )
     except registry.Duplicate as exc:
         raise Conflict(str(exc), current_state={"id": body.id}) from None
+    issue = request.app[CONTEXT_KEY].credentials_issued
+    told = secret is None or digest is None or await issue(record.id, secret, digest, record.enabled)
     await _follow(request, record)
+    if not told:
+        raise _broker_did_not_take(record.id)
     issued = models.CredentialsOut(record.id, record.id, secret) if secret is not None else None
     created = msgspec.convert(record, models.DeviceCreated, from_attributes=True)
     response = encode(msgspec.structs.replace(created, credentials=issued), status=201)
@@ -122,17 +126,30 @@ async def issue_credentials(request: web.Request) -> web.Response:
     secret, is shown in this answer only, and is stored as a scrypt hash. A device registered with
     `"credentials": false` is refused until this has been called."""
     device_id = DEVICE_ID.get(request)
-    await DEVICES.find(request, device_id)
+    record = await DEVICES.find(request, device_id)
     secret = new_secret()
     digest = await run_db(hash_secret, secret)
     if not await run_db(registry.set_device_credentials, request.app[ENGINE_KEY], device_id, digest):
         raise NotFound(f"no device {device_id}")
+    told = await request.app[CONTEXT_KEY].credentials_issued(device_id, secret, digest, record.enabled)
     await request.app[CONTEXT_KEY].devices_changed()  # the old secret stops working at once
+    if not told:
+        raise _broker_did_not_take(device_id)
     response = encode(
         models.CredentialsOut(device_id=device_id, username=device_id, secret=secret), status=201
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _broker_did_not_take(device_id: str) -> Unavailable:
+    """The external broker did not take a new secret: it is then never shown (the broker disables the
+    device's older login as soon as it answers again, see ingest.broker_registry)."""
+    return Unavailable(
+        f"device {device_id}'s new secret is stored but the MQTT broker did not take it "
+        "(OUTPOST_MQTT_ADMIN_URL): the device cannot log in over MQTT; issue its credentials again "
+        f"(POST /v1/devices/{device_id}/credentials) once the broker answers"
+    )
 
 
 async def _follow(request: web.Request, record: registry.Device) -> None:
