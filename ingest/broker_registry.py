@@ -46,7 +46,7 @@ _SYNC_PERIOD_S = 60.0  # the plugin's file edited by hand, a change missed: foun
 _RETRY_S = 2.0  # while the broker cannot be told, try again this often
 _CHANGE_WAIT_S = 5.0  # an API answer waits at most this long for the broker to take a change
 # Answers that mean "already so" in an issuance's idempotent sequence of commands.
-_ALREADY = {("deleteRole", "Role not found"), ("createRole", "Role already exists")}
+_ALREADY = {("createRole", "Role already exists")}
 _ALREADY |= {("createClient", "Client already exists")}
 
 
@@ -70,8 +70,15 @@ def device_acls(device_id: str) -> list[dict[str, Any]]:
     return acls
 
 
-def issue_commands(device_id: str, secret: str, credentials_hash: str, enabled: bool) -> list[Command]:
-    """Create or update the device's client with `secret`, its role rebuilt to today's rules."""
+def issue_commands(
+    device_id: str, secret: str, credentials_hash: str, enabled: bool
+) -> tuple[list[Command], list[Command]]:
+    """Create the device's client with `secret` and its role with today's rules; then, only if the
+    client already existed (or must start disabled), update it. Two steps because the plugin rewrites its
+    whole file on every change: a new device costs two rewrites instead of four. The role is never
+    deleted and made again: Mosquitto 2.0's deleteRole kicks the role's clients while it walks their list
+    and crashed the broker in our tests (SIGSEGV, 2.0.11); so a role keeps the rules it was created with
+    (rules that change between Outpost versions need an addRoleACL/removeRoleACL step of their own)."""
     role = role_name(device_id)
     client = {
         "username": device_id,
@@ -80,13 +87,15 @@ def issue_commands(device_id: str, secret: str, credentials_hash: str, enabled: 
         "textdescription": fingerprint(credentials_hash),
         "roles": [{"rolename": role}],
     }
-    return [
-        {"command": "deleteRole", "rolename": role},
+    create = [
         {"command": "createRole", "rolename": role, "acls": device_acls(device_id)},
         {"command": "createClient", **client},
-        {"command": "modifyClient", **client},  # when it existed: new password, role, fingerprint
+    ]
+    update = [
+        {"command": "modifyClient", **client},  # new password, role, fingerprint; drops its session
         _switch(device_id, enabled),
     ]
+    return create, update
 
 
 def plan(
@@ -143,10 +152,12 @@ class BrokerRegistry:
         there as soon as the broker answers again, since it holds an older secret)."""
         if is_reserved(device_id):
             return False
-        commands = issue_commands(device_id, secret, credentials_hash, enabled)
+        create, update = issue_commands(device_id, secret, credentials_hash, enabled)
         async with self._lock:
             try:
-                answers = await asyncio.to_thread(exchange, self._address, commands)
+                answers = await asyncio.to_thread(exchange, self._address, create)
+                if answers[-1].error is not None or not enabled:  # it existed, or must start disabled
+                    answers += await asyncio.to_thread(exchange, self._address, update)
             except DynsecError as exc:
                 log.error("the broker did not take device %s's new secret: %s", device_id, exc)
                 self._stale.set()

@@ -4,36 +4,28 @@ temporary folder, ports made free) to prove it loads and enforces authentication
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
 import re
 import shlex
-import shutil
 import subprocess
-import tempfile
 import threading
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-import yaml  # type: ignore[import-untyped]
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from outpost.cli import build_parser
 from outpost.settings import SETTINGS_CLASSES, describe
-from tests.support.services import REPO, free_port, wait_for_port
+from tests.support.prod_broker import ADMIN, COMPOSE, SERVICES, ProdBroker, missing_tools
+from tests.support.services import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-ONE_SHOT = {"mosquitto-passwd", "migrate"}
+ONE_SHOT = {"mosquitto-init", "migrate"}
 # ${VAR}, ${VAR:-default}, ${VAR:?error}, $VAR; `$$` is compose's escape for a literal `$`.
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 WAIT_S = 30.0  # a bound so a broken broker fails the test instead of hanging it; never a speed assertion
@@ -78,11 +70,11 @@ def test_services_and_images() -> None:
     default = {
         name for name, service in SERVICES.items() if "profiles" not in service
     }  # scale: test_deploy_scale
-    assert default == {"db", "mosquitto-passwd", "mosquitto", "migrate", "ingest", "api"}
+    assert default == {"db", "mosquitto-init", "mosquitto", "migrate", "ingest", "api"}
     db_image = SERVICES["db"]["image"]
     default = re.search(r":-([^}]+)\}", db_image)
     assert default and re.fullmatch(r"timescale/timescaledb-ha:pg1[67].*", default.group(1)), db_image
-    assert SERVICES["mosquitto"]["image"] == "eclipse-mosquitto:2"
+    assert SERVICES["mosquitto"]["image"] == SERVICES["mosquitto-init"]["image"] == "eclipse-mosquitto:2.0"
     for name in ("migrate", "ingest", "api"):
         build = SERVICES[name]["build"]
         assert (REPO / build["context"] / build["dockerfile"]).is_file(), name
@@ -167,110 +159,18 @@ def test_dockerfile_copies_every_package_the_wheel_holds() -> None:
 # ---------------------------------------------------------------- the real broker with the production config
 
 
-@dataclass
-class ProdBroker:
-    """Mosquitto from deploy/mosquitto as compose mounts it, under `root` instead of `/`."""
-
-    root: Path
-    with_queue_limits: bool = True
-    ports: dict[int, int] = field(default_factory=dict)  # container port → port on this machine
-    proc: subprocess.Popen[bytes] | None = None
-
-    def __post_init__(self) -> None:
-        service = SERVICES["mosquitto"]
-        for volume in service["volumes"]:
-            source, target = volume.split(":")[:2]
-            inside = self.root / target.lstrip("/")
-            if source.startswith((".", "/")):
-                inside.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(REPO / source, inside)
-            else:
-                inside.mkdir(parents=True, exist_ok=True)
-        self.passwd = self.root / "mosquitto/auth/passwd"
-        self.services_passwd = self.root / "mosquitto/auth/services-passwd"
-        self.conf = self.root / "mosquitto/config/mosquitto.conf"
-
-    def add_user(self, user: str, password: str) -> None:
-        subprocess.run(["mosquitto_passwd", "-b", str(self.passwd), user, password], check=True)
-
-    def init_passwords(self, service_password: str) -> None:
-        """Run the init container's script, as compose does, against this folder."""
-        env = {
-            **os.environ,
-            "MQTT_SERVICE_PASSWORD": service_password,
-            "MOSQUITTO_PASSWD_FILE": str(self.passwd),
-            "MOSQUITTO_SERVICES_PASSWD_FILE": str(self.services_passwd),
-        }
-        subprocess.run(
-            ["/bin/sh", str(REPO / "deploy/mosquitto/init-passwd.sh")],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-
-    def rewrite_config(self) -> None:
-        lines = []
-        for line in self.conf.read_text(encoding="utf-8").splitlines():
-            words = line.split()
-            if words[:1] == ["listener"]:
-                port = self.ports.setdefault(int(words[1]), free_port())
-                line = f"listener {port} 127.0.0.1"  # the tests' broker never listens beyond this machine
-            elif words[:1] == ["include_dir"] and not self.with_queue_limits:
-                continue
-            elif words[:1] == ["log_dest"]:
-                line = f"log_dest file {self.root}/mosquitto.log"
-            lines.append(re.sub(r"(?<![\w$])/mosquitto/", f"{self.root}/mosquitto/", line))
-        self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def start(self) -> None:
-        if os.geteuid() == 0:  # mosquitto drops root privileges to its own user, which must reach the files
-            for path in [self.root, *self.root.rglob("*")]:
-                with contextlib.suppress(KeyError, LookupError):
-                    shutil.chown(path, "mosquitto", "mosquitto")
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        try:
-            for port in self.ports.values():
-                wait_for_port(port, proc=self.proc)
-        except RuntimeError:
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-            log = (self.root / "mosquitto.log").read_text() if (self.root / "mosquitto.log").exists() else ""
-            raise RuntimeError(f"mosquitto refused the production config:\n{err}\n{log}") from None
-
-    def close(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def start_prod_broker(root: Path, *, with_queue_limits: bool = True) -> ProdBroker:
-    broker = ProdBroker(root, with_queue_limits=with_queue_limits)
-    broker.passwd.parent.mkdir(parents=True, exist_ok=True)
-    broker.passwd.touch()
-    # A device entry under the service's name, as a hand-run `mosquitto_passwd` could add: never a service.
-    broker.add_user("outpost", "device-named-outpost")
-    broker.init_passwords("service-secret")
-    for device in ("dev-a", "dev-b"):
-        broker.add_user(device, f"{device}-secret")
-    broker.rewrite_config()
-    broker.start()
+def start_prod_broker(*, with_queue_limits: bool = True) -> ProdBroker:
+    broker = ProdBroker(with_queue_limits=with_queue_limits).start()
+    for device in ("dev-a", "dev-b", "alice/phone"):  # the last an OwnTracks id, user/device
+        broker.add_device(device, f"{device}-secret")
     return broker
 
 
 @pytest.fixture
-def broker_root() -> Iterator[Path]:
-    """A folder the broker can reach after dropping root (pytest's tmp_path sits under a 0700 folder)."""
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto is not installed: run scripts/install-services as root")
-    root = Path(tempfile.mkdtemp(prefix="outpost-prod-mqtt-"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def broker(broker_root: Path) -> Iterator[ProdBroker]:
-    b = start_prod_broker(broker_root)
+def broker() -> Iterator[ProdBroker]:
+    if (reason := missing_tools()) is not None:
+        pytest.skip(reason)
+    b = start_prod_broker()
     yield b
     b.close()
 
@@ -307,11 +207,12 @@ class Client:
         if self.accepted:
             self.paho.loop_start()
 
-    def subscribe(self, topic: str) -> None:
+    def subscribe(self, topic: str) -> bool:
+        """Whether the broker granted the subscription."""
         granted: queue.Queue[bool] = queue.Queue()
-        self.paho.on_subscribe = lambda c, u, mid, codes, p: granted.put(True)
+        self.paho.on_subscribe = lambda c, u, mid, codes, p: granted.put(not any(c.is_failure for c in codes))
         self.paho.subscribe(topic, qos=1)
-        granted.get(timeout=WAIT_S)
+        return granted.get(timeout=WAIT_S)
 
     def publish(self, topic: str, payload: bytes = b"{}") -> None:
         self.paho.publish(topic, payload, qos=1).wait_for_publish(timeout=WAIT_S)
@@ -378,12 +279,10 @@ def test_the_service_listener_takes_service_accounts_only(broker: ProdBroker, cl
     assert not device.accepted  # so no device can take the ingest's client id there
     clients.append(service_on_devices := Client(devices, "outpost", "service-secret"))
     assert not service_on_devices.accepted
-    for password in ("device-named-outpost", "service-secret"):  # the init script removed the entry
-        clients.append(named := Client(devices, "outpost", password))
-        assert not named.accepted
+    clients.append(admin_on_services := Client(services, *ADMIN))
+    assert not admin_on_services.accepted  # the broker's admin is not a service account either
     clients.append(service := Client(services, "outpost", "service-secret", client_id="outpost-ingest"))
     assert service.accepted
-    assert "outpost:" not in broker.passwd.read_text(encoding="utf-8")
     service.subscribe("outpost/v1/events/#")
     service.publish("outpost/v1/events/grid.entered")  # the API tells consoles listening over MQTT
     assert service.receive_until("outpost/v1/events/grid.entered") == ["outpost/v1/events/grid.entered"]
@@ -401,25 +300,41 @@ def test_a_device_publishes_only_under_its_own_id(broker: ProdBroker, clients: l
     )
     ingest.subscribe("#")
     devices = broker.ports[1883]
-    for other in ("outpost/v1/devices/dev-b/fix", "owntracks/dev-b/phone", "outpost/v1/devices/dev-a2/fix"):
+    for other in (
+        "outpost/v1/devices/dev-b/fix",
+        "outpost/v1/devices/dev-a2/fix",
+        "outpost/v1/devices/dev-a/offers",  # what Outpost sends it: an offer forged to itself
+        "outpost/internal/v1/fixes/worker-1",
+        "owntracks/alice/phone",
+    ):
         assert publish_reason(devices, "dev-a", "dev-a-secret", other) == "Not authorized", other
+    assert publish_reason(devices, "alice/phone", "alice/phone-secret", "owntracks/alice/phone/cmd") == (
+        "Not authorized"  # Outpost's command topic for the phone
+    )
     clients.append(device := Client(devices, "dev-a", "dev-a-secret"))
+    clients.append(phone := Client(devices, "alice/phone", "alice/phone-secret"))
     device.publish("outpost/v1/devices/dev-a/fix")
-    device.publish("owntracks/dev-a/phone")  # sentinel: anything delivered before it arrived before it
-    assert ingest.receive_until("owntracks/dev-a/phone") == [
+    phone.publish("owntracks/alice/phone")
+    device.publish(
+        "outpost/v1/devices/dev-a/alarm"
+    )  # sentinel: anything delivered before it arrived before it
+    assert ingest.receive_until("outpost/v1/devices/dev-a/alarm") == [
         "outpost/v1/devices/dev-a/fix",
-        "owntracks/dev-a/phone",
+        "owntracks/alice/phone",
+        "outpost/v1/devices/dev-a/alarm",
     ]
 
 
 def test_a_device_reads_only_its_own_topics(broker: ProdBroker, clients: list[Client]) -> None:
     clients.append(device := Client(broker.ports[1883], "dev-a", "dev-a-secret"))
-    device.subscribe("#")
+    assert not device.subscribe("#")  # refused: every device's offers, every position
+    assert not device.subscribe("outpost/v1/devices/dev-b/offers")
+    assert device.subscribe("outpost/v1/devices/dev-a/offers")
     clients.append(service := Client(broker.ports[1884], "outpost", "service-secret"))
-    service.publish("outpost/v1/devices/dev-b/offer")
+    service.publish("outpost/v1/devices/dev-b/offers")
     service.publish("outpost/internal/v1/fixes/worker-1")  # every position: never to a device
-    service.publish("outpost/v1/devices/dev-a/offer")
-    assert device.receive_until("outpost/v1/devices/dev-a/offer") == ["outpost/v1/devices/dev-a/offer"]
+    service.publish("outpost/v1/devices/dev-a/offers")
+    assert device.receive_until("outpost/v1/devices/dev-a/offers") == ["outpost/v1/devices/dev-a/offers"]
 
 
 def test_a_device_cannot_take_over_the_ingest_session(broker: ProdBroker, clients: list[Client]) -> None:
@@ -455,11 +370,13 @@ def test_loopback_listener_serves_the_health_check_and_nothing_else(
 
 @pytest.mark.parametrize("with_queue_limits", [True, False], ids=["included", "negative-control"])
 def test_queue_limits_are_included_so_an_offline_ingest_loses_nothing(
-    broker_root: Path, clients: list[Client], with_queue_limits: bool
+    clients: list[Client], with_queue_limits: bool
 ) -> None:
     """1500 fixes queued for the offline ingest: all delivered with outpost-queues.conf included; without it,
     Mosquitto's default max_queued_messages (1000) drops some, which proves the test can see the loss."""
-    broker = start_prod_broker(broker_root, with_queue_limits=with_queue_limits)
+    if (reason := missing_tools()) is not None:
+        pytest.skip(reason)
+    broker = start_prod_broker(with_queue_limits=with_queue_limits)
     try:
         ingest = Client(
             broker.ports[1884], "outpost", "service-secret", client_id="outpost-ingest", clean=False
@@ -477,9 +394,9 @@ def test_queue_limits_are_included_so_an_offline_ingest_loses_nothing(
                 broker.ports[1884], "outpost", "service-secret", client_id="outpost-ingest", clean=False
             )
         )
-        back.subscribe("outpost/v1/devices/+/done")  # the session already has the fix topic
-        device.publish("outpost/v1/devices/dev-a/done")  # sentinel: published after the backlog was queued
-        delivered = back.receive_until("outpost/v1/devices/dev-a/done")[:-1]
+        back.subscribe("outpost/v1/devices/+/alarm")  # the session already has the fix topic
+        device.publish("outpost/v1/devices/dev-a/alarm")  # sentinel: published after the backlog was queued
+        delivered = back.receive_until("outpost/v1/devices/dev-a/alarm")[:-1]
     finally:
         for client in clients:
             client.close()
