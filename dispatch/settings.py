@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from schemas.config import listing, matching, one_of
+from schemas.config import listing, matching, one_of, pem_file
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class ApiSettings:
     # socket no longer; a request being answered (an event stream too) is not cut. Higher: slower links
     # and longer keep-alive reuse, and each held socket costs a file descriptor.
     http_header_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    # The HTTP API's TLS certificate: a PEM file (the server certificate first, then any intermediates),
+    # read at start. Set with http_tls_key, the API (and the `ingest` role's HTTP side) serves HTTPS only,
+    # TLS 1.2 or newer; empty (the default): plain HTTP, for a station behind a TLS-terminating proxy or on
+    # loopback. A certificate renewed on disk is picked up at the next start.
+    http_tls_cert: Annotated[str, pem_file("/etc/outpost/tls/api.crt")] = ""
+    # The private key of http_tls_cert: a PEM file, not encrypted (nobody is there to type a passphrase at
+    # start); readable by Outpost only. Both or neither.
+    http_tls_key: Annotated[str, pem_file("/etc/outpost/tls/api.key")] = ""
     # On start, the live index is rebuilt from fixes newer than this (s). Longer: slower start, staler units.
     index_lookback_s: Annotated[float, Meta(gt=0, le=366 * 86400)] = 86400.0
     # Units whose fused fix is older than this are excluded from nearest as stale (s).

@@ -1,7 +1,9 @@
 """The embedded, in-process MQTT broker (amqtt 0.12) of the no-configuration default (`outpost run`, demo).
 
 Devices, `mosquitto_pub` and Outpost's own ingest subscriber connect to it over TCP on
-`IngestSettings.mqtt_listen` (default 127.0.0.1:1883), exactly as they would to Mosquitto in production.
+`IngestSettings.mqtt_listen` (default 127.0.0.1:1883), exactly as they would to Mosquitto in production;
+with a certificate and key (`tls=`, OUTPOST_MQTT_TLS_CERT/KEY) over TLS only, through amqtt's own listener
+options (`ssl`, `certfile`, `keyfile`: amqtt 0.12's `ListenerConfig`; TLS 1.2 or newer, Python's default).
 
 Who may connect, as whom, and what each may do: ingest.broker_access (admission: service accounts with
 this process's random password, devices with their registry secret, anonymous clients only in open mode
@@ -354,26 +356,31 @@ class EmbeddedBroker:
         session_expiry_s: int | None = _DEFAULT_SESSION_EXPIRY_S,
         max_connections: int = 0,
         ingest: InboundSink | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         """`access`: who is let in (default: services only, until a directory is attached).
         `session_expiry_s`: how long a disconnected persistent session (and its queue) is kept.
         `ingest`: takes PUBLISHes on its topics in process and acknowledges them (see the module docstring);
-        None: amqtt's own flow for every topic (PUBACK on receipt)."""
+        None: amqtt's own flow for every topic (PUBACK on receipt).
+        `tls`: (certificate file, key file), PEM, checked beforehand (ingest.tls.server_context): MQTT over
+        TLS only; None: plain MQTT."""
         self.host, self._requested_port = split_listen(listen)
         self.access = access or BrokerAccess()
         self._ingest = ingest
         self._session_expiry_s = session_expiry_s
         self._max_connections = max_connections
+        self._tls = tls
         self._broker: _AccessBroker | None = None
         self._sweeping: asyncio.Task[None] | None = None
         self.port = self._requested_port
 
     @property
     def url(self) -> str:
-        """An mqtt:// URL clients on this machine can use (the actual port, also when 0 was asked for)."""
+        """An mqtt:// (with TLS, mqtts://) URL clients on this machine can use (the actual port, also when 0
+        was asked for)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"mqtt://{host}:{self.port}"
+        return f"{'mqtts' if self._tls else 'mqtt'}://{host}:{self.port}"
 
     @property
     def service_url(self) -> str:
@@ -392,8 +399,11 @@ class EmbeddedBroker:
             if ":" in self.host
             else f"{self.host}:{self._requested_port}"
         )
+        listener: dict[str, Any] = {"type": "tcp", "bind": bind, "max_connections": self._max_connections}
+        if self._tls is not None:
+            listener.update(ssl=True, certfile=self._tls[0], keyfile=self._tls[1])
         return {
-            "listeners": {"default": {"type": "tcp", "bind": bind, "max_connections": self._max_connections}},
+            "listeners": {"default": listener},
             "session_expiry_interval": self._session_expiry_s,
             # No plugins: amqtt's default packet/event loggers and $SYS publisher cost per message, and
             # admission and the ACL are _AccessBroker's own.
@@ -424,7 +434,9 @@ class EmbeddedBroker:
         server = self._broker._servers["default"].instance  # the real port when 0 was requested
         self.port = int(server.sockets[0].getsockname()[1])
         self._sweeping = asyncio.create_task(self._sweep())
-        log.info("embedded MQTT broker listening on %s:%s", self.host, self.port)
+        log.info(
+            "embedded MQTT broker listening on %s:%s%s", self.host, self.port, " (TLS)" if self._tls else ""
+        )
 
     async def _sweep(self) -> None:
         """Revocations the directory's periodic reloads bring (the API's changes call revoke_changed)."""

@@ -19,7 +19,6 @@ another device's queued offers). The ACL itself is ingest.broker_acl.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from ingest.broker_acl import ANONYMOUS, SERVICE, Principal
 from ingest.devices import DeviceDirectory
 from ingest.http.auth import DeviceAuth, refresh_if_unsure
 from schemas.accounts import SERVICE_ACCOUNTS, is_reserved
+from schemas.config import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,6 @@ REFUSED = Counter(
     "MQTT connections the embedded broker refused, by reason.",
     ["reason"],
 )
-
-
-def is_loopback(address: str | None) -> bool:
-    """Whether `address` (an IP, maybe with a %zone) is on the loopback interface."""
-    if not address:
-        return False
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class BrokerAccess:

@@ -139,8 +139,9 @@ def check_broker_admin(settings: IngestSettings) -> None:
 class BrokerRegistry:
     """Pushes issued secrets to the broker and keeps its device clients enabled exactly as the registry."""
 
-    def __init__(self, admin_url: str, engine: Engine) -> None:
-        self._address = parse_mqtt_url(admin_url)
+    def __init__(self, admin_url: str, engine: Engine, *, ca_file: str = "") -> None:
+        """`ca_file`: the certificates an mqtts:// `admin_url` trusts (empty: the system's trust store)."""
+        self._address = parse_mqtt_url(admin_url, ca_file)
         self._engine = engine
         self._lock = asyncio.Lock()  # one exchange at a time: a view and the broker never diverge mid-way
         self._view: dict[str, dict[str, Any]] | None = None  # managed clients, as listed and since changed

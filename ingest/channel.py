@@ -26,15 +26,16 @@ _RETRY_MIN_S, _RETRY_MAX_S = 1.0, 30.0
 class DeviceChannel:
     """Publishes messages to devices over MQTT, QoS 1."""
 
-    def __init__(self, url: str, client_id: str) -> None:
-        self._url, self._client_id = url, client_id
+    def __init__(self, url: str, client_id: str, *, ca_file: str = "") -> None:
+        """`ca_file`: the certificates an mqtts:// `url` trusts (empty: the system's trust store)."""
+        self._url, self._client_id, self._ca_file = url, client_id, ca_file
         self._publisher: Publisher | None = None
 
     async def connect(self) -> None:
         """Connect, retrying with backoff until the broker answers."""
         backoff = Backoff(_RETRY_MIN_S, _RETRY_MAX_S)
         while self._publisher is None:
-            publisher = Publisher(self._url, client_id=self._client_id)
+            publisher = Publisher(self._url, client_id=self._client_id, ca_file=self._ca_file)
             try:
                 await publisher.connect(timeout_s=_CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as exc:

@@ -57,10 +57,11 @@ class CommittedFeed:
 class FeedPublisher:
     """Publishes committed batches on `outpost/internal/v1/fixes/{worker}`, QoS 1, in commit order."""
 
-    def __init__(self, url: str, client_id: str) -> None:
+    def __init__(self, url: str, client_id: str, *, ca_file: str = "") -> None:
+        """`ca_file`: the certificates an mqtts:// `url` trusts (empty: the system's trust store)."""
         # A fresh worker name each start: `seq` restarts at 1, and readers must not take that for a gap.
         self.worker = f"{client_id}.{secrets.token_hex(4)}"
-        self._url, self._client_id = url, f"{client_id}-feed"
+        self._url, self._client_id, self._ca_file = url, f"{client_id}-feed", ca_file
         self._topic = fixes_feed_topic(self.worker)
         self._publisher: Publisher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,7 +74,7 @@ class FeedPublisher:
         self._loop = asyncio.get_running_loop()
         backoff = Backoff(_RETRY_MIN_S, _RETRY_MAX_S)
         while self._publisher is None:
-            publisher = Publisher(self._url, client_id=self._client_id, protocol="5")
+            publisher = Publisher(self._url, client_id=self._client_id, protocol="5", ca_file=self._ca_file)
             try:
                 await publisher.connect(timeout_s=_CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError, ConnectionError) as exc:

@@ -8,7 +8,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from ingest.safeguards import UNSAFE_MODES
-from schemas.config import matching, one_of
+from schemas.config import matching, one_of, pem_file
 
 # A TCP port as text: 0 to 65535.
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
@@ -56,6 +56,19 @@ class IngestSettings:
             "[::1]:1883",
         ),
     ] = "127.0.0.1:1883"
+    # The embedded broker's TLS certificate: a PEM file (the server certificate first, then any
+    # intermediates), read at start. Set with mqtt_tls_key, the embedded broker speaks MQTT over TLS only
+    # (TLS 1.2 or newer) on mqtt_listen (devices connect with mqtts://, conventionally port 8883), and
+    # Outpost's own clients of it trust this certificate. Empty (the default): plain MQTT. Only for the
+    # embedded broker: an external broker's TLS is its own configuration (mqtts:// and mqtt_tls_ca).
+    mqtt_tls_cert: Annotated[str, pem_file("/etc/outpost/tls/mqtt.crt")] = ""
+    # The private key of mqtt_tls_cert: a PEM file, not encrypted; readable by Outpost only. Both or neither.
+    mqtt_tls_key: Annotated[str, pem_file("/etc/outpost/tls/mqtt.key")] = ""
+    # The certificates (PEM) trusted for an mqtts:// mqtt_url or mqtt_admin_url: the external broker's CA,
+    # or its self-signed certificate itself. Empty (the default): the system's trust store. The broker's
+    # host name is checked against its certificate, except on a loopback address (a broker on this machine,
+    # reached as 127.0.0.1 although its certificate names the station).
+    mqtt_tls_ca: Annotated[str, pem_file("/etc/outpost/tls/broker-ca.crt")] = ""
     # Fixed MQTT client id of this ingest worker: with a persistent session the broker keeps its backlog.
     mqtt_client_id: Annotated[str, Meta(min_length=1, max_length=256)] = "outpost-ingest"
     # MQTT 5 shared subscription group; several ingest workers with the same group split the stream.

@@ -13,6 +13,7 @@ from typing import Any
 from outpost.root import Running, serve
 from outpost.settings import Settings
 from outpost.supervise import stop_on_signals
+from schemas.config import ConfigError
 from sim.demo.scenario import DemoOptions, Target, play
 from store import access
 from store.engine import open_engine
@@ -32,6 +33,11 @@ async def run_demo(
 
     `given` names the settings the user set (lower-case, as `read_sources` returns them): a default port
     that another program holds is swapped for a free one, a port the user chose is not."""
+    if settings.api.http_tls_cert or settings.ingest.mqtt_tls_cert:
+        raise ConfigError(
+            "outpost demo runs on loopback without TLS (its simulated devices trust no certificate): unset "
+            "OUTPOST_HTTP_TLS_CERT/KEY and OUTPOST_MQTT_TLS_CERT/KEY for it"
+        )
     stop = stop or stop_on_signals()
     settings = free_default_ports(settings, given, out)
     # Simulated units register on first contact. Their fixes carry wall-clock times while they drive

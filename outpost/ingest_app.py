@@ -5,6 +5,7 @@ both sides may be imported, rather than in either of them."""
 from __future__ import annotations
 
 import contextlib
+import ssl
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,9 +27,10 @@ async def serve_ingest_http(
     engine: Engine,
     clock: Clock,
     gates: Gates | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> str:
     """Start the server on the API's address; it stops with `stack`. Returns its URL. `/readyz` waits for
-    the database and `gates` (the ingest subscription)."""
+    the database and `gates` (the ingest subscription). `tls`: serve HTTPS with it (outpost.tls_checks)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "role": "ingest"})
@@ -48,15 +50,22 @@ async def serve_ingest_http(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.add_routes(ingest_http.routes(pipeline))
+    return await serve_app(stack, app, api, tls)
+
+
+async def serve_app(
+    stack: contextlib.AsyncExitStack, app: web.Application, api: ApiSettings, tls: ssl.SSLContext | None
+) -> str:
+    """Serve `app` on the API's address (HTTPS with `tls`) until `stack` closes; returns its URL."""
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=api.http_header_timeout_s)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    await web.TCPSite(runner, api.http_host, api.http_port).start()
-    return site_url(runner, api.http_host)
+    await web.TCPSite(runner, api.http_host, api.http_port, ssl_context=tls).start()
+    return site_url(runner, api.http_host, tls=tls is not None)
 
 
-def site_url(runner: web.AppRunner, host: str) -> str:
-    """The URL a started runner answers on (a wildcard host shown as loopback)."""
+def site_url(runner: web.AppRunner, host: str, *, tls: bool = False) -> str:
+    """The URL a started runner answers on (a wildcard host shown as loopback; https:// with `tls`)."""
     port = next(iter(runner.addresses))[1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"

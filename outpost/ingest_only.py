@@ -23,6 +23,7 @@ from outpost.logs import configure_logging
 from outpost.open_mode import check_open_mode
 from outpost.settings import load, read_sources
 from outpost.supervise import stop_on_signals
+from outpost.tls_checks import check_tls
 from schemas.config import ConfigError
 from store.engine import open_engine
 from store.settings import StoreSettings
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings, store = load(IngestSettings, sources), load(StoreSettings, sources)
         api = load(ApiSettings, sources)
         check_open_mode(settings, None)  # no HTTP side here: the broker's listener only
+        check_tls(api, settings)
     except ConfigError as exc:
         print(f"outpost.ingest_only: configuration error: {exc}", file=sys.stderr)
         return 2

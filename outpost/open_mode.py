@@ -4,11 +4,10 @@ when a listener devices reach faces the network, unless `OUTPOST_OPEN_MODE_ON_NE
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from ingest.settings import IngestSettings
-from schemas.config import ConfigError
+from schemas.config import ConfigError, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +44,3 @@ def _listeners(ingest: IngestSettings, http_host: str | None) -> list[tuple[str,
         host = ingest.mqtt_listen.rpartition(":")[0].strip("[]")
         found.append(("OUTPOST_MQTT_LISTEN", host or "0.0.0.0"))
     return found
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (an address, or `localhost`) listens on the loopback interface only."""
-    if host.casefold() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False  # another name: it may resolve to any interface

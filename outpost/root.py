@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
-from aiohttp import web
 from sqlalchemy import Engine
 
 from dispatch.app import ApiContext, ApiPlugin, init_app
@@ -48,12 +48,13 @@ from ingest.ports import DeviceOutcome, OnDeviceMessage
 from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
-from outpost.ingest_app import serve_ingest_http, site_url
+from outpost.ingest_app import serve_app, serve_ingest_http
 from outpost.open_mode import check_open_mode
 from outpost.report_rules import rules_of
 from outpost.scale import follow_feed, incident_leadership, start_feed_publisher
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
+from outpost.tls_checks import check_tls, embedded_tls
 from schemas.config import redact_url
 from store.engine import open_engine
 from store.maintenance import maintain_storage
@@ -99,6 +100,7 @@ async def serve(
     if role != "api":  # the roles that face devices: the broker and the phones' HTTP endpoints
         check_open_mode(settings.ingest, settings.api.http_host)
     check_broker_admin(settings.ingest)
+    http_tls = check_tls(settings.api, settings.ingest)
     clock = clock or SystemClock()
     stop = stop or stop_on_signals()
     engine = open_engine(settings.store.database_url, pool_size=settings.store.database_pool_size)
@@ -114,16 +116,30 @@ async def serve(
             gates.require(RELAYING if role == "api" else SUBSCRIBED)
             # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5 (shared subscriptions) by default.
             protocol = "3.1.1" if embedded else settings.ingest.mqtt_protocol
-            # Outpost's own clients log in to the embedded broker with this process's service password.
+            # Outpost's own clients log in to the embedded broker with this process's service password, and
+            # trust exactly its certificate (with TLS on; an external broker's: OUTPOST_MQTT_TLS_CA).
             own_url = broker.service_url if broker is not None else broker_url
-            ingest_settings = replace(settings.ingest, mqtt_url=own_url, mqtt_protocol=protocol)
+            trusted = settings.ingest.mqtt_tls_cert if embedded else settings.ingest.mqtt_tls_ca
+            ingest_settings = replace(
+                settings.ingest, mqtt_url=own_url, mqtt_protocol=protocol, mqtt_tls_ca=trusted
+            )
             supervisor = await stack.enter_async_context(supervised())
             if role == "ingest":
                 http_url = await _serve_ingest(
-                    stack, supervisor, settings, ingest_settings, engine, clock, stop, (broker, source), gates
+                    stack,
+                    supervisor,
+                    settings,
+                    ingest_settings,
+                    engine,
+                    clock,
+                    stop,
+                    (broker, source),
+                    (gates, http_tls),
                 )
             else:
-                parts = _Parts(stack, supervisor, settings, ingest_settings, engine, clock, stop, gates)
+                parts = _Parts(
+                    stack, supervisor, settings, ingest_settings, engine, clock, stop, gates, http_tls
+                )
                 http_url = await parts.serve_api(role, broker, source)
             # One role keeps the store: partitions ahead, retention of fixes and dead letters.
             if role != "api":
@@ -166,7 +182,8 @@ async def _broker(
     access = BrokerAccess(
         open_mode=ingest.register_unknown_devices, service_client_ids=(ingest.mqtt_client_id,)
     )
-    broker = await stack.enter_async_context(EmbeddedBroker(ingest.mqtt_listen, access=access, ingest=source))
+    broker = EmbeddedBroker(ingest.mqtt_listen, access=access, ingest=source, tls=embedded_tls(ingest))
+    await stack.enter_async_context(broker)
     return broker.url, broker, source
 
 
@@ -206,10 +223,12 @@ async def _serve_ingest(
     clock: Clock,
     stop: asyncio.Event,
     embedded: tuple[EmbeddedBroker | None, EmbeddedSource | None],
-    gates: Gates,
+    http: tuple[Gates, ssl.SSLContext | None],
 ) -> str:
-    """The `ingest` role: the pipeline with no live picture, and its HTTP side."""
+    """The `ingest` role: the pipeline with no live picture, and its HTTP side (`http`: its readiness gates
+    and TLS context)."""
     broker, source = embedded
+    gates, tls = http
     feed = start_feed_publisher(stack, supervisor, ingest_settings)
     pipeline = build_pipeline(
         ingest_settings, engine, on_accepted=_ignore, on_committed=None if feed is None else feed.committed
@@ -225,7 +244,7 @@ async def _serve_ingest(
         on_ready=lambda: gates.open(SUBSCRIBED),
     )
     supervisor.run(ingest, "ingest", critical=True)
-    return await serve_ingest_http(stack, settings.api, pipeline, engine, clock, gates)
+    return await serve_ingest_http(stack, settings.api, pipeline, engine, clock, gates, tls)
 
 
 @dataclass
@@ -240,14 +259,14 @@ class _Parts:
     clock: Clock
     stop: asyncio.Event
     gates: Gates
+    http_tls: ssl.SSLContext | None  # None: plain HTTP
 
     async def serve_api(
         self, role: Role, broker: EmbeddedBroker | None, source: EmbeddedSource | None
     ) -> str:
         settings, engine, supervisor = self.settings, self.engine, self.supervisor
-        channel = DeviceChannel(
-            self.ingest_settings.mqtt_url, f"{self.ingest_settings.mqtt_client_id}-notify"
-        )
+        mqtt = self.ingest_settings
+        channel = DeviceChannel(mqtt.mqtt_url, f"{mqtt.mqtt_client_id}-notify", ca_file=mqtt.mqtt_tls_ca)
         bus = EventBus(
             self.clock,
             coalesce_s=settings.api.stream_coalesce_s,
@@ -315,8 +334,8 @@ class _Parts:
             )
             supervisor.run(relay, "device-relay")
         issued = no_broker_to_tell
-        if self.ingest_settings.mqtt_admin_url:  # the external broker's device logins follow the registry
-            logins = BrokerRegistry(self.ingest_settings.mqtt_admin_url, engine)
+        if mqtt.mqtt_admin_url:  # the external broker's device logins follow the registry
+            logins = BrokerRegistry(mqtt.mqtt_admin_url, engine, ca_file=mqtt.mqtt_tls_ca)
             supervisor.run(logins.run(self.stop), "broker-logins")
             devices_changed, issued = _then(devices_changed, logins.changed), logins.issued
         context = ApiContext(engine, fleet, bus, self.clock, settings.api, devices_changed, issued)
@@ -324,11 +343,7 @@ class _Parts:
         app[GATES_KEY] = self.gates
         supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker
         self.stack.push_async_callback(channel.close)
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.api.http_header_timeout_s)
-        await runner.setup()
-        self.stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, settings.api.http_host, settings.api.http_port).start()
-        return site_url(runner, settings.api.http_host)
+        return await serve_app(self.stack, app, settings.api, self.http_tls)
 
     def _device_messages(
         self,

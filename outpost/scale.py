@@ -41,7 +41,7 @@ def start_feed_publisher(
     there is no external broker for replicas to hear it on."""
     if not (ingest.live_feed and ingest.mqtt_url):
         return None
-    feed = FeedPublisher(ingest.mqtt_url, ingest.mqtt_client_id)
+    feed = FeedPublisher(ingest.mqtt_url, ingest.mqtt_client_id, ca_file=ingest.mqtt_tls_ca)
     supervisor.run(feed.connect(), "live-feed-publisher")
     stack.push_async_callback(feed.close)
     return feed

@@ -9,6 +9,7 @@ that declaration and prints it in the configuration reference.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +43,16 @@ def listing(allowed: str, *examples: str) -> msgspec.Meta:
     return msgspec.Meta(examples=list(examples), extra={"allowed": allowed})
 
 
+def pem_file(*examples: str) -> msgspec.Meta:
+    """A setting naming a PEM file (a certificate or a key), or empty; whoever uses it checks the file."""
+    return msgspec.Meta(
+        pattern=r"^[^\n]*$",
+        max_length=4096,
+        examples=["", *examples],
+        extra={"allowed": "empty, or the path of a PEM file"},
+    )
+
+
 def redact_url(url: str) -> str:
     """`url` with its password replaced by `***`, for logs and terminals."""
     try:
@@ -57,3 +68,16 @@ def redact_url(url: str) -> str:
     host = f"[{host}]" if ":" in host else host
     netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (an IP address, maybe with a %zone, or `localhost`) is on the loopback interface only;
+    any other name may resolve to any interface."""
+    if not host:
+        return False
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False

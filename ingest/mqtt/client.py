@@ -1,5 +1,6 @@
-"""What the publisher and the subscriber share: the broker's address, a paho client set up for it, and
-running paho's socket callbacks on the event loop (paho's "external loop" mode)."""
+"""What the publisher, the subscriber and the dynamic-security admin share: the broker's address, the TLS
+context for an mqtts:// one, a paho client set up for it, and running paho's socket callbacks on the event
+loop (paho's "external loop" mode)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from ingest.tls import client_context
+
 C = TypeVar("C", bound=paho.Client)
+
+CA_SETTING = "OUTPOST_MQTT_TLS_CA"  # the setting of BrokerAddress.ca_file, named in errors
 
 # paho's socket callbacks: (client, userdata, socket).
 SocketCallback = Callable[[paho.Client, Any, Any], None]
@@ -29,10 +34,12 @@ class BrokerAddress:
     tls: bool
     username: str | None
     password: str | None
+    ca_file: str = ""  # with tls: the PEM certificates trusted (OUTPOST_MQTT_TLS_CA); empty: the system's
 
 
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Parse mqtt://[user:password@]host[:port] (default 1883) or mqtts://… (default 8883)."""
+def parse_mqtt_url(url: str, ca_file: str = "") -> BrokerAddress:
+    """Parse mqtt://[user:password@]host[:port] (default 1883) or mqtts://… (default 8883); `ca_file`: the
+    certificates an mqtts:// connection trusts (empty: the system's trust store)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r} in {url!r}: use mqtt:// or mqtts://")
@@ -45,7 +52,13 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
         tls=tls,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        ca_file=ca_file,
     )
+
+
+def tls_context(address: BrokerAddress) -> ssl.SSLContext:
+    """The TLS context of a connection to the mqtts:// `address` (ConfigError if its CA file is unusable)."""
+    return client_context((CA_SETTING, address.ca_file), address.host)
 
 
 def new_client(
@@ -71,7 +84,7 @@ def new_client(
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set_context(ssl.create_default_context())
+        client.tls_set_context(tls_context(address))
     client.on_socket_open = on_socket_open
     client.on_socket_close = on_socket_close
     client.on_socket_register_write = on_register_write

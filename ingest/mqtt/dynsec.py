@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from ingest.mqtt.client import BrokerAddress
+from ingest.mqtt.client import BrokerAddress, tls_context
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
@@ -82,7 +81,7 @@ def exchange(address: BrokerAddress, commands: list[Command], *, timeout_s: floa
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set_context(ssl.create_default_context())
+        client.tls_set_context(tls_context(address))
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     try:
         client.connect(address.host, address.port, keepalive=30)

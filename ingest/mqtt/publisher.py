@@ -50,10 +50,12 @@ class Publisher:
         protocol: Literal["3.1.1", "5"] = "3.1.1",
         keepalive_s: int = 60,
         max_inflight: int = 0,
+        ca_file: str = "",
     ) -> None:
         """`max_inflight` caps unacknowledged QoS 1 messages on the wire (0: no cap, except an MQTT 5
-        broker's Receive Maximum); the rest wait in an in-process queue."""
-        self.address = parse_mqtt_url(url)
+        broker's Receive Maximum); the rest wait in an in-process queue. `ca_file`: the certificates an
+        mqtts:// `url` trusts (empty: the system's trust store)."""
+        self.address = parse_mqtt_url(url, ca_file)
         self.client_id = client_id
         self.sent = 0
         self.acked = 0

@@ -76,15 +76,18 @@ class LinkOptions(TypedDict):
     keepalive_s: int
     reconnect_min_s: float
     reconnect_max_s: float
+    ca_file: str
 
 
 def link_options(settings: IngestSettings) -> LinkOptions:
-    """The protocol, keepalive and reconnection pauses the settings give, for `MqttSubscriber(**...)`."""
+    """The protocol, keepalive, reconnection pauses and TLS trust the settings give, for
+    `MqttSubscriber(**...)`."""
     return LinkOptions(
         protocol=resolve_protocol(settings.mqtt_protocol, settings.mqtt_url),
         keepalive_s=settings.mqtt_keepalive_s,
         reconnect_min_s=settings.mqtt_reconnect_min_s,
         reconnect_max_s=settings.mqtt_reconnect_max_s,
+        ca_file=settings.mqtt_tls_ca,
     )
 
 
@@ -119,15 +122,17 @@ class MqttSubscriber:
         keepalive_s: int = 30,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        ca_file: str = "",
         clean_session: bool = False,
         read_budget: int = 2000,
         clock: Callable[[], float] = time.time,
         topics: Sequence[str] = FIX_FILTERS + DEVICE_MESSAGE_FILTERS,
     ) -> None:
-        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_MESSAGE_FILTERS)."""
+        """`topics`: what to subscribe to (the API role's relay takes only DEVICE_MESSAGE_FILTERS).
+        `ca_file`: the certificates an mqtts:// `url` trusts (empty: the system's trust store)."""
         if shared_group and protocol != "5":
             raise ValueError("shared subscriptions ($share/…) need MQTT 5: set OUTPOST_MQTT_PROTOCOL=5")
-        self.address: BrokerAddress = parse_mqtt_url(url)
+        self.address: BrokerAddress = parse_mqtt_url(url, ca_file)
         self._client_id = client_id
         self._on_messages = on_messages
         self._v5 = protocol == "5"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -33,13 +34,15 @@ async def collect(
     host: str = "127.0.0.1",
     keep: Callable[[str], bool] = lambda _t: True,
     login: tuple[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Collected]:
     """Subscribe to `topic` at QoS 1 on host:port and collect messages in the background. `login`:
-    (user name, password), e.g. tests.support.mqtt_login.service_login of the embedded broker."""
+    (user name, password), e.g. tests.support.mqtt_login.service_login of the embedded broker; `tls`:
+    connect over TLS with this context."""
     out = Collected()
     username, password = login or (None, None)
     async with aiomqtt.Client(
-        host, port, identifier="test-collector", username=username, password=password
+        host, port, identifier="test-collector", username=username, password=password, tls_context=tls
     ) as client:
         await client.subscribe(topic, qos=1)
 
