@@ -212,14 +212,25 @@ class BrokerRegistry:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync at start, every minute, and at once after a change the broker did not take."""
+        failing = ""  # the last failure said, until the broker answers again
         while not stop.is_set():
             self._stale.clear()
             try:
                 switched = await self.sync(full=True)
             except DynsecError as exc:
-                log.warning("cannot check the broker's device logins (retrying in %g s): %s", _RETRY_S, exc)
+                if str(exc) != failing:  # said once, not every retry
+                    log.error(
+                        "cannot keep the broker's device logins (OUTPOST_MQTT_ADMIN_URL, retrying every "
+                        "%g s): %s",
+                        _RETRY_S,
+                        exc,
+                    )
+                failing = str(exc)
                 self._stale.set()
             else:
+                if failing:
+                    log.info("the broker's device logins are kept again")
+                failing = ""
                 if switched:
                     log.info("broker device logins brought in line with the registry: %d switched", switched)
             wait_s = _RETRY_S if self._stale.is_set() else _SYNC_PERIOD_S

@@ -95,11 +95,11 @@ async def test_a_rotation_the_broker_missed_still_retires_the_old_secret(
 
 @asynccontextmanager
 async def outpost(
-    url: str, tmp_path: Path, broker: ProdBroker
+    url: str, tmp_path: Path, broker: ProdBroker, *, admin_url: str | None = None
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, dict[str, str]]]:
     settings = {
         "OUTPOST_MQTT_URL": broker.service_url,
-        "OUTPOST_MQTT_ADMIN_URL": broker.admin_url,
+        "OUTPOST_MQTT_ADMIN_URL": admin_url or broker.admin_url,
         "OUTPOST_DEVICE_REFRESH_S": "3600",  # only the API's word can explain what the broker does
     }
     async with running_outpost(url, tmp_path, **settings) as (running, _port):
@@ -177,3 +177,18 @@ async def refused(broker: ProdBroker, device_id: str, secret: str) -> None:
             except aiomqtt.MqttError:
                 return
             await asyncio.sleep(0.2)
+
+
+async def test_a_refused_admin_login_is_said_once_and_no_secret_is_shown(
+    tmp_path: Path, broker: ProdBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'outpost.db'}"
+    wrong = broker.admin_url.replace(":admin-secret@", ":not-the-admin-secret@")
+    async with outpost(url, tmp_path, broker, admin_url=wrong) as (http, admin):
+        async with http.post("/v1/devices", json={"id": "bl-5", "kind": "phone"}, headers=admin) as r:
+            assert r.status == 503
+            assert "credentials" not in await r.json()
+        await asyncio.sleep(5)  # a couple of retries, 2 s apart
+    said = [r for r in caplog.records if "cannot keep the broker's device logins" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+    assert "OUTPOST_MQTT_ADMIN_URL" in said[0].getMessage() and "not-the-admin-secret" not in caplog.text
