@@ -165,7 +165,10 @@ class BrokerRegistry:
                 return False
             failed = [a for a in answers if a.error is not None and (a.command, a.error) not in _ALREADY]
             if failed:
-                log.error("the broker refused device %s's new secret: %s: %s", device_id, *_first(failed))
+                first = failed[0]
+                log.error(
+                    "the broker refused device %s's new secret: %s: %s", device_id, first.command, first.error
+                )
                 self._stale.set()
                 return False
             if self._view is not None:
@@ -257,10 +260,8 @@ def _should_log_in(entry: DirectoryEntry) -> bool:
 
 def _may_log_in(entry: DirectoryEntry, client: Mapping[str, Any]) -> bool:
     """Enabled in the registry, and the broker holds the registry's current secret."""
-    issued = entry.credentials_hash
-    return (
-        _should_log_in(entry) and issued is not None and client.get("textdescription") == fingerprint(issued)
-    )
+    issued = entry.credentials_hash or ""  # never empty once _should_log_in holds
+    return _should_log_in(entry) and client.get("textdescription") == fingerprint(issued)
 
 
 def _switch(username: str, enabled: bool) -> dict[str, Any]:
@@ -269,7 +270,3 @@ def _switch(username: str, enabled: bool) -> dict[str, Any]:
 
 def _acl(kind: str, topic: str, *, allow: bool = True, priority: int = 0) -> dict[str, Any]:
     return {"acltype": kind, "topic": topic, "allow": allow, "priority": priority}
-
-
-def _first(failed: list[Answer]) -> tuple[str, str | None]:
-    return failed[0].command, failed[0].error
