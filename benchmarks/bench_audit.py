@@ -118,7 +118,7 @@ async def client(url: str, token: str, load: str, seconds: float) -> dict[str, f
 async def run_client(url: str, token: str, load: str, seconds: float) -> dict[str, float]:
     """The client in its own process, so it does not share the server's event loop."""
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, __file__, "--client", url, "--token", token, "--load", load, "--seconds"),
+        *(sys.executable, __file__, "--client", url, f"--token={token}", "--load", load, "--seconds"),
         str(seconds),
         stdout=asyncio.subprocess.PIPE,
     )

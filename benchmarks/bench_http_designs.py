@@ -65,7 +65,7 @@ def missing() -> str | None:
 def run_load(url: str, token: str, load: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     """One load generator run (its own process); its latency figures."""
     cmd = [sys.executable, str(REPO / "benchmarks" / "loadgen.py"), "--url", url, "--load", load]
-    cmd += ["--seconds", str(args.seconds), "--out", str(out), "--token", token]
+    cmd += ["--seconds", str(args.seconds), "--out", str(out), f"--token={token}"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen {load} failed: {done.stderr[-2000:]}")

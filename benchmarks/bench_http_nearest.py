@@ -140,8 +140,7 @@ async def run_client(url: str, token: str, load: str, seconds: float) -> dict[st
         __file__,
         "--client",
         url,
-        "--token",
-        token,
+        f"--token={token}",  # a token may begin with "-"
         "--load",
         load,
         "--seconds",

@@ -84,6 +84,7 @@ class AuditLog:
         max_pending: int,
     ) -> None:
         self._engine = engine
+        self._appender = access.AuditAppender(engine)
         self._clock = clock
         self._journal = journal
         self._required = required
@@ -169,7 +170,7 @@ class AuditLog:
                 self._next_ship_s = now_s + self._retry_s
                 await self._ship()
             if batch.entries:
-                await run_db(access.write_audit, self._engine, batch.entries)
+                await run_db(self._appender.write, batch.entries)
         except Exception as exc:  # whatever stops the database: the journal takes the batch
             if not isinstance(exc, _StillRefusedError):
                 log.warning("the database refuses the audit; journaling to %s: %s", self._journal.path, exc)
@@ -226,6 +227,7 @@ class AuditLog:
                 log.error("audit entries not durable at shutdown: %d", self.pending)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+            await asyncio.to_thread(self._appender.close)
 
 
 def _refused(entry: access.AuditEntry) -> access.AuditEntry:

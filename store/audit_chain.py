@@ -39,6 +39,14 @@ def record_hash(
     return hashlib.sha256(canonical).hexdigest()
 
 
+# The same lock and head read as one round trip (PostgreSQL, simple query protocol: run in order, the read
+# under the lock). For the API's audit committer, which appends a batch every few milliseconds.
+LOCK_AND_READ_HEAD_SQL = (
+    f"SELECT pg_advisory_xact_lock({_LOCK}); "
+    "SELECT hash FROM audit_log WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1"
+)
+
+
 def lock_and_read_head(conn: Connection, table: Any) -> str:
     """Take the writers' lock for this transaction and return the chain's head hash (GENESIS when empty)."""
     if conn.dialect.name == "postgresql":

@@ -50,7 +50,8 @@ async def _api(url: str, tmp_path: Path, **settings: object) -> AsyncIterator[tu
 def _refuse(audit: AuditLog, engine: Engine) -> Engine:
     """Fault injection: the audit's writes go to `engine`; returns the engine it had."""
     kept: Engine = audit._engine  # the fault is injected where the audit meets the database
-    audit._engine = engine
+    audit._appender.close()
+    audit._engine, audit._appender = engine, access.AuditAppender(engine)
     return kept
 
 

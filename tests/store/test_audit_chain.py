@@ -133,9 +133,37 @@ def test_writers_of_several_processes_take_turns(store_url: str) -> None:
         for batch in range(10):
             access.write_audit(engine, _entries(3, start=batch * 3))
 
+    def append(engine: Engine) -> None:  # the API's committer: a connection of its own
+        appender = access.AuditAppender(engine)
+        for batch in range(10):
+            appender.write(_entries(3, start=batch * 3))
+        appender.close()
+
     with ThreadPoolExecutor(len(engines)) as pool:
-        list(pool.map(write, engines))
+        list(pool.map(lambda job: job[0](job[1]), zip(itertools.cycle((write, append)), engines)))
     verdict = access.verify_audit(engines[0])
     for engine in engines:
         engine.dispose()
     assert verdict.intact and verdict.records == 4 * 10 * 3
+
+
+def test_the_appender_chains_on_and_survives_a_lost_connection(store_engine: Engine) -> None:
+    appender = access.AuditAppender(store_engine)
+    access.write_audit(store_engine, _entries(2))
+    appender.write(_entries(2, start=2))
+    if store_engine.dialect.name == "postgresql":  # its held connection is cut: that batch fails, loudly
+        with store_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        with pytest.raises(Exception, match=r"terminat|closed|connection"):
+            appender.write(_entries(1, start=90))
+    appender.write(_entries(2, start=4))  # the next one opens another connection
+    appender.close()
+    stored = access.read_audit(store_engine)
+    assert [e.subject for e in stored] == [f"u{i}" for i in range(6)]
+    verdict = access.verify_audit(store_engine)
+    assert verdict.intact and verdict.records == 6
