@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_http_designs.py [--units 100000] [--rate 5000] [--clients 1,4,16,64]
         [--open-rates 1000] [--scale-units 10000,1000000] [--scale-clients 16] [--seconds 8]
-        [--designs outpost,postgis,redis] [--lag-s 0.5] [--lax-lag-s 5] [--profile FILE]
+        [--designs outpost,split,postgis,redis] [--lag-s 0.5] [--lax-lag-s 5] [--profile FILE]
 
-Three designs over the same fleet (benchmarks/designs.py): a real `outpost run` on PostgreSQL fed over MQTT;
+Three designs over the same fleet (benchmarks/designs.py): a real `outpost run` on PostgreSQL fed over MQTT
+(or, with --designs split, one `outpost ingest` worker and one `outpost api` replica on its live feed);
 PostGIS KNN (`ORDER BY geog <-> point LIMIT k` behind aiohttp + psycopg); Redis GEOSEARCH (widening the
 radius until k are found). While each is measured, benchmarks/feeder.py writes the same seeded fix stream
 (--rate fixes/s) into its store: MQTT for Outpost, UPDATE for PostGIS, GEOADD for Redis. One load generator
@@ -50,6 +51,7 @@ from benchmarks.fleet_stream import Fleet, LoggedFixes  # noqa: E402
 EXIT_SKIPPED = 3
 GOAL_RATIO = 3.0
 GOAL_P99_MS = 5.0
+OUTPOSTS = ("outpost", "split")  # the designs that are Outpost (benchmarks/designs.py), each vs both others
 
 
 def missing() -> str | None:
@@ -178,7 +180,7 @@ def metrics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (units, design, load), r in by.items():
         out.append(figure(f"http {load} {units} units error rate, {design}", r["error_rate"], "fraction"))
-        if design != "outpost":
+        if design not in OUTPOSTS:
             continue
         for base in ("postgis", "redis"):
             b = by.get((units, base, load))
@@ -187,7 +189,7 @@ def metrics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 goal = load == "c16"
                 out.append(
                     figure(
-                        f"http {load} {units} units requests/s, outpost vs {base}", r["rps"], "requests/s",
+                        f"http {load} {units} units requests/s, {design} vs {base}", r["rps"], "requests/s",
                         base, b["rps"] if b else None, f"ratio >= {GOAL_RATIO:g}" if goal else None,
                         (r["rps"] / b["rps"] >= GOAL_RATIO) if goal and b else None,
                     )
@@ -196,7 +198,7 @@ def metrics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 goal = not closed and q == "p99_ms" and load == "o1000"
                 out.append(
                     figure(
-                        f"http {load} {units} units {q[:-3]}, outpost vs {base}", r[q], "ms", base,
+                        f"http {load} {units} units {q[:-3]}, {design} vs {base}", r[q], "ms", base,
                         b[q] if b else None, f"value <= {GOAL_P99_MS:g} ms" if goal else None,
                         r[q] <= GOAL_P99_MS if goal else None,
                     )
@@ -209,7 +211,7 @@ def print_ratios(rows: list[dict[str, Any]]) -> None:
     by = {(r["units"], r["design"], r["load"]): r for r in rows}
     print("\nratios Outpost/PostGIS and Outpost/Redis (req/s: higher is better; latency: lower is better)")
     for (units, design, load), r in sorted(by.items()):
-        if design != "outpost":
+        if design not in OUTPOSTS:
             continue
         parts = []
         for base in ("postgis", "redis"):
@@ -220,7 +222,7 @@ def print_ratios(rows: list[dict[str, Any]]) -> None:
                     f"/{base}: {rps}p50 {r['p50_ms'] / b['p50_ms']:.2f}x, "
                     f"p99 {r['p99_ms'] / b['p99_ms']:.2f}x"
                 )
-        print(f"  {units:>9,} units {load:>6}  " + "; ".join(parts))
+        print(f"  {units:>9,} units {load:>6} {design:8} " + "; ".join(parts))
     goals = [m for m in metrics(rows) if m["goal"] and m["met"] is not None]
     for m in goals:
         verdict = "met" if m["met"] else "NOT met"

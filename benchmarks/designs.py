@@ -4,6 +4,9 @@ server, name the feeder sink that keeps its store moving.
 - `outpost`: a real `outpost run` process on PostgreSQL and Mosquitto (tests/sim/outpost_process.py, as
   bench_freshness starts it); units, devices, bindings and a first fix per unit are seeded in the database
   before it starts, so its live index is rebuilt from storage; fixes then come over MQTT.
+- `split`: the same seeded store served past one process: one `outpost ingest` worker (MQTT 5 shared
+  subscription) and one `outpost api` replica following its live feed (tests/support/replicas.py), so
+  storing fixes and answering requests no longer share one interpreter.
 - `postgis`: benchmarks/knn_postgis.py over a latest_positions table in its own database.
 - `redis`: benchmarks/knn_redis.py over a redis-server of its own.
 """
@@ -29,11 +32,13 @@ from store.fixes import FixWriter
 from store.migrate import migrate
 from store.settings import StoreSettings
 from tests.sim.outpost_process import OutpostProcess
+from tests.support.replicas import Cluster, wait_until
 from tests.support.services import REPO, Mosquitto, PgCluster, free_port
 
-DESIGNS = ("outpost", "postgis", "redis")
+DESIGNS = ("outpost", "split", "postgis", "redis")
 LABELS = {
     "outpost": "Outpost (outpost run: auth, audit, in-memory index)",
+    "split": "Outpost past one process (outpost ingest + outpost api on its live feed)",
     "postgis": "PostGIS KNN (aiohttp + psycopg pool, GiST on geography)",
     "redis": "Redis GEOSEARCH (aiohttp + redis.asyncio)",
 }
@@ -153,8 +158,26 @@ def serve(
 ) -> Iterator[Serving]:
     """Seed design `name`'s store, start its server, yield where it answers; stop it afterwards."""
     db = f"{name}_{len(fleet)}"
-    if name in ("outpost", "postgis"):
+    if name in ("outpost", "split", "postgis"):
         services.pg.psql(f"CREATE DATABASE {db}")
+    if name == "split":
+        url = services.pg.url(db)
+        seed_outpost(fleet, url)
+        nodes = Cluster(url, services.broker.url, workdir / name, dict(OUTPOST_ENV))
+        nodes.root.mkdir(exist_ok=True)
+        nodes.create_token()
+        ingest, api = nodes.ingest(f"split-ingest-{len(fleet)}"), nodes.api(f"split-api-{len(fleet)}")
+        try:
+            for role in (ingest, api):
+                role.start()
+            for role in (ingest, api):
+                wait_until(role.ready, f"{role.name} ready", 900.0)  # 1M units' rebuild: over a minute
+            assert api.proc is not None
+            url = api.url + "/v1/units/nearest"
+            yield Serving(url, nodes.token, "mqtt", services.broker.url, api.proc.pid)
+        finally:
+            nodes.stop_all()
+        return
     if name == "outpost":
         url = services.pg.url(db)
         seed_outpost(fleet, url)
