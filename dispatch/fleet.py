@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Unpack
@@ -119,26 +120,41 @@ class Fleet:
         """Take a batch of accepted fixes into the picture now; the change records it made."""
         return self.picture.apply(fixes)
 
-    # Fixes applied between two turns of the event loop. A fix costs ~35 µs at 100k units (most of it the
-    # rtree's delete and insert), and a nearest request waits for the slice running when it arrives and for
-    # one more between its own callbacks. bench_http_nearest (100k units, 2,000 fixes/s, 100 req/s): slices
-    # of 16 (0.6 ms, p99 1.3 ms) gave p90 1.9-2.8 ms and p99 3.2-5.1 ms over HTTP; slices of 4 (0.15 ms,
-    # p99 0.5 ms) gave p90 1.3 ms and p99 2.2 ms, and at 400 req/s p99 1.9 ms instead of 3.5-4.1 ms, for the
-    # same CPU (the extra loop turns cost ~1% of one core).
+    # Fixes are applied in slices of SLICE_FIXES, and between two turns of the event loop for SLICE_S. A fix
+    # costs ~35 µs at 100k units (most of it the rtree's delete and insert), and a nearest request waits for
+    # the slice running when it arrives. bench_http_nearest (100k units, 2,000 fixes/s, 100 req/s): slices of
+    # 16 (0.6 ms) gave p99 3.2-5.1 ms over HTTP, slices of 4 (0.15 ms) p99 2.2 ms for the same CPU.
     SLICE_FIXES = 4
-    # A batch this small is applied at once; larger ones in slices (see SLICE_FIXES for why so few).
+    # A fixed count a turn starved the picture under load: with 64 requests in flight a turn of the loop
+    # serves many of them, 4 fixes a turn fell below a 5,000 fixes/s stream and the backlog grew without
+    # bound (bench_http_designs, 100k units: 41 % of answers stale by over 0.5 s at 64 in flight). So a turn
+    # applies slices for SLICE_S, and for CATCH_UP_S once a batch has waited LAG_S: requests still get most
+    # turns, and the picture's lag stays bounded by how far the CPU is behind, not by the loop's turn rate.
+    SLICE_S = 0.0003
+    CATCH_UP_S = 0.002
+    LAG_S = 0.05
+    # A batch this small is applied at once; larger ones in slices.
     APPLY_NOW_MAX_FIXES = SLICE_FIXES
 
     async def apply_gradually(self, fixes: Sequence[Fix], *, slice_fixes: int = SLICE_FIXES) -> None:
         """`apply` in slices, letting the event loop serve requests in between; batches stay in order.
 
         A 400-fix ingest batch applied at once holds the loop for ~14 ms, which is what a nearest request
-        arriving meanwhile waits; in slices of SLICE_FIXES no turn takes more than a fraction of a
-        millisecond. Use this from async code.
+        arriving meanwhile waits; a turn here applies slices for SLICE_S (CATCH_UP_S once the batch has
+        waited LAG_S). Use this from async code.
         """
+        clock = time.perf_counter
+        queued = clock()
         async with self._apply_lock:
-            for start in range(0, len(fixes), slice_fixes):
-                self.picture.apply(fixes[start : start + slice_fixes])
+            start, end = 0, len(fixes)
+            while start < end:
+                began = clock()
+                budget = self.CATCH_UP_S if began - queued > self.LAG_S else self.SLICE_S
+                while start < end:
+                    self.picture.apply(fixes[start : start + slice_fixes])
+                    start += slice_fixes
+                    if clock() - began >= budget:
+                        break
                 await asyncio.sleep(0)
 
     def apply_soon(self, fixes: Sequence[Fix]) -> None:
