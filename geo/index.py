@@ -43,6 +43,7 @@ from geo.units import (
 # fetch rarer but every first fetch dearer (~1 µs a candidate); 1.2 had the best mean in the benchmark.
 _FETCH_SLACK = 1.2
 _STATUS_CODE = {s: i for i, s in enumerate(STATUS_ORDER)}
+_ALL_OK = bytes([1] * len(STATUS_ORDER))  # status_ok without a status filter
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (~0.2 µs each)
 
 
@@ -293,6 +294,14 @@ class PositionIndex:
             raise ValueError(f"radius_m must be >= 0, got {radius_m!r}")
         if max_age_s is not None and now_s is None:
             raise ValueError("max_age_s needs now_s (the caller's clock)")
+        if (
+            kinds is None
+            and skills is None
+            and max_age_s is None
+            and radius_m is None
+            and max_accuracy_m is None
+        ):
+            return self._nearest_by_status(lon, lat, k, statuses)
         flt = _search.make_filter(
             None if statuses is None else tuple(statuses),
             None if kinds is None else tuple(kinds),
@@ -317,6 +326,41 @@ class PositionIndex:
                 neighbors = [_new_tuple(Neighbor, (entries[s], d)) for d, s, _ in top]
                 return _new_tuple(NearestResult, (neighbors, excluded))
             want = min(n, _next_fetch(want, k, len(found[0]), len(slots)))
+
+    def _nearest_by_status(
+        self, lon: float, lat: float, k: int, statuses: Collection[str] | None
+    ) -> NearestResult:
+        """nearest() for the dispatcher's query (a status filter at most, nothing else): the same search
+        and proofs (see _search.nearest_by_status), with less around it."""
+        n = len(self._slots)
+        if statuses is None:
+            status_ok, bound = _ALL_OK, n
+        else:
+            flt = _search.make_filter(tuple(statuses), None, (), None, None)
+            status_ok, bound = flt.status_ok, 0
+            status_n = self._status_n
+            for status in flt.statuses:  # type: ignore[union-attr]
+                bound += status_n[status]
+        if not n:
+            return _new_tuple(NearestResult, ([], {}))
+        want = min(n, math.ceil(k * n / max(bound, 0.01 * n) * _FETCH_SLACK) + 2)
+        q = sphere_point(lon, lat)
+        tree, entries, geo, codes = self._tree, self._entries, self._geo, self._codes
+        while True:
+            slots = tree.nearest(q[3], q[4], q[5], want) if n else []
+            fetched = len(slots)
+            settled = _search.nearest_by_status(
+                slots, q, status_ok, k, geo, codes, entries, fetched >= n, bound
+            )
+            if settled is not None:
+                top, excluded = settled
+                return _new_tuple(
+                    NearestResult, ([_new_tuple(Neighbor, (entries[s], d)) for d, s, _ in top], excluded)
+                )
+            matched = 0
+            for slot in slots:
+                matched += status_ok[codes[slot]]
+            want = min(n, _next_fetch(want, k, matched, fetched))
 
     def _match_bound(self, flt: _search.Filter) -> tuple[int, float]:
         """An upper bound on units passing the status/kind/skill filters, and the share expected to pass."""
