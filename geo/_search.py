@@ -5,8 +5,10 @@ a = sin²(θ/2), computed with the same operands and order as `haversine_m`, so 
 it. Ranking by a ranks by metres, except that distinct terms can round to the same metres; within a tiny
 band around a boundary the comparison is therefore redone in metres, then by unit_id, as the contract says.
 
-This is the dispatcher's hot path (a query costs ~30 µs, two thirds of it in the tree): plain tuples rather
-than NamedTuples between the steps, and the scan stops as soon as the k-th match is proven.
+This is the dispatcher's hot path (a query costs ~30 µs, about 60 % of it in the tree): plain tuples rather
+than NamedTuples between the steps, and the scan stops as soon as the k-th match is proven. The dispatcher's
+own query (a status filter at most, no radius) runs nearest_by_status, scan and settle fused with the
+branches only other filters need left out (tests/geo/test_index_by_status.py checks it against both).
 """
 
 from __future__ import annotations
