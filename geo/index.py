@@ -15,20 +15,21 @@ Why not a partition either (each unit in exactly one tree by status group, the a
 move stays one delete and insert): the filtered query would do its k-NN of 5 in the available tree and get
 the counts from a box query around the 5th's chord ball in the other. bench_index times those tree calls
 alone ("Tree calls alone"): at 100k units the one tree's k-NN of the first fetch (18 candidates) costs
-17.3 µs p50, the available tree's k-NN of 5 plus the rest tree's Index_Intersects_id 23.7 µs, and even
-Index_Intersects_count (whose box count is not the ball's, so not exact) 22.4 µs; at 1M 22.0 vs 29.5 and
-28.1 µs. libspatialindex pays ~10 µs a call whatever it returns (it deserialises every node it visits and
+17.3 µs p50, the available tree's k-NN of 5 plus the rest tree's Index_Intersects_id 24.7 µs, and even
+Index_Intersects_count (whose box count is not the ball's, so not exact) 24.1 µs; at 1M 27.8 vs 35.1 and
+33.7 µs. libspatialindex pays ~10 µs a call whatever it returns (it deserialises every node it visits and
 allocates an entry for each child of each leaf), and a candidate more costs only ~0.45 µs, so one k-NN of
 ~2.5x k beats any two calls: two tree calls already cost more than the bare tree's unfiltered k-NN of 5
-through rtree's public API (20 µs at 100k, 32 µs at 1M), the yardstick of issue 16's goal.
+through rtree's public API (~20 µs at 100k, ~31 µs at 1M), the yardstick of issue 16's goal.
 
 So the tree stays one, and the dispatcher's query (a status filter at most, nothing else, no radius) takes
 a fused path (_search.nearest_by_status: scan and settle in one loop, nothing packed in between), and the
-tree's k-NN is called without ctypes argument conversion. In one bench_index run, side by side query by
-query, that query moved from 34.4 to 31.6 µs p50 at 100k (1.6x to 1.5x the bare unfiltered k-NN) and from
-47.0 to 44.3 µs at 1M (1.4x to 1.3x). Of the ~31 µs at 100k, ~19 are the tree call and ~11 the Python
-around it (measuring ~8 candidates of ~13, ranking 5 in metres, counting); the 1.2x goal would need the
-Python under ~5 µs, which CPython does not reach without leaving out a step of the proof.
+tree's k-NN is called without ctypes argument conversion. Side by side query by query (bench_index, p50,
+ratio to the bare unfiltered k-NN of the same run), that query went from 34.4 µs (1.55x) to 30.6 µs
+(1.45x) at 100k and from 47.0 µs (1.38x) to 44.1 µs (1.34x) at 1M. Of the ~31 µs at 100k, ~19 are the
+tree call and ~11 the Python around it (measuring ~8 candidates of ~13, ranking 5 in metres, counting); the
+1.2x goal would need that Python under ~5 µs, which CPython does not reach without leaving out a step of
+the proof.
 
 Slots are numbered along a Z-order curve at bulk load (geo._tree.z_order) so a search's candidates share
 cache lines.
@@ -368,7 +369,7 @@ class PositionIndex:
         q = sphere_point(lon, lat)
         tree, entries, geo, codes = self._tree, self._entries, self._geo, self._codes
         while True:
-            slots = tree.nearest(q[3], q[4], q[5], want) if n else []
+            slots = tree.nearest(q[3], q[4], q[5], want)
             fetched = len(slots)
             settled = _search.nearest_by_status(
                 slots, q, status_ok, k, geo, codes, entries, fetched >= n, bound
