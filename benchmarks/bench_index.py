@@ -12,7 +12,8 @@ Baselines measured in the same run: a brute-force numpy haversine scan for the s
 rtree (the same 3-D points, public API, built by insertion) with default vs tuned Property for move, delete
 and k-NN. The headline ratio (our filtered nearest / the bare tuned tree's unfiltered k-NN) is also measured
 side by side, the two alternating query by query, since figures taken a minute apart on a shared machine
-can differ by half.
+can differ by half. Also the tree calls alone of the filtered query in one tree and in two trees partitioned
+by status (the available, the rest), the design geo/index.py's docstring weighs.
 
 Units are uniform over the San Francisco box (-122.52, 37.70, -122.35, 37.83). Statuses: available 40 %,
 busy 15 %, assigned, en_route, on_scene 10 % each, offered, off_duty, out_of_service 5 % each, break 0 %
@@ -26,6 +27,7 @@ also written there as JSON (see benchmarks/run_all.py). No figure here is an ass
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import math
@@ -43,7 +45,7 @@ import numpy as np
 from rtree import index as rtree_index
 
 from geo import EARTH_RADIUS_M, STATUSES, PositionIndex, UnitPosition
-from geo._tree import sphere_point, tuned_properties
+from geo._tree import SphereTree, _prototype, _unconverted, sphere_point, tuned_properties
 
 BBOX = (-122.52, 37.70, -122.35, 37.83)
 STATUS_WEIGHTS = {"available": 40, "busy": 15, "assigned": 10, "en_route": 10, "on_scene": 10,
@@ -196,6 +198,56 @@ def alternate(fleet: Fleet, tree: rtree_index.Index, reps: int) -> dict[str, Any
     return {"nearest": percentiles_us(ours), "rtree_k5_unfiltered": percentiles_us(bare)}
 
 
+def partition_costs(fleet: Fleet, reps: int) -> dict[str, Any]:
+    """The tree calls alone (no Python refine) of the filtered query, in one tree and partitioned.
+
+    one tree: the k-NN of PositionIndex's first fetch for k=5 among 40 % available (18 candidates). Two
+    trees (the available, the rest; each unit in one): a k-NN of 5 in the first, then, for the exact
+    `excluded` counts, the ids in the 3-D box around the chord ball of the 5th (Index_Intersects_id) in
+    the second, or only their number (Index_Intersects_count, which would not even be exact).
+    """
+    geo = [sphere_point(*c) for c in fleet.coords]
+    avail = [i for i, s in enumerate(fleet.statuses) if s == "available"]
+    rest = [i for i, s in enumerate(fleet.statuses) if s != "available"]
+    one, t_avail, t_rest = (
+        SphereTree((i, geo[i][3:] * 2, None) for i in ids) for ids in (range(fleet.n), avail, rest)
+    )
+    want = math.ceil(K / (len(avail) / fleet.n) * 1.2) + 2
+    lo, hi = (ctypes.c_double * 3)(), (ctypes.c_double * 3)()
+    found = ctypes.POINTER(ctypes.c_int64)()
+    count = ctypes.c_uint64(0)
+    intersects, intersects_count, free = (
+        _prototype("Index_Intersects_id"),
+        _prototype("Index_Intersects_count"),
+        _unconverted("Index_Free"),
+    )
+    handle = t_rest._handle
+    rng = random.Random(13)
+    qs = [sphere_point(*random_point(rng)) for _ in range(reps)]
+
+    def box(q: tuple[float, ...]) -> None:
+        fifth = geo[t_avail.nearest(q[3], q[4], q[5], K)[-1]]
+        r = math.dist(fifth[3:], q[3:]) * (1.0 + 1e-12) + 1e-11
+        for d in range(3):
+            lo[d], hi[d] = q[3 + d] - r, q[3 + d] + r
+
+    def by_ids(j: int) -> None:
+        box(qs[j])
+        intersects(handle, lo, hi, 3, ctypes.byref(found), ctypes.byref(count))
+        _ = found[: count.value]
+        free(found)
+
+    def by_count(j: int) -> None:
+        box(qs[j])
+        intersects_count(handle, lo, hi, 3, ctypes.byref(count))
+
+    return {
+        "one_tree_knn": timed(lambda j: one.nearest(qs[j][3], qs[j][4], qs[j][5], want), reps),
+        "avail_knn_rest_ids": timed(by_ids, reps),
+        "avail_knn_rest_count": timed(by_count, reps),
+    }
+
+
 def status_flip(fleet: Fleet) -> Callable[[int], None]:
     """set_status of a random unit between available and busy (a dispatcher's offer, an arrival...)."""
 
@@ -235,6 +287,7 @@ def bench_size(n: int, quick: bool) -> dict[str, Any]:
     out["insert"] = timed(lambda j: fleet.index.upsert(f"new{j}", *new_points[j], fleet.clock_s), reps)
     out["remove"] = timed(lambda j: fleet.index.remove(f"new{j}"), reps)
     out["set_status"] = timed(status_flip(fleet), reps)
+    out["partition"] = partition_costs(fleet, reps)
     out["rtree_tuned"] = raw_rtree(fleet, tuned_properties(), reps, side_by_side=True)
     del fleet.index
     gc.collect()
@@ -304,6 +357,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ratio(("nearest_unfiltered",), ("rtree_tuned", "nearest_k5_unfiltered")),
     )
     row("  numpy scan agrees with ours (ids)", lambda r: str(r["numpy_scan_agrees"]))
+    print("Tree calls alone for the filtered query (p50 / p99 µs): one tree vs partitioned by status")
+    row("  one tree: k-NN of the first fetch", pp("partition", "one_tree_knn"))
+    row("  available tree k-NN 5 + rest tree box ids", pp("partition", "avail_knn_rest_ids"))
+    row("  available tree k-NN 5 + rest tree box count", pp("partition", "avail_knn_rest_count"))
     print("Side by side, query by query (p50 / p99 µs; ratio p50 [p99])")
     side = ("rtree_tuned", "side_by_side")
     row("  our nearest k=5, status filter", pp(*side, "nearest"))

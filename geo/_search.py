@@ -5,8 +5,10 @@ a = sin²(θ/2), computed with the same operands and order as `haversine_m`, so 
 it. Ranking by a ranks by metres, except that distinct terms can round to the same metres; within a tiny
 band around a boundary the comparison is therefore redone in metres, then by unit_id, as the contract says.
 
-This is the dispatcher's hot path (a query costs ~30 µs, two thirds of it in the tree): plain tuples rather
-than NamedTuples between the steps, and the scan stops as soon as the k-th match is proven.
+This is the dispatcher's hot path (a query costs ~30 µs, about 60 % of it in the tree): plain tuples rather
+than NamedTuples between the steps, and the scan stops as soon as the k-th match is proven. The dispatcher's
+own query (a status filter at most, no radius) runs nearest_by_status, scan and settle fused with the
+branches only other filters need left out (tests/geo/test_index_by_status.py checks it against both).
 """
 
 from __future__ import annotations
@@ -143,6 +145,86 @@ def scan(
         skipped = {}
         a = max(a, *(r[0] for r in rejects))
     return matches, rejects, skipped, a, len(slots) - static_fail, False
+
+
+def nearest_by_status(
+    slots: list[int],
+    q: Sequence[float],
+    status_ok: bytes,
+    k: int,
+    geo: array[float],
+    codes: bytearray,
+    entries: list[UnitPosition],
+    exhausted: bool,
+    bound: int,
+) -> tuple[list[Ranked], dict[str, int]] | None:
+    """scan then settle, fused, for the dispatcher's query: a status filter at most, no radius.
+
+    The same steps, proofs and rounding as scan (lazy) followed by settle; only the branches that other
+    filters need are gone, and nothing is packed in between. bound: how many units pass the status filter.
+    """
+    sin = math.sin
+    q_lon, q_lat, q_cos = q[0], q[1], q[2]
+    matches: list[Match] = []
+    rejects: list[Reject] = []
+    skipped: dict[str, int] = {}
+    lazy_until = k - 1
+    stop_a = 2.0
+    a = 0.0
+    n = 0
+    proven = False
+    for slot in slots:
+        code = codes[slot]
+        if not status_ok[code]:
+            if n < lazy_until:
+                reason = _STATUS_REASON[code]
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            b = slot * 6  # GEO_STRIDE
+            s_dphi = sin((geo[b + 1] - q_lat) * 0.5)
+            s_dlam = sin((geo[b] - q_lon) * 0.5)
+            a = s_dphi * s_dphi + q_cos * geo[b + 2] * s_dlam * s_dlam
+            if a > stop_a:
+                proven = True
+                break
+            rejects.append((a, slot, _STATUS_REASON[code]))
+            continue
+        b = slot * 6
+        s_dphi = sin((geo[b + 1] - q_lat) * 0.5)
+        s_dlam = sin((geo[b] - q_lon) * 0.5)
+        a = s_dphi * s_dphi + q_cos * geo[b + 2] * s_dlam * s_dlam
+        if a > stop_a:
+            proven = True
+            break
+        matches.append((a, slot))
+        n += 1
+        if n == k:
+            a_k = max(matches)[0]
+            if skipped and not _clearly_before(matches[-2][0], a_k):
+                rejects += _measure_skipped(slots, matches[-2][1], q, geo, codes, status_ok)
+                skipped = {}
+            root = _sqrt(a_k * (1.0 + TIE_BAND)) + PROOF_MARGIN
+            stop_a = root * root * (1.0 + 4e-16)
+    if n >= k:
+        matches.sort()
+        top = exact_top(matches, k, entries)
+        if not (proven or exhausted or proves(a, top[-1][2])):
+            return None
+    elif exhausted or n >= bound:  # every unit, or every unit of an allowed status, was fetched
+        if not matches:
+            return [], {}
+        if skipped:  # no k-th to rank them against: measure them
+            rejects += _measure_skipped(slots, matches[-1][1] if n == k - 1 else -1, q, geo, codes, status_ok)
+            skipped = {}
+            a = max(a, *(r[0] for r in rejects))
+        matches.sort()
+        top = exact_top(matches, n, entries)
+        if not (exhausted or proves(a, top[-1][2])):
+            return None
+    else:
+        return None
+    d_m, slot, a_top = top[-1]
+    return top, count_excluded(rejects, a_top, d_m, slot, entries, skipped)
 
 
 def _clearly_before(a: float, a_k: float) -> bool:

@@ -9,8 +9,30 @@ unit nearer than the k-th result has been seen, which makes the `excluded` count
 Why one tree and not a second one holding only dispatchable units: the exact `excluded` counts need every
 unit nearer than the k-th match anyway, and side by side (benchmarks/bench_index.py's fleet) a k-NN of 6 in
 a tree of the 40 % available plus the main tree's k-NN of 13 for the counts cost 1.6x the one k-NN of 17
-(100k and 1M units), while every move of an available unit would pay a second delete and insert. Slots are
-numbered along a Z-order curve at bulk load (geo._tree.z_order) so a search's candidates share cache lines.
+(100k and 1M units), while every move of an available unit would pay a second delete and insert.
+
+Why not a partition either (each unit in exactly one tree by status group, the available and the rest, so a
+move stays one delete and insert): the filtered query would do its k-NN of 5 in the available tree and get
+the counts from a box query around the 5th's chord ball in the other. bench_index times those tree calls
+alone ("Tree calls alone"): at 100k units the one tree's k-NN of the first fetch (18 candidates) costs
+17.3 µs p50, the available tree's k-NN of 5 plus the rest tree's Index_Intersects_id 24.7 µs, and even
+Index_Intersects_count (whose box count is not the ball's, so not exact) 24.1 µs; at 1M 27.8 vs 35.1 and
+33.7 µs. libspatialindex pays ~10 µs a call whatever it returns (it deserialises every node it visits and
+allocates an entry for each child of each leaf), and a candidate more costs only ~0.45 µs, so one k-NN of
+~2.5x k beats any two calls: two tree calls already cost more than the bare tree's unfiltered k-NN of 5
+through rtree's public API (~20 µs at 100k, ~31 µs at 1M), the yardstick of issue 16's goal.
+
+So the tree stays one, and the dispatcher's query (a status filter at most, nothing else, no radius) takes
+a fused path (_search.nearest_by_status: scan and settle in one loop, nothing packed in between), and the
+tree's k-NN is called without ctypes argument conversion. Side by side query by query (bench_index, p50,
+ratio to the bare unfiltered k-NN of the same run), that query went from 34.4 µs (1.55x) to 30.6 µs
+(1.45x) at 100k and from 47.0 µs (1.38x) to 44.1 µs (1.34x) at 1M. Of the ~31 µs at 100k, ~19 are the
+tree call and ~11 the Python around it (measuring ~8 candidates of ~13, ranking 5 in metres, counting); the
+1.2x goal would need that Python under ~5 µs, which CPython does not reach without leaving out a step of
+the proof.
+
+Slots are numbered along a Z-order curve at bulk load (geo._tree.z_order) so a search's candidates share
+cache lines.
 
 One PositionIndex belongs to one thread (the dispatcher's loop).
 """
@@ -43,6 +65,7 @@ from geo.units import (
 # fetch rarer but every first fetch dearer (~1 µs a candidate); 1.2 had the best mean in the benchmark.
 _FETCH_SLACK = 1.2
 _STATUS_CODE = {s: i for i, s in enumerate(STATUS_ORDER)}
+_ALL_OK = bytes([1] * len(STATUS_ORDER))  # status_ok without a status filter
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (~0.2 µs each)
 
 
@@ -293,6 +316,14 @@ class PositionIndex:
             raise ValueError(f"radius_m must be >= 0, got {radius_m!r}")
         if max_age_s is not None and now_s is None:
             raise ValueError("max_age_s needs now_s (the caller's clock)")
+        if (
+            kinds is None
+            and skills is None
+            and max_age_s is None
+            and radius_m is None
+            and max_accuracy_m is None
+        ):
+            return self._nearest_by_status(lon, lat, k, statuses)
         flt = _search.make_filter(
             None if statuses is None else tuple(statuses),
             None if kinds is None else tuple(kinds),
@@ -317,6 +348,41 @@ class PositionIndex:
                 neighbors = [_new_tuple(Neighbor, (entries[s], d)) for d, s, _ in top]
                 return _new_tuple(NearestResult, (neighbors, excluded))
             want = min(n, _next_fetch(want, k, len(found[0]), len(slots)))
+
+    def _nearest_by_status(
+        self, lon: float, lat: float, k: int, statuses: Collection[str] | None
+    ) -> NearestResult:
+        """nearest() for the dispatcher's query (a status filter at most, nothing else): the same search
+        and proofs (see _search.nearest_by_status), with less around it."""
+        n = len(self._slots)
+        if statuses is None:
+            status_ok, bound = _ALL_OK, n
+        else:
+            flt = _search.make_filter(tuple(statuses), None, (), None, None)
+            status_ok, bound = flt.status_ok, 0
+            status_n = self._status_n
+            for status in flt.statuses:  # type: ignore[union-attr]
+                bound += status_n[status]
+        if not n:
+            return _new_tuple(NearestResult, ([], {}))
+        want = min(n, math.ceil(k * n / max(bound, 0.01 * n) * _FETCH_SLACK) + 2)
+        q = sphere_point(lon, lat)
+        tree, entries, geo, codes = self._tree, self._entries, self._geo, self._codes
+        while True:
+            slots = tree.nearest(q[3], q[4], q[5], want)
+            fetched = len(slots)
+            settled = _search.nearest_by_status(
+                slots, q, status_ok, k, geo, codes, entries, fetched >= n, bound
+            )
+            if settled is not None:
+                top, excluded = settled
+                return _new_tuple(
+                    NearestResult, ([_new_tuple(Neighbor, (entries[s], d)) for d, s, _ in top], excluded)
+                )
+            matched = 0
+            for slot in slots:
+                matched += status_ok[codes[slot]]
+            want = min(n, _next_fetch(want, k, matched, fetched))
 
     def _match_bound(self, flt: _search.Filter) -> tuple[int, float]:
         """An upper bound on units passing the status/kind/skill filters, and the share expected to pass."""
