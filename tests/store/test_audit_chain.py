@@ -162,8 +162,13 @@ def test_the_appender_chains_on_and_survives_a_lost_connection(store_engine: Eng
         with pytest.raises(Exception, match=r"terminat|closed|connection"):
             appender.write(_entries(1, start=90))
     appender.write(_entries(2, start=4))  # the next one opens another connection
+    appender.write(_entries(2, start=6))
+    access.write_audit(store_engine, _entries(1, start=8))  # another writer moves the head
+    appender.write(_entries(2, start=9))  # and this one chains on after it
+    appender.write(_entries(1, start=11))
     appender.close()
     stored = access.read_audit(store_engine)
-    assert [e.subject for e in stored] == [f"u{i}" for i in range(6)]
+    assert [e.subject for e in stored] == [f"u{i}" for i in range(12)]
+    assert [e.detail for e in stored] == [{"k": i, "x": [1.5]} for i in range(12)]
     verdict = access.verify_audit(store_engine)
-    assert verdict.intact and verdict.records == 6
+    assert verdict.intact and verdict.records == 12
