@@ -66,6 +66,17 @@ def brute_nearest(
     return [(uid, d_m) for d_m, uid in top], excluded
 
 
+def index_of(units: list[UnitPosition], bulk: bool) -> PositionIndex:
+    """An index of `units`, bulk-loaded or inserted one by one (the two ways an index is built)."""
+    index = PositionIndex()
+    if bulk:
+        index.bulk_load(units)
+    else:
+        for u in units:
+            index.upsert(u.unit_id, u.lon, u.lat, u.ts_s, status=u.status)
+    return index
+
+
 def as_lists(result: NearestResult) -> tuple[list[tuple[str, float]], dict[str, int]]:
     return [(n.entry.unit_id, n.distance_m) for n in result.neighbors], result.excluded
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from geo import STATUSES, PositionIndex, UnitPosition, _search
 from geo._tree import sphere_point
-from tests.geo.test_index import as_lists, brute_nearest
+from tests.geo.test_index import as_lists, brute_nearest, index_of
 
 PLACES = [
     ((-180.0, 180.0), (89.99, 90.0)),  # north cap
@@ -45,16 +45,6 @@ def fleets(draw: st.DrawFn) -> tuple[list[int], list[UnitPosition]]:
     return places, units
 
 
-def _index(units: list[UnitPosition], bulk: bool) -> PositionIndex:
-    index = PositionIndex()
-    if bulk:
-        index.bulk_load(units)
-    else:
-        for u in units:
-            index.upsert(u.unit_id, u.lon, u.lat, u.ts_s, status=u.status)
-    return index
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     fleet=fleets(),
@@ -71,7 +61,7 @@ def test_the_dispatchers_query_matches_brute_force(
     bulk: bool,
 ) -> None:
     places, units = fleet
-    index = _index(units, bulk)
+    index = index_of(units, bulk)
     for _ in range(3):
         lon, lat = data.draw(points(places))
         got = as_lists(index.nearest(lon, lat, k, statuses=statuses))
@@ -95,7 +85,7 @@ def test_the_fused_path_equals_scan_then_settle_for_every_fetch(
 ) -> None:
     """Same answer, and the same None (fetch again), for every fetch size from 0 to all units."""
     places, units = fleet
-    index = _index(units, bulk)
+    index = index_of(units, bulk)
     lon, lat = data.draw(points(places))
     q = sphere_point(lon, lat)
     flt = _search.make_filter(tuple(statuses), None, (), None, None)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo import STATUSES, PositionIndex, UnitPosition
-from tests.geo.test_index import as_lists, brute_nearest
+from geo import STATUSES, UnitPosition
+from tests.geo.test_index import as_lists, brute_nearest, index_of
 
 # (lon range, lat range) of each crowded place; a unit or a query may fall anywhere inside.
 PLACES = {
@@ -46,16 +46,6 @@ def fleets(draw: st.DrawFn) -> tuple[list[str], list[UnitPosition]]:
     return places, units
 
 
-def _index(units: list[UnitPosition], bulk: bool) -> PositionIndex:
-    index = PositionIndex()
-    if bulk:
-        index.bulk_load(units)
-    else:
-        for u in units:
-            index.upsert(u.unit_id, u.lon, u.lat, u.ts_s, status=u.status)
-    return index
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     fleet=fleets(),
@@ -72,7 +62,7 @@ def test_filtered_nearest_matches_brute_force_at_the_poles_and_the_antimeridian(
     bulk: bool,
 ) -> None:
     places, units = fleet
-    index = _index(units, bulk)
+    index = index_of(units, bulk)
     for _ in range(4):
         lon, lat = data.draw(point_in(places))
         got = as_lists(index.nearest(lon, lat, k, statuses=statuses))
@@ -85,7 +75,7 @@ def test_a_search_that_widens_stays_exact() -> None:
     units = [UnitPosition(f"b{i:03d}", -180.0 + 3.6 * i, 89.999, 0.0, status="busy") for i in range(100)]
     units += [UnitPosition(f"s{i:02d}", -180.0 + 6.0 * i, -89.99, 0.0, status="available") for i in range(60)]
     units.append(UnitPosition("c", 179.9, 89.0, 0.0, status="available"))
-    index = _index(units, bulk=True)
+    index = index_of(units, bulk=True)
     fetches: list[int] = []
     tree_nearest = index._tree.nearest
 
