@@ -13,6 +13,10 @@ the database is back. With `audit_required` the requests are refused instead (50
 journaled all the same, marked `"answer": "refused"` (a change may have been made before its record).
 When neither can take it, the requests get 503 and the records wait for the next attempt. Nothing is
 dropped: with `audit_max_pending` records unsettled, new requests are refused before they run.
+
+A change is recorded before it is made (`dispatch.audit_changes`): its request is durable first, or it
+is refused with nothing changed; what is recorded after that is answered with the change whatever the
+audit's fate (the change is made: a 503 would tell the caller otherwise), durable all the same.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +35,10 @@ from aiohttp import web
 from prometheus_client import Counter
 from sqlalchemy import Engine
 
+from dispatch import audit_changes
+from dispatch.audit_changes import CHANGE_ANSWERED, CHANGE_REQUESTED
 from dispatch.audit_journal import AuditJournal
+from dispatch.auth import PRINCIPAL_KEY, READ_METHODS
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
 from dispatch.problems import Unavailable
@@ -58,15 +66,17 @@ class _Batch:
         self.settled = asyncio.Event()
         self.refusal: str | None = None
 
-    async def wait(self) -> None:
+    async def wait(self, *, refuse: bool = True) -> None:
         await self.settled.wait()
-        if self.refusal is not None:
+        if refuse and self.refusal is not None:
             AUDIT_REFUSED.inc()
             raise Unavailable(self.refusal)
 
 
 # The batches holding the records of the request being handled (None outside a request).
 _HELD: contextvars.ContextVar[set[_Batch] | None] = contextvars.ContextVar("audit_held", default=None)
+# The id of the change request being handled, carried by each of its records (None: not a change).
+_CHANGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("audit_change", default=None)
 
 
 class AuditLog:
@@ -100,6 +110,9 @@ class AuditLog:
     def record(self, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None) -> None:
         """Add one entry, stamped with the clock's time, to the next commit; the request's answer waits."""
         at = datetime.fromtimestamp(self._clock.now(), UTC)
+        change = _CHANGE.get()
+        if change is not None:
+            detail = {**(detail or {}), "request": change}
         self._open.entries.append(access.AuditEntry(at, actor, action, subject, detail))
         self._unsettled += 1
         held = _HELD.get()
@@ -118,15 +131,16 @@ class AuditLog:
             AUDIT_REFUSED.inc()
             raise Unavailable(f"the audit log is {self._unsettled} records behind; retry")
 
-    async def settle(self) -> None:
-        """Wait until the entries this request recorded are durable; Unavailable when they cannot be."""
+    async def settle(self, *, refuse: bool = True) -> None:
+        """Wait until the entries this request recorded are settled; Unavailable when they cannot be made
+        durable or `audit_required` refuses the answer (unless `refuse` is False: the answer leaves)."""
         held = _HELD.get()
         if not held:
             return
         batches = list(held)
         held.clear()
         for batch in batches:
-            await batch.wait()
+            await batch.wait(refuse=refuse)
 
     async def flush(self) -> None:
         """Wait until every entry recorded so far is durable (Unavailable when it cannot be)."""
@@ -231,8 +245,9 @@ class AuditLog:
 
 
 def _refused(entry: access.AuditEntry) -> access.AuditEntry:
-    if entry.detail is not None and entry.detail.get("answer") == "refused":
-        return entry
+    detail = entry.detail or {}
+    if detail.get("answer") == "refused" or ("request" in detail and entry.action != CHANGE_REQUESTED):
+        return entry  # refused already, or made after its change was recorded: answered whatever comes
     return dataclasses.replace(entry, detail={**(entry.detail or {}), "answer": "refused"})
 
 
@@ -244,24 +259,60 @@ def durable_answers(audit: AuditLog) -> Callable[[web.Request, Handler], Awaitab
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
+        api = request.path.startswith("/v1/")
+        if api:
             audit.admit()
         held = _HELD.set(set())
         try:
-            response = await handler(request)
-        except Exception:
-            # An error answer (a refused change after its record) waits for its record as well; an audit
-            # that cannot be written does not replace the handler's own error.
-            with contextlib.suppress(Unavailable):
-                await audit.settle()
-            raise
-        else:
-            await audit.settle()
-            return response
+            if api and request.method not in READ_METHODS:
+                return await _change(audit, request, handler)
+            return await _answer(audit, request, handler)
         finally:
             _HELD.reset(held)
 
     return middleware
+
+
+async def _answer(audit: AuditLog, request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except Exception:
+        # An error answer waits for its records as well; an audit that cannot be written does not replace
+        # the handler's own error.
+        with contextlib.suppress(Unavailable):
+            await audit.settle()
+        raise
+    await audit.settle()
+    return response
+
+
+async def _change(audit: AuditLog, request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request is durable before the handler runs (or it is refused, 503, with nothing changed); the
+    answer waits for the records made after it, and leaves whatever their fate."""
+    principal = request.get(PRINCIPAL_KEY)
+    actor = principal.actor if principal is not None else "anonymous"
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    subject = audit_changes.subject_of(request.rel_url.raw_path)
+    change = _CHANGE.set(secrets.token_hex(8))
+    try:
+        body = await request.read()
+        detail = audit_changes.requested(request.method, route, body)
+        audit.record(actor, CHANGE_REQUESTED, subject, detail)
+        await audit.settle()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except Exception as exc:
+            status = audit_changes.answered_status(exc)
+            raise
+        finally:
+            audit.record(actor, CHANGE_ANSWERED, subject, {"status": status})
+            await audit.settle(refuse=False)
+    finally:
+        _CHANGE.reset(change)
 
 
 def settle_before_headers(audit: AuditLog) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

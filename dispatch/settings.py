@@ -102,10 +102,11 @@ class ApiSettings:
     # A verified API token is trusted from memory this long (s; 0: looked up on every request); revocation
     # outside the API takes this long to bite. Lower: more database lookups.
     token_cache_s: Annotated[float, Meta(ge=0, le=86400)] = 30.0
-    # Every read of a position and every change is audited before its answer leaves: true refuses the
-    # request (503) when its record cannot be committed to the database; false (the default) answers once
-    # the record is fsynced to the local journal (audit_journal_path) instead, shipped to the database when
-    # it is back. True: no answer without its record in the database, and no reads during an outage.
+    # Every read of a position is audited before its answer leaves, and every change before it is made:
+    # true refuses the request (503) when its record cannot be committed to the database; false (the
+    # default) goes on once the record is fsynced to the local journal (audit_journal_path) instead,
+    # shipped to the database when it is back. True: no answer without its record in the database, and no
+    # reads or changes during an outage.
     audit_required: bool = False
     # Records arriving while one audit commit runs go into the next; this adds a wait before each commit to
     # gather more (s; 0: commit at once). Raising it means fewer transactions and slower answers.

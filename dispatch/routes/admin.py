@@ -23,11 +23,13 @@ LIMIT = Integer("limit", "most entries returned", default=1000, minimum=1, maxim
 
 SINCE = Instant("since", "entries at or after this instant", required=False)
 ACTOR = QueryText("actor", "only this actor (e.g. token:3:console-1)")
-ACTION = QueryText("action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream)")
+ACTION = QueryText(
+    "action", "only this action (nearest, read_unit, units_in_bbox, list_units, stream, change_requested, …)"
+)
 SUBJECT = QueryText(
     "subject",
     "only reads or changes of this subject, i.e. who looked at it (e.g. u1: a unit's detail; unit:u1: its "
-    "track; incident:…)",
+    "track; incident:…; /v1/devices/cam-7: the changes requested at that path)",
 )
 UNTIL = Instant("until", "entries before this instant", required=False)
 AFTER = Integer(
@@ -89,8 +91,10 @@ async def read_audit(request: web.Request) -> web.Response:
     """The audit log of reads and changes
 
     Who read or changed which unit, area or record, when; oldest first, each with its place in the hash
-    chain (`outpost audit verify` checks it; `outpost audit export` writes a range out). Entries queued in
-    memory are written first."""
+    chain (`outpost audit verify` checks it; `outpost audit export` writes a range out). Every change under
+    /v1/ is `change_requested` (made durable before the change; subject: the path as sent) and then
+    `change_answered` (its status), both with `detail.request` linking them to what the handler recorded.
+    Entries queued in memory are written first."""
     since, until = SINCE.get(request), UNTIL.get(request)
     await request.app[AUDIT_KEY].flush()
     query = access.AuditQuery(since, until, ACTOR.get(request), ACTION.get(request), SUBJECT.get(request))

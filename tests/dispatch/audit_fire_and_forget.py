@@ -17,7 +17,7 @@ def _committing_hourly(self: audit.AuditLog, *args: Any, **kwargs: Any) -> None:
     _init(self, *args, **{**kwargs, "window_s": 3600.0})
 
 
-async def _answer_at_once(self: audit.AuditLog) -> None:
+async def _answer_at_once(self: audit.AuditLog, *, refuse: bool = True) -> None:
     held = audit._HELD.get()
     if held:
         held.clear()

@@ -6,15 +6,17 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, make_url
 
 from dispatch.app import ApiContext, ApiPlugin, init_app
+from dispatch.audit import AuditLog
 from dispatch.clock import ManualClock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
@@ -23,6 +25,7 @@ from dispatch.settings import ApiSettings
 from schemas.fix import Fix
 from store import access
 from store.engine import open_engine
+from tests.support.services import free_port
 
 # 2024-05-30T17:00:00Z: a fixed start so every test sees the same times.
 START_S = 1_717_088_400.0
@@ -138,3 +141,21 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[LiveApi]:
     """The API over the embedded SQLite store only (quick, for tests where storage does not matter)."""
     async with running_api(sqlite_url) as api:
         yield api
+
+
+def refusing_engine(url: str, tmp_path: Path) -> Engine:
+    """A real engine the database refuses: PostgreSQL on a port nobody listens on, SQLite in a folder that
+    is a file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return open_engine(parsed.set(port=free_port()).render_as_string(hide_password=False), pool_size=1)
+    (tmp_path / "not-a-folder").write_text("")
+    return create_engine(f"sqlite:///{tmp_path / 'not-a-folder' / 'outpost.db'}")
+
+
+def refuse_audit(audit: AuditLog, engine: Engine) -> Engine:
+    """Fault injection: the audit's writes go to `engine`; returns the engine it had."""
+    kept: Engine = audit._engine  # the fault is injected where the audit meets the database
+    audit._appender.close()
+    audit._engine, audit._appender = engine, access.AuditAppender(engine)
+    return kept

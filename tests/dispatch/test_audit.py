@@ -34,16 +34,19 @@ async def test_location_reads_are_audited(live_api: LiveApi) -> None:
     entries = access.read_audit(api.engine)
     viewer = f"token:{_token_id(api, 'viewer')}:test-viewer"
     dispatcher = f"token:{_token_id(api, 'dispatcher')}:test-dispatcher"
+    admin = f"token:{_token_id(api, 'admin')}:test-admin"
     got = [(e.actor, e.action, e.subject) for e in entries]
     assert got == [
+        (admin, "change_requested", "/v1/units"),  # the change is durable before it is made
+        (admin, "change_answered", "/v1/units"),
         (viewer, "read_unit", "u1"),
         (dispatcher, "nearest", "point:4.351000,50.851000"),
         (viewer, "units_in_bbox", "bbox:4.300000,50.800000,4.400000,50.900000"),
         (viewer, "list_units", "units:u1"),
         (viewer, "stream", "bbox:4.300000,50.800000,4.400000,50.900000"),
     ]
-    assert all(e.at == datetime.fromtimestamp(START_S + 2, UTC) for e in entries)
-    assert entries[1].detail == {"k": 3, "units": ["u1"]}
+    assert all(e.at == datetime.fromtimestamp(START_S + 2, UTC) for e in entries[2:])
+    assert entries[3].detail == {"k": 3, "units": ["u1"]}
     served = await api.json("GET", "/v1/audit?action=nearest")
     assert [e["subject"] for e in served["entries"]] == ["point:4.351000,50.851000"]
 
@@ -52,10 +55,11 @@ async def test_an_answer_leaves_once_its_record_is_stored(live_api: LiveApi) -> 
     api = live_api
     await api.json("POST", "/v1/units", json={"id": "u1", "name": "A", "kind": "police"}, status=201)
     await api.json("GET", "/v1/units/u1", role="viewer")
-    assert [e.action for e in access.read_audit(api.engine)] == ["read_unit"]  # no flush: committed already
+    created = ["change_requested", "change_answered"]
+    assert [e.action for e in access.read_audit(api.engine)] == [*created, "read_unit"]  # no flush needed
     stream = await api.call("GET", "/v1/stream", role="viewer")
     assert stream.status == 200  # the headers left: the subscription's record was committed before them
-    assert [e.action for e in access.read_audit(api.engine)] == ["read_unit", "stream"]
+    assert [e.action for e in access.read_audit(api.engine)] == [*created, "read_unit", "stream"]
     stream.close()
 
 
@@ -72,9 +76,9 @@ async def test_200_concurrent_reads_are_200_chained_records(live_api: LiveApi) -
     assert await asyncio.gather(*(read(i) for i in range(200))) == [200] * 200
     entries = access.read_audit(api.engine)  # no flush: every answer waited for its record
     wanted = sorted(f"point:{4 + i / 1000:.6f},50.850000" for i in range(200))
-    assert sorted(e.subject for e in entries) == wanted
+    assert sorted(e.subject for e in entries if e.action == "nearest") == wanted
     verdict = access.verify_audit(api.engine)
-    assert verdict.intact and verdict.records == 200
+    assert verdict.intact and verdict.records == 2 + 200  # the unit's creation, requested and answered
 
 
 def _token_id(api: LiveApi, role: str) -> int:

@@ -9,30 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine
 
 from dispatch.audit import AuditLog
+from dispatch.audit_changes import CHANGE_ANSWERED, CHANGE_REQUESTED
 from dispatch.audit_journal import AuditJournal
 from dispatch.keys import AUDIT_KEY
 from dispatch.problems import Unavailable
 from dispatch.settings import ApiSettings
 from outpost.cli import main
 from store import access
-from store.engine import open_engine
-from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
-from tests.support.services import free_port
+from tests.dispatch.conftest import START_S, LiveApi, fix, refuse_audit, refusing_engine, running_api
 
 AT = datetime.fromtimestamp(START_S, UTC)
-
-
-def _refusing_engine(url: str, tmp_path: Path) -> Engine:
-    """A real engine the database refuses: PostgreSQL on a port nobody listens on, SQLite in a folder that
-    is a file."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        return open_engine(parsed.set(port=free_port()).render_as_string(hide_password=False), pool_size=1)
-    (tmp_path / "not-a-folder").write_text("")
-    return create_engine(f"sqlite:///{tmp_path / 'not-a-folder' / 'outpost.db'}")
 
 
 @contextlib.asynccontextmanager
@@ -47,19 +36,17 @@ async def _api(url: str, tmp_path: Path, **settings: object) -> AsyncIterator[tu
         yield api, api.app[AUDIT_KEY]
 
 
-def _refuse(audit: AuditLog, engine: Engine) -> Engine:
-    """Fault injection: the audit's writes go to `engine`; returns the engine it had."""
-    kept: Engine = audit._engine  # the fault is injected where the audit meets the database
-    audit._appender.close()
-    audit._engine, audit._appender = engine, access.AuditAppender(engine)
-    return kept
+def _reads(engine: Engine) -> list[access.AuditEntry]:
+    """The audit log without the records of the changes the tests set up with (tests/dispatch/
+    test_audit_changes.py has those)."""
+    return [e for e in access.read_audit(engine) if e.action not in (CHANGE_REQUESTED, CHANGE_ANSWERED)]
 
 
 async def test_required_mode_refuses_the_read_with_503_and_no_position(
     store_url: str, tmp_path: Path
 ) -> None:
     async with _api(store_url, tmp_path, audit_required=True) as (api, audit):
-        good = _refuse(audit, _refusing_engine(store_url, tmp_path))
+        good = refuse_audit(audit, refusing_engine(store_url, tmp_path))
         response = await api.call("GET", "/v1/units/nearest?lon=4.351&lat=50.851", "dispatcher")
         body = await response.json(content_type=None)
         assert response.status == 503
@@ -74,9 +61,9 @@ async def test_required_mode_refuses_the_read_with_503_and_no_position(
         assert stream.status == 503 and stream.content_type == "application/problem+json"
         assert "50.85" not in await stream.text()
 
-        _refuse(audit, good)  # the database is back: the refused attempts are shipped first
+        refuse_audit(audit, good)  # the database is back: the refused attempts are shipped first
         await api.json("GET", "/v1/units/u1", role="viewer")
-        got = [(e.action, (e.detail or {}).get("answer")) for e in access.read_audit(api.engine)]
+        got = [(e.action, (e.detail or {}).get("answer")) for e in _reads(api.engine)]
         refused = [("nearest", "refused"), ("read_unit", "refused"), ("stream", "refused")]
         assert got == [*refused, ("read_unit", None)]
         assert access.verify_audit(api.engine).intact
@@ -87,17 +74,17 @@ async def test_by_default_the_journal_answers_and_is_shipped_once_the_database_i
     store_url: str, tmp_path: Path
 ) -> None:
     async with _api(store_url, tmp_path) as (api, audit):
-        good = _refuse(audit, _refusing_engine(store_url, tmp_path))
+        good = refuse_audit(audit, refusing_engine(store_url, tmp_path))
         nearest = await api.json("GET", "/v1/units/nearest?lon=4.351&lat=50.851", role="dispatcher")
         assert [u["id"] for u in nearest["units"]] == ["u1"]
         await api.json("GET", "/v1/units/u1", role="viewer")
         journal = AuditJournal(tmp_path / "journal" / "audit.jsonl")
         assert [e.action for e in journal.read()] == ["nearest", "read_unit"]  # fsynced before the answers
-        assert access.read_audit(api.engine) == []
+        assert _reads(api.engine) == []
 
-        _refuse(audit, good)
+        refuse_audit(audit, good)
         await api.json("GET", "/v1/units/u1", role="viewer")
-        entries = access.read_audit(api.engine)
+        entries = _reads(api.engine)
         assert [e.action for e in entries] == ["nearest", "read_unit", "read_unit"]
         assert all(e.detail is None or "answer" not in e.detail for e in entries)
         assert access.verify_audit(api.engine).intact
@@ -108,7 +95,7 @@ async def test_neither_store_taking_records_refuses_requests_and_keeps_the_recor
     store_url: str, tmp_path: Path
 ) -> None:
     async with _api(store_url, tmp_path, audit_max_pending=1) as (api, audit):
-        good = _refuse(audit, _refusing_engine(store_url, tmp_path))
+        good = refuse_audit(audit, refusing_engine(store_url, tmp_path))
         (tmp_path / "a-file").write_text("")
         audit._journal = AuditJournal(tmp_path / "a-file" / "audit.jsonl")  # appends fail
         first = await api.call("GET", "/v1/units/u1", "viewer")
@@ -118,11 +105,11 @@ async def test_neither_store_taking_records_refuses_requests_and_keeps_the_recor
         assert second.status == 503  # backpressure: refused before it ran, so nothing recorded
         assert "behind" in (await second.json(content_type=None))["detail"]
 
-        _refuse(audit, good)
+        refuse_audit(audit, good)
         with contextlib.suppress(Unavailable):  # the attempt under way when the database came back
             await audit.flush()
         await audit.flush()
-        got = [(e.action, (e.detail or {}).get("answer")) for e in access.read_audit(api.engine)]
+        got = [(e.action, (e.detail or {}).get("answer")) for e in _reads(api.engine)]
         assert got == [("read_unit", "refused")]
         assert audit.pending == 0
 
