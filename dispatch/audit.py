@@ -10,7 +10,7 @@ itself (the event stream), before its headers leave.
 When the database cannot take a batch, it is appended to the local journal (`dispatch.audit_journal`,
 fsynced) and the requests are answered; the journal is shipped, oldest first, before the next batch once
 the database is back. With `audit_required` the requests are refused instead (503), and their records are
-journaled all the same, marked `"answer": "refused"` (a change may have been made before its record).
+journaled all the same, marked `"answer": "refused"` (the attempt is worth knowing).
 When neither can take it, the requests get 503 and the records wait for the next attempt. Nothing is
 dropped: with `audit_max_pending` records unsettled, new requests are refused before they run.
 
