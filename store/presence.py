@@ -43,7 +43,7 @@ from store.presence_weights import HOUR_S, StatusSpan, duty_spans, presence
 from store.registry.records import units
 from store.registry.statuses import history
 from store.snapshot import status_at
-from store.times import as_utc, utc
+from store.times import as_utc, earlier, utc
 
 log = logging.getLogger(__name__)
 _md = build_metadata(Flavour("sqlite"))
@@ -75,6 +75,9 @@ class PresenceQuery:
     unit_ids: tuple[str, ...] = ()
 
 
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
 def presence_cells(
     engine: Engine, query: PresenceQuery, settings: PresenceSettings, now: datetime
 ) -> list[tuple[int, float]]:
@@ -87,7 +90,11 @@ def presence_cells(
     totals: dict[int, float] = defaultdict(float)
     raw = [(start, end)]
     if first < last:
-        materialize(engine, first, last, settings, now)
+        # No hour before the first stored fix holds presence: a range reaching back to year 1 is not
+        # computed (nor marked done) hour by hour.
+        since = _first_fix_hour(engine)
+        if since is not None and max(first, since) < last:
+            materialize(engine, max(first, since), last, settings, now)
         with engine.connect() as conn:
             for cell, seconds in _summed(conn, query, first, last):
                 totals[int(cell)] += float(seconds)
@@ -216,7 +223,7 @@ def _fixes(
     f = FIXES.c
     stmt = select(f.unit_id, f.ts, f.lon, f.lat).where(
         f.unit_id.is_not(None),
-        f.ts >= start - timedelta(seconds=settings.max_gap_s),
+        f.ts >= earlier(start, timedelta(seconds=settings.max_gap_s)),
         f.ts < end,
         f.flags.op("&")(NOT_PRESENCE) == 0,
         not_(f.restricted),  # taken off duty: no patrol, and no one's business
@@ -236,12 +243,23 @@ def materialized_hours(engine: Engine, res: int) -> int:
         )
 
 
+def _first_fix_hour(engine: Engine) -> datetime | None:
+    """The hour of the oldest stored fix (an index lookup on `ix_fixes_ts`); None without fixes."""
+    with engine.connect() as conn:
+        oldest = conn.execute(select(func.min(FIXES.c.ts))).scalar()
+    return None if oldest is None else _hour_floor(as_utc(oldest))
+
+
 def _hour_floor(t: datetime) -> datetime:
     return datetime.fromtimestamp(math.floor(t.timestamp() / HOUR_S) * HOUR_S, UTC)
 
 
 def _hour_ceil(t: datetime) -> datetime:
-    return datetime.fromtimestamp(math.ceil(t.timestamp() / HOUR_S) * HOUR_S, UTC)
+    """The next whole hour (`t` itself when whole); the calendar's last instant in its last hour."""
+    try:
+        return datetime.fromtimestamp(math.ceil(t.timestamp() / HOUR_S) * HOUR_S, UTC)
+    except (OverflowError, ValueError):  # year 10000
+        return _LAST
 
 
 def _instant(epoch_s: float) -> datetime:

@@ -23,7 +23,7 @@ from store.fixes import FIXES
 from store.registry.records import units
 from store.registry.statuses import history
 from store.rows import record_of
-from store.times import utc
+from store.times import earlier, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def _snapshot(conn: Connection, at: datetime, lookback: timedelta, with_restrict
 
 def snapshot_statement(at: datetime, lookback: timedelta, *, with_restricted: bool = False) -> Select[Any]:
     """The one statement of a snapshot at `at` (public for the benchmark's EXPLAIN)."""
-    start = at - lookback
+    start = earlier(at, lookback)
     newest = FIXES.alias("newest")
     in_window = and_(newest.c.unit_id == units.c.id, newest.c.ts <= at, newest.c.ts >= start)
     if not with_restricted:

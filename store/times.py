@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utc(dt: datetime) -> datetime:
@@ -15,3 +15,15 @@ def utc(dt: datetime) -> datetime:
 def as_utc(value: datetime) -> datetime:
     """A timezone-aware UTC datetime; a naive one is UTC already (SQLite hands timestamps back naive)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+
+
+def earlier(dt: datetime, by: timedelta) -> datetime:
+    """`by` before `dt`, or the calendar's first instant when that would be before year 1 (a look-back
+    from an instant a caller gave, such as 0001-01-01T00:00:00Z)."""
+    try:
+        return dt - by
+    except OverflowError:
+        return FIRST_INSTANT

@@ -14,6 +14,8 @@ from schemas.values import END
 # document shows the same pattern.
 MONTH_PATTERN = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])" + END
 _FORMAT = re.compile(MONTH_PATTERN)
+_LAST_YEAR = 9999
+_AFTER_THE_CALENDAR_S = 253_402_300_800.0  # 10000-01-01T00:00:00Z
 
 
 @dataclass(frozen=True, order=True)
@@ -45,7 +47,10 @@ class Month:
         return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
 
     def start_s(self, zone: ZoneInfo) -> float:
-        """Midnight of its 1st in `zone`, as epoch seconds."""
+        """Midnight of its 1st in `zone`, as epoch seconds (10000-01, the end of 9999-12: at UTC midnight,
+        past the calendar a datetime holds)."""
+        if self.year > _LAST_YEAR:
+            return _AFTER_THE_CALENDAR_S
         return datetime(self.year, self.month, 1, tzinfo=zone).timestamp()
 
     def bounds(self, zone: ZoneInfo) -> tuple[float, float]:

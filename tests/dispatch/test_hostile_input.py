@@ -11,9 +11,11 @@ from sqlalchemy import Engine, text
 
 from dispatch.blocking import run_db
 from dispatch.problems import Conflict, InvalidParameter
+from dispatch.reports.plugin import ReportsPlugin
 from dispatch.screening import refuse_nul_in_json
 from store.engine import open_engine
-from tests.dispatch.conftest import LiveApi
+from tests.dispatch.conftest import START_S, LiveApi, fix, running_api
+from tests.dispatch.test_reports_api import RULES
 
 DAY = {"starts_at": "2024-01-01T00:00:00Z", "ends_at": "2024-01-02T00:00:00Z"}
 # (method, path, body or None, the status, the parameter the problem names)
@@ -133,3 +135,49 @@ async def test_a_last_event_id_in_other_digits_is_refused_not_read_as_a_number(l
     response = await live_api.client.get("/v1/stream", headers=headers)
     problem = await response.json(content_type=None)
     assert response.status == 400 and problem["invalid_params"][0]["name"] == "Last-Event-ID"
+
+
+# Instants at the calendar's ends (year 1, the last hour of 9999): a look-back or a rounding past them
+# once raised OverflowError (patrol heat map, snapshot) or ValueError (the report of 9999-12) as a 500.
+_FIRST_DAYS = ("0001-01-01T00:00:00Z", "0001-01-20T00:00:00Z")
+_LAST_HOUR = ("9999-12-31T23:10:00Z", "9999-12-31T23:59:59Z")
+CALENDAR_ENDS = [
+    path.format(lo=lo, hi=hi)
+    for lo, hi in (_FIRST_DAYS, _LAST_HOUR)
+    for path in (
+        "/v1/heatmap/patrol?from={lo}&to={hi}",
+        "/v1/heatmap/incidents?from={lo}&to={hi}",
+        "/v1/heatmap/gaps?from={lo}&to={hi}",
+        "/v1/units/u1/track?from={lo}&to={hi}",
+        "/v1/units/u1/summary?from={lo}&to={hi}",
+        "/v1/units/u1/status-history?from={lo}&to={hi}",
+        "/v1/shifts?from={lo}&to={hi}",
+        "/v1/units/snapshot?at={lo}",
+        "/v1/units/snapshot?at={hi}",
+        "/v1/units/snapshot?from={lo}&to={hi}&step_s=60",
+        "/v1/assignments?at={hi}",
+        "/v1/grids?at={lo}",
+        "/v1/audit?since={lo}&until={hi}",
+    )
+]
+
+
+async def test_instants_at_the_ends_of_the_calendar_are_answered_without_a_5xx(store_url: str) -> None:
+    async with running_api(store_url, plugins=[ReportsPlugin(RULES)]) as api:
+        await api.json("POST", "/v1/units", json={"id": "u1", "name": "A", "kind": "police"}, status=201)
+        api.fleet.apply([fix("d1", "u1", 4.35, 50.85, START_S)])
+        answers = {}
+        for path in [*CALENDAR_ENDS, "/v1/reports/monthly?month=9999-12"]:
+            response = await api.call("GET", path, "admin")
+            answers[path] = (response.status, (await response.read())[:200])
+        assert [(p, a) for p, a in answers.items() if a[0] >= 500] == []
+        assert answers["/v1/reports/monthly?month=9999-12"][0] == 422  # a month that has not begun
+
+
+async def test_a_patrol_heat_map_over_years_without_fixes_computes_no_hour(pg_api: LiveApi) -> None:
+    # Hour by hour, a year before the first fix was 8,784 hours computed and marked done, per request.
+    api = pg_api
+    heat = await api.json("GET", "/v1/heatmap/patrol?from=2023-05-01T00:00:00Z&to=2024-04-30T00:00:00Z")
+    assert heat["features"] == []
+    with api.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM patrol_presence_hours")).scalar() == 0
