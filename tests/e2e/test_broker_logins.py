@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from store import access
 from store.engine import open_engine
 from tests.support.outpost_run import running_outpost
 from tests.support.prod_broker import ProdBroker, missing_tools
+from tests.support.tls import self_signed, trusting
 
 GUARD_S = 30.0  # a generous bound on what should take a moment (never a timing)
 
@@ -93,14 +95,42 @@ async def test_a_rotation_the_broker_missed_still_retires_the_old_secret(
             pass
 
 
+async def test_the_admin_drives_the_broker_over_tls(tmp_path: Path) -> None:
+    # deploy/README's TLS device listener keeps the plugin: the admin's exchanges go over mqtts:// with
+    # OUTPOST_MQTT_TLS_CA (the service listener stays plain, on the broker's own network).
+    if (reason := missing_tools()) is not None:
+        pytest.skip(reason)
+    pair = self_signed(tmp_path, "broker", "IP:127.0.0.1")
+    tls_broker = ProdBroker(tls=pair).start()
+    try:
+        url = f"sqlite:///{tmp_path / 'outpost.db'}"
+        assert tls_broker.admin_url.startswith("mqtts://")
+        async with outpost(url, tmp_path, tls_broker, OUTPOST_MQTT_TLS_CA=str(pair.cert)) as (http, admin):
+            secret = await create(http, admin, "bl-tls")
+            with pytest.raises(aiomqtt.MqttError):  # plain MQTT on the TLS listener
+                async with device(tls_broker, "bl-tls", secret):
+                    pass
+            async with device(tls_broker, "bl-tls", secret, tls=trusting(pair.cert)) as d:
+                assert await granted(d, "outpost/v1/devices/bl-tls/offers")
+                async with http.patch("/v1/devices/bl-tls", json={"enabled": False}, headers=admin) as r:
+                    assert r.status == 200
+                await dropped(d)
+            with pytest.raises(aiomqtt.MqttError):
+                async with device(tls_broker, "bl-tls", secret, tls=trusting(pair.cert)):
+                    pass
+    finally:
+        tls_broker.close()
+
+
 @asynccontextmanager
 async def outpost(
-    url: str, tmp_path: Path, broker: ProdBroker, *, admin_url: str | None = None
+    url: str, tmp_path: Path, broker: ProdBroker, *, admin_url: str | None = None, **more: str
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, dict[str, str]]]:
     settings = {
         "OUTPOST_MQTT_URL": broker.service_url,
         "OUTPOST_MQTT_ADMIN_URL": admin_url or broker.admin_url,
         "OUTPOST_DEVICE_REFRESH_S": "3600",  # only the API's word can explain what the broker does
+        **more,
     }
     async with running_outpost(url, tmp_path, **settings) as (running, _port):
         engine = open_engine(url)
@@ -122,7 +152,9 @@ async def credentials(http: aiohttp.ClientSession, admin: dict[str, str], device
         return str((await r.json())["secret"])
 
 
-def device(broker: ProdBroker, device_id: str, secret: str) -> aiomqtt.Client:
+def device(
+    broker: ProdBroker, device_id: str, secret: str, *, tls: ssl.SSLContext | None = None
+) -> aiomqtt.Client:
     return aiomqtt.Client(
         "127.0.0.1",
         broker.device_port,
@@ -130,6 +162,7 @@ def device(broker: ProdBroker, device_id: str, secret: str) -> aiomqtt.Client:
         username=device_id,
         password=secret,
         protocol=aiomqtt.ProtocolVersion.V5,
+        tls_context=tls,
     )
 
 

@@ -25,6 +25,7 @@ from ingest.broker_registry import issue_commands
 from ingest.mqtt.client import parse_mqtt_url
 from ingest.mqtt.dynsec import exchange
 from tests.support.services import REPO, free_port, wait_for_port
+from tests.support.tls import Pair
 
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -59,6 +60,7 @@ class ProdBroker:
 
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="outpost-prod-mqtt-")))
     with_queue_limits: bool = True
+    tls: Pair | None = None  # the device listener (and the admin on it) over TLS, as in deploy/README
     ports: dict[int, int] = field(default_factory=dict)  # container port → port on this machine
     proc: subprocess.Popen[bytes] | None = None
 
@@ -88,7 +90,8 @@ class ProdBroker:
 
     @property
     def admin_url(self) -> str:
-        return f"mqtt://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{self.device_port}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{self.device_port}"
 
     @property
     def log(self) -> str:
@@ -124,6 +127,11 @@ class ProdBroker:
             if words[:1] == ["listener"]:
                 port = self.ports.setdefault(int(words[1]), free_port())
                 line = f"listener {port} 127.0.0.1"  # the tests' broker never listens beyond this machine
+                if self.tls is not None and int(words[1]) == DEVICES:
+                    kept = self.root / "mosquitto/certs"
+                    kept.mkdir(parents=True, exist_ok=True)  # under the root: mosquitto's user reads it
+                    cert, key = shutil.copy(self.tls.cert, kept), shutil.copy(self.tls.key, kept)
+                    line += f"\ncertfile {cert}\nkeyfile {key}"
             elif words[:1] == ["include_dir"] and not self.with_queue_limits:
                 continue
             elif words[:1] == ["log_dest"]:
