@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -38,8 +38,10 @@ from schemas.accounts import is_reserved
 from schemas.config import ConfigError, redact_url
 from schemas.topics import CMD, OWNTRACKS_PREFIX, device_topic, owntracks_command_topic
 from store.devices import DirectoryEntry, load_directory
+from store.leader import BROKER_ADMIN, taking_turns
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MANAGED = "outpost device"
 _SYNC_PERIOD_S = 60.0  # the plugin's file edited by hand, a change missed: found within this
@@ -156,9 +158,9 @@ class BrokerRegistry:
         create, update = issue_commands(device_id, secret, credentials_hash, enabled)
         async with self._lock:
             try:
-                answers = await asyncio.to_thread(exchange, self._address, create)
+                answers = await self._exchange(create)
                 if answers[-1].error is not None or not enabled:  # it existed, or must start disabled
-                    answers += await asyncio.to_thread(exchange, self._address, update)
+                    answers += await self._exchange(update)
             except DynsecError as exc:
                 log.error("the broker did not take device %s's new secret: %s", device_id, exc)
                 self._stale.set()
@@ -197,11 +199,11 @@ class BrokerRegistry:
         instead of trusting the view kept since. Returns the number of clients switched."""
         async with self._lock:
             if full or self._view is None:
-                clients = await asyncio.to_thread(list_clients, self._address)
+                clients = await asyncio.to_thread(self._alone, list_clients, self._address)
                 self._view = {str(c["username"]): dict(c) for c in clients if c.get("textname") == MANAGED}
             rows = await asyncio.to_thread(load_directory, self._engine, now=datetime.now(UTC))
             commands, unpushed = plan(self._view.values(), {e.device_id: e for e in rows})
-            answers = await asyncio.to_thread(exchange, self._address, commands)
+            answers = await self._exchange(commands)
             switched = self._apply(commands, answers)
         for device_id in sorted(set(unpushed) - self._warned):
             log.warning(
@@ -238,6 +240,16 @@ class BrokerRegistry:
                     log.info("broker device logins brought in line with the registry: %d switched", switched)
             wait_s = _RETRY_S if self._stale.is_set() else _SYNC_PERIOD_S
             await first_of(stop.wait(), self._stale.wait(), asyncio.sleep(wait_s))
+
+    async def _exchange(self, commands: list[Command]) -> list[Answer]:
+        return await asyncio.to_thread(self._alone, exchange, self._address, commands)
+
+    def _alone(self, call: Callable[..., T], *args: Any) -> T:
+        """`call` while no other process of this database talks to the broker's admin: replicas log in as
+        the same admin, and on the device listener the client id is the user name, so two at once would
+        knock each other off (blocking: from a worker thread)."""
+        with taking_turns(self._engine, BROKER_ADMIN):
+            return call(*args)
 
     def _apply(self, commands: list[dict[str, Any]], answers: list[Answer]) -> int:
         assert self._view is not None

@@ -15,7 +15,9 @@ SQLite has no other process to lead: `SoleLease` always holds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 # pg_advisory_lock(int, int): the first key marks Outpost's locks ("op"), the second names the lock.
 _OUTPOST_LOCKS = 0x6F70
 INCIDENT_LEAD = 1
+BROKER_ADMIN = 2  # the broker's dynamic-security admin: one exchange at a time across replicas
 _APP_PREFIX = "outpost-lead:"
 _HOLDER = text(
     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -129,3 +132,15 @@ class SoleLease:
 
     def release(self) -> None:
         """Nothing to release."""
+
+
+@contextlib.contextmanager
+def taking_turns(engine: Engine, lock: int) -> Iterator[None]:
+    """Hold `lock` (transaction-level, on a pooled connection) while the block runs, so that processes on
+    the same database run it one at a time; on SQLite, only one process: no lock. Blocking."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:c, :o)"), {"c": _OUTPOST_LOCKS, "o": lock})
+        yield

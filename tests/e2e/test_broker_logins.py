@@ -21,6 +21,7 @@ import aiomqtt
 import pytest
 from sqlalchemy import text
 
+from ingest.broker_registry import BrokerRegistry
 from store import access
 from store.engine import open_engine
 from tests.support.outpost_run import running_outpost
@@ -225,3 +226,24 @@ async def test_a_refused_admin_login_is_said_once_and_no_secret_is_shown(
     said = [r for r in caplog.records if "cannot keep the broker's device logins" in r.getMessage()]
     assert len(said) == 1, [r.getMessage() for r in said]
     assert "OUTPOST_MQTT_ADMIN_URL" in said[0].getMessage() and "not-the-admin-secret" not in caplog.text
+
+
+async def test_two_replicas_talk_to_the_broker_admin_in_turns(
+    pg_url: str, broker: ProdBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replicas log in as the same admin and the device listener makes the user name the client id: two
+    # exchanges at once knock each other off. They take turns by an advisory lock on their database.
+    engine = open_engine(pg_url)
+    try:
+        one, two = BrokerRegistry(broker.admin_url, engine), BrokerRegistry(broker.admin_url, engine)
+
+        async def issue(registry: BrokerRegistry, i: int) -> bool:
+            return await registry.issued(f"turn-{i}", f"secret-{i}", f"hash-{i}", True)
+
+        told = await asyncio.gather(*(issue(one if i % 2 else two, i) for i in range(16)))
+        assert told == [True] * 16
+        assert "already connected, closing old connection" not in broker.log, broker.log[-3000:]
+        async with device(broker, "turn-3", "secret-3"):
+            pass
+    finally:
+        engine.dispose()
