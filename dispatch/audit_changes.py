@@ -25,6 +25,7 @@ import msgspec
 from aiohttp import web
 
 from dispatch.problems import DomainError, status_of
+from schemas.values import CONTROL
 
 CHANGE_REQUESTED = "change_requested"
 CHANGE_ANSWERED = "change_answered"
@@ -34,7 +35,7 @@ _SUBJECT_MAX = 512
 _ITEMS_MAX = 50
 _DEPTH_MAX = 6
 _EXACT_INT = 2**53
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_UNSAFE = re.compile(f"[{CONTROL}\ud800-\udfff]")  # as dispatch.screening refuses in paths and queries
 _SECRET_NAME = re.compile(r"secret|password|token", re.IGNORECASE)
 _REDACTED = "[redacted]"
 
