@@ -25,12 +25,14 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,17 +70,19 @@ def _stem(name: str) -> str:
     return name if name.startswith("bench_") else f"bench_{name}"
 
 
-def run_one(script: Path, timeout_s: float, quick: bool) -> dict[str, Any]:
-    """Run one benchmark in its own process group, streaming its output; collect what it reports."""
+def run_one(script: Path, timeout_s: float, quick: bool, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Run one benchmark (with `extra` arguments) in its own process group, streaming its output; collect
+    what it reports."""
     with tempfile.TemporaryDirectory(prefix="outpost-bench-") as tmp:
         result_file = Path(tmp) / "result.json"
         env = {**os.environ, "OUTPOST_BENCH_RESULT": str(result_file), "PYTHONUNBUFFERED": "1"}
         if quick:
             env["OUTPOST_BENCH_QUICK"] = "1"
-        print(f"\n=== {script.name} " + "=" * max(0, 70 - len(script.name)), flush=True)
+        title = " ".join([script.name, *extra])
+        print(f"\n=== {title} " + "=" * max(0, 70 - len(title)), flush=True)
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), *extra],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -95,6 +99,7 @@ def run_one(script: Path, timeout_s: float, quick: bool) -> dict[str, Any]:
     output = "".join(lines)
     return {
         "name": script.stem,
+        "args": list(extra),
         "status": status,
         "exit_code": proc.returncode,
         "seconds": round(seconds, 1),
@@ -261,7 +266,8 @@ def markdown(report: dict[str, Any]) -> str:
     for b in report["benchmarks"]:
         headline = b["headline"].replace("|", "\\|")
         when = f"{str(b.get('measured_at') or report['finished_at'])[:16]}, {b.get('commit') or m['commit']}"
-        lines.append(f"| {b['name']} | {b['status']} | {b['seconds']:.0f} | {when} | {headline} |")
+        name = " ".join([b["name"], *b.get("args", ())]).replace("|", "\\|")
+        lines.append(f"| {name} | {b['status']} | {b['seconds']:.0f} | {when} | {headline} |")
     for name in report["missing"]:
         lines.append(f"| {name} | not written yet | | | |")
     lines += figures_table(all_figures(report)["figures"])
@@ -359,11 +365,17 @@ def main() -> int:
         action="store_true",
         help="keep the previous latest.json's entries for the benchmarks not run now (each keeps its date)",
     )
+    parser.add_argument(
+        "--bench-args",
+        type=shlex.split,
+        default=[],
+        help="arguments for each benchmark run, e.g. --only http_designs --bench-args '--units 10000,100000'",
+    )
     args = parser.parse_args()
     scripts, missing = discover(args.only, args.skip)
     started = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
-    results = [run_one(s, args.timeout_s, args.quick) for s in scripts]
+    results = [run_one(s, args.timeout_s, args.quick, args.bench_args) for s in scripts]
     report = {
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(),
