@@ -41,7 +41,7 @@ from dispatch.audit_journal import AuditJournal
 from dispatch.auth import PRINCIPAL_KEY, READ_METHODS
 from dispatch.blocking import run_db
 from dispatch.clock import Clock
-from dispatch.problems import Unavailable
+from dispatch.problems import Unavailable, answered_status
 from store import access
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ async def _change(audit: AuditLog, request: web.Request, handler: Handler) -> we
             status = response.status
             return response
         except Exception as exc:
-            status = audit_changes.answered_status(exc)
+            status = answered_status(exc)
             raise
         finally:
             audit.record(actor, CHANGE_ANSWERED, subject, {"status": status})

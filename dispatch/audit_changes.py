@@ -22,9 +22,7 @@ import re
 from typing import Any
 
 import msgspec
-from aiohttp import web
 
-from dispatch.problems import DomainError, status_of
 from schemas.values import CONTROL
 
 CHANGE_REQUESTED = "change_requested"
@@ -55,15 +53,6 @@ def subject_of(raw_path: str) -> str:
     """The records' subject: the path as sent (percent-encoded, so no control character reaches the
     store), cut to `_SUBJECT_MAX` characters (a btree index entry holds at most about 2,700 bytes)."""
     return raw_path if len(raw_path) <= _SUBJECT_MAX else raw_path[: _SUBJECT_MAX - 1] + "\u2026"
-
-
-def answered_status(error: BaseException) -> int:
-    """The status the problems middleware answers `error` with."""
-    if isinstance(error, DomainError):
-        return status_of(error)
-    if isinstance(error, web.HTTPException):
-        return error.status
-    return 500
 
 
 def _safe(value: Any, depth: int) -> Any:

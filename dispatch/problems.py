@@ -136,6 +136,15 @@ def problem_response(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def answered_status(error: BaseException) -> int:
+    """The status `problems_middleware` answers an error raised by a handler with."""
+    if isinstance(error, DomainError):
+        return status_of(error)
+    if isinstance(error, web.HTTPException):
+        return error.status
+    return 500
+
+
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn domain errors, aiohttp HTTP errors and crashes into problem+json."""
