@@ -78,7 +78,7 @@ def run_one(script: Path, timeout_s: float, quick: bool, extra: Sequence[str] = 
         env = {**os.environ, "OUTPOST_BENCH_RESULT": str(result_file), "PYTHONUNBUFFERED": "1"}
         if quick:
             env["OUTPOST_BENCH_QUICK"] = "1"
-        title = " ".join([script.name, *extra])
+        title = shlex.join([script.name, *extra])
         print(f"\n=== {title} " + "=" * max(0, 70 - len(title)), flush=True)
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -266,7 +266,7 @@ def markdown(report: dict[str, Any]) -> str:
     for b in report["benchmarks"]:
         headline = b["headline"].replace("|", "\\|")
         when = f"{str(b.get('measured_at') or report['finished_at'])[:16]}, {b.get('commit') or m['commit']}"
-        name = " ".join([b["name"], *b.get("args", ())]).replace("|", "\\|")
+        name = shlex.join([b["name"], *b.get("args", ())]).replace("|", "\\|")
         lines.append(f"| {name} | {b['status']} | {b['seconds']:.0f} | {when} | {headline} |")
     for name in report["missing"]:
         lines.append(f"| {name} | not written yet | | | |")

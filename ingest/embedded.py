@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from ingest import metrics
-from ingest.broker import Connection
+from ingest.broker_inbound import Connection
 from ingest.ports import NO_ACK, Message, OnMessages
 from schemas.topics import DEVICE_MESSAGE_FILTERS, FIX_FILTERS, matches
 

@@ -26,8 +26,9 @@ from amqtt.plugins.manager import PluginManager
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
-from ingest.broker import _RENEWED_ON_CONNECT, EmbeddedBroker
+from ingest.broker import EmbeddedBroker
 from ingest.broker_access import BrokerAccess
+from ingest.broker_admission import _RENEWED_ON_CONNECT
 from ingest.embedded import EmbeddedSource
 from ingest.mqtt.publisher import Publisher
 from ingest.pipeline import Pipeline
@@ -76,7 +77,7 @@ def test_amqtt_internals_we_rely_on_are_unchanged() -> None:
     assert "self._del_subscription(topic, session)" in inspect.getsource(Broker._del_all_subscriptions)
     assert "_writer" in inspect.getsource(StreamWriterAdapter.__init__)
     assert "self._topic_plugins" in inspect.getsource(PluginManager.__init__)
-    # _AccessBroker._initialize_client_session mirrors amqtt's, admitting the client first:
+    # AccessBroker._initialize_client_session mirrors amqtt's, admitting the client first:
     init = inspect.getsource(Broker._initialize_client_session)
     assert "BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)" in init
     for renewed in _RENEWED_ON_CONNECT:
@@ -87,7 +88,7 @@ def test_amqtt_internals_we_rely_on_are_unchanged() -> None:
 
 
 async def test_no_plugin_means_no_await_before_the_sink(engine: Engine, tmp_path: Path) -> None:
-    # The ACL is checked synchronously by _IngestingHandler; amqtt's plugins would be awaited per message.
+    # The ACL is checked synchronously by IngestingHandler; amqtt's plugins would be awaited per message.
     async with embedded(engine, tmp_path) as e:
         assert e.broker._broker is not None
         manager = e.broker._broker.plugins_manager
