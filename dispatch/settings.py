@@ -102,6 +102,11 @@ class ApiSettings:
     # A verified API token is trusted from memory this long (s; 0: looked up on every request); revocation
     # outside the API takes this long to bite. Lower: more database lookups.
     token_cache_s: Annotated[float, Meta(ge=0, le=86400)] = 30.0
+    # How long the event loop's thread may keep Python's interpreter lock while a worker thread (the audit's
+    # and the store's database calls) waits for it (ms; Python's own default is 5). Every answer waits for
+    # its audit commit, made in a worker thread, so under load each of its round trips waited up to this
+    # long. Lower: quicker answers, more thread switches. Measured: benchmarks/bench_http_designs.py.
+    thread_switch_ms: Annotated[float, Meta(ge=0.05, le=100)] = 0.5
     # Every read of a position is audited before its answer leaves, and every change before it is made:
     # true refuses the request (503) when its record cannot be committed to the database; false (the
     # default) goes on once the record is fsynced to the local journal (audit_journal_path) instead,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -265,6 +266,7 @@ class _Parts:
         self, role: Role, broker: EmbeddedBroker | None, source: EmbeddedSource | None
     ) -> str:
         settings, engine, supervisor = self.settings, self.engine, self.supervisor
+        sys.setswitchinterval(settings.api.thread_switch_ms / 1000)
         mqtt = self.ingest_settings
         channel = DeviceChannel(mqtt.mqtt_url, f"{mqtt.mqtt_client_id}-notify", ca_file=mqtt.mqtt_tls_ca)
         bus = EventBus(
