@@ -133,18 +133,24 @@ def _counter(name: str) -> float:
 
 
 @contextlib.asynccontextmanager
-async def serving(variant: str, url: str, fleet: Fleet, workdir: Path) -> AsyncIterator[tuple[str, AuditLog]]:
+async def serving(
+    variant: str, url: str, fleet: Fleet, workdir: Path, args: argparse.Namespace
+) -> AsyncIterator[tuple[str, AuditLog]]:
     """One variant's app, on the shared database and fleet, at its own port: (nearest URL, its audit)."""
     engine = open_engine(url, pool_size=8)
     clock = SystemClock()
-    settings = ApiSettings(audit_journal_path=str(workdir / f"{variant}-journal.jsonl"))
+    settings = ApiSettings(
+        audit_journal_path=str(workdir / f"{variant}-journal.jsonl"),
+        audit_commit_window_s=args.window_ms / 1000,
+        audit_commit_gather_s=args.gather_ms / 1000,
+    )
     ctx = ApiContext(engine=engine, fleet=fleet, bus=EventBus(clock), clock=clock, settings=settings)
     app = init_app(ctx)
     audit = app[AUDIT_KEY]
     if variant == "unaudited":
         audit.record = lambda *_args, **_kw: None  # type: ignore[method-assign]
-    elif variant == "journal":
-        audit._engine = refusing(url, workdir)  # the fault injected where the audit meets the database
+    elif variant == "journal":  # the fault injected where the audit meets the database
+        reconnect(audit, refusing(url, workdir))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -152,9 +158,15 @@ async def serving(variant: str, url: str, fleet: Fleet, workdir: Path) -> AsyncI
     try:
         yield f"http://127.0.0.1:{port}/v1/units/nearest", audit
     finally:
-        audit._engine = engine  # the journal variant ships its journal at the end
+        reconnect(audit, engine)  # the journal variant ships its journal at the end
         await runner.cleanup()
         engine.dispose()
+
+
+def reconnect(audit: AuditLog, engine: Engine) -> None:
+    """Point the audit's shipments and its group commits at `engine`."""
+    audit._appender.close()
+    audit._engine, audit._appender = engine, access.AuditAppender(engine)
 
 
 def refusing(url: str, workdir: Path) -> Engine:
@@ -210,9 +222,9 @@ async def bench(url: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
         ]
     )
     async with contextlib.AsyncExitStack() as stack:
-        served = {v: await stack.enter_async_context(serving(v, url, fleet, workdir)) for v in VARIANTS}
+        served = {v: await stack.enter_async_context(serving(v, url, fleet, workdir, args)) for v in VARIANTS}
         figures = await measure({v: u for v, (u, _) in served.items()}, token, args)
-        served["journal"][1]._engine = engine  # the database is back: the journal is shipped
+        reconnect(served["journal"][1], engine)  # the database is back: the journal is shipped
         await served["journal"][1].flush()
     verdict = access.verify_audit(engine)
     engine.dispose()
@@ -249,6 +261,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per load")
     parser.add_argument("--load", default="c16", help="c<n>: n in flight; o<r>: r req/s (c16,o1000)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant and load (medians)")
+    parser.add_argument(
+        "--window-ms", type=float, default=0.0, help="OUTPOST_AUDIT_COMMIT_WINDOW_S of the app, in ms"
+    )
+    parser.add_argument(
+        "--gather-ms", type=float, default=2.0, help="OUTPOST_AUDIT_COMMIT_GATHER_S of the app, in ms"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--token", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
