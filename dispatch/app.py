@@ -105,6 +105,7 @@ def init_app(ctx: ApiContext, plugins: Sequence[ApiPlugin] = ()) -> web.Applicat
         AuditJournal(Path(ctx.settings.audit_journal_path)),
         required=ctx.settings.audit_required,
         window_s=ctx.settings.audit_commit_window_s,
+        gather_s=ctx.settings.audit_commit_gather_s,
         retry_s=ctx.settings.audit_retry_s,
         max_pending=ctx.settings.audit_max_pending,
     )

@@ -116,6 +116,10 @@ class ApiSettings:
     # Records arriving while one audit commit runs go into the next; this adds a wait before each commit to
     # gather more (s; 0: commit at once). Raising it means fewer transactions and slower answers.
     audit_commit_window_s: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    # Before each audit commit, yield the event loop to the requests already received, while they keep
+    # recording, for this long at most (s; 0: commit at once): they join this commit instead of the next.
+    # A lone request waits a few loop turns; higher: fewer commits under load, later answers at most so much.
+    audit_commit_gather_s: Annotated[float, Meta(ge=0, le=1)] = 0.002
     # While the database refuses the audit, it is tried again this often (s; 0: at every batch); the
     # batches meanwhile go straight to the journal. Lower: sooner back in the database (and, with
     # audit_required, sooner answering), a connection attempt more often during an outage.
