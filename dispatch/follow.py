@@ -28,6 +28,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy import Engine
 
 from dispatch.clock import Clock
@@ -40,6 +41,27 @@ log = logging.getLogger(__name__)
 
 # Workers remembered for gap detection: each start of a worker is a new name; the oldest are forgotten.
 _MAX_WORKERS = 1024
+
+_P = "outpost_api_feed_"
+FEED_BATCHES = Counter(_P + "batches", "Live feed messages taken from the ingest workers.")
+FEED_INVALID = Counter(
+    _P + "invalid", "Live feed messages refused as not a feed batch (an ingest worker of another version?)."
+)
+FEED_GAPS = Counter(
+    _P + "gaps", "Jumps in an ingest worker's feed batch numbers: batches missed, swept from the database."
+)
+FEED_SUPERSEDED = Counter(
+    _P + "superseded", "Feed fixes replaced by a newer one of their device before this replica applied them."
+)
+FEED_LAG = Histogram(
+    _P + "lag_seconds",
+    "From an ingest worker's receipt of a fix to this replica's live picture holding it, by this host's "
+    "clock against the worker's (each fix the feed applies).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+SWEEPS = Counter(
+    "outpost_api_sweeps", "Reads of the dispatch window's newest fixes into the live picture.", ["outcome"]
+)
 
 
 class FeedFollower:
@@ -77,19 +99,25 @@ class FeedFollower:
             batch = decode_batch(payload)
         except FeedError as exc:
             self.invalid += 1
+            FEED_INVALID.inc()
             if self.invalid == 1 or self.invalid % 1000 == 0:
                 log.error("live feed message refused (%d so far): %s", self.invalid, exc)
             return
         self._note_seq(batch.worker, batch.seq)
         self.batches += 1
+        FEED_BATCHES.inc()
         pending = self._pending
+        superseded = 0
         for fix in batch.fixes:
             key = (fix.device_id, not fix.flags & NOT_FOR_DISPATCH)
             old = pending.get(key)
             if old is None or fix.ts >= old.ts:
                 pending[key] = fix
             if old is not None:
-                self.superseded += 1
+                superseded += 1
+        if superseded:
+            self.superseded += superseded
+            FEED_SUPERSEDED.inc(superseded)
         if pending:
             self._idle.clear()
             self._arrived.set()
@@ -102,7 +130,14 @@ class FeedFollower:
             while self._pending:
                 fixes, self._pending = list(self._pending.values()), {}
                 await self._fleet.apply_gradually(fixes)
+                self._observe_lag(fixes)
             self._idle.set()
+
+    def _observe_lag(self, fixes: list[Fix]) -> None:
+        now_s = self._clock.now()
+        observe = FEED_LAG.observe
+        for fix in fixes:
+            observe(max(0.0, now_s - fix.received_at.timestamp()))
 
     async def settle(self) -> None:
         """Wait until nothing is pending (tests)."""
@@ -115,6 +150,7 @@ class FeedFollower:
                 del self._seqs[next(iter(self._seqs))]
         elif seq > last + 1:
             self.gaps += 1
+            FEED_GAPS.inc()
             log.warning("live feed: %d batches of %s missed; sweeping the database", seq - last - 1, worker)
             self._sweep_now.set()
         if last is None or seq > last:
@@ -153,7 +189,9 @@ async def sweep(engine: Engine, fleet: Fleet, clock: Clock, max_fix_age_s: float
         await fleet.apply_gradually(fixes)
     except Exception as exc:  # keep following: the next sweep may succeed (one warning a sweep)
         log.warning("sweeping the database failed: %s: %s", type(exc).__name__, exc)
+        SWEEPS.labels("failed").inc()
         return False
+    SWEEPS.labels("done").inc()
     return True
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from dispatch.clock import ManualClock
@@ -38,6 +39,10 @@ def engine(store_url: str) -> Iterator[Engine]:
 def _lon(fleet: Fleet, unit_id: str) -> float | None:
     position = fleet.position(unit_id)
     return None if position is None else position.lon
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def _follower(engine: Engine, clock: ManualClock) -> tuple[Fleet, FeedFollower]:
@@ -93,6 +98,12 @@ async def test_a_new_worker_or_a_restart_is_not_a_gap_and_garbage_is_counted(eng
     fleet, follower = _follower(engine, clock)
     await follower.load(86400.0)
     applying = asyncio.create_task(follower.apply_forever())
+    metrics = (
+        "outpost_api_feed_batches_total",
+        "outpost_api_feed_gaps_total",
+        "outpost_api_feed_invalid_total",
+    )
+    before = [_metric(name) for name in metrics]
     follower.on_payload(encode_batch("w.1", 7, [fix("d1", "u1", 4.31, 50.85, START_S - 2)]))
     follower.on_payload(encode_batch("w.2", 1, [fix("d2", "u2", 4.41, 50.85, START_S - 2)]))
     follower.on_payload(encode_batch("w.1", 8, []))
@@ -100,6 +111,7 @@ async def test_a_new_worker_or_a_restart_is_not_a_gap_and_garbage_is_counted(eng
     await follower.settle()
     applying.cancel()
     assert (follower.batches, follower.gaps, follower.invalid) == (3, 0, 1)
+    assert [_metric(name) - b for name, b in zip(metrics, before, strict=True)] == [3, 0, 1]  # on /metrics
     assert (_lon(fleet, "u1"), _lon(fleet, "u2")) == (4.31, 4.41)
 
 
@@ -119,3 +131,28 @@ async def test_a_replica_behind_applies_each_devices_newest_fix_only(engine: Eng
     assert _lon(fleet, "u1") == 4.33
     assert moves == [4.33]  # one move, to the newest position: no queue of stale ones
     assert follower.superseded == 2
+
+
+async def test_the_lag_from_receipt_to_the_live_picture_is_observed_for_each_fix_applied(
+    engine: Engine,
+) -> None:
+    clock = ManualClock(START_S)
+    fleet, follower = _follower(engine, clock)
+    await follower.load(86400.0)
+    lag = "outpost_api_feed_lag_seconds"
+    count, total = _metric(lag + "_count"), _metric(lag + "_sum")
+    within_1s = _metric(lag + "_bucket", le="1.0")
+    superseded = _metric("outpost_api_feed_superseded_total")
+    # Received 2 s and 0.5 s ago (the fixture's received_at is the fix's time); d1's older fix is superseded.
+    older = fix("d1", "u1", 4.30, 50.85, START_S - 3)
+    batch = [older, fix("d1", "u1", 4.31, 50.85, START_S - 2), fix("d2", "u2", 4.41, 50.85, START_S - 0.5)]
+    follower.on_payload(encode_batch("w.1", 1, batch))
+    clock.advance(0.25)  # the replica gets to it a quarter of a second later
+    applying = asyncio.create_task(follower.apply_forever())
+    await follower.settle()
+    applying.cancel()
+    assert (_lon(fleet, "u1"), _lon(fleet, "u2")) == (4.31, 4.41)
+    assert _metric(lag + "_count") - count == 2  # the two applied; the superseded one never showed
+    assert _metric(lag + "_sum") - total == pytest.approx(2.25 + 0.75)
+    assert _metric(lag + "_bucket", le="1.0") - within_1s == 1
+    assert _metric("outpost_api_feed_superseded_total") - superseded == 1
