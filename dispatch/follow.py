@@ -28,11 +28,11 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from sqlalchemy import Engine
 
 from dispatch.clock import Clock
-from dispatch.fleet import Fleet
+from dispatch.fleet import Fleet, observe_lag
 from schemas.feed import FeedError, decode_batch
 from schemas.fix import NOT_FOR_DISPATCH, Fix
 from store.fixes import latest_fixes
@@ -52,12 +52,6 @@ FEED_GAPS = Counter(
 )
 FEED_SUPERSEDED = Counter(
     _P + "superseded", "Feed fixes replaced by a newer one of their device before this replica applied them."
-)
-FEED_LAG = Histogram(
-    _P + "lag_seconds",
-    "From an ingest worker's receipt of a fix to this replica's live picture holding it, by this host's "
-    "clock against the worker's (each fix the feed applies).",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 SWEEPS = Counter(
     "outpost_api_sweeps", "Reads of the dispatch window's newest fixes into the live picture.", ["outcome"]
@@ -130,14 +124,8 @@ class FeedFollower:
             while self._pending:
                 fixes, self._pending = list(self._pending.values()), {}
                 await self._fleet.apply_gradually(fixes)
-                self._observe_lag(fixes)
+                observe_lag(fixes, "feed", self._clock.now())
             self._idle.set()
-
-    def _observe_lag(self, fixes: list[Fix]) -> None:
-        now_s = self._clock.now()
-        observe = FEED_LAG.observe
-        for fix in fixes:
-            observe(max(0.0, now_s - fix.received_at.timestamp()))
 
     async def settle(self) -> None:
         """Wait until nothing is pending (tests)."""

@@ -139,9 +139,9 @@ async def test_the_lag_from_receipt_to_the_live_picture_is_observed_for_each_fix
     clock = ManualClock(START_S)
     fleet, follower = _follower(engine, clock)
     await follower.load(86400.0)
-    lag = "outpost_api_feed_lag_seconds"
-    count, total = _metric(lag + "_count"), _metric(lag + "_sum")
-    within_1s = _metric(lag + "_bucket", le="1.0")
+    lag = "outpost_picture_lag_seconds"
+    count, total = _metric(lag + "_count", via="feed"), _metric(lag + "_sum", via="feed")
+    within_1s = _metric(lag + "_bucket", via="feed", le="1.0")
     superseded = _metric("outpost_api_feed_superseded_total")
     # Received 2 s and 0.5 s ago (the fixture's received_at is the fix's time); d1's older fix is superseded.
     older = fix("d1", "u1", 4.30, 50.85, START_S - 3)
@@ -152,7 +152,7 @@ async def test_the_lag_from_receipt_to_the_live_picture_is_observed_for_each_fix
     await follower.settle()
     applying.cancel()
     assert (_lon(fleet, "u1"), _lon(fleet, "u2")) == (4.31, 4.41)
-    assert _metric(lag + "_count") - count == 2  # the two applied; the superseded one never showed
-    assert _metric(lag + "_sum") - total == pytest.approx(2.25 + 0.75)
-    assert _metric(lag + "_bucket", le="1.0") - within_1s == 1
+    assert _metric(lag + "_count", via="feed") - count == 2  # the two applied; the superseded never showed
+    assert _metric(lag + "_sum", via="feed") - total == pytest.approx(2.25 + 0.75)
+    assert _metric(lag + "_bucket", via="feed", le="1.0") - within_1s == 1
     assert _metric("outpost_api_feed_superseded_total") - superseded == 1

@@ -6,6 +6,7 @@ import typing
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 import geo
@@ -101,6 +102,10 @@ def test_one_mask_says_what_never_moves_a_unit() -> None:
     assert validate._UNTRUSTED == NOT_FOR_DISPATCH
 
 
+def _lag(sample: str) -> float:
+    return REGISTRY.get_sample_value(f"outpost_picture_lag_seconds_{sample}", {"via": "ingest"}) or 0.0
+
+
 def _batch(n: int, ts_s: float) -> list[Fix]:
     return [fix("d1", "u1", 4.35 + i * 1e-5, 50.85, ts_s + i * 0.1) for i in range(n)]
 
@@ -114,17 +119,26 @@ async def test_apply_soon_applies_small_batches_now_and_large_ones_gradually_in_
         fleet = await _fleet(engine)
         moves: list[float] = []
         fleet.subscribe(lambda e: moves.append(e.ts_s) if isinstance(e, UnitMoved) else None)
+        lag_count, lag_sum = _lag("count"), _lag("sum")
 
-        fleet.apply_soon(_batch(1, START_S - 100))
+        first = _batch(1, START_S - 100)
+        fleet.apply_soon(first)
         assert moves == [START_S - 100]  # small: applied before returning
 
         large = _batch(5 * Fleet.APPLY_NOW_MAX_FIXES, START_S - 90)
         fleet.apply_soon(large)
-        fleet.apply_soon(_batch(1, START_S - 1))  # small, but behind a large one: queued, not applied first
+        last = _batch(1, START_S - 1)
+        fleet.apply_soon(last)  # small, but behind a large one: queued, not applied first
         assert moves == [START_S - 100]
         await fleet.drain()
         assert moves == sorted(moves) and len(moves) > 2  # every slice moved the unit, in arrival order
         assert moves[-1] == START_S - 1
+        # Each fix's receipt-to-picture lag is on /metrics (the manual clock stood still at START_S).
+        handed = first + large + last
+        assert _lag("count") - lag_count == len(handed)
+        assert _lag("sum") - lag_sum == pytest.approx(
+            sum(START_S - f.received_at.timestamp() for f in handed)
+        )
     finally:
         engine.dispose()
 
