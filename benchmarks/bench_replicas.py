@@ -44,6 +44,7 @@ from store.engine import open_engine  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.registry import set_device_credentials  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
+from tests.support.metrics import matching, value  # noqa: E402
 from tests.support.replicas import Cluster, Role, wait_until  # noqa: E402
 from tests.support.services import Mosquitto, PgCluster  # noqa: E402
 
@@ -119,25 +120,13 @@ async def picture_lag(replica: Role, token: str) -> dict[str, float]:
     ):
         resp.raise_for_status()
         body = await resp.text()
-    buckets: list[tuple[float, float]] = []
-    count = total = 0.0
-    for line in body.splitlines():
-        sample, _, value = line.rpartition(" ")
-        if not sample.startswith("outpost_picture_lag_seconds") or 'via="feed"' not in sample:
-            continue
-        if sample.startswith("outpost_picture_lag_seconds_bucket"):
-            le = sample.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float(le), float(value)))
-        elif sample.startswith("outpost_picture_lag_seconds_count"):
-            count = float(value)
-        elif sample.startswith("outpost_picture_lag_seconds_sum"):
-            total = float(value)
-    p99 = (
-        next((le for le, n in sorted(buckets) if n >= 0.99 * count), float("nan")) if count else float("nan")
-    )
+    lag = "outpost_picture_lag_seconds"
+    count, total = value(body, lag + "_count", via="feed"), value(body, lag + "_sum", via="feed")
+    buckets = sorted((float(s.labels["le"]), s.value) for s in matching(body, lag + "_bucket", via="feed"))
+    p99 = next((le for le, n in buckets if n >= 0.99 * count), float("nan")) if count > 0 else float("nan")
     return {
         "fixes": count,
-        "mean_ms": total / count * 1000 if count else float("nan"),
+        "mean_ms": total / count * 1000 if count > 0 else float("nan"),
         "p99_le_ms": p99 * 1000,
     }
 

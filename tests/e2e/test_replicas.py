@@ -28,6 +28,7 @@ from sqlalchemy import text
 from ingest.mqtt.publisher import Publisher
 from store.engine import open_engine
 from tests.support.http import call
+from tests.support.metrics import value as metrics_value
 from tests.support.replicas import Cluster, Role, wait_until
 from tests.support.services import Mosquitto
 
@@ -114,21 +115,14 @@ def test_both_replicas_give_the_same_right_nearest_answers_after_a_burst(cluster
                 f"{replica.name} nearest",
             )
     for replica in replicas:  # every device's last fix reached each picture by the feed, and its lag shows
-        metrics = _metrics(replica, cluster.token)
-        assert metrics['outpost_picture_lag_seconds_count{via="feed"}'] >= len(final), replica.name
-        assert metrics["outpost_api_feed_gaps_total"] == metrics["outpost_api_feed_invalid_total"] == 0
-
-
-def _metrics(role: Role, token: str) -> dict[str, float]:
-    """A role's /metrics: each sample by its name and labels as written there."""
-    status, body = call("GET", f"{role.url}/metrics", token)
-    assert status == 200, body
-    samples = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            sample, _, value = line.rpartition(" ")
-            samples[sample] = float(value)
-    return samples
+        status, body = call("GET", f"{replica.url}/metrics", cluster.token)
+        assert status == 200, body
+        metrics = body.decode()
+        assert metrics_value(metrics, "outpost_picture_lag_seconds_count", via="feed") >= len(final), (
+            replica.name
+        )
+        gaps = metrics_value(metrics, "outpost_api_feed_gaps_total")
+        assert gaps == metrics_value(metrics, "outpost_api_feed_invalid_total") == 0
 
 
 def _offers_heard(mosquitto_port: int, out: Path) -> subprocess.Popen[bytes]:
