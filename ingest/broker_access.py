@@ -27,8 +27,8 @@ from prometheus_client import Counter
 
 from ingest.broker_acl import ANONYMOUS, SERVICE, Principal
 from ingest.devices import DeviceDirectory
-from ingest.http.auth import DeviceAuth, refresh_if_unsure
-from schemas.accounts import SERVICE_ACCOUNTS, is_reserved
+from ingest.http.auth import DeviceAuth, identify_device
+from schemas.accounts import SERVICE_ACCOUNTS
 from schemas.config import is_loopback
 
 log = logging.getLogger(__name__)
@@ -124,22 +124,11 @@ class BrokerAccess:
                 password.encode(), self.service_password.encode()
             )
             return (SERVICE, "") if ok else (None, "bad_service_password")
-        if is_reserved(username):
-            return None, "reserved_user_name"
-        directory, auth = self._directory, self._auth
-        if directory is None or auth is None:
+        if self._directory is None or self._auth is None:
             return None, "registry_not_loaded"
-        await refresh_if_unsure(directory, [username])
-        info, stored = directory.get(username), directory.secret_hash(username)
-        if info is not None and not info.enabled:
-            return None, "disabled"
-        if stored is None:  # not registered, or no credentials: its name proves nothing
-            if self.open_mode and loopback:
-                return Principal("device", username, None, info is not None), ""
-            return None, "no_credentials"
-        if not await auth.allows(username, password):
-            return None, "bad_secret"
-        return Principal("device", username, stored, True), ""
+        return await identify_device(
+            self._directory, self._auth, username, password, open_ok=self.open_mode and loopback
+        )
 
     def revoked(self, client_ids: Iterable[str]) -> list[str]:
         """Those of `client_ids` whose device was disabled, deleted or given new credentials since it

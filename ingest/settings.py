@@ -44,6 +44,24 @@ class IngestSettings:
             "mqtt://outpost-broker:secret@broker:1883",
         ),
     ] = ""
+    # The bearer token EMQX's HTTP authenticator presents to POST /ingest/v1/broker/login (at least 16
+    # characters, no spaces; the scale-out profile's BROKER_LOGIN_TOKEN). Set, that route answers device
+    # logins from the registry (ingest.http.broker_login): an external EMQX then needs no device users,
+    # and each device gets its own exact ACL. Empty (the default): the route is off (404).
+    broker_login_token: Annotated[
+        str,
+        matching(
+            r"^(?:[!-~]{16,256})?$",
+            "empty, or 16 to 256 printable characters without spaces",
+            "",
+            "3f9c2a7e51d84b06a1e2c7d9",
+        ),
+    ] = ""
+    # How long a login answered through broker_login_token lasts, s: EMQX then closes the connection and the
+    # device logs in again, so a session opened with a secret since rotated, or by a device since disabled,
+    # ends within this time (a disabled device's fixes are refused as soon as ingest hears of it). Shorter:
+    # quicker cut-off, more logins (each one scrypt check, unless cached: http_auth_cache_s).
+    broker_login_expiry_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 3600
     # Where the embedded broker listens when mqtt_url is empty (host:port; no host: every interface).
     # Devices connect here.
     mqtt_listen: Annotated[

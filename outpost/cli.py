@@ -31,7 +31,7 @@ from outpost.settings import (
     read_sources,
     reference_markdown,
 )
-from schemas.config import ConfigError, redact_url
+from schemas.config import ConfigError, redact_setting, redact_url
 from store import access
 from store.engine import CannotStart, open_engine
 from store.errors import unavailable_reason
@@ -92,7 +92,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     for part in (settings.store, settings.ingest, settings.api, settings.dispatch, settings.log):
         for name, default, _type in describe(type(part)):
             value = env_text(getattr(part, name[len("OUTPOST_") :].lower()))
-            value = redact_url(value) if name.endswith("_URL") else value
+            value = redact_setting(name, value)
             marker = "" if value == default else "   (set; default " + default + ")"
             print(f"{name}={value}{marker}")
     return 0

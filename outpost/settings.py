@@ -32,7 +32,7 @@ from dispatch.settings import ApiSettings, DispatchSettings, FieldSettings
 from dispatch.zones import station_zone
 from ingest.settings import IngestSettings
 from outpost.logs import FORMATS
-from schemas.config import ConfigError, one_of, redact_url
+from schemas.config import ConfigError, one_of, redact_setting
 from store.settings import StoreSettings
 
 T = TypeVar("T")
@@ -216,7 +216,7 @@ def _coerce(setting: Setting, raw: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(value)
     except (ValueError, msgspec.ValidationError) as exc:
-        shown = redact_url(str(raw)) if setting.name.endswith("_url") else raw
+        shown = redact_setting(setting.name, str(raw)) if isinstance(raw, str) else raw
         raise ConfigError(f"{setting.variable}={shown!r}: expected {setting.allowed}") from exc
     return value
 

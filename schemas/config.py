@@ -53,6 +53,19 @@ def pem_file(*examples: str) -> msgspec.Meta:
     )
 
 
+# Settings whose whole value is a secret (by field name): never printed, in an error or by `outpost config`.
+SECRET_SETTINGS = frozenset({"broker_login_token"})
+
+
+def redact_setting(name: str, value: str) -> str:
+    """A setting's value as shown to people (`name`: the field or its OUTPOST_ variable): a URL's password,
+    and the whole of a secret setting, as `***`."""
+    field = name.lower().removeprefix("outpost_")
+    if field in SECRET_SETTINGS:
+        return "***" if value else value
+    return redact_url(value) if field.endswith("_url") else value
+
+
 def redact_url(url: str) -> str:
     """`url` with its password replaced by `***`, for logs and terminals."""
     try:

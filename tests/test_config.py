@@ -30,7 +30,7 @@ from outpost.settings import (
     load_settings,
     settings_of,
 )
-from schemas.config import ConfigError, redact_url
+from schemas.config import SECRET_SETTINGS, ConfigError, redact_setting, redact_url
 from tests.support.services import REPO
 
 SETTINGS = [s for cls in SETTINGS_CLASSES for s in settings_of(cls)]
@@ -134,7 +134,7 @@ def test_each_bound_is_kept(
     assert out == ""
     assert err.count("\n") == 1, err
     assert err.startswith(f"outpost: configuration error: {variable}=")
-    assert repr(redact_url(value) if variable.endswith("_URL") else value) in err
+    assert repr(redact_setting(variable, value)) in err
     assert f"expected {BY_NAME[variable[len('OUTPOST_') :].lower()].allowed}" in err
 
 
@@ -230,6 +230,25 @@ def test_a_refused_url_is_shown_without_its_password() -> None:
         load_settings({"OUTPOST_DATABASE_URL": "postgres://outpost:s3cret@db/outpost"})
     assert "s3cret" not in str(refused.value)
     assert "OUTPOST_DATABASE_URL='postgres://outpost:***@db/outpost'" in str(refused.value)
+
+
+@pytest.mark.parametrize("token", ["too-short", "sixteen or more but spaced", "x" * 257])
+def test_a_refused_token_is_never_shown(token: str) -> None:
+    assert {s.name for s in SETTINGS if s.name in SECRET_SETTINGS} == SECRET_SETTINGS  # each one exists
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"OUTPOST_BROKER_LOGIN_TOKEN": token})
+    assert token not in str(refused.value)
+    assert "OUTPOST_BROKER_LOGIN_TOKEN='***'" in str(refused.value)
+
+
+def test_the_config_command_never_prints_a_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTPOST_BROKER_LOGIN_TOKEN", "a-real-token-0123456789")
+    assert main(["config"]) == 0
+    printed = capsys.readouterr().out
+    assert "a-real-token-0123456789" not in printed
+    assert "OUTPOST_BROKER_LOGIN_TOKEN=***" in printed
 
 
 @pytest.mark.parametrize(

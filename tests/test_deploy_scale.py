@@ -1,15 +1,19 @@
 """The scale-out profile of docker-compose.yml (profile `scale`), checked statically as tests/test_deploy.py
 checks the rest (Docker does not run here): an EMQX cluster of two nodes, ingest workers sharing one
 subscription with a session and a spool each, API replicas with their own MQTT client ids behind a load
-balancer whose configuration names every replica, and devices kept out of Outpost's internal topics."""
+balancer whose configuration names every replica, devices kept out of Outpost's internal topics, and
+device logins answered by the ingest workers from the registry with every session bound to its user."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from ingest.http.broker_login import CLIENT_ID_BINDING, LOGIN_PATH
 from schemas.topics import FIXES_FEED_FILTER, INTERNAL_PREFIX
 from tests.support.services import REPO
 from tests.test_deploy import COMPOSE, SERVICES
@@ -68,13 +72,40 @@ def test_replicas_have_their_own_client_ids_follow_the_feed_and_are_all_balanced
     assert set(SCALE["lb"]["depends_on"]) == set(replicas)
 
 
-def test_devices_are_denied_the_internal_topics_before_any_device_rule() -> None:
+def test_the_brokers_file_grants_only_the_service_account_and_denies_the_internal_topics() -> None:
     rules = [line for line in EMQX_ACL.splitlines() if line.startswith("{")]
-    deny = next(i for i, r in enumerate(rules) if INTERNAL_PREFIX + "#" in r and r.startswith("{deny, all"))
-    device_rules = [i for i, r in enumerate(rules) if "${username}" in r]
-    assert device_rules and deny < min(device_rules)
+    assert rules[0] == '{allow, {username, "outpost"}, all, ["#"]}.'
+    assert any(r.startswith("{deny, all") and INTERNAL_PREFIX + "#" in r for r in rules)
     assert FIXES_FEED_FILTER.startswith(INTERNAL_PREFIX)
+    assert all(r.startswith("{deny") for r in rules[1:])  # devices get their rules from their login
     assert rules[-1] == "{deny, all}."
+
+
+def test_devices_log_in_through_the_ingest_workers_with_their_sessions_bound() -> None:
+    emqx = [s for s in SCALE.values() if s.get("image", "").startswith("emqx/emqx:5")]
+    workers = _of("ingest")
+    for node in emqx:
+        env = node["environment"]
+        assert env["EMQX_AUTHENTICATION__1__BACKEND"] == "built_in_database"  # the service account
+        assert env["EMQX_AUTHENTICATION__2__BACKEND"] == "http"
+        assert env["EMQX_AUTHENTICATION__2__METHOD"] == "post"
+        url = urlsplit(env["EMQX_AUTHENTICATION__2__URL"])
+        assert url.path == LOGIN_PATH
+        # ... through the balancer's entry for the ingest workers, which balances every one of them
+        frontend = HAPROXY.split("frontend ingest_http", 1)[1].split("backend", 1)[0]
+        assert (url.hostname, f":{url.port}") == ("lb", frontend.split("bind", 1)[1].split()[0])
+        headers = json.loads(env["EMQX_AUTHENTICATION__2__HEADERS"])
+        assert headers["authorization"] == "Bearer ${BROKER_LOGIN_TOKEN:-}"
+        # EMQX's placeholders, escaped from compose (which would make them empty): `$$` is a literal `$`
+        body = json.loads(env["EMQX_AUTHENTICATION__2__BODY"].replace("$$", "$"))
+        assert body == {"username": "${username}", "password": "${password}", "clientid": "${clientid}"}
+        assert "$$" in env["EMQX_AUTHENTICATION__2__BODY"]
+        assert env["EMQX_MQTT__CLIENTID_OVERRIDE"] == f"concat([username, '{CLIENT_ID_BINDING}', clientid])"
+    for worker in workers.values():
+        assert worker["environment"]["OUTPOST_BROKER_LOGIN_TOKEN"] == "${BROKER_LOGIN_TOKEN:-}"
+    assert all(
+        s.get("environment", {}).get("OUTPOST_BROKER_LOGIN_TOKEN") is None for s in _of("api").values()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCALE))

@@ -23,6 +23,9 @@ dispatch made of them: `{"outcome": "taken" | "refused" | "forwarded", "detail",
 no outcome within `http_durable_timeout_s`, or none reported); 503 when no dispatcher is attached (the
 `ingest` role).
 
+With OUTPOST_BROKER_LOGIN_TOKEN set, `POST /ingest/v1/broker/login` answers EMQX's HTTP authenticator
+from the registry (ingest.http.broker_login).
+
 The composition root mounts `routes(pipeline)`; the API's bearer-token middleware skips `/ingest/`.
 """
 
@@ -35,6 +38,7 @@ from aiohttp import web
 
 from ingest.decode import decode_owntracks_http, decode_traccar_http
 from ingest.http.auth import DeviceAuth
+from ingest.http.broker_login import LOGIN_PATH, login_handler
 from ingest.http.devices import device_message, device_path, owntracks_device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH, read_body, submit_fixes
 from ingest.http.openapi import OPENAPI_COMPONENTS, OPENAPI_PATHS
@@ -76,6 +80,8 @@ def routes(pipeline: Pipeline, *, clock: Callable[[], float] = time.time) -> web
         handler = _device_handler(pipeline, auth, kind, clock)
         table.post(device_path(kind))(handler)
         table.post(owntracks_device_path(kind))(handler)
+    if settings.broker_login_token:  # EMQX's authenticator (off: 404)
+        table.post(LOGIN_PATH)(login_handler(pipeline, auth, settings.broker_login_token, clock))
     return table
 
 

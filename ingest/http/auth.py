@@ -1,5 +1,6 @@
-"""Device authentication over HTTP: the device secret (basic auth password, `?key=`, or bearer token)
-checked against the directory's hashes, with successes cached (scrypt is slow)."""
+"""Device authentication: the device secret (over HTTP the basic auth password, `?key=`, or bearer token;
+at a broker the MQTT password) checked against the directory's hashes, with successes cached (scrypt is
+slow)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from ingest import metrics
+from ingest.broker_acl import Principal
 from ingest.devices import DeviceDirectory
 from ingest.http.problems import problem
+from schemas.accounts import is_reserved
 from schemas.credentials import verify_secret
 
 _AUTH_CACHE_MAX = 10000
@@ -51,6 +54,26 @@ class DeviceAuth:
             self._verified.clear()
         self._verified[key] = now + self._cache_s
         return True
+
+
+async def identify_device(
+    directory: DeviceDirectory, auth: DeviceAuth, username: str, password: str | None, *, open_ok: bool
+) -> tuple[Principal | None, str]:
+    """The device a broker login names (its user name is the device id), or None and why it is refused.
+    `open_ok`: a device without credentials is let in on its name alone (open mode, loopback only)."""
+    if is_reserved(username):
+        return None, "reserved_user_name"
+    await refresh_if_unsure(directory, [username])
+    info, stored = directory.get(username), directory.secret_hash(username)
+    if info is not None and not info.enabled:
+        return None, "disabled"
+    if stored is None:  # not registered, or no credentials: its name proves nothing
+        if open_ok:
+            return Principal("device", username, None, info is not None), ""
+        return None, "no_credentials"
+    if not await auth.allows(username, password):
+        return None, "bad_secret"
+    return Principal("device", username, stored, True), ""
 
 
 async def refresh_if_unsure(directory: DeviceDirectory, device_ids: Iterable[str]) -> None:

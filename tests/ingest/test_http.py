@@ -60,7 +60,11 @@ async def serving(
     pipeline = Pipeline(
         settings,
         writer=writer,
-        directory=DeviceDirectory(engine, register_unknown=settings.register_unknown_devices),
+        directory=DeviceDirectory(
+            engine,
+            miss_refresh_s=settings.device_miss_refresh_s,
+            register_unknown=settings.register_unknown_devices,
+        ),
         validator=Validator(settings),
         spool=Spool(tmp_path / "spool", spool_max_bytes),
         on_accepted=lambda f: None,
