@@ -54,6 +54,9 @@ def observe_lag(fixes: Sequence[Fix], via: str, now_s: float) -> None:
         observe(max(0.0, now_s - fix.received_at.timestamp()))
 
 
+ELSEWHERE = "another replica"  # the actor of a status change this replica heard of (dispatch events)
+
+
 class Fleet:
     """The live picture behind the API: reads and events delegate to it, writes reach the database first."""
 
@@ -273,6 +276,25 @@ class Fleet:
                 return
             self.picture.track_unit(record)
         self.picture.change_status(unit_id, status, actor=actor, at_s=self._clock.now())
+
+    async def follow_units(self, unit_ids: set[str] | None) -> int:
+        """Re-read these units (None: every unit) from the database into the picture: what another
+        replica changed (store.notify's `outpost_units`). Under the status lock, so that a change this
+        replica is storing lands first and is then read back, not overwritten. How many changed here."""
+        async with self._status_lock:
+            if unit_ids is None:
+                records = await run_db(registry.list_units, self._engine)
+            else:
+                records = await run_db(registry.get_units, self._engine, unit_ids)
+            changed = 0
+            for i, record in enumerate(records):
+                at_s = record.status_changed_at.timestamp()
+                changed += self.picture.follow_unit(record, actor=ELSEWHERE, at_s=at_s)
+                if i % 5000 == 4999:
+                    await asyncio.sleep(0)  # a full re-read of 100k units: let requests through
+        if changed:
+            log.debug("%d units changed by another replica taken into the live picture", changed)
+        return changed
 
     # ---- start -------------------------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ from schemas.config import redact_url
 from store.engine import open_engine
 from store.maintenance import maintain_storage
 from store.migrate import MigrationReport, migrate
-from store.notify import notify
+from store.notify import UNITS_CHANNEL, listen_payloads, notify
 from store.presence import keep_presence
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,9 @@ class _Parts:
             if not feed:
                 poll = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
                 supervisor.run(poll, "follow-database")
+            # What other replicas (and the leader's incident loop) change in the unit registry.
+            units = listen_payloads(engine, fleet.follow_units, self.stop, UNITS_CHANNEL)
+            supervisor.run(units, "follow-units")
             # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
             relay = relay_device_messages(
                 self.ingest_settings,

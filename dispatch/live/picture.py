@@ -237,6 +237,24 @@ class Picture:
         unit.status, unit.enabled = record.status, record.enabled
         return self._sync(unit)
 
+    def follow_unit(self, record: UnitRecord, *, actor: str, at_s: float) -> bool:
+        """Take a unit's record as another process stored it: nothing happens when the picture already
+        says the same; a status change is told as one (by `actor`, at `at_s`). Whether anything changed."""
+        unit = self._units.get(record.id)
+        if unit is not None and (unit.name, unit.kind, unit.skills, unit.status, unit.enabled) == (
+            record.name,
+            record.kind,
+            frozenset(record.skills),
+            record.status,
+            record.enabled,
+        ):
+            return False
+        old = None if unit is None else unit.status
+        self.track_unit(record)
+        if old is not None and old != record.status:
+            self._emit(StatusChanged(record.id, old, record.status, actor, at_s))
+        return True
+
     def track_device(self, record: DeviceRecord) -> geo.Change | None:
         """Take a device's registry record into the picture (kind and priority steer fusion)."""
         device = self._devices.get(record.id)

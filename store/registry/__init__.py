@@ -37,6 +37,7 @@ from store.registry.records import (
 from store.registry.roster import (
     count_units,
     get_unit,
+    get_units,
     insert_unit,
     insert_units_bulk,
     list_units,
@@ -69,6 +70,7 @@ __all__ = [
     "end_bindings",
     "get_device",
     "get_unit",
+    "get_units",
     "insert_binding",
     "insert_device",
     "insert_unit",

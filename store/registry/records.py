@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import Engine, MetaData, Row, Select, Table, select
+from sqlalchemy import Connection, Engine, MetaData, Row, Select, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.tables import registry as registry_tables
@@ -108,12 +108,21 @@ def binding_of(row: Row[Any]) -> Binding:
     return record_of(Binding, row, id=int(row._mapping["id"]))
 
 
-def insert_new(engine: Engine, table: Table, values: Mapping[str, Any], *, what: str, build: Build[T]) -> T:
+def insert_new(
+    engine: Engine,
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    what: str,
+    build: Build[T],
+    then: Callable[[Connection], object] = lambda _conn: None,
+) -> T:
     """Insert one row and return it as stored; raises `Duplicate` ("<what> already exists") when its id is
-    taken."""
+    taken. `then` runs in the inserting transaction, after the insert."""
     try:
         with engine.begin() as conn:
             conn.execute(table.insert().values(**values))
+            then(conn)
     except IntegrityError as exc:
         raise Duplicate(f"{what} already exists") from exc
     found = by_id(engine, table, values["id"], build)

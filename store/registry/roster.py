@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from store.notify import announce_unit
 from store.registry.records import Unit, by_id, insert_new, page, unit_of, units
 from store.times import as_utc
 
@@ -35,12 +36,25 @@ def insert_unit(
         "status_changed_at": now,
         "created_at": now,
     }
-    return insert_new(engine, units, values, what=f"unit {id}", build=unit_of)
+    return insert_new(
+        engine, units, values, what=f"unit {id}", build=unit_of, then=lambda conn: announce_unit(conn, id)
+    )
 
 
 def get_unit(engine: Engine, unit_id: str) -> Unit | None:
     """One unit, or None."""
     return by_id(engine, units, unit_id, unit_of)
+
+
+def get_units(engine: Engine, unit_ids: Collection[str]) -> list[Unit]:
+    """The units of these ids that exist, in no particular order."""
+    found: list[Unit] = []
+    ids = list(unit_ids)
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 1000):  # bounded parameter lists
+            rows = conn.execute(select(units).where(units.c.id.in_(ids[start : start + 1000])))
+            found += [unit_of(r) for r in rows]
+    return found
 
 
 def list_units(
@@ -75,6 +89,7 @@ def update_unit(engine: Engine, unit_id: str, **changes: Any) -> Unit | None:
         with engine.begin() as conn:
             if conn.execute(update(units).where(units.c.id == unit_id).values(**changes)).rowcount == 0:
                 return None
+            announce_unit(conn, unit_id)
     return get_unit(engine, unit_id)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, select, text, update
 
 from schemas.tables import registry as registry_tables
 from schemas.tables import status as status_tables
+from store.notify import announce_unit
 from store.registry.records import units
 from store.rows import narrowed, record_of
 from store.times import utc
@@ -79,6 +80,7 @@ def change_unit_status(
                     unit_id=unit_id, from_status=before, to_status=new, at=now, actor=actor, why=why
                 )
             )
+            announce_unit(conn, unit_id)
     return Outcome(True, before, True)
 
 

@@ -148,3 +148,33 @@ async def test_compare_and_set_is_atomic_on_sqlite_too(sqlite_url: str) -> None:
         assert sorted(results) == [False, False, False, True]
     finally:
         engine.dispose()
+
+
+async def test_another_replicas_unit_changes_are_taken_and_told_once(pg_engine: Engine) -> None:
+    _unit(pg_engine, "u1")
+    _unit(pg_engine, "u2")
+    _device(pg_engine, "d1", "phone", "u1")
+    _device(pg_engine, "d2", "phone", "u2")
+    here, events = await _fleet(pg_engine)
+    there, _ = await _fleet(pg_engine)  # another replica over the same database
+    for fleet in (here, there):
+        fleet.apply([fix("d1", "u1", 4.35, 50.85, START_S), fix("d2", "u2", 4.36, 50.85, START_S)])
+    await there.set_status("u1", "busy", actor="dispatcher:7")
+    registry.update_unit(pg_engine, "u2", kind="auxiliary", skills=["first_aid"])
+    assert [n.entry.unit_id for n in here.nearest(4.35, 50.85, 2, statuses=["available"]).neighbors] == [
+        "u1",
+        "u2",
+    ]
+
+    assert await here.follow_units({"u1", "u2", "nobody"}) == 2
+    assert [n.entry.unit_id for n in here.nearest(4.35, 50.85, 2, statuses=["available"]).neighbors] == ["u2"]
+    assert [
+        n.entry.unit_id
+        for n in here.nearest(4.35, 50.85, 2, kinds=["auxiliary"], skills=["first_aid"]).neighbors
+    ] == ["u2"]
+    told = [e for e in events if isinstance(e, StatusChanged)]
+    assert [(e.unit_id, e.old, e.new, e.actor) for e in told] == [
+        ("u1", "available", "busy", "another replica")
+    ]
+    assert await here.follow_units(None) == 0  # already so: nothing changes, nothing is told again
+    assert len([e for e in events if isinstance(e, StatusChanged)]) == 1

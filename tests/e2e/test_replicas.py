@@ -3,6 +3,7 @@ replicas following the live feed, over one real PostgreSQL and one real Mosquitt
 
 - After a burst, both replicas give the same nearest answers, and the right ones, from the feed alone
   (their periodic database sweep is an hour away).
+- A unit's status, kind or a new unit, written through one replica, reaches the other's answers.
 - Kill -9 one worker and the leading replica mid-stream: every fix is stored once, the surviving replica
   takes the incident lead and resumes the offer timeouts from the database, and no offer goes out twice.
 """
@@ -123,6 +124,50 @@ def test_both_replicas_give_the_same_right_nearest_answers_after_a_burst(cluster
         )
         gaps = metrics_value(metrics, "outpost_api_feed_gaps_total")
         assert gaps == metrics_value(metrics, "outpost_api_feed_invalid_total") == 0
+
+
+def _available_near(replica: Role, token: str, kind: str = "") -> list[str]:
+    query = f"lon={LON0}&lat={LAT0}&k=50&status=available" + (f"&kind={kind}" if kind else "")
+    status, body = call("GET", f"{replica.url}/v1/units/nearest?{query}", token)
+    return [u["id"] for u in body["units"]] if status == 200 else []
+
+
+def test_a_unit_changed_on_one_replica_is_changed_on_the_other(cluster: Cluster) -> None:
+    """Status, kind and a new unit, each written through one replica, reach the other one's nearest answers
+    by the database's notification alone (no sweep within the test, no restart)."""
+    worker = cluster.ingest("ingest-a")
+    one, two = (cluster.api(f"api-{n}", OUTPOST_API_FOLLOW_SWEEP_S="3600") for n in (1, 2))
+    _start(worker, one, two)
+    now_s = time.time() - 30
+    devices = [f"dev-{d:02}" for d in range(20)]
+    topics = [
+        (f"outpost/v1/devices/{d}/fix", _fix(now_s, LON0 + i * 1e-4, LAT0, 0)) for i, d in enumerate(devices)
+    ]
+    _publish(cluster.mqtt_url, topics)
+    for replica in (one, two):
+        wait_until(lambda r=replica: len(_available_near(r, cluster.token)) == 20, f"{replica.name} sees 20")
+
+    status, body = call("POST", f"{one.url}/v1/units/dev-03/status", cluster.token, {"status": "busy"})
+    assert status == 200, body
+    wait_until(lambda: "dev-03" not in _available_near(two, cluster.token), "api-2 hears dev-03 is busy")
+
+    status, body = call("PATCH", f"{two.url}/v1/units/dev-07", cluster.token, {"kind": "auxiliary"})
+    assert status == 200, body
+    wait_until(
+        lambda: _available_near(one, cluster.token, "auxiliary") == ["dev-07"], "api-1 hears dev-07's kind"
+    )
+
+    # A unit created on one replica, whose device then reports: the other takes it as the registry has it
+    # (before, it took a unit it did not know for an available police unit of the same id).
+    new = {"id": "late-unit", "name": "Late", "kind": "auxiliary", "status": "available"}
+    status, body = call("POST", f"{one.url}/v1/units", cluster.token, new)
+    assert status == 201, body
+    _publish(cluster.mqtt_url, [("outpost/v1/devices/late-unit/fix", _fix(time.time() - 5, LON0, LAT0, 1))])
+    wanted = ["late-unit", "dev-07"]
+    wait_until(lambda: _available_near(two, cluster.token, "auxiliary") == wanted, "api-2 knows late-unit")
+    status, body = call("POST", f"{two.url}/v1/units/dev-03/status", cluster.token, {"status": "available"})
+    assert status == 200, body
+    wait_until(lambda: "dev-03" in _available_near(one, cluster.token), "api-1 hears dev-03 is back")
 
 
 def _offers_heard(mosquitto_port: int, out: Path) -> subprocess.Popen[bytes]:
