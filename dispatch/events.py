@@ -158,6 +158,11 @@ class EventBus:
             except Exception:
                 log.warning("device sink failed for %s", event.get("type"), exc_info=True)
 
+    def fan_in(self, event: Event) -> None:
+        """Deliver an event that another process published (dispatch.replica_events) to this bus's
+        subscribers only: the device sink already had it there."""
+        self._fan_out(event)
+
     def subscribe(self, accept: Callable[[Event], bool] | None = None) -> Subscription:
         """A new subscription (optionally only events for which `accept` is true); close it when done."""
         sub = Subscription(self, self._max_queued, accept)

@@ -32,24 +32,42 @@ async def listen_feed(
 ) -> None:
     """Hand every feed payload to `on_payload` (on the loop, in arrival order) until `stop`; `subscribed`
     is set once the broker acknowledged the subscription (from then on, every batch published reaches us)."""
+    await listen_internal(
+        settings, lambda _topic, payload: on_payload(payload), stop, FIXES_FEED_FILTER, "feed",
+        subscribed=subscribed, clock=clock,
+    )  # fmt: skip
+
+
+async def listen_internal(
+    settings: IngestSettings,
+    on_message: Callable[[str, bytes], None],
+    stop: asyncio.Event,
+    topic_filter: str,
+    name: str,
+    *,
+    subscribed: asyncio.Event,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """As listen_feed, for any internal topic filter: `on_message(topic, payload)`. `name` tells this
+    subscription's client id from the others of the process."""
     subscriber: MqttSubscriber
 
     def on_messages(messages: list[Message], received_s: float) -> None:
-        for _topic, payload, _token in messages:
+        for topic, payload, _token in messages:
             try:
-                on_payload(payload)
+                on_message(topic, payload)
             except Exception:
-                log.exception("live feed handler failed")
+                log.exception("internal topic handler failed (%s)", topic_filter)
         subscriber.ack([token for _topic, _payload, token in messages if token >= 0])
 
     subscriber = MqttSubscriber(
         settings.mqtt_url,
-        f"{settings.mqtt_client_id}-feed-{secrets.token_hex(4)}",
+        f"{settings.mqtt_client_id}-{name}-{secrets.token_hex(4)}",
         on_messages,
         **link_options(settings),
         clean_session=True,
         clock=clock,
-        topics=(FIXES_FEED_FILTER,),
+        topics=(topic_filter,),
     )
     disconnect = asyncio.Event()
     running = asyncio.create_task(subscriber.run(disconnect))

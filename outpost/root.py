@@ -35,6 +35,7 @@ from dispatch.incidents.service import DeviceReply, IncidentService
 from dispatch.keys import no_broker_to_tell
 from dispatch.leader import LeaderIncidentsPlugin, Leadership
 from dispatch.patrol import event_messages
+from dispatch.replica_events import ReplicaEvents
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
 from dispatch.routes.heatmap import presence_settings
@@ -44,6 +45,7 @@ from ingest.broker_access import BrokerAccess
 from ingest.broker_registry import BrokerRegistry, check_broker_admin
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
+from ingest.feed_listen import listen_internal
 from ingest.pipeline import Pipeline
 from ingest.ports import DeviceOutcome, OnDeviceMessage
 from ingest.relay import relay_device_messages
@@ -57,6 +59,7 @@ from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
 from outpost.tls_checks import check_tls, embedded_tls
 from schemas.config import redact_url
+from schemas.topics import EVENTS_FEED_FILTER
 from store.engine import open_engine
 from store.maintenance import maintain_storage
 from store.migrate import MigrationReport, migrate
@@ -274,9 +277,16 @@ class _Parts:
             coalesce_s=settings.api.stream_coalesce_s,
             max_queued=settings.api.stream_max_queued,
             replay_max=settings.api.stream_replay_events,
-            device_sink=lambda event: channel.send(
-                [*device_messages(event), *event_messages(event)], str(event.get("type"))
-            ),
+        )
+        # api replicas: what only one of them sees (incidents, alarms) reaches the others' streams too.
+        replicas = ReplicaEvents(bus) if role == "api" else None
+        bus.device_sink = lambda event: channel.send(
+            [
+                *device_messages(event),
+                *event_messages(event),
+                *(replicas.outgoing(event) if replicas is not None else ()),
+            ],
+            str(event.get("type")),
         )
         fleet = Fleet(engine, self.clock, settings.api)
         feed = role == "api" and settings.api.api_follow == "feed"
@@ -329,6 +339,16 @@ class _Parts:
             # What other replicas (and the leader's incident loop) change in the unit registry.
             units = listen_payloads(engine, fleet.follow_units, self.stop, UNITS_CHANNEL)
             supervisor.run(units, "follow-units")
+            if replicas is not None:
+                events = listen_internal(
+                    mqtt,
+                    replicas.incoming,
+                    self.stop,
+                    EVENTS_FEED_FILTER,
+                    "events",
+                    subscribed=asyncio.Event(),
+                )
+                supervisor.run(events, "replica-events")
             # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
             relay = relay_device_messages(
                 self.ingest_settings,

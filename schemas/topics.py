@@ -33,6 +33,10 @@ OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
 INTERNAL_PREFIX = "outpost/internal/"
 FIXES_FEED_PREFIX = INTERNAL_PREFIX + "v1/fixes/"
 FIXES_FEED_FILTER = FIXES_FEED_PREFIX + "+"
+# Events only the replica that acted sees (incidents, alarms), for the other replicas' live streams: one
+# topic per replica run (`{prefix}{tag}`), so each knows its own.
+EVENTS_FEED_PREFIX = INTERNAL_PREFIX + "v1/events/"
+EVENTS_FEED_FILTER = EVENTS_FEED_PREFIX + "+"
 
 FIX = "fix"
 REPLY = "reply"

@@ -39,6 +39,8 @@ class DeviceAnswer:
     detail: str
     reasons: tuple[str, ...] = ()
     refs: dict[str, Any] = field(default_factory=dict)
+    # Another replica holds what the message is about and answers the device itself: this one stays quiet.
+    silent: bool = False
 
     def body(self) -> dict[str, Any]:
         """The downlink message's fields (besides its type)."""

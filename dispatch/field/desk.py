@@ -72,7 +72,8 @@ class FieldDesk:
                 answer = await self._parts[kind](device_id, body, payload)
         except Unavailable as exc:
             answer = DeviceAnswer(False, f"not taken, retry: {exc.detail}", (STORE_UNAVAILABLE,))
-        self.ctx.send([answer_message(device_id, kind, answer.body())], f"{kind} outcome")
+        if not answer.silent:
+            self.ctx.send([answer_message(device_id, kind, answer.body())], f"{kind} outcome")
         return answer
 
     async def run(self) -> None:

@@ -4,6 +4,7 @@ replicas following the live feed, over one real PostgreSQL and one real Mosquitt
 - After a burst, both replicas give the same nearest answers, and the right ones, from the feed alone
   (their periodic database sweep is an hour away).
 - A unit's status, kind or a new unit, written through one replica, reaches the other's answers.
+- A console's live stream on either replica shows the leader's incident events, once.
 - Kill -9 one worker and the leading replica mid-stream: every fix is stored once, the surviving replica
   takes the incident lead and resumes the offer timeouts from the database, and no offer goes out twice.
 """
@@ -11,6 +12,8 @@ replicas following the live feed, over one real PostgreSQL and one real Mosquitt
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
 import json
 import math
 import socket
@@ -168,6 +171,53 @@ def test_a_unit_changed_on_one_replica_is_changed_on_the_other(cluster: Cluster)
     status, body = call("POST", f"{two.url}/v1/units/dev-03/status", cluster.token, {"status": "available"})
     assert status == 200, body
     wait_until(lambda: "dev-03" in _available_near(one, cluster.token), "api-1 hears dev-03 is back")
+
+
+class _Stream:
+    """A console's `/v1/stream` on one replica, read in a thread: the events it was sent, by type."""
+
+    def __init__(self, replica: Role, token: str) -> None:
+        host, port = replica.url.removeprefix("http://").split(":")
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        self._conn.request("GET", "/v1/stream", headers={"Authorization": f"Bearer {token}"})
+        response = self._conn.getresponse()
+        assert response.status == 200, response.read()
+        self.events: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, args=(response,), daemon=True)
+        self._reader.start()
+
+    def _read(self, response: http.client.HTTPResponse) -> None:
+        with contextlib.suppress(Exception):  # it ends when `close` cuts the connection
+            for line in response:
+                if line.startswith(b"data: "):
+                    self.events.append(json.loads(line[len(b"data: ") :]))
+
+    def of(self, kind: str, incident_id: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("type") == kind and e.get("incident_id") == incident_id]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+        self._reader.join(timeout=10)
+
+
+def test_a_console_on_either_replica_sees_the_leaders_incident_events(cluster: Cluster) -> None:
+    replicas = [cluster.api(f"api-{n}") for n in (1, 2)]
+    _start(cluster.ingest("ingest-a"), *replicas)
+    wait_until(lambda: _leads_one(replicas, cluster.token), "one replica leads")
+    consoles = [_Stream(replica, cluster.token) for replica in replicas]
+    try:
+        time.sleep(0.5)  # both streams subscribed
+        incident = {"lon": LON0, "lat": LAT0, "category": "theft", "priority": "P3", "source": "call"}
+        _leader_replica, created, _ = _leader(replicas, cluster.token, incident)
+        for console, replica in zip(consoles, replicas, strict=True):
+            wait_until(lambda c=console: c.of("incident.created", created["id"]), f"{replica.name} console")
+        time.sleep(1.0)  # an event relayed twice, or echoed back to the leader, would show by now
+        for console, replica in zip(consoles, replicas, strict=True):
+            assert len(console.of("incident.created", created["id"])) == 1, replica.name
+    finally:
+        for console in consoles:
+            console.close()
 
 
 def _offers_heard(mosquitto_port: int, out: Path) -> subprocess.Popen[bytes]:

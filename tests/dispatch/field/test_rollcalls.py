@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
+from dispatch.field.desk import FieldDesk
 from dispatch.settings import FieldSettings
 from store import duty
 from store.fixes import count_rejected
@@ -163,3 +165,30 @@ async def test_bad_roll_calls_get_problems_and_nothing_is_sent(
 @pytest.mark.parametrize(("path", "status"), [("/v1/rollcalls/nope", 404), ("/v1/rollcalls/%00", 400)])
 async def test_unknown_roll_calls_are_404(world: Field, path: str, status: int) -> None:
     assert (await world.api.call("GET", path, "viewer")).status == status
+
+
+async def test_another_replica_hearing_an_answer_to_a_roll_call_it_does_not_hold_stays_quiet(
+    world: Field,
+) -> None:
+    """Every `outpost api` replica hears every device's answers; only the one that started the roll call
+    counts them and answers the device. The others neither refuse it as closed nor dead-letter it."""
+    w = world
+    called = await start(w, {"kind": "units", "units": ["p1"]})
+    other_sent: list[tuple[str, bytes]] = []
+    other = FieldDesk(
+        w.engine, w.api.fleet, w.api.bus, w.api.clock, SETTINGS, lambda m, _what: other_sent.extend(m)
+    )
+    w.api.clock.advance(5)
+    body = msgspec.json.encode({"rollcall_id": called["id"], "fix": fresh(w, 0.4, 0.4)})
+    quiet = await other.take("cam-p1", "answer", body)
+    assert (quiet.ok, quiet.silent) == (True, True)
+    assert other_sent == []
+    assert count_rejected(w.engine, "rollcall_closed") == count_rejected(w.engine, "rollcall_unknown") == 0
+    counted = await w.send("cam-p1", "answer", body)  # the replica that holds it
+    assert (counted.ok, counted.silent, counted.refs["result"]) == (True, False, "present")
+    assert w.to("cam-p1")[-1]["outcome"] == "taken"
+    await w.api.clock.tick(60 + 60)
+    await wait_for(lambda: bool(w.events("rollcall.closed")))
+    refused = await other.take("cam-p1", "answer", body)  # closed now: refused, as before
+    assert (refused.ok, refused.silent, refused.reasons) == (False, False, ("rollcall_closed",))
+    assert len(other_sent) == 1
