@@ -6,10 +6,16 @@ connection of its own) every `incident_lead_retry_s`; the one holding it starts 
 which re-arms every stored offer timeout and SLA deadline from the database (offers already sent are
 not sent again: only their timeouts are armed, and an expiring one offers the *next* unit).
 
-The others serve every read, and refuse the incident writes (POST, PUT, PATCH, DELETE under
-/v1/incidents) with 503, `Retry-After: 1` and the leader's name: nothing was done, so the client (or the
-load balancer, see deploy/haproxy.cfg) retries on another replica, with the same Idempotency-Key. They also
-ignore device replies and alarms, which the leader hears on its own MQTT session.
+Roll calls are the same kind of state (open ones and their deadlines are held in memory by the desk that
+started them), and so are the device messages that act on the field desk: the leader alone starts roll
+calls, runs the desk's timers (roll call deadlines, automatic check-ins) and takes the devices' status
+reports, check-ins and roll-call answers (dispatch.field.plugin, outpost.root).
+
+The others serve every read, and refuse the writes that need the leader (POST, PUT, PATCH, DELETE under
+/v1/incidents and /v1/rollcalls) with 503, `Retry-After: 1` and the leader's name: nothing was done, so
+the client (or the load balancer, see deploy/haproxy.cfg) retries on another replica, with the same
+Idempotency-Key. They also ignore device messages, which the leader hears on its own MQTT session. What
+only the leader then publishes reaches the others' consoles through dispatch.replica_events.
 
 A leader that loses its lease (its database session dropped) stops its timers and then asks the process
 to stop (`on_deposed`): a replica that was once leader restarts clean as a follower rather than carry
@@ -36,7 +42,7 @@ from dispatch.problems import Handler, Unavailable
 log = logging.getLogger(__name__)
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_LEADER_WRITES = "/v1/incidents"
+_LEADER_WRITES = ("/v1/incidents", "/v1/rollcalls")
 _NAME_CACHE_S = 1.0  # a burst of refused writes asks the database for the leader's name once a second
 
 
@@ -71,6 +77,7 @@ class Leadership:
         self.leading = False
         self.elections = 0
         self._holder: tuple[float, str | None] = (-_NAME_CACHE_S, None)
+        self._led = asyncio.Event()  # set once this replica took the lease (it never leads twice)
 
     @property
     def name(self) -> str:
@@ -83,7 +90,12 @@ class Leadership:
             await self._clock.sleep(self._retry_s)
         self.leading = True
         self.elections += 1
+        self._led.set()
         log.info("this replica leads the incident loop", extra={"replica": self.name})
+
+    async def wait_leading(self) -> None:
+        """Return once this replica leads (the incident plugin's `lead` takes the lease)."""
+        await self._led.wait()
 
     async def hold(self) -> None:
         """Return once the lease is lost (checked every `retry_s`)."""

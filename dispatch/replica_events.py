@@ -1,9 +1,9 @@
 """Events only the replica that acted sees, told to the other replicas' live streams.
 
-The incident loop runs on one replica, the leader (dispatch.leader), and so do its events: `incident.*`
-and `device.alarm`. A console whose `/v1/stream` the balancer connected to another replica would never
-see them. Every other event each replica derives itself, from its own picture (unit moves and statuses,
-zone and health alerts) or from the device messages it hears itself (check-ins).
+The incident loop and the field desk run on one replica, the leader (dispatch.leader), and so do their
+events: `incident.*`, `device.alarm`, `rollcall.*` and `unit.checkin`. A console whose `/v1/stream` the
+balancer connected to another replica would never see them. Every other event each replica derives
+itself, from its own picture (unit moves and statuses, zone and health alerts).
 
 So the bus hands each shared event to the broker on `outpost/internal/v1/events/{tag}` (QoS 1, `tag`
 new at every start), and every replica fans out what it hears there from the others to its own stream
@@ -27,12 +27,13 @@ from schemas.topics import EVENTS_FEED_PREFIX
 
 log = logging.getLogger(__name__)
 
-_SHARED_PREFIXES = ("incident.",)
-_SHARED_TYPES = frozenset({"device.alarm"})
+_SHARED_PREFIXES = ("incident.", "rollcall.")
+_SHARED_TYPES = frozenset({"device.alarm", "unit.checkin"})
 
 RELAYED = Counter(
     "outpost_api_events_relayed",
-    "Events only one replica sees (incidents, alarms), sent to the other replicas or taken from them.",
+    "Events only the leading replica makes (incidents, alarms, roll calls, check-ins), sent to the other "
+    "replicas or taken from them.",
     ["direction"],
 )
 RELAYED_INVALID = Counter(

@@ -304,7 +304,7 @@ class _Parts:
             incidents_plugin = LeaderIncidentsPlugin(incidents, leadership, on_deposed=self.stop.set)
         plugins: list[ApiPlugin] = [
             incidents_plugin,
-            FieldPlugin(desk),
+            FieldPlugin(desk, leadership),
             ReportsPlugin(rules_of(settings)),
         ]
         on_device_message = self._device_messages(incidents, fleet, desk, channel, leadership)
@@ -383,10 +383,10 @@ class _Parts:
         is returned so HTTP can tell the device, which also hears it over MQTT."""
 
         def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceOutcome] | None:
+            if leadership is not None and not leadership.leading:
+                return None  # device messages are the leader's: it hears them on its own session
             if kind in desk.kinds:
                 return self.supervisor.spawn(desk.take(device_id, kind, payload), f"{kind}-{device_id}")
-            if leadership is not None and not leadership.leading:
-                return None  # replies and alarms are the leader's: it hears them on its own session
             if kind == "reply":
                 outcome = incidents.handle_device_reply(device_id, payload)
             elif kind == "alarm":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from aiohttp import web
 
@@ -20,12 +21,20 @@ ROUTE_MODULES = (
 )  # imported for the routes they register on `api`
 
 
-class FieldPlugin(RoutesPlugin):
-    """Mount with `init_app(ctx, plugins=[FieldPlugin(desk)])`."""
+class Leading(Protocol):
+    """Whether this replica leads (dispatch.leader.Leadership)."""
 
-    def __init__(self, desk: FieldDesk) -> None:
+    async def wait_leading(self) -> None: ...
+
+
+class FieldPlugin(RoutesPlugin):
+    """Mount with `init_app(ctx, plugins=[FieldPlugin(desk)])`. With `leadership` (the `api` role's
+    replicas), the desk's timers run only once this replica leads."""
+
+    def __init__(self, desk: FieldDesk, leadership: Leading | None = None) -> None:
         super().__init__(api)
         self.desk = desk
+        self._leadership = leadership
 
     def setup(self, app: web.Application) -> None:
         """Put the desk on the app and run its timers while the app runs."""
@@ -33,9 +42,14 @@ class FieldPlugin(RoutesPlugin):
         app.cleanup_ctx.append(self._lifecycle)
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(self.desk.run(), name="field-desk")
+        task = asyncio.get_running_loop().create_task(self._run(), name="field-desk")
         try:
             yield
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        if self._leadership is not None:
+            await self._leadership.wait_leading()
+        await self.desk.run()

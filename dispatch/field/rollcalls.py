@@ -145,8 +145,8 @@ class RollCalls:
         if rollcall is None:
             stored = await run_db(attendance.get_rollcall, ctx.engine, body.rollcall_id)
             if stored is not None and stored.state == "open":
-                # Open, but held by another replica (the one that started it): every replica hears the
-                # devices' answers, and that one counts this answer and tells the device.
+                # Open, but not held here: by another desk (the one that started it counts the answer
+                # and tells the device), or not yet resumed by this one (it just took the lead).
                 return DeviceAnswer(True, f"roll call {stored.id} is held by another replica", silent=True)
             reason = ROLLCALL_UNKNOWN if stored is None else ROLLCALL_CLOSED
             detail = f"roll call {body.rollcall_id} is {'unknown' if stored is None else 'closed'}"

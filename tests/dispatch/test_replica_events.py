@@ -37,7 +37,9 @@ def _invalid() -> float:
         ("unit.status", False),  # every replica derives it from its own picture
         ("unit.moved", False),
         ("out_of_grid.raised", False),
-        ("unit.checkin", False),  # every replica takes the check-in itself
+        ("rollcall.started", True),
+        ("rollcall.answered", True),
+        ("unit.checkin", True),  # the leader alone takes the devices' check-ins
         ("incidents", False),
     ],
 )

@@ -4,7 +4,8 @@ replicas following the live feed, over one real PostgreSQL and one real Mosquitt
 - After a burst, both replicas give the same nearest answers, and the right ones, from the feed alone
   (their periodic database sweep is an hour away).
 - A unit's status, kind or a new unit, written through one replica, reaches the other's answers.
-- A console's live stream on either replica shows the leader's incident events, once.
+- A console's live stream on either replica shows the leader's incident and roll-call events, once; a
+  roll call is the leader's to start.
 - Kill -9 one worker and the leading replica mid-stream: every fix is stored once, the surviving replica
   takes the incident lead and resumes the offer timeouts from the database, and no offer goes out twice.
 """
@@ -192,8 +193,10 @@ class _Stream:
                 if line.startswith(b"data: "):
                     self.events.append(json.loads(line[len(b"data: ") :]))
 
-    def of(self, kind: str, incident_id: str) -> list[dict[str, Any]]:
-        return [e for e in list(self.events) if e.get("type") == kind and e.get("incident_id") == incident_id]
+    def of(self, kind: str, record_id: str) -> list[dict[str, Any]]:
+        """The events of `kind` about an incident or a roll call."""
+        key = "rollcall_id" if kind.startswith("rollcall.") else "incident_id"
+        return [e for e in list(self.events) if e.get("type") == kind and e.get(key) == record_id]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -201,7 +204,7 @@ class _Stream:
         self._reader.join(timeout=10)
 
 
-def test_a_console_on_either_replica_sees_the_leaders_incident_events(cluster: Cluster) -> None:
+def test_a_console_on_either_replica_sees_the_leaders_events(cluster: Cluster) -> None:
     replicas = [cluster.api(f"api-{n}") for n in (1, 2)]
     _start(cluster.ingest("ingest-a"), *replicas)
     wait_until(lambda: _leads_one(replicas, cluster.token), "one replica leads")
@@ -209,12 +212,25 @@ def test_a_console_on_either_replica_sees_the_leaders_incident_events(cluster: C
     try:
         time.sleep(0.5)  # both streams subscribed
         incident = {"lon": LON0, "lat": LAT0, "category": "theft", "priority": "P3", "source": "call"}
-        _leader_replica, created, _ = _leader(replicas, cluster.token, incident)
+        leader, created, _ = _leader(replicas, cluster.token, incident)
+        follower = next(r for r in replicas if r is not leader)
+        # A roll call is the leader's to start too: the follower refuses it, naming the leader.
+        unit = {"id": "rc-unit", "name": "RC", "kind": "police", "status": "available"}
+        assert call("POST", f"{follower.url}/v1/units", cluster.token, unit)[0] == 201
+        scope = {"scope": {"kind": "units", "units": ["rc-unit"]}}
+        status, refused = call("POST", f"{follower.url}/v1/rollcalls", cluster.token, scope)
+        assert status == 503 and refused["leader"] == _leader_name(leader), refused
+        status, rollcall = call("POST", f"{leader.url}/v1/rollcalls", cluster.token, scope)
+        assert status == 201, rollcall
         for console, replica in zip(consoles, replicas, strict=True):
-            wait_until(lambda c=console: c.of("incident.created", created["id"]), f"{replica.name} console")
+            wait_until(lambda c=console: c.of("incident.created", created["id"]), f"{replica.name} incident")
+            wait_until(
+                lambda c=console: c.of("rollcall.started", rollcall["id"]), f"{replica.name} roll call"
+            )
         time.sleep(1.0)  # an event relayed twice, or echoed back to the leader, would show by now
         for console, replica in zip(consoles, replicas, strict=True):
             assert len(console.of("incident.created", created["id"])) == 1, replica.name
+            assert len(console.of("rollcall.started", rollcall["id"])) == 1, replica.name
     finally:
         for console in consoles:
             console.close()

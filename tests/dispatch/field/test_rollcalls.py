@@ -167,11 +167,12 @@ async def test_unknown_roll_calls_are_404(world: Field, path: str, status: int) 
     assert (await world.api.call("GET", path, "viewer")).status == status
 
 
-async def test_another_replica_hearing_an_answer_to_a_roll_call_it_does_not_hold_stays_quiet(
+async def test_a_desk_hearing_an_answer_to_a_roll_call_it_does_not_hold_stays_quiet(
     world: Field,
 ) -> None:
-    """Every `outpost api` replica hears every device's answers; only the one that started the roll call
-    counts them and answers the device. The others neither refuse it as closed nor dead-letter it."""
+    """A desk that does not hold an open roll call (another one started it, or it has not resumed it yet
+    after taking the lead) neither refuses an answer to it as closed nor dead-letters it: the holder counts
+    it and answers the device."""
     w = world
     called = await start(w, {"kind": "units", "units": ["p1"]})
     other_sent: list[tuple[str, bytes]] = []
