@@ -209,8 +209,9 @@ class DispatchSettings:
 
     # Seconds a unit has to accept an offer before it goes to the next nearest available unit.
     offer_timeout_s: Annotated[float, Meta(gt=0, le=86400)] = 60.0
-    # With several `outpost api` replicas on PostgreSQL, one leads the incident loop (its timers, offers,
-    # re-dispatch; the others refuse incident writes with 503). How often a follower tries to take the lead
+    # With several `outpost api` replicas on PostgreSQL, one leads the incident loop and the field desk (its
+    # timers, offers, re-dispatch, roll calls, device messages; the others refuse incident and roll-call
+    # writes with 503). How often a follower tries to take the lead
     # and the leader checks it still holds it, s. Lower: a dead leader is replaced sooner, for one tiny
     # query per replica per period.
     incident_lead_retry_s: Annotated[float, Meta(ge=0.1, le=60)] = 1.0
