@@ -45,6 +45,7 @@ from sqlalchemy import Engine, create_engine, make_url
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.figures import measured  # noqa: E402
 from dispatch.app import ApiContext, init_app  # noqa: E402
 from dispatch.audit import AuditLog  # noqa: E402
 from dispatch.clock import SystemClock  # noqa: E402
@@ -199,6 +200,7 @@ async def measure(urls: dict[str, str], token: str, args: argparse.Namespace) ->
         c = counts[v]
         figures[v]["records_per_commit"] = c["written"] / c["commits"] if c["commits"] else 0.0
         figures[v]["journaled"] = c["journaled"]
+        figures[v]["written"] = c["written"]
     return figures
 
 
@@ -239,6 +241,8 @@ def _print(figures: dict[str, Any], args: argparse.Namespace) -> None:
         f"nearest over HTTP, {args.units} units, {args.store}; medians of {args.rounds} rounds of"
         f" {args.seconds:g} s per load"
     )
+    measured("audited: records written to the database", figures["audited"]["written"])
+    measured("journal: records journaled", figures["journal"]["journaled"])
     for load in args.load.split(","):
         base = figures["unaudited"][load]
         for v in VARIANTS:

@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Engine, text  # noqa: E402
 
+from benchmarks.figures import measured  # noqa: E402
 from schemas.credentials import hash_secret, new_secret  # noqa: E402
 from sim.simulate.build_demo_data import DISTRICTS_PATH, NEIGHBORHOODS_PATH  # noqa: E402
 from store.devices import register_unknown  # noqa: E402
@@ -549,6 +550,8 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> dict[str, An
             f"{k} {a:.0f}/{b:.0f}" for k, (a, b, _m) in r.latency_ms.items() if k != "publish→insert"
         )
         say(f"{r.kind:8} latency legs p50/p99 ms: {legs}; CPU %: {r.cpu_share}")
+    for r in results.values():
+        measured(f"{r.kind}: fixes/s stored in the steady state", r.steady_rate)
     figures: dict[str, Any] = {k: asdict(r) for k, r in results.items()}
     out, raw = results["outpost"], results.get("raw")
     if raw is not None:

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from benchmarks.bench_ingest import SF_BOX, publish_load, say  # noqa: E402
+from benchmarks.figures import measured  # noqa: E402
 from schemas.credentials import hash_secret, new_secret  # noqa: E402
 from store.devices import register_unknown  # noqa: E402
 from store.engine import open_engine  # noqa: E402
@@ -258,6 +259,9 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         broker.close()
         cluster.close()
+    for r in results:  # devices refused (no credentials, say) would leave nothing to time
+        measured(f"{r['mode']}: moves seen on the replicas", r["moves_seen"])
+        measured(f"{r['mode']}: moves seen on both replicas", r["seen_on_both"])
     say(f"\n{args.rate:.0f} fixes/s offered for {args.duration:.0f} s, batch age {args.batch_age_ms} ms")
     say(f"{'mode':6} {'seen':>8} {'both':>8} {'one p50':>9} {'one p99':>9} {'both p50':>9} {'both p99':>9}")
     for r in results:

@@ -39,6 +39,13 @@ def figure(
     }
 
 
+def measured(what: str, count: float) -> None:
+    """Stop, with one line and exit status 1, when a run saw none of what it measures: a benchmark whose
+    code under test changed (devices refused, a variant that no longer journals) must not print ratios."""
+    if not count > 0:  # NaN too
+        raise SystemExit(f"measured nothing: {what} = {count}; no figure printed (see the run's logs)")
+
+
 def derive(benchmark: str, figures: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The figures of one benchmark's report, in the schema: its own "metrics", else what can be read from
     the known shapes of older reports (ingest, freshness, the in-process HTTP benchmark)."""

@@ -1,4 +1,5 @@
-"""benchmarks/run_all.py: each benchmark in its own process, figures collected, timeouts enforced."""
+"""benchmarks/run_all.py: each benchmark in its own process, figures collected, timeouts enforced; a
+benchmark that measured nothing stops instead of printing ratios."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
+from benchmarks.figures import measured
 from tests.support.services import REPO
 
 
@@ -167,3 +170,15 @@ def test_merge_keeps_the_benchmarks_not_run_with_their_date(tmp_path: Path) -> N
         ("bench_ingest", "ok", "abc1234"),
     ]
     assert report["missing"] == [] and report["benchmarks"][1]["measured_at"] == "2026-01-01T00:00:00"
+
+
+@pytest.mark.parametrize("count", [0, 0.0, float("nan"), -1])
+def test_a_benchmark_that_measured_nothing_stops_with_one_line(count: float) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        measured("journal: records journaled", count)
+    assert str(stopped.value).startswith("measured nothing: journal: records journaled = ")
+    assert "\n" not in str(stopped.value)
+
+
+def test_a_benchmark_that_measured_something_goes_on() -> None:
+    measured("moves seen", 1)
