@@ -40,7 +40,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +59,7 @@ from store.grids import import_grids  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.registry import set_device_credentials  # noqa: E402
 from store.settings import StoreSettings  # noqa: E402
+from tests.support.metrics import scrape  # noqa: E402
 from tests.support.services import Mosquitto, PgCluster, free_port  # noqa: E402
 
 TOPIC = "outpost/v1/devices/{}/fix"
@@ -363,17 +363,6 @@ async def wait_connected(proc: subprocess.Popen[bytes], broker: Mosquitto, clien
     raise TimeoutError(f"{client_id} never connected")
 
 
-def scrape(port: int, name: str) -> float:
-    with (
-        contextlib.suppress(OSError),
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r,
-    ):
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return float("nan")
-
-
 # ------------------------------------------------------------------------------------------ database
 def one(engine: Engine, sql: str) -> Any:
     with engine.connect() as conn:
@@ -475,7 +464,8 @@ async def sustained(
     stored, distinct = one(engine, "SELECT count(*), count(DISTINCT (device_id, seq)) FROM fixes")
     r.lost, r.duplicated = r.published - distinct, stored - distinct
     r.cpu_s_per_1000 = (cpu_seconds(proc.pid) - cpu0) / max(stored, 1) * 1000
-    r.redelivered = scrape(port, "outpost_ingest_duplicates_ignored_total") if r.kind == "outpost" else 0.0
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    r.redelivered = scrape(metrics, "outpost_ingest_duplicates_ignored_total") if r.kind == "outpost" else 0.0
     stop(proc)
     steady_from, steady_to = start_at + STEADY_AFTER_S, start_at + args.duration
     steady = f"inserted_at BETWEEN to_timestamp({steady_from}) AND to_timestamp({steady_to})"

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from ingest.settings import IngestSettings
 from schemas.credentials import hash_secret
 from schemas.fix import Fix
 from store import registry
+from tests.support.metrics import scrape
 from tests.support.services import REPO, free_port
 
 NOW = datetime.now(UTC)
@@ -184,16 +184,9 @@ class IngestProcess:
         )
         return self
 
-    def metric(self, name: str) -> float:
+    def metric(self, name: str, **labels: str) -> float:
         """A sample of the process's /metrics (NaN if absent or unreachable)."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as resp:
-                for line in resp.read().decode().splitlines():
-                    if line.startswith(name + " "):
-                        return float(line.split()[1])
-        except OSError:
-            pass
-        return float("nan")
+        return scrape(f"http://127.0.0.1:{self.metrics_port}/metrics", name, **labels)
 
     async def connected(self, timeout_s: float = 30.0) -> None:
         """Wait until the process holds its MQTT session."""

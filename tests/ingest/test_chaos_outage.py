@@ -169,7 +169,7 @@ async def disk_fills(
             sent = await publish_stream(broker.url, FLEET[:10], 4000, 2000.0)  # ~4 MB of batches: 2× the disk
             await wait_for(
                 lambda: (
-                    ingest.metric('outpost_ingest_spool_refusals_total{cause="disk_full"}') > 0
+                    ingest.metric("outpost_ingest_spool_refusals_total", cause="disk_full") > 0
                     or not ingest.alive()
                 ),
                 60,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -22,3 +24,13 @@ def value(text: str, name: str, **labels: str) -> float:
     if len(found) > 1:
         raise ValueError(f"{len(found)} samples of {name} with {labels}: name more labels")
     return found[0].value if found else float("nan")
+
+
+def scrape(url: str, name: str, **labels: str) -> float:
+    """`value` of a live `/metrics` page (`url`); NaN when it cannot be read (the process is down)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return float("nan")
+    return value(text, name, **labels)
