@@ -25,7 +25,7 @@ from tests.support.services import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-ONE_SHOT = {"mosquitto-init", "migrate"}
+ONE_SHOT = {"mosquitto-init", "migrate", "emqx-init"}
 # ${VAR}, ${VAR:-default}, ${VAR:?error}, $VAR; `$$` is compose's escape for a literal `$`.
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 WAIT_S = 30.0  # a bound so a broken broker fails the test instead of hanging it; never a speed assertion

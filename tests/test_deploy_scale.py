@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,11 +18,14 @@ import pytest
 from ingest.http.broker_login import CLIENT_ID_BINDING, LOGIN_PATH
 from schemas.topics import FIXES_FEED_FILTER, INTERNAL_PREFIX
 from tests.support.services import REPO
-from tests.test_deploy import COMPOSE, SERVICES
+from tests.test_deploy import COMPOSE, ONE_SHOT, SERVICES
 
 SCALE = {name: s for name, s in SERVICES.items() if "scale" in s.get("profiles", [])}
 HAPROXY = (REPO / "deploy/scale/haproxy.cfg").read_text(encoding="utf-8")
 EMQX_ACL = (REPO / "deploy/scale/emqx-acl.conf").read_text(encoding="utf-8")
+
+
+EMQX_NODES = {n: s for n, s in SCALE.items() if "EMQX_NODE__NAME" in s.get("environment", {})}
 
 
 def _of(role: str) -> dict[str, dict[str, Any]]:
@@ -28,8 +33,8 @@ def _of(role: str) -> dict[str, dict[str, Any]]:
 
 
 def test_the_profile_has_a_two_node_emqx_cluster_workers_replicas_and_a_balancer() -> None:
-    emqx = {n: s for n, s in SCALE.items() if s.get("image", "").startswith("emqx/emqx:5")}
-    assert len(emqx) == 2
+    emqx = EMQX_NODES
+    assert len(emqx) == 2 and all(s["image"].startswith("emqx/emqx:5") for s in emqx.values())
     names = {s["environment"]["EMQX_NODE__NAME"] for s in emqx.values()}
     assert len(names) == 2
     for service in emqx.values():
@@ -82,7 +87,7 @@ def test_the_brokers_file_grants_only_the_service_account_and_denies_the_interna
 
 
 def test_devices_log_in_through_the_ingest_workers_with_their_sessions_bound() -> None:
-    emqx = [s for s in SCALE.values() if s.get("image", "").startswith("emqx/emqx:5")]
+    emqx = list(EMQX_NODES.values())
     workers = _of("ingest")
     for node in emqx:
         env = node["environment"]
@@ -108,7 +113,38 @@ def test_devices_log_in_through_the_ingest_workers_with_their_sessions_bound() -
     )
 
 
-@pytest.mark.parametrize("name", sorted(SCALE))
+def test_the_service_account_is_bootstrapped_into_every_node(tmp_path: Path) -> None:
+    init = SCALE["emqx-init"]
+    assert init["restart"] == "no" and init["entrypoint"][-1] == "/outpost/emqx-init.sh"
+    volume = next(v.split(":")[0] for v in init["volumes"] if v.endswith(":/bootstrap"))
+    assert volume in COMPOSE["volumes"]
+    for node in EMQX_NODES.values():
+        env = node["environment"]
+        assert node["depends_on"]["emqx-init"]["condition"] == "service_completed_successfully"
+        assert env["EMQX_AUTHENTICATION__1__BOOTSTRAP_TYPE"] == "plain"
+        mounted = f"{volume}:{PurePosixPath(env['EMQX_AUTHENTICATION__1__BOOTSTRAP_FILE']).parent}:ro"
+        assert mounted in node["volumes"]
+    # The script itself, as the one-shot runs it (into a folder of the test's instead of the volume).
+    target = tmp_path / "outpost-users.csv"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "EMQX_BOOTSTRAP_FILE": str(target),
+        "MQTT_SERVICE_PASSWORD": "3f9c2a7e51d8",
+    }
+    subprocess.run(["sh", str(REPO / "deploy/scale/emqx-init.sh")], env=env, check=True, capture_output=True)
+    assert target.read_text() == "user_id,password,is_superuser\noutpost,3f9c2a7e51d8,false\n"
+    assert target.stat().st_mode & 0o077 == 0  # the password is the service's: nobody else reads it
+    for bad in ("has,comma", 'quo"te', "new\nline", ""):
+        done = subprocess.run(
+            ["sh", str(REPO / "deploy/scale/emqx-init.sh")],
+            env=env | {"MQTT_SERVICE_PASSWORD": bad},
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode != 0 and "MQTT_SERVICE_PASSWORD" in done.stderr, (bad, done.stderr)
+
+
+@pytest.mark.parametrize("name", sorted(set(SCALE) - ONE_SHOT))
 def test_every_scale_service_restarts_and_is_health_checked(name: str) -> None:
     service = SCALE[name]
     assert service["restart"] == "unless-stopped"
