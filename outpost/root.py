@@ -278,12 +278,15 @@ class _Parts:
             max_queued=settings.api.stream_max_queued,
             replay_max=settings.api.stream_replay_events,
         )
-        # api replicas: what only one of them sees (incidents, alarms) reaches the others' streams too.
+        # api replicas: what only the leader makes (incidents, alarms, roll calls) reaches the others'
+        # streams too; the patrol events every replica makes from its own picture go out on MQTT once, from
+        # the leader.
         replicas = ReplicaEvents(bus) if role == "api" else None
+        leadership: Leadership | None = None
         bus.device_sink = lambda event: channel.send(
             [
                 *device_messages(event),
-                *event_messages(event),
+                *(event_messages(event) if leadership is None or leadership.leading else ()),
                 *(replicas.outgoing(event) if replicas is not None else ()),
             ],
             str(event.get("type")),
@@ -297,7 +300,6 @@ class _Parts:
             await fleet.rebuild(engine, settings.api.index_lookback_s)
         incidents = IncidentService(engine, fleet, bus, self.clock, settings.dispatch, settings.api)
         desk = FieldDesk(engine, fleet, bus, self.clock, settings.field, channel.send)
-        leadership = None
         incidents_plugin = IncidentsPlugin(incidents)
         if role == "api":  # replicas: one leads the incident loop, the others read (dispatch.leader)
             leadership = incident_leadership(engine, self.clock, settings.dispatch, settings.api.http_port)
@@ -305,7 +307,7 @@ class _Parts:
         plugins: list[ApiPlugin] = [
             incidents_plugin,
             FieldPlugin(desk, leadership),
-            ReportsPlugin(rules_of(settings)),
+            ReportsPlugin(rules_of(settings), leadership=leadership),
         ]
         on_device_message = self._device_messages(incidents, fleet, desk, channel, leadership)
         # api role: the ingest workers of other processes hear of registry changes by NOTIFY (store.notify).

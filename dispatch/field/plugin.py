@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 from aiohttp import web
 
 from dispatch.field import checkin_routes, command_routes, rollcall_routes
 from dispatch.field.api import FIELD_KEY, api
 from dispatch.field.desk import FieldDesk
+from dispatch.leading import Leading, when_leading
 from dispatch.openapi import RoutesPlugin
 
 ROUTE_MODULES = (
@@ -19,12 +19,6 @@ ROUTE_MODULES = (
     command_routes,
     rollcall_routes,
 )  # imported for the routes they register on `api`
-
-
-class Leading(Protocol):
-    """Whether this replica leads (dispatch.leader.Leadership)."""
-
-    async def wait_leading(self) -> None: ...
 
 
 class FieldPlugin(RoutesPlugin):
@@ -50,6 +44,5 @@ class FieldPlugin(RoutesPlugin):
             await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
-        if self._leadership is not None:
-            await self._leadership.wait_leading()
+        await when_leading(self._leadership)
         await self.desk.run()

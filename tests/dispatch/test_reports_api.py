@@ -19,6 +19,7 @@ from dispatch.app import ApiContext, init_app
 from dispatch.clock import ManualClock
 from dispatch.events import EventBus
 from dispatch.fleet import Fleet
+from dispatch.leading import Leading
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.reports.service import CHECK_EVERY_S
 from dispatch.settings import ApiSettings
@@ -46,14 +47,16 @@ class Api:
 
 
 @asynccontextmanager
-async def served(url: str, *, now_s: float, scheduled: bool = False) -> AsyncIterator[Api]:
+async def served(
+    url: str, *, now_s: float, scheduled: bool = False, leadership: Leading | None = None
+) -> AsyncIterator[Api]:
     engine = open_engine(url, pool_size=4)
     seed_month(engine)
     clock = ManualClock(now_s)
     settings = ApiSettings()
     fleet = Fleet(engine, clock, settings)
     ctx = ApiContext(engine=engine, fleet=fleet, bus=EventBus(clock), clock=clock, settings=settings)
-    app = init_app(ctx, [ReportsPlugin(RULES, scheduled=scheduled)])
+    app = init_app(ctx, [ReportsPlugin(RULES, scheduled=scheduled, leadership=leadership)])
     tokens = {
         role: access.create_token(engine, role=role, name=role, now=NOW)[1]
         for role in ("admin", "dispatcher", "viewer")
@@ -126,4 +129,34 @@ async def test_the_automatic_run_stores_the_month_before_on_the_apps_clock(sqlit
             await asyncio.sleep(0.05)
         stored = reports.get_report(engine, "2026-11")
         assert stored is not None and stored.trigger == "auto"
+        engine.dispose()
+
+
+class Lead:
+    """A replica's leadership that leads once told to."""
+
+    def __init__(self) -> None:
+        self.led = asyncio.Event()
+
+    async def wait_leading(self) -> None:
+        await self.led.wait()
+
+
+async def test_among_replicas_only_the_leader_runs_the_schedule(sqlite_url: str) -> None:
+    lead = Lead()
+    async with served(
+        sqlite_url, now_s=at(1, 2, 15, month=12).timestamp(), scheduled=True, leadership=lead
+    ) as api:
+        engine = open_engine(sqlite_url, pool_size=1)
+        for _ in range(20):  # due, but this replica follows: nothing is generated
+            await api.clock.tick(CHECK_EVERY_S)
+            await asyncio.sleep(0.01)
+        assert reports.stored_months(engine) == []
+        lead.led.set()  # it takes the lead (the other replica died)
+        for _ in range(200):
+            await api.clock.tick(CHECK_EVERY_S)
+            if reports.stored_months(engine):
+                break
+            await asyncio.sleep(0.05)
+        assert reports.stored_months(engine) == ["2026-11"]
         engine.dispose()
