@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from dispatch.app import ApiContext, ApiPlugin, init_app
 from dispatch.clock import Clock, SystemClock
-from dispatch.events import EventBus
+from dispatch.events import Event, EventBus
 from dispatch.field.desk import FieldDesk
 from dispatch.field.plugin import FieldPlugin
 from dispatch.fleet import Fleet
@@ -284,12 +284,7 @@ class _Parts:
         replicas = ReplicaEvents(bus) if role == "api" else None
         leadership: Leadership | None = None
         bus.device_sink = lambda event: channel.send(
-            [
-                *device_messages(event),
-                *(event_messages(event) if leadership is None or leadership.leading else ()),
-                *(replicas.outgoing(event) if replicas is not None else ()),
-            ],
-            str(event.get("type")),
+            broker_messages(event, leadership, replicas), str(event.get("type"))
         )
         fleet = Fleet(engine, self.clock, settings.api)
         feed = role == "api" and settings.api.api_follow == "feed"
@@ -410,6 +405,17 @@ async def _answered(
     message = outcome_message(device_id, kind, reply.ok, reply.detail, reply.offer_id)
     channel.send([message], f"{kind} outcome")
     return reply
+
+
+def broker_messages(
+    event: Event, leadership: Leadership | None, replicas: ReplicaEvents | None
+) -> list[tuple[str, bytes]]:
+    """What the broker is sent for a bus event: the devices' messages (offers, outcomes), the patrol events
+    on `outpost/v1/events/…` (from one process: the leader, when there are replicas), and what the other
+    replicas' consoles must hear (dispatch.replica_events)."""
+    patrol = event_messages(event) if leadership is None or leadership.leading else []
+    relayed = replicas.outgoing(event) if replicas is not None else []
+    return [*device_messages(event), *patrol, *relayed]
 
 
 def _storage_label(report: MigrationReport) -> str:
