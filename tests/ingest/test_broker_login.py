@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from ingest.broker_acl import Principal, may_publish, may_subscribe
 from ingest.http.broker_login import LOGIN_PATH, emqx_rules
+from schemas.topics import matches
 from store import registry
 from tests.ingest.ingest_harness import TEST_SECRET, register
 from tests.ingest.test_http import serving
@@ -165,13 +166,7 @@ def emqx_allows(rules: list[dict[str, str]], action: str, topic: str) -> bool | 
 
 
 def _filter_matches(pattern: str, topic: str) -> bool:
-    want, got = pattern.split("/"), topic.split("/")
-    for i, level in enumerate(want):
-        if level == "#":
-            return True
-        if i >= len(got) or (level != "+" and level != got[i]):
-            return False
-    return len(want) == len(got)
+    return matches(topic.split("/"), pattern.split("/"))  # MQTT's matching, wildcards of `topic` as words
 
 
 def test_the_filter_matcher_itself() -> None:
