@@ -38,7 +38,7 @@ from aiohttp import web
 
 from ingest.decode import decode_owntracks_http, decode_traccar_http
 from ingest.http.auth import DeviceAuth
-from ingest.http.broker_login import LOGIN_PATH, login_handler
+from ingest.http.broker_login import LOGIN_PATH, login_handler, login_off_handler
 from ingest.http.devices import device_message, device_path, owntracks_device_path
 from ingest.http.fixes import OSMAND_PATH, OWNTRACKS_PATH, read_body, submit_fixes
 from ingest.http.openapi import OPENAPI_COMPONENTS, OPENAPI_PATHS
@@ -80,8 +80,10 @@ def routes(pipeline: Pipeline, *, clock: Callable[[], float] = time.time) -> web
         handler = _device_handler(pipeline, auth, kind, clock)
         table.post(device_path(kind))(handler)
         table.post(owntracks_device_path(kind))(handler)
-    if settings.broker_login_token:  # EMQX's authenticator (off: 404)
+    if settings.broker_login_token:  # EMQX's authenticator
         table.post(LOGIN_PATH)(login_handler(pipeline, auth, settings.broker_login_token, clock))
+    else:  # off: 404, and a warning naming the setting if a broker asks anyway
+        table.post(LOGIN_PATH)(login_off_handler())
     return table
 
 

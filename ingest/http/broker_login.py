@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/ingest/v1/broker/login"
 CLIENT_ID_BINDING = "|"  # EMQX's clientid_override joins user name and client id with it
+_OFF_WARN_EVERY_S = 60.0
 
 LOGINS = Counter(
     "outpost_ingest_broker_logins",
@@ -103,6 +104,28 @@ def login_handler(
         return web.json_response(answer)
 
     return broker_login
+
+
+def login_off_handler(
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of LOGIN_PATH while OUTPOST_BROKER_LOGIN_TOKEN is empty: 404, and a warning (at most one
+    a minute) naming the setting, since a broker asking here means its device logins are all refused."""
+    warned_at = -_OFF_WARN_EVERY_S
+
+    async def broker_login_off(request: web.Request) -> web.Response:
+        nonlocal warned_at
+        LOGINS.labels("off").inc()
+        if monotonic() - warned_at >= _OFF_WARN_EVERY_S:
+            warned_at = monotonic()
+            log.warning(
+                "a broker asked %s to log a device in, but OUTPOST_BROKER_LOGIN_TOKEN is empty, so every "
+                "device is refused: set it (BROKER_LOGIN_TOKEN in .env for the scale profile)",
+                LOGIN_PATH,
+            )
+        return problem(request, 404, "broker logins are off here: OUTPOST_BROKER_LOGIN_TOKEN is empty")
+
+    return broker_login_off
 
 
 async def _admit(pipeline: Pipeline, auth: DeviceAuth, asked: Login) -> str:

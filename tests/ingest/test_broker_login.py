@@ -38,11 +38,19 @@ def serve(engine: Engine, tmp_path: Path, **overrides: Any) -> Any:
     return serving(engine, tmp_path, broker_login_expiry_s=EXPIRY_S, **overrides)
 
 
-async def test_the_route_is_off_without_a_token(pg_engine: Engine, tmp_path: Path) -> None:
+async def test_the_route_is_off_without_a_token_and_says_which_setting(
+    pg_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     register(pg_engine, "login-off")
+    before = logins("off")
     async with serve(pg_engine, tmp_path, broker_login_token="") as (client, _):
-        response = await client.post(LOGIN_PATH, json=login("login-off"), headers=BEARER)
-        assert response.status == 404
+        for _ in range(3):  # a broker configured for it asks, and asks again
+            response = await client.post(LOGIN_PATH, json=login("login-off"), headers=BEARER)
+            assert response.status == 404
+            assert "allow" not in await response.text()
+    assert logins("off") == before + 3
+    warnings = [r for r in caplog.records if "OUTPOST_BROKER_LOGIN_TOKEN is empty" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"  # once a minute, not per login
 
 
 async def test_a_device_with_its_secret_is_let_in_with_its_own_rules(
