@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from schemas.topics import (
     CMD,
@@ -75,6 +75,30 @@ def may_subscribe(principal: Principal, topic_filter: str) -> bool:
     if principal.kind == "device":
         return topic_filter in inbound_topics(principal.device_id)
     return topic_filter.startswith(EVENTS_PREFIX)
+
+
+class DeviceRule(NamedTuple):
+    """One rule of a device's own, as an external broker's ACL states it."""
+
+    allow: bool
+    action: Literal["publish", "subscribe"]
+    topic: str  # a topic name, or (exact False) a filter
+    exact: bool = True
+
+
+def device_rules(device_id: str) -> list[DeviceRule]:
+    """The device's rules for an external broker, saying what may_publish and may_subscribe say for a
+    device (anything else is denied), in the order a first-match broker needs: a deny before the filter it
+    is carved out of. Mosquitto's dynamic security (ingest.broker_registry) and EMQX
+    (ingest.http.broker_login) translate them into their own terms."""
+    rules = [DeviceRule(True, "publish", device_topic(device_id, kind)) for kind in sorted(DEVICE_SENT_KINDS)]
+    if owntracks_command_topic(device_id) is not None:  # an OwnTracks id "user/device"
+        base = OWNTRACKS_PREFIX + device_id
+        rules.append(DeviceRule(False, "publish", f"{base}/{CMD}"))  # Outpost's to send, not the device's
+        rules.append(DeviceRule(True, "publish", base))
+        rules.append(DeviceRule(True, "publish", f"{base}/#", exact=False))
+    rules += [DeviceRule(True, "subscribe", topic) for topic in inbound_topics(device_id)]
+    return rules
 
 
 def inbound_topics(device_id: str) -> tuple[str, ...]:

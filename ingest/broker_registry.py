@@ -30,13 +30,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from ingest.aio import first_of
-from ingest.broker_acl import DEVICE_SENT_KINDS, inbound_topics
+from ingest.broker_acl import device_rules
 from ingest.mqtt.client import parse_mqtt_url
 from ingest.mqtt.dynsec import Answer, Command, DynsecError, exchange, list_clients
 from ingest.settings import IngestSettings
 from schemas.accounts import is_reserved
 from schemas.config import ConfigError, redact_url
-from schemas.topics import CMD, OWNTRACKS_PREFIX, device_topic, owntracks_command_topic
 from store.devices import DirectoryEntry, load_directory
 from store.leader import BROKER_ADMIN, taking_turns
 
@@ -62,14 +61,17 @@ def role_name(device_id: str) -> str:
 
 
 def device_acls(device_id: str) -> list[dict[str, Any]]:
-    """The device's own rules, in the plugin's terms (anything not allowed is denied by default)."""
-    acls = [_acl("publishClientSend", device_topic(device_id, kind)) for kind in sorted(DEVICE_SENT_KINDS)]
-    acls += [_acl("subscribeLiteral", topic) for topic in inbound_topics(device_id)]
-    if owntracks_command_topic(device_id) is not None:  # an OwnTracks id "user/device"
-        base = OWNTRACKS_PREFIX + device_id
-        acls += [_acl("publishClientSend", base), _acl("publishClientSend", base + "/#")]
-        acls.append(_acl("publishClientSend", f"{base}/{CMD}", allow=False, priority=1))  # Outpost's, not its
-    return acls
+    """The device's own rules (ingest.broker_acl.device_rules), in the plugin's terms: anything not allowed
+    is denied by default, and a deny outranks the allows (priority 1)."""
+    return [
+        _acl(
+            "publishClientSend" if rule.action == "publish" else "subscribeLiteral",
+            rule.topic,
+            allow=rule.allow,
+            priority=0 if rule.allow else 1,
+        )
+        for rule in device_rules(device_id)
+    ]
 
 
 def issue_commands(

@@ -33,11 +33,10 @@ import msgspec
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.broker_acl import DEVICE_SENT_KINDS, inbound_topics
+from ingest.broker_acl import device_rules
 from ingest.http.auth import DeviceAuth, identify_device
 from ingest.http.problems import problem
 from ingest.pipeline import Pipeline
-from schemas.topics import CMD, OWNTRACKS_PREFIX, device_topic, owntracks_command_topic
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +60,18 @@ class Login(msgspec.Struct, forbid_unknown_fields=False):
 
 
 def emqx_rules(device_id: str) -> list[dict[str, str]]:
-    """The device's ACL in EMQX's raw rule form (first match wins; `eq` means the exact topic). The last
-    rule denies everything else, so no broader rule of the broker's own file applies to a device."""
-    rules = [_rule("allow", "publish", f"eq {device_topic(device_id, k)}") for k in sorted(DEVICE_SENT_KINDS)]
-    if owntracks_command_topic(device_id) is not None:  # an OwnTracks id "user/device"
-        base = OWNTRACKS_PREFIX + device_id
-        rules.append(_rule("deny", "publish", f"eq {base}/{CMD}"))  # Outpost's to send, not the device's
-        rules.append(_rule("allow", "publish", f"eq {base}"))
-        rules.append(_rule("allow", "publish", f"{base}/#"))
-    rules += [_rule("allow", "subscribe", f"eq {topic}") for topic in inbound_topics(device_id)]
-    rules.append(_rule("deny", "all", "#"))
+    """The device's rules (ingest.broker_acl.device_rules) in EMQX's raw rule form: first match wins, and
+    `eq` means the exact topic. The last rule denies everything else, so no broader rule of the broker's
+    own file applies to a device."""
+    rules = [
+        {
+            "permission": "allow" if rule.allow else "deny",
+            "action": rule.action,
+            "topic": f"eq {rule.topic}" if rule.exact else rule.topic,
+        }
+        for rule in device_rules(device_id)
+    ]
+    rules.append({"permission": "deny", "action": "all", "topic": "#"})
     return rules
 
 
@@ -146,7 +147,3 @@ async def _admit(pipeline: Pipeline, auth: DeviceAuth, asked: Login) -> str:
         pipeline.directory, auth, asked.username, asked.password, open_ok=False
     )
     return "allowed" if principal is not None else reason
-
-
-def _rule(permission: str, action: str, topic: str) -> dict[str, str]:
-    return {"permission": permission, "action": action, "topic": topic}

@@ -20,10 +20,14 @@ KINDS = ("fix", "reply", "alarm", "status", "checkin", "answer", "offers", "roll
 
 
 def candidate_topics() -> list[str]:
-    topics = ["#", "outpost/internal/v1/fixes/cam-7", "outpost/v1/events/incidents", "owntracks/alice"]
-    for device_id in IDS:
+    """Topics and filters to ask a broker's device rules about (also tests/ingest/test_broker_login.py):
+    the device's own, its neighbours' (ids that extend it), Outpost's internal ones, wildcards."""
+    topics = ["#", "outpost/internal/v1/fixes/cam-7", "outpost/internal/#", "outpost/v1/events/incidents"]
+    topics += ["owntracks/alice", "$SYS/broker/clients", "outpost/v1/devices/+/fix", "outpost/v1/devices/#"]
+    for device_id in (*IDS, "cam-70", "alice/phone2"):
         topics += [f"outpost/v1/devices/{device_id}/{kind}" for kind in KINDS]
         topics += [f"outpost/v1/devices/{device_id}/+", f"outpost/v1/devices/{device_id}/#"]
+        topics += [f"outpost/v1/devices/{device_id}", f"outpost/v1/devices/{device_id}/fix/more"]
         topics += [f"owntracks/{device_id}", f"owntracks/{device_id}/cmd", f"owntracks/{device_id}/event"]
         topics += [f"owntracks/{device_id}/waypoint/1", f"owntracks/{device_id}/#"]
     return topics
