@@ -23,18 +23,15 @@ from sqlalchemy import Engine
 
 from dispatch.app import ApiContext, ApiPlugin, init_app
 from dispatch.clock import Clock, SystemClock
-from dispatch.events import Event, EventBus
+from dispatch.events import EventBus
 from dispatch.field.desk import FieldDesk
 from dispatch.field.plugin import FieldPlugin
 from dispatch.fleet import Fleet
 from dispatch.follow import follow_database
-from dispatch.incidents.alarms import raise_alarm
-from dispatch.incidents.notify import device_messages, outcome_message
 from dispatch.incidents.plugin import IncidentsPlugin
-from dispatch.incidents.service import DeviceReply, IncidentService
+from dispatch.incidents.service import IncidentService
 from dispatch.keys import no_broker_to_tell
 from dispatch.leader import LeaderIncidentsPlugin, Leadership
-from dispatch.patrol import event_messages
 from dispatch.replica_events import ReplicaEvents
 from dispatch.reports.plugin import ReportsPlugin
 from dispatch.routes.health import GATES_KEY, Gates
@@ -45,25 +42,29 @@ from ingest.broker_access import BrokerAccess
 from ingest.broker_registry import BrokerRegistry, check_broker_admin
 from ingest.channel import DeviceChannel
 from ingest.embedded import EmbeddedSource
-from ingest.feed_listen import listen_internal
 from ingest.pipeline import Pipeline
-from ingest.ports import DeviceOutcome, OnDeviceMessage
 from ingest.relay import relay_device_messages
 from ingest.runner import build_pipeline, check_broker, embedded_source, mqtt_url_of, run_ingest
 from ingest.settings import IngestSettings
+from outpost.device_routing import route_device_messages
 from outpost.ingest_app import serve_app, serve_ingest_http
 from outpost.open_mode import check_open_mode
 from outpost.report_rules import rules_of
-from outpost.scale import follow_feed, incident_leadership, start_feed_publisher
+from outpost.scale import (
+    broker_messages,
+    follow_feed,
+    follow_replicas,
+    incident_leadership,
+    start_feed_publisher,
+)
 from outpost.settings import Settings
 from outpost.supervise import Supervisor, stop_on_signals, supervised
 from outpost.tls_checks import check_tls, embedded_tls
 from schemas.config import redact_url
-from schemas.topics import EVENTS_FEED_FILTER
 from store.engine import open_engine
 from store.maintenance import maintain_storage
 from store.migrate import MigrationReport, migrate
-from store.notify import UNITS_CHANNEL, listen_payloads, notify
+from store.notify import notify
 from store.presence import keep_presence
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ class _Parts:
             FieldPlugin(desk, leadership),
             ReportsPlugin(rules_of(settings), leadership=leadership),
         ]
-        on_device_message = self._device_messages(incidents, fleet, desk, channel, leadership)
+        on_device_message = route_device_messages(supervisor, incidents, fleet, desk, channel, leadership)
         # api role: the ingest workers of other processes hear of registry changes by NOTIFY (store.notify).
         devices_changed: Callable[[], Awaitable[object]] = partial(asyncio.to_thread, notify, engine)
         fleet.duty_changed = devices_changed
@@ -333,19 +334,8 @@ class _Parts:
             if not feed:
                 poll = follow_database(engine, fleet, self.clock, max_fix_age_s=settings.api.max_fix_age_s)
                 supervisor.run(poll, "follow-database")
-            # What other replicas (and the leader's incident loop) change in the unit registry.
-            units = listen_payloads(engine, fleet.follow_units, self.stop, UNITS_CHANNEL)
-            supervisor.run(units, "follow-units")
-            if replicas is not None:
-                events = listen_internal(
-                    mqtt,
-                    replicas.incoming,
-                    self.stop,
-                    EVENTS_FEED_FILTER,
-                    "events",
-                    subscribed=asyncio.Event(),
-                )
-                supervisor.run(events, "replica-events")
+            assert replicas is not None  # the api role's
+            follow_replicas(supervisor, mqtt, engine, fleet, replicas, self.stop)
             # The `ingest` role stores fixes; this process hears the devices' replies and alarms itself.
             relay = relay_device_messages(
                 self.ingest_settings,
@@ -366,56 +356,6 @@ class _Parts:
         supervisor.run(channel.connect(), "device-channel")  # the API does not wait for the broker
         self.stack.push_async_callback(channel.close)
         return await serve_app(self.stack, app, settings.api, self.http_tls)
-
-    def _device_messages(
-        self,
-        incidents: IncidentService,
-        fleet: Fleet,
-        desk: FieldDesk,
-        channel: DeviceChannel,
-        leadership: Leadership | None,
-    ) -> OnDeviceMessage:
-        """Device messages arriving over MQTT or HTTP: replies to offers and SOS alarms to the incident
-        loop, status reports, check-ins and roll-call answers to the field desk; the future of each outcome
-        is returned so HTTP can tell the device, which also hears it over MQTT."""
-
-        def handle(device_id: str, kind: str, payload: bytes) -> asyncio.Future[DeviceOutcome] | None:
-            if leadership is not None and not leadership.leading:
-                return None  # device messages are the leader's: it hears them on its own session
-            if kind in desk.kinds:
-                return self.supervisor.spawn(desk.take(device_id, kind, payload), f"{kind}-{device_id}")
-            if kind == "reply":
-                outcome = incidents.handle_device_reply(device_id, payload)
-            elif kind == "alarm":
-                outcome = raise_alarm(incidents, fleet, device_id, payload)
-            else:
-                return None
-            return self.supervisor.spawn(_answered(device_id, kind, outcome, channel), f"{kind}-{device_id}")
-
-        return handle
-
-
-async def _answered(
-    device_id: str, kind: str, outcome: Awaitable[DeviceReply], channel: DeviceChannel
-) -> DeviceReply:
-    """The outcome, sent to the device's offers topic and logged when refused."""
-    reply = await outcome
-    if not reply.ok:
-        log.warning("device %s refused: %s", kind, reply.detail, extra={"device_id": device_id})
-    message = outcome_message(device_id, kind, reply.ok, reply.detail, reply.offer_id)
-    channel.send([message], f"{kind} outcome")
-    return reply
-
-
-def broker_messages(
-    event: Event, leadership: Leadership | None, replicas: ReplicaEvents | None
-) -> list[tuple[str, bytes]]:
-    """What the broker is sent for a bus event: the devices' messages (offers, outcomes), the patrol events
-    on `outpost/v1/events/…` (from one process: the leader, when there are replicas), and what the other
-    replicas' consoles must hear (dispatch.replica_events)."""
-    patrol = event_messages(event) if leadership is None or leadership.leading else []
-    relayed = replicas.outgoing(event) if replicas is not None else []
-    return [*device_messages(event), *patrol, *relayed]
 
 
 def _storage_label(report: MigrationReport) -> str:

@@ -1,5 +1,6 @@
-"""Wiring for running past one process: the live change feed between ingest workers and API replicas, and
-the one replica that leads the incident loop.
+"""Wiring for running past one process: the live change feed between ingest workers and API replicas, the
+one replica that leads the incident loop, and what the replicas tell each other (unit changes, the
+leader's events).
 
 The root calls these; they only build and start parts (ingest.feed publishes, ingest.feed_listen receives,
 dispatch.follow applies), so root.py stays a list of parts.
@@ -16,16 +17,21 @@ import socket
 from sqlalchemy import Engine
 
 from dispatch.clock import Clock
+from dispatch.events import Event
 from dispatch.fleet import Fleet
 from dispatch.follow import FeedFollower
+from dispatch.incidents.notify import device_messages
 from dispatch.leader import Leadership
+from dispatch.patrol import event_messages
+from dispatch.replica_events import ReplicaEvents
 from dispatch.settings import ApiSettings, DispatchSettings
 from ingest.feed import FeedPublisher
-from ingest.feed_listen import listen_feed
+from ingest.feed_listen import listen_feed, listen_internal
 from ingest.settings import IngestSettings
 from outpost.supervise import Supervisor
-from schemas.topics import FIXES_FEED_FILTER
+from schemas.topics import EVENTS_FEED_FILTER, FIXES_FEED_FILTER
 from store.leader import AdvisoryLease, SoleLease
+from store.notify import UNITS_CHANNEL, listen_payloads
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +92,31 @@ def incident_leadership(
     lease: AdvisoryLease | SoleLease
     lease = SoleLease(name) if engine.dialect.name == "sqlite" else AdvisoryLease(engine, name)
     return Leadership(lease, clock, retry_s=dispatch.incident_lead_retry_s)
+
+
+def follow_replicas(
+    supervisor: Supervisor,
+    ingest: IngestSettings,
+    engine: Engine,
+    fleet: Fleet,
+    replicas: ReplicaEvents,
+    stop: asyncio.Event,
+) -> None:
+    """An api replica's ears for the others: the units they change (NOTIFY outpost_units, re-read into the
+    picture) and the events only the leader makes (the broker's internal events topic, to the consoles)."""
+    supervisor.run(listen_payloads(engine, fleet.follow_units, stop, UNITS_CHANNEL), "follow-units")
+    events = listen_internal(
+        ingest, replicas.incoming, stop, EVENTS_FEED_FILTER, "events", subscribed=asyncio.Event()
+    )
+    supervisor.run(events, "replica-events")
+
+
+def broker_messages(
+    event: Event, leadership: Leadership | None, replicas: ReplicaEvents | None
+) -> list[tuple[str, bytes]]:
+    """What the broker is sent for a bus event: the devices' messages (offers, outcomes), the patrol events
+    on `outpost/v1/events/…` (from one process: the leader, when there are replicas), and what the other
+    replicas' consoles must hear (dispatch.replica_events)."""
+    patrol = event_messages(event) if leadership is None or leadership.leading else []
+    relayed = replicas.outgoing(event) if replicas is not None else []
+    return [*device_messages(event), *patrol, *relayed]

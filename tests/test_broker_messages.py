@@ -1,4 +1,4 @@
-"""What the application root sends the broker for each bus event: the patrol events on
+"""What an API process sends the broker for each bus event: the patrol events on
 `outpost/v1/events/…` once per deployment (from the leader when there are replicas), and the leader's own
 events to the other replicas' consoles."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dispatch.clock import ManualClock
 from dispatch.events import EventBus
 from dispatch.replica_events import ReplicaEvents
-from outpost.root import broker_messages
+from outpost.scale import broker_messages
 from schemas.topics import EVENTS_FEED_PREFIX, EVENTS_PREFIX
 
 PATROL = {
