@@ -39,7 +39,8 @@ class DeviceAnswer:
     detail: str
     reasons: tuple[str, ...] = ()
     refs: dict[str, Any] = field(default_factory=dict)
-    # Another replica holds what the message is about and answers the device itself: this one stays quiet.
+    # What the message is about is held elsewhere (another desk, or one not yet resumed), which answers the
+    # device: this one stays quiet.
     silent: bool = False
 
     def body(self) -> dict[str, Any]:

@@ -147,7 +147,7 @@ class RollCalls:
             if stored is not None and stored.state == "open":
                 # Open, but not held here: by another desk (the one that started it counts the answer
                 # and tells the device), or not yet resumed by this one (it just took the lead).
-                return DeviceAnswer(True, f"roll call {stored.id} is held by another replica", silent=True)
+                return DeviceAnswer(True, f"roll call {stored.id} is not held here", silent=True)
             reason = ROLLCALL_UNKNOWN if stored is None else ROLLCALL_CLOSED
             detail = f"roll call {body.rollcall_id} is {'unknown' if stored is None else 'closed'}"
             return await ctx.refusals.refuse(device_id, ANSWER, payload, (reason,), detail, now_s, **refs)
